@@ -1,0 +1,156 @@
+// One zod schema for every setting. Sources, later ones winning: the schema's defaults, `config/default.yaml`,
+// the file named by LORAFORGE_CONFIG, environment variables (table below), then explicit overrides from the CLI.
+// Each process reads it once in its composition root and passes the parts down.
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { InvalidInputError } from '../errors.js';
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+export const ConfigSchema = z.object({
+  /** Root of everything loraforge writes: adapters/, models/, tmp/. */
+  dataDir: z.string().default('./data'),
+  log: z
+    .object({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** pretty lines on a terminal, JSON otherwise; 'auto' decides by whether stdout is a TTY */
+      format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    })
+    .prefault({}),
+  redis: z
+    .object({
+      url: z.string().default('redis://127.0.0.1:6379'),
+      /** every key loraforge writes starts with this; tests use their own */
+      prefix: z.string().min(1).default('loraforge'),
+      /** `loraforge all` / `npm start` only: start a local redis-server when nothing answers at `url` */
+      autoStart: z.boolean().default(true),
+    })
+    .prefault({}),
+  server: z
+    .object({
+      host: z.string().default('127.0.0.1'),
+      port: port.default(8080),
+      /** bearer token required for writes (and reads when `authReads`); unset = no auth (local use only) */
+      authToken: z.string().min(1).optional(),
+      authReads: z.boolean().default(false),
+      /** requests per client per minute */
+      rateLimitPerMinute: z.coerce.number().int().positive().default(600),
+      jsonBodyLimit: z.string().default('1mb'),
+      uploadLimitBytes: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+      /** adapters may be registered from paths under this directory only; unset = registering by path is off */
+      importDir: z.string().optional(),
+    })
+    .prefault({}),
+  worker: z
+    .object({
+      concurrency: z.coerce.number().int().min(1).max(64).default(1),
+    })
+    .prefault({}),
+  bot: z
+    .object({
+      token: z.string().min(1).optional(),
+      applicationId: z.string().optional(),
+      guildId: z.string().optional(),
+      /** role id (or name) needed to register, remove, merge and cancel */
+      operatorRole: z.string().optional(),
+      /** the API the bot talks to */
+      apiUrl: z.string().default('http://127.0.0.1:8080'),
+      apiToken: z.string().optional(),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Environment variables and the setting each one sets. */
+export const ENV_VARS: Record<string, string> = {
+  LORAFORGE_DATA_DIR: 'dataDir',
+  LORAFORGE_LOG_LEVEL: 'log.level',
+  LORAFORGE_LOG_FORMAT: 'log.format',
+  REDIS_URL: 'redis.url',
+  LORAFORGE_REDIS_PREFIX: 'redis.prefix',
+  LORAFORGE_HOST: 'server.host',
+  PORT: 'server.port',
+  LORAFORGE_API_TOKEN: 'server.authToken',
+  LORAFORGE_IMPORT_DIR: 'server.importDir',
+  LORAFORGE_WORKER_CONCURRENCY: 'worker.concurrency',
+  DISCORD_TOKEN: 'bot.token',
+  DISCORD_APPLICATION_ID: 'bot.applicationId',
+  DISCORD_GUILD_ID: 'bot.guildId',
+  LORAFORGE_OPERATOR_ROLE: 'bot.operatorRole',
+  LORAFORGE_API_URL: 'bot.apiUrl',
+};
+
+type Tree = { [key: string]: unknown };
+
+function setPath(tree: Tree, dotted: string, value: unknown): void {
+  const keys = dotted.split('.');
+  let node = tree;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    node = next && typeof next === 'object' ? (next as Tree) : (node[key] = {});
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+function deepMerge(base: Tree, over: Tree): Tree {
+  const out: Tree = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const prev = out[key];
+    out[key] =
+      value && typeof value === 'object' && !Array.isArray(value) && prev && typeof prev === 'object' && !Array.isArray(prev)
+        ? deepMerge(prev as Tree, value as Tree)
+        : value;
+  }
+  return out;
+}
+
+function readYaml(file: string): Tree {
+  try {
+    const parsed: unknown = parseYaml(readFileSync(file, 'utf8'));
+    if (parsed == null) return {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('the top level must be a mapping');
+    return parsed as Tree;
+  } catch (err) {
+    throw new InvalidInputError(`config file ${file}: ${(err as Error).message}`);
+  }
+}
+
+function coerceEnv(value: string): unknown {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return value;
+}
+
+export interface LoadConfigOptions {
+  env?: NodeJS.ProcessEnv;
+  /** directory holding `default.yaml`; defaults to ./config when it exists */
+  configDir?: string;
+  overrides?: Tree;
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  let tree: Tree = {};
+  const configDir = options.configDir ?? path.resolve('config');
+  const defaults = path.join(configDir, 'default.yaml');
+  if (existsSync(defaults)) tree = deepMerge(tree, readYaml(defaults));
+  if (env.LORAFORGE_CONFIG) tree = deepMerge(tree, readYaml(env.LORAFORGE_CONFIG));
+  for (const [name, dotted] of Object.entries(ENV_VARS)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(tree, dotted, coerceEnv(value));
+  }
+  if (options.overrides) tree = deepMerge(tree, options.overrides);
+  return parseConfig(tree);
+}
+
+export function parseConfig(tree: unknown): Config {
+  const result = ConfigSchema.safeParse(tree);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new InvalidInputError(`invalid configuration: ${lines.join('; ')}`, result.error.issues);
+  }
+  return result.data;
+}

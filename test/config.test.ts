@@ -1,0 +1,31 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/index.js';
+import { InvalidInputError } from '../src/errors.js';
+
+const emptyDir = () => mkdtempSync(path.join(os.tmpdir(), 'lf-config-'));
+
+describe('config', () => {
+  it('has working defaults with no file and no environment', () => {
+    const config = loadConfig({ env: {}, configDir: emptyDir() });
+    expect(config.redis.url).toBe('redis://127.0.0.1:6379');
+    expect(config.server.port).toBe(8080);
+    expect(config.worker.concurrency).toBe(1);
+  });
+
+  it('layers yaml, then environment, then overrides', () => {
+    const dir = emptyDir();
+    writeFileSync(path.join(dir, 'default.yaml'), 'server:\n  port: 9000\n  host: 0.0.0.0\nworker:\n  concurrency: 3\n');
+    const config = loadConfig({ env: { PORT: '9100' }, configDir: dir, overrides: { worker: { concurrency: 5 } } });
+    expect(config.server.port).toBe(9100);
+    expect(config.server.host).toBe('0.0.0.0');
+    expect(config.worker.concurrency).toBe(5);
+  });
+
+  it('names the bad setting', () => {
+    expect(() => loadConfig({ env: { PORT: 'eighty' }, configDir: emptyDir() })).toThrow(InvalidInputError);
+    expect(() => loadConfig({ env: { PORT: 'eighty' }, configDir: emptyDir() })).toThrow(/server\.port/);
+  });
+});

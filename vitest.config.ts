@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    environment: 'node',
+    // Tests that start servers, Redis clients or ONNX sessions need more than the default 5 s on a busy 2-core box.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    teardownTimeout: 10_000,
+  },
+});
