@@ -4,7 +4,10 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
+import { LoraforgeBot } from './bot/bot.js';
+import { LoraforgeClient } from './client/index.js';
 import type { Config } from './config/index.js';
+import { InvalidInputError } from './errors.js';
 import { createApp, type AppDeps } from './server/app.js';
 import { createMetrics } from './server/metrics.js';
 import { Lifecycle } from './util/lifecycle.js';
@@ -78,4 +81,24 @@ export async function startApi(rt: Runtime, parts: Partial<AppDeps> = {}): Promi
   const url = `http://${rt.config.server.host}:${port}`;
   rt.log.info({ url }, 'API listening');
   return { url, server };
+}
+
+/** The Discord bot, talking to the API at `apiUrl` (default: the configured one); needs DISCORD_TOKEN. */
+export async function startBot(rt: Runtime, apiUrl = rt.config.bot.apiUrl): Promise<LoraforgeBot> {
+  const c = rt.config.bot;
+  if (!c.token) throw new InvalidInputError('set DISCORD_TOKEN to the bot token (Developer Portal → your application → Bot → Reset Token)');
+  const api = new LoraforgeClient({ baseUrl: apiUrl, token: c.apiToken ?? rt.config.server.authToken, timeoutMs: 30_000 });
+  const bot = new LoraforgeBot({
+    token: c.token,
+    api,
+    redis: rt.redis,
+    redisPrefix: rt.config.redis.prefix,
+    log: rt.log,
+    settings: { operatorRole: c.operatorRole, editIntervalMs: c.editIntervalMs },
+    adapterRefreshMs: c.adapterRefreshSeconds * 1000,
+    maxUploadBytes: c.maxUploadBytes,
+  });
+  await bot.start();
+  rt.lifecycle.add('discord bot', () => bot.stop());
+  return bot;
 }

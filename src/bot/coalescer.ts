@@ -6,9 +6,11 @@
 // retry_after is honoured through the single flight: discord.js's REST layer waits out a 429 and repeats the
 // request, and no other edit starts until it is done.
 
-export interface CoalescerOptions {
+export interface CoalescerOptions<T> {
   /** Discord's message edit buckets allow about 5 edits per 5 s; 1.2–1.5 s keeps a stream under them */
   minIntervalMs: number;
+  /** when two values show the same thing (default: Object.is) */
+  equals?: (a: T, b: T) => boolean;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -20,6 +22,7 @@ export class EditCoalescer<T> {
   readonly #minIntervalMs: number;
   readonly #now: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
+  readonly #equals: (a: T, b: T) => boolean;
   #pending: { value: T } | null = null;
   #lastSent: { value: T } | null = null;
   #lastStart = Number.NEGATIVE_INFINITY;
@@ -28,11 +31,12 @@ export class EditCoalescer<T> {
   #error: unknown = null;
   #sends = 0;
 
-  constructor(send: (value: T) => Promise<void>, options: CoalescerOptions) {
+  constructor(send: (value: T) => Promise<void>, options: CoalescerOptions<T>) {
     this.#send = send;
     this.#minIntervalMs = options.minIntervalMs;
     this.#now = options.now ?? Date.now;
     this.#sleep = options.sleep ?? defaultSleep;
+    this.#equals = options.equals ?? Object.is;
   }
 
   /** How many edits were sent. */
@@ -63,7 +67,7 @@ export class EditCoalescer<T> {
         if (wait > 0) await this.#sleep(wait);
         const next = this.#pending;
         this.#pending = null;
-        if (this.#lastSent && Object.is(this.#lastSent.value, next.value)) continue;
+        if (this.#lastSent && this.#equals(this.#lastSent.value, next.value)) continue;
         this.#lastStart = this.#now();
         this.#sends += 1;
         await this.#send(next.value);

@@ -16,6 +16,7 @@ export function parseWeights(text: string): number[] {
 /** `code, linux-commands` → ['code', 'linux-commands']; refuses a name listed twice. */
 export function parseNameList(text: string): string[] {
   const names = text.split(/[\s,;]+/).filter((s) => s.length > 0);
+  if (names.length === 0) throw new InvalidInputError('adapters: list the adapters to merge, e.g. `adapters:code,linux-commands`');
   const seen = new Set<string>();
   for (const name of names) {
     if (seen.has(name)) throw new InvalidInputError(`adapters: \`${name}\` is listed twice`);

@@ -1,9 +1,13 @@
 // Entry point of the `loraforge` command.
+import { botCommand } from './commands/bot.js';
+import { registerCommandsCommand } from './commands/register-commands.js';
 import { serveCommand } from './commands/serve.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
 const modules: CommandModule[] = [
   serveCommand,
+  botCommand,
+  registerCommandsCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);

@@ -57,7 +57,14 @@ export const ConfigSchema = z.object({
       operatorRole: z.string().optional(),
       /** the API the bot talks to */
       apiUrl: z.string().default('http://127.0.0.1:8080'),
+      /** bearer token for the API; defaults to server.authToken (LORAFORGE_API_TOKEN) */
       apiToken: z.string().optional(),
+      /** least time between two edits of one Discord message (streamed answers, merge progress) */
+      editIntervalMs: z.coerce.number().int().min(500).default(1500),
+      /** how often adapter-name autocomplete re-reads the registry */
+      adapterRefreshSeconds: z.coerce.number().positive().default(30),
+      /** largest adapter archive accepted as a Discord attachment */
+      maxUploadBytes: z.coerce.number().int().positive().default(25 * 1024 * 1024),
     })
     .prefault({}),
 });

@@ -111,3 +111,29 @@ describe('formatting', () => {
     expect(truncate('abcdef', 4)).toBe('abc…');
   });
 });
+
+describe('chat context', () => {
+  it('sends the latest turns that fit, starting with a user turn, with consecutive user turns joined', async () => {
+    const { contextTurns } = await import('../../src/bot/chat-store.js');
+    const turns = [
+      { role: 'user' as const, content: 'q1' },
+      { role: 'assistant' as const, content: 'a1' },
+      { role: 'user' as const, content: 'q2' },
+      { role: 'user' as const, content: 'q3' },
+      { role: 'assistant' as const, content: 'a3'.repeat(10) },
+      { role: 'user' as const, content: 'q4' },
+    ];
+    expect(contextTurns(turns, 1000, 50)).toEqual([
+      { role: 'user', content: 'q1' },
+      { role: 'assistant', content: 'a1' },
+      { role: 'user', content: 'q2\n\nq3' },
+      { role: 'assistant', content: 'a3'.repeat(10) },
+      { role: 'user', content: 'q4' },
+    ]);
+    // a budget that cuts inside the history drops the oldest turns, and never starts on an answer
+    expect(contextTurns(turns, 23, 50)).toEqual([{ role: 'user', content: 'q4' }]);
+    expect(contextTurns(turns, 1000, 3)).toEqual([{ role: 'user', content: 'q3' }, { role: 'assistant', content: 'a3'.repeat(10) }, { role: 'user', content: 'q4' }]);
+    // the newest turn always goes, even alone over the budget
+    expect(contextTurns([{ role: 'user', content: 'x'.repeat(50) }], 10, 5)).toEqual([{ role: 'user', content: 'x'.repeat(50) }]);
+  });
+});
