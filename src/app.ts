@@ -97,6 +97,7 @@ export async function startBot(rt: Runtime, apiUrl = rt.config.bot.apiUrl): Prom
     settings: { operatorRole: c.operatorRole, editIntervalMs: c.editIntervalMs },
     adapterRefreshMs: c.adapterRefreshSeconds * 1000,
     maxUploadBytes: c.maxUploadBytes,
+    heartbeatFile: c.heartbeatFile,
   });
   await bot.start();
   rt.lifecycle.add('discord bot', () => bot.stop());

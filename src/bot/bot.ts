@@ -1,10 +1,11 @@
 // The Discord bot (`loraforge bot`): a discord.js gateway client whose interactions and thread messages go through
 // the router to the features, each of which talks to the loraforge API through the typed client only.
 import { EventEmitter, once } from 'node:events';
-import { Client, Events, GatewayCloseCodes, GatewayIntentBits } from 'discord.js';
+import { Client, Events, GatewayCloseCodes, GatewayIntentBits, Status } from 'discord.js';
 import type { Redis } from 'ioredis';
 import type { LoraforgeClient } from '../client/index.js';
 import { InvalidInputError, UnauthorizedError, UnavailableError } from '../errors.js';
+import { startHeartbeat } from '../util/heartbeat.js';
 import type { Logger } from '../util/log.js';
 import { AdapterCache } from './adapter-cache.js';
 import { BattleReveals } from './battle-reveals.js';
@@ -16,6 +17,7 @@ import { askFeature } from './features/ask.js';
 import { ChatFeature } from './features/chat.js';
 import { mergeFeature } from './features/merges.js';
 import { MergeTracker } from './merge-tracker.js';
+import { inviteUrl } from './invite.js';
 import { Router } from './router.js';
 
 export interface BotOptions {
@@ -34,6 +36,8 @@ export interface BotOptions {
   discordApi?: string;
   /** how long login may take before it is reported as failed */
   readyTimeoutMs?: number;
+  /** liveness file rewritten while connected to Discord (for container health checks) */
+  heartbeatFile?: string;
 }
 
 export interface BotEvents {
@@ -50,6 +54,7 @@ export class LoraforgeBot extends EventEmitter<BotEvents> {
   readonly #options: BotOptions;
   readonly #router: Router;
   readonly #reveals: BattleReveals;
+  #stopHeartbeat: () => void = () => undefined;
 
   constructor(options: BotOptions) {
     super();
@@ -111,10 +116,13 @@ export class LoraforgeBot extends EventEmitter<BotEvents> {
     this.context.adapters.start();
     await this.context.merges.resume(this.client);
     this.#reveals.start(this.client);
+    if (this.#options.heartbeatFile) this.#stopHeartbeat = startHeartbeat(this.#options.heartbeatFile, () => this.client.ws.status === Status.Ready);
     log.info({ user: this.client.user?.tag, guilds: this.client.guilds.cache.size, commands: this.#router.commandPaths.length }, 'bot ready');
+    if (this.client.guilds.cache.size === 0) log.warn({ invite: inviteUrl(this.client.application!.id) }, 'the bot is in no server yet: open the invite link');
   }
 
   async stop(): Promise<void> {
+    this.#stopHeartbeat();
     this.context.adapters.stop();
     await this.#reveals.stop();
     await this.context.merges.stop();

@@ -1,5 +1,6 @@
 // Entry point of the `loraforge` command.
 import { botCommand } from './commands/bot.js';
+import { healthcheckCommand } from './commands/healthcheck.js';
 import { registerCommandsCommand } from './commands/register-commands.js';
 import { serveCommand } from './commands/serve.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
@@ -8,6 +9,7 @@ const modules: CommandModule[] = [
   serveCommand,
   botCommand,
   registerCommandsCommand,
+  healthcheckCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);

@@ -1,7 +1,9 @@
-// `loraforge register-commands`: deploys the bot's slash commands to Discord (one bulk overwrite).
+// `loraforge register-commands`: deploys the bot's slash commands to Discord (one bulk overwrite) and prints the
+// invite link.
 import type { Command } from 'commander';
 import { REST, Routes } from 'discord.js';
 import { deployCommands } from '../../bot/deploy.js';
+import { inviteUrl } from '../../bot/invite.js';
 import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
 
@@ -25,5 +27,6 @@ export function registerCommandsCommand(program: Command): void {
       const where =
         result.scope === 'guild' ? `to guild ${guildId}; they show up at once` : 'globally; Discord may take up to an hour to show them everywhere';
       process.stdout.write(`deployed ${result.names.length} commands (/${result.names.join(', /')}) ${where}\n`);
+      process.stdout.write(`invite the bot (scopes bot + applications.commands, the permissions it uses): ${inviteUrl(applicationId)}\n`);
     });
 }
