@@ -14,9 +14,11 @@ import {
   type AnswerGenerator,
   type ArenaAdapterSource,
   type BattleRecord,
+  type BattleRequest,
   type BattleView,
   type Choice,
   type Leaderboard,
+  type LeaderboardQuery,
   type RatedVote,
   type SamplingSettings,
   type VoteResult,
@@ -45,19 +47,6 @@ export interface ArenaDeps {
   now?: () => number;
   /** pairing, the A/B coin flip and battle seeds */
   random?: Uniform;
-}
-
-export interface BattleRequest {
-  prompt: string;
-  a?: string | undefined;
-  b?: string | undefined;
-  category?: string | undefined;
-  sampling?: Partial<SamplingSettings> | undefined;
-}
-
-export interface LeaderboardQuery {
-  category?: string | null | undefined;
-  minVotes?: number | undefined;
 }
 
 interface CachedBoard {

@@ -46,6 +46,22 @@ export interface AnswerGenerator {
   ): Promise<GeneratedAnswer[]>;
 }
 
+/** What a caller asks for: adapters not named are drawn; sampling settings not given come from the config. */
+export interface BattleRequest {
+  prompt: string;
+  a?: string | undefined;
+  b?: string | undefined;
+  category?: string | undefined;
+  sampling?: Partial<SamplingSettings> | undefined;
+}
+
+export interface LeaderboardQuery {
+  /** one category's board; every vote when absent */
+  category?: string | null | undefined;
+  /** hide adapters with fewer counted votes than this (default: the config's `arena.minVotes`) */
+  minVotes?: number | undefined;
+}
+
 /** Why a battle's votes do not count towards the leaderboard. */
 export interface BattleFlag {
   reason: 'identity';
