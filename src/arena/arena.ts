@@ -19,7 +19,6 @@ import {
   type Choice,
   type Leaderboard,
   type LeaderboardQuery,
-  type RatedVote,
   type SamplingSettings,
   type VoteResult,
 } from './types.js';
@@ -50,7 +49,7 @@ export interface ArenaDeps {
 }
 
 interface CachedBoard {
-  version: number;
+  version: string;
   board: Leaderboard;
   timings: LeaderboardTimings;
   png?: Buffer;
@@ -92,7 +91,6 @@ export class Arena {
   private readonly random: Uniform;
   private readonly boards = new Map<string, CachedBoard>();
   private readonly computing = new Map<string, Promise<CachedBoard>>();
-  private votesCache: { version: number; votes: Promise<RatedVote[]> } | undefined;
 
   constructor(private readonly deps: ArenaDeps) {
     this.now = deps.now ?? Date.now;
@@ -180,31 +178,18 @@ export class Arena {
     return cached.png;
   }
 
-  /** The counted votes at `version`, loaded once for every board that needs them. */
-  private async votesAt(version: number): Promise<RatedVote[]> {
-    if (this.votesCache?.version !== version) {
-      const votes = this.deps.store.ratedVotes();
-      this.votesCache = { version, votes };
-      votes.catch(() => {
-        if (this.votesCache?.votes === votes) this.votesCache = undefined;
-      });
-    }
-    return this.votesCache.votes;
-  }
-
   private async cachedBoard(query: LeaderboardQuery): Promise<CachedBoard> {
     const { options } = this.deps;
     const category = query.category ?? null;
     const minVotes = query.minVotes ?? options.minVotes;
     if (category !== null && category.length === 0) throw new InvalidInputError('category must not be empty');
     const key = `${minVotes}:${category ?? ''}`;
-    const version = await this.deps.store.version();
+    const { version, votes } = await this.deps.store.countedVotes();
     const cached = this.boards.get(key);
     if (cached?.version === version) return cached;
     const running = this.computing.get(`${version}:${key}`);
     if (running) return running;
     const work = (async () => {
-      const votes = await this.votesAt(version);
       const { board, timings } = computeLeaderboard(votes, {
         category,
         minVotes,

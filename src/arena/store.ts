@@ -3,7 +3,8 @@
 //   battle:<id>:votes   hash: voter → "<choice>:<epoch ms>", every vote on the battle, counted or not
 //   votes               hash: "<battle id>:<voter>" → JSON [a, b, choice, at, category], the counted votes: what
 //                       the ratings are computed from
-//   votes:version       counter bumped by every change to `votes`: the leaderboard cache key
+//   votes:log           stream of every change to `votes` (fields k, v), trimmed to about LOG_LENGTH entries:
+//                       each process keeps a copy of `votes` and reads only the changes since its last look
 //   adapter-votes       hash: adapter → counted votes it played in, for pairing weights
 // A vote is one Lua script, so the open/closed check and the writes are atomic.
 import type { Redis } from 'ioredis';
@@ -20,7 +21,7 @@ if previous and string.match(previous, '^[^:]+') == ARGV[2] then return {'ok', p
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
-  redis.call('INCR', KEYS[4])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'k', ARGV[4], 'v', ARGV[5])
   if not previous then
     redis.call('HINCRBY', KEYS[5], ARGV[6], 1)
     redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
@@ -44,12 +45,35 @@ export interface StoredBattle {
   votes: Map<string, Choice>;
 }
 
+export interface CountedVotes {
+  /** the id of the last log entry read: equal versions mean equal votes */
+  version: string;
+  votes: RatedVote[];
+}
+
+/** About this many vote changes are kept in the log; a process further behind reads the whole hash again. */
+const LOG_LENGTH = 100_000;
+
+/** Orders stream ids "<ms>-<seq>". */
+function compareIds(x: string, y: string): number {
+  const [xm, xs] = x.split('-').map(Number) as [number, number];
+  const [ym, ys] = y.split('-').map(Number) as [number, number];
+  return xm - ym || xs - ys;
+}
+
+function parseRated(value: string): RatedVote {
+  const [a, b, choice, at, category] = JSON.parse(value) as [string, string, Choice, number, string | null];
+  return { a, b, choice, at, category };
+}
+
 function isChoice(value: string): value is Choice {
   return (CHOICES as readonly string[]).includes(value);
 }
 
 export class ArenaStore {
   private readonly key: (suffix: string) => string;
+  private mirror: { version: string; votes: Map<string, RatedVote>; list: RatedVote[] } | undefined;
+  private syncing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly redis: Redis,
@@ -95,7 +119,7 @@ export class ArenaStore {
       this.key(`battle:${battle.id}`),
       this.key(`battle:${battle.id}:votes`),
       this.key('votes'),
-      this.key('votes:version'),
+      this.key('votes:log'),
       this.key('adapter-votes'),
       voter,
       choice,
@@ -104,6 +128,7 @@ export class ArenaStore {
       rated,
       battle.models.A,
       battle.models.B,
+      LOG_LENGTH,
     );
     if (reply[0] !== 'ok') return { status: reply[0] };
     const previous = reply[1] === undefined ? null : reply[1].slice(0, reply[1].indexOf(':'));
@@ -124,25 +149,53 @@ export class ArenaStore {
     return Number(await this.redis.hget(key, 'closedAt'));
   }
 
-  /** Every counted vote, read in pages so a large log holds neither Redis nor this process for long. */
-  async ratedVotes(): Promise<RatedVote[]> {
+  /**
+   * Every counted vote, and a version that changes whenever they do. The first call reads the whole `votes` hash;
+   * later calls read only the log entries after the last one seen (or the whole hash again when the log was
+   * trimmed past it). Calls are serialised.
+   */
+  countedVotes(): Promise<CountedVotes> {
+    const next = this.syncing.then(() => this.sync());
+    this.syncing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async sync(): Promise<CountedVotes> {
+    const log = this.key('votes:log');
+    const [latest] = (await this.redis.xrevrange(log, '+', '-', 'COUNT', 1)) as [string, string[]][];
+    const latestId = latest?.[0] ?? '0-0';
+    if (this.mirror && latestId === this.mirror.version) return { version: latestId, votes: this.mirror.list };
+    let votes = this.mirror?.votes;
+    let version = this.mirror?.version;
+    const [oldest] = (await this.redis.xrange(log, '-', '+', 'COUNT', 1)) as [string, string[]][];
+    if (!votes || version === undefined || !oldest || compareIds(oldest[0], version) > 0) {
+      // nothing read yet, or entries after the last one seen were trimmed: the hash, then the log after it
+      version = latestId;
+      votes = await this.readVotesHash();
+    }
+    for (;;) {
+      const entries = (await this.redis.xrange(log, `(${version}`, '+', 'COUNT', 5000)) as [string, string[]][];
+      for (const [id, fields] of entries) {
+        votes.set(fields[1]!, parseRated(fields[3]!));
+        version = id;
+      }
+      if (entries.length < 5000) break;
+    }
+    this.mirror = { version, votes, list: Array.from(votes.values()) };
+    return { version, votes: this.mirror.list };
+  }
+
+  /** The `votes` hash in pages, so a large one holds neither Redis nor this process for long. */
+  private async readVotesHash(): Promise<Map<string, RatedVote>> {
     // HSCAN may return a field twice (while the hash is rehashed): keyed by field, each vote counts once
-    const raw = new Map<string, string>();
+    const votes = new Map<string, RatedVote>();
     let cursor = '0';
     do {
       const [next, entries] = await this.redis.hscan(this.key('votes'), cursor, 'COUNT', 5000);
       cursor = next;
-      for (let k = 0; k + 1 < entries.length; k += 2) raw.set(entries[k]!, entries[k + 1]!);
+      for (let k = 0; k + 1 < entries.length; k += 2) votes.set(entries[k]!, parseRated(entries[k + 1]!));
     } while (cursor !== '0');
-    return Array.from(raw.values(), (value) => {
-      const [a, b, choice, at, category] = JSON.parse(value) as [string, string, Choice, number, string | null];
-      return { a, b, choice, at, category };
-    });
-  }
-
-  /** Changes whenever a counted vote is cast or changed. */
-  async version(): Promise<number> {
-    return Number((await this.redis.get(this.key('votes:version'))) ?? 0);
+    return votes;
   }
 
   async adapterVotes(): Promise<Map<string, number>> {

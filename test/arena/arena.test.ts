@@ -1,6 +1,6 @@
 // The arena service against the real Redis, under a key prefix of its own.
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Arena, type ArenaOptions } from '../../src/arena/arena.js';
 import { seededUniform } from '../../src/arena/random.js';
 import { ArenaStore } from '../../src/arena/store.js';
@@ -180,6 +180,41 @@ describe('arena service', () => {
       expect(after.categories).toEqual(['code', 'linux']);
     } finally {
       await other.quit();
+    }
+  });
+
+  it('keeps a running process current from the vote log, and from the hash when the log was trimmed', async () => {
+    const readerRedis = testRedis();
+    try {
+      const reader = new Arena({
+        store: new ArenaStore(readerRedis, prefix),
+        adapters: { list: async () => ADAPTERS },
+        answers,
+        options: OPTIONS,
+      });
+      const hashReads = vi.spyOn(readerRedis, 'hscan');
+      const writer = makeArena();
+      const first = await writer.createBattle({ prompt: 'one', a: 'code', b: 'linux-commands' });
+      await writer.vote(first.id, 'carol', 'A');
+      expect((await reader.leaderboard()).votes).toBe(1);
+      expect(hashReads).toHaveBeenCalledTimes(1);
+      // changes after the reader's first look come from the log
+      await writer.vote(first.id, 'dave', 'B');
+      await writer.vote(first.id, 'carol', 'tie');
+      const board = await reader.leaderboard();
+      expect(board.votes).toBe(2);
+      expect(board.entries.map((e) => e.ties + e.bothBad)).toEqual([1, 1]);
+      expect(hashReads).toHaveBeenCalledTimes(1);
+      // the log trimmed past what the reader saw: it reads the whole hash again
+      const second = await writer.createBattle({ prompt: 'two', a: 'code', b: 'troubleshooting' });
+      await writer.vote(second.id, 'erin', 'A');
+      await redis.xtrim(`${prefix}:arena:votes:log`, 'MAXLEN', 0);
+      expect((await reader.leaderboard()).votes).toBe(3);
+      expect(hashReads).toHaveBeenCalledTimes(2);
+      await writer.vote(second.id, 'frank', 'A');
+      expect((await reader.leaderboard()).votes).toBe(4);
+    } finally {
+      await readerRedis.quit();
     }
   });
 
