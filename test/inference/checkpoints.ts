@@ -1,4 +1,8 @@
 // Tiny random checkpoints of each supported architecture, and random LoRA adapters for them, for the builder tests.
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Checkpoint } from '../../src/formats/checkpoint.js';
+import { ShardedCheckpointWriter } from '../../src/formats/checkpoint-writer.js';
 import { SeededRandom } from '../../src/inference/rng.js';
 import type { RawConfig, ReferenceLora } from './reference.js';
 
@@ -123,4 +127,34 @@ export function randomLora(cfg: RawConfig, modules: string[], rank: number, alph
     }
   }
   return lora;
+}
+
+/** Writes an HF checkpoint dir: config.json and the tensors (sharded with an index when maxShardBytes is small). */
+export async function writeCheckpoint(
+  dir: string,
+  cfg: RawConfig,
+  tensors: NamedTensor[],
+  options: { dtype?: 'F32' | 'BF16' | 'F16'; maxShardBytes?: number } = {},
+): Promise<void> {
+  const dtype = options.dtype ?? 'F32';
+  const writer = await ShardedCheckpointWriter.create(
+    dir,
+    tensors.map((t) => ({ name: t.name, dtype, shape: t.shape })),
+    { maxShardBytes: options.maxShardBytes },
+  );
+  for (const t of tensors) await writer.write(t.name, t.data);
+  await writer.finish();
+  await writeFile(path.join(dir, 'config.json'), JSON.stringify(cfg, null, 2));
+}
+
+/** The stored tensors of a checkpoint dir (after any dtype rounding), for the reference forward pass. */
+export async function readCheckpointTensors(dir: string): Promise<Map<string, Float32Array>> {
+  const checkpoint = await Checkpoint.open(dir);
+  try {
+    const out = new Map<string, Float32Array>();
+    for (const name of checkpoint.tensorNames) out.set(name, await checkpoint.readFloat32(name));
+    return out;
+  } finally {
+    await checkpoint.close();
+  }
 }

@@ -114,6 +114,10 @@ export function normalizeConfig(raw: Raw, file = 'config.json'): ModelConfig {
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw new InvalidFileError(file, `head dimension ${headDim} (hidden_size / num_attention_heads) must be an even integer`);
   }
+  if (headDim % 8 !== 0) {
+    // every released model of these families has 64, 128 or the like; tiny synthetic ones may not
+    throw new UnsupportedError(`head dimension ${headDim} is not supported: onnxruntime's GroupQueryAttention needs a multiple of 8`);
+  }
   const eps = raw.rms_norm_eps ?? 1e-6;
   if (typeof eps !== 'number' || !(eps > 0)) throw new InvalidFileError(file, `rms_norm_eps must be a positive number, not ${JSON.stringify(eps)}`);
   const theta = raw.rope_theta ?? 10000;

@@ -3,7 +3,7 @@
 // initializers (small models) or appends them to the external data file, so converting a 7B checkpoint holds one
 // tensor in memory at a time, not the model.
 import { BYTES_PER_ELEMENT, ExternalDataFile, type ExternalTensorRef, type OnnxDtype, type OnnxModel } from '../../formats/onnx.js';
-import { InvalidFileError } from '../../errors.js';
+import { CancelledError, InvalidFileError } from '../../errors.js';
 import type { ModelConfig } from './config.js';
 import { EMBED, FINAL_NORM, LM_HEAD, LORA_TARGETS, ROPE_COS, ROPE_SIN, layerNorm, modulePath, weightName } from './naming.js';
 import { quantizeInt4 } from './quantize.js';
@@ -16,7 +16,8 @@ export const INT4_BLOCK_SIZE = 32;
 /** What the converter needs of a checkpoint (formats/checkpoint's `Checkpoint` has it). */
 export interface TensorSource {
   readonly tensorNames: Iterable<string>;
-  info(name: string): { shape: number[] } | undefined;
+  has(name: string): boolean;
+  info(name: string): { shape: number[] };
   readFloat32(name: string): Promise<Float32Array>;
 }
 
@@ -117,13 +118,13 @@ function expectedShapes(config: ModelConfig, tied: boolean): Map<string, number[
 
 /** Whether the output head reuses the embedding table: stated in the config, or no lm_head.weight in the files. */
 export function isTied(config: ModelConfig, source: TensorSource): boolean {
-  return config.tieWordEmbeddings || source.info(`${LM_HEAD}.weight`) === undefined;
+  return config.tieWordEmbeddings || !source.has(`${LM_HEAD}.weight`);
 }
 
 export function checkTensors(config: ModelConfig, source: TensorSource, file: string): void {
   for (const [name, shape] of expectedShapes(config, isTied(config, source))) {
+    if (!source.has(name)) throw new InvalidFileError(file, `tensor ${name} is missing: is this a complete ${config.architecture} checkpoint?`);
     const info = source.info(name);
-    if (!info) throw new InvalidFileError(file, `tensor ${name} is missing: is this a complete ${config.architecture} checkpoint?`);
     if (info.shape.join(',') !== shape.join(',')) {
       throw new InvalidFileError(file, `tensor ${name} has shape [${info.shape.join(', ')}], config.json implies [${shape.join(', ')}]`);
     }
@@ -138,7 +139,7 @@ export function estimateBytes(config: ModelConfig, dtype: WeightDtype, source: T
     const n = shape.reduce((a, b) => a * b, 1);
     total += shape.length === 2 && dtype === 'int4' ? n / 2 + (n / INT4_BLOCK_SIZE) * 4 : n * 4;
   }
-  for (const name of source.tensorNames) if (name.endsWith('_proj.bias')) total += (source.info(name)?.shape[0] ?? 0) * 4;
+  for (const name of source.tensorNames) if (name.endsWith('_proj.bias')) total += (source.info(name).shape[0] ?? 0) * 4;
   return total;
 }
 
@@ -189,7 +190,7 @@ export async function convertWeights(
   const linear = (module: string): Task => ({
     name: `${module}.weight`,
     run: async () => {
-      const info = source.info(`${module}.weight`)!;
+      const info = source.info(`${module}.weight`);
       const [n, k] = info.shape as [number, number];
       const w = await read(`${module}.weight`);
       if (dtype === 'int4') {
@@ -199,8 +200,8 @@ export async function convertWeights(
       } else {
         await add(weightName.transposed(module), 'float32', [k, n], transpose(w, n, k));
       }
-      const bias = source.info(`${module}.bias`);
-      if (bias) {
+      if (source.has(`${module}.bias`)) {
+        const bias = source.info(`${module}.bias`);
         if (bias.shape.join(',') !== String(n)) {
           throw new InvalidFileError('checkpoint', `tensor ${module}.bias has shape [${bias.shape.join(', ')}], expected [${n}]`);
         }
@@ -242,7 +243,7 @@ export async function convertWeights(
   });
 
   for (let i = 0; i < tasks.length; i++) {
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted) throw new CancelledError('model build cancelled');
     const task = tasks[i]!;
     options.onProgress?.({ done: i, total: tasks.length, tensor: task.name });
     await task.run();
