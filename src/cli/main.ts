@@ -1,5 +1,6 @@
 // Entry point of the `loraforge` command.
 import { botCommand } from './commands/bot.js';
+import { buildModelCommand } from './commands/build-model.js';
 import { healthcheckCommand } from './commands/healthcheck.js';
 import { registerCommandsCommand } from './commands/register-commands.js';
 import { serveCommand } from './commands/serve.js';
@@ -7,6 +8,7 @@ import { buildProgram, runProgram, type CommandModule } from './program.js';
 
 const modules: CommandModule[] = [
   serveCommand,
+  buildModelCommand,
   botCommand,
   registerCommandsCommand,
   healthcheckCommand,

@@ -49,6 +49,21 @@ export const ConfigSchema = z.object({
       concurrency: z.coerce.number().int().min(1).max(64).default(1),
     })
     .prefault({}),
+  /** `loraforge build-model` defaults: how a checkpoint becomes the ONNX model the engine serves */
+  builder: z
+    .object({
+      /** int4 (4-bit weights, the fast choice on CPU) or fp32 */
+      dtype: z.enum(['fp32', 'int4']).default('int4'),
+      /** projections that take LoRA adapters: any of q,k,v,o,gate,up,down (comma list in the environment) */
+      targets: z
+        .preprocess((v) => (typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter(Boolean) : v), z.array(z.enum(['q', 'k', 'v', 'o', 'gate', 'up', 'down'])).min(1))
+        .default(['q', 'k', 'v', 'o']),
+      /** largest adapter rank the serving pool holds */
+      maxRank: z.coerce.number().int().min(1).max(4096).default(64),
+      /** adapter slots in the serving pool, slot 0 ("no adapter") included */
+      slots: z.coerce.number().int().min(2).max(1024).default(8),
+    })
+    .prefault({}),
   bot: z
     .object({
       token: z.string().min(1).optional(),
@@ -70,6 +85,35 @@ export const ConfigSchema = z.object({
       heartbeatFile: z.string().default(path.join(os.tmpdir(), 'loraforge-bot.heartbeat')),
     })
     .prefault({}),
+  arena: z
+    .object({
+      /** a battle takes votes for this long after it is created, unless closed earlier */
+      battleTtlSeconds: z.coerce.number().int().positive().default(86_400),
+      /** refuse votes by an adapter's owner (its registry `registeredBy`) on battles where that adapter plays */
+      excludeOwnerVotes: z.boolean().default(false),
+      /** adapters with fewer counted votes are fitted but left off the leaderboard table */
+      minVotes: z.coerce.number().int().min(0).default(10),
+      /** bootstrap rounds for the 95% intervals (0: no intervals) and the seed that makes them reproducible */
+      bootstrapRounds: z.coerce.number().int().min(0).max(10_000).default(200),
+      bootstrapSeed: z.coerce.number().int().default(0),
+      /** ratings are shifted so this adapter sits at `rating`; without one (or when it has no votes), the mean does */
+      anchor: z
+        .object({ adapter: z.string().min(1).optional(), rating: z.coerce.number().default(1000) })
+        .prefault({}),
+      /** 'flag': a battle whose answer names an adapter or the base model is shown but its votes do not count */
+      identityCheck: z.enum(['flag', 'off']).default('flag'),
+      /** words never treated as revealing (e.g. a name part like "code" that answers use for other reasons) */
+      identityAllow: z.array(z.string().min(1)).default([]),
+      /** sampling settings of battle answers when a request gives none (the seed is drawn per battle) */
+      sampling: z
+        .object({
+          temperature: z.coerce.number().min(0).max(5).default(0.7),
+          topP: z.coerce.number().gt(0).max(1).default(0.95),
+          maxTokens: z.coerce.number().int().min(1).max(8192).default(256),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -86,11 +130,19 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_API_TOKEN: 'server.authToken',
   LORAFORGE_IMPORT_DIR: 'server.importDir',
   LORAFORGE_WORKER_CONCURRENCY: 'worker.concurrency',
+  LORAFORGE_BUILD_DTYPE: 'builder.dtype',
+  LORAFORGE_LORA_TARGETS: 'builder.targets',
+  LORAFORGE_LORA_MAX_RANK: 'builder.maxRank',
+  LORAFORGE_LORA_SLOTS: 'builder.slots',
   DISCORD_TOKEN: 'bot.token',
   DISCORD_APPLICATION_ID: 'bot.applicationId',
   DISCORD_GUILD_ID: 'bot.guildId',
   LORAFORGE_OPERATOR_ROLE: 'bot.operatorRole',
   LORAFORGE_API_URL: 'bot.apiUrl',
+  LORAFORGE_ARENA_BATTLE_TTL: 'arena.battleTtlSeconds',
+  LORAFORGE_ARENA_EXCLUDE_OWNERS: 'arena.excludeOwnerVotes',
+  LORAFORGE_ARENA_MIN_VOTES: 'arena.minVotes',
+  LORAFORGE_ARENA_ANCHOR: 'arena.anchor.adapter',
 };
 
 type Tree = { [key: string]: unknown };
