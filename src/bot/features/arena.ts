@@ -4,6 +4,7 @@ import type { LoraforgeClient } from '../../client/index.js';
 import { InvalidInputError } from '../../errors.js';
 import type { BattleReveals } from '../battle-reveals.js';
 import type { BotContext } from '../context.js';
+import { discordActor } from '../render/adapters.js';
 import { battleMessage, isVoteChoice, leaderboardMessage, voteReceipt } from '../render/arena.js';
 import type { Feature } from '../router.js';
 
@@ -49,7 +50,7 @@ export function arenaFeature(ctx: BotContext, reveals: BattleReveals): Feature {
       'vote:cast': async (i, [battleId, choice]) => {
         if (!battleId || !isVoteChoice(choice)) throw new InvalidInputError('This vote button is malformed; vote on a battle posted by /compare.');
         await i.deferReply({ flags: MessageFlags.Ephemeral });
-        const result = await ctx.api.arena.vote(battleId, `discord:${i.user.id}`, choice);
+        const result = await ctx.api.arena.vote(battleId, discordActor(i.user), choice);
         await i.editReply(voteReceipt(result));
       },
     },

@@ -6,9 +6,12 @@ import { formatBytes, formatCount, formatNumber, truncate } from '../format.js';
 export const ADAPTER_COLOR = 0x5865f2;
 export const PAGE_SIZE = 10;
 
-/** How the bot records who did something, so the registry can show it as a mention. */
-export function discordActor(user: { id: string; username: string }): string {
-  return `discord:${user.id} (${user.username})`;
+/**
+ * How the bot names a member to the API: as `registeredBy` (shown as a mention) and as the arena's `voter`, the
+ * same string, so the arena can keep owners from voting on their own adapters. Ids, because names change.
+ */
+export function discordActor(user: { id: string }): string {
+  return `discord:${user.id}`;
 }
 
 /** A `registeredBy` value for display: a mention for Discord members, the text for CLI and HTTP users. */

@@ -53,7 +53,7 @@ function progressText(status: MergeStatus): string {
   return `${progressBar(p.done / p.total)}\n${p.phase}: ${p.done} / ${p.total}${eta}`;
 }
 
-/** The job's message; `startedBy` is the registry-style actor ("discord:<id> (name)"). */
+/** The job's message; `startedBy` is the registry-style actor ("discord:<id>"). */
 export function mergeView(status: MergeStatus, startedBy?: string): MergeView {
   const state = status.state;
   const embed = new EmbedBuilder()
