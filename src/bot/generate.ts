@@ -2,7 +2,6 @@
 // final text (with a footer) is delivered when the stream ends.
 import type { LoraforgeClient } from '../client/index.js';
 import { NotFoundError } from '../errors.js';
-import type { AdapterCache } from './adapter-cache.js';
 import { describeFailure } from './failures.js';
 import { formatNumber } from './format.js';
 import { unknownAdapterMessage } from './options.js';
@@ -28,7 +27,7 @@ export async function streamAnswer(
   body: ChatBody,
   out: StreamedText,
   header: string,
-  options: { signal?: AbortSignal; models: AdapterCache },
+  options: { signal?: AbortSignal } = {},
 ): Promise<GenerationResult> {
   const started = Date.now();
   let text = '';
@@ -51,9 +50,9 @@ export async function streamAnswer(
 -# ✂️ the answer was cut off. ${describeFailure(err).text}`);
       return { text, completionTokens, finishReason, seconds: (Date.now() - started) / 1000, interrupted: err };
     }
-    // the API knows the model is unknown; the bot knows which names are close
+    // the API knows the model is unknown; the list of models says which names are close
     if (err instanceof NotFoundError) {
-      const known = [...(options.models.baseModel ? [options.models.baseModel] : []), ...options.models.adapters.map((a) => a.name)];
+      const known = (await api.inference.models().catch(() => [])).map((m) => m.id);
       if (!known.includes(body.model)) throw new NotFoundError(unknownAdapterMessage(body.model, known));
     }
     throw err;

@@ -1061,6 +1061,18 @@ export class InteractionHandle {
     );
   }
 
+  /**
+   * Waits for a message only the member sees (an ephemeral reply or follow-up) that satisfies `check`: where a bot
+   * puts refusals and failures, whatever state the interaction was in.
+   */
+  async privately(check: (m: FakeMessage) => boolean = () => true, what = 'a private answer', options: WaitOptions = {}): Promise<FakeMessage> {
+    return this.fake.waitFor(
+      () => [this.original, ...this.followUps].find((m) => m && !m.deleted && m.flags & EPHEMERAL && !(m.flags & LOADING) && check(m)),
+      `${what} to interaction ${this.id}`,
+      options,
+    );
+  }
+
   /** Waits until a follow-up message satisfies `check`. */
   async followUp(check: (m: FakeMessage) => boolean = () => true, what = 'a follow-up', options: WaitOptions = {}): Promise<FakeMessage> {
     return this.fake.waitFor(() => this.followUps.find(check), `${what} to interaction ${this.id}`, options);

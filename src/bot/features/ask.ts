@@ -58,7 +58,7 @@ export async function answerPrompt(
     { model, messages: [{ role: 'user', content: prompt }], max_tokens: options.maxTokens ?? 256, ...(temperature !== null ? { temperature } : {}) },
     out,
     header,
-    { signal: AbortSignal.timeout(ANSWER_DEADLINE_MS), models: ctx.adapters },
+    { signal: AbortSignal.timeout(ANSWER_DEADLINE_MS) },
   );
   if (result.interrupted !== null && describeFailure(result.interrupted).bug) throw result.interrupted;
 }

@@ -3,7 +3,7 @@
 // (the server serves every adapter from one loaded model, so the switch costs nothing).
 import { AttachmentBuilder, ChannelType, ThreadAutoArchiveDuration, type ChatInputCommandInteraction, type Message, type SendableChannels } from 'discord.js';
 import { ForbiddenError, InvalidInputError, NotFoundError, UnavailableError } from '../../errors.js';
-import { contextTurns, type ChatSession } from '../chat-store.js';
+import { contextTurns, type ChatSession, type ChatTurn } from '../chat-store.js';
 import { canOperate } from '../permissions.js';
 import type { BotContext } from '../context.js';
 import { describeFailure } from '../failures.js';
@@ -130,6 +130,24 @@ export class ChatFeature {
     return turn;
   }
 
+  /**
+   * Streams the model's answer to the conversation. The history is cut to a character budget first; when the
+   * model's context still cannot take it (the API refuses the request as too long), the budget is halved until
+   * it fits or only the newest message is left.
+   */
+  async #answer(model: string, turns: ChatTurn[], out: StreamedText, header: string): Promise<GenerationResult> {
+    let budget = CONTEXT_CHARS;
+    while (true) {
+      const messages = contextTurns(turns, budget, CONTEXT_TURNS);
+      try {
+        return await streamAnswer(this.#ctx.api, { model, messages, max_tokens: ANSWER_TOKENS }, out, header);
+      } catch (err) {
+        if (!(err instanceof InvalidInputError) || messages.length <= 1) throw err;
+        budget = Math.floor(messages.reduce((n, m) => n + m.content.length, 0) / 2);
+      }
+    }
+  }
+
   async #turn(message: Message<true>): Promise<void> {
     const ctx = this.#ctx;
     const session = await ctx.chats.get(message.channelId);
@@ -144,20 +162,14 @@ export class ChatFeature {
       }
       return;
     }
-    const turns = [...session.turns, { role: 'user' as const, content: message.content }];
+    const turns: ChatTurn[] = [...session.turns, { role: 'user', content: message.content }];
     await ctx.chats.save({ ...session, turns });
     const header = `-# 🧠 ${session.model}\n`;
     const first = await channel.send({ content: `${header}…` });
     const out = new StreamedText(threadSink(channel, first), { minIntervalMs: ctx.settings.editIntervalMs });
     let answer: GenerationResult;
     try {
-      answer = await streamAnswer(
-        ctx.api,
-        { model: session.model, messages: contextTurns(turns, CONTEXT_CHARS, CONTEXT_TURNS), max_tokens: ANSWER_TOKENS },
-        out,
-        header,
-        { models: ctx.adapters },
-      );
+      answer = await this.#answer(session.model, turns, out, header);
     } catch (err) {
       // no answer: drop the question from the history (the member can ask again) and say why in place
       const latest = (await ctx.chats.get(session.threadId)) ?? session;
