@@ -21,7 +21,8 @@ export interface GraphSpec {
     seqlensK: string;
     totalSeqLen: string;
     logitsIndex: string;
-    adapterIdx: string;
+    /** absent when the graph was built without LoRA targets */
+    adapterIdx: string | null;
     pastKey: string[];
     pastValue: string[];
   };
@@ -30,22 +31,6 @@ export interface GraphSpec {
     newKey: string[];
     newValue: string[];
   };
-}
-
-/** Every input a session must expose for this spec (LoRA inputs hidden behind an initializer would be ignored). */
-export function requiredInputs(spec: GraphSpec): string[] {
-  const i = spec.inputs;
-  return [
-    i.inputIds,
-    i.positionIds,
-    i.seqlensK,
-    i.totalSeqLen,
-    i.logitsIndex,
-    i.adapterIdx,
-    ...i.pastKey,
-    ...i.pastValue,
-    ...spec.sites.flatMap((s) => [s.inputA, s.inputB]),
-  ];
 }
 
 export function requiredOutputs(spec: GraphSpec): string[] {

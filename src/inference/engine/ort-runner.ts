@@ -2,9 +2,8 @@
 // KV cache and LoRA pool; only the outputs we read are fetched, because every fetched output is copied.
 import os from 'node:os';
 import ort from 'onnxruntime-node';
-import { InvalidFileError } from '../../errors.js';
 import type { RunInput, RunOutput, Runner } from './core.js';
-import { requiredInputs, requiredOutputs, type GraphSpec } from './graph-spec.js';
+import { requiredOutputs, type GraphSpec } from './graph-spec.js';
 import type { KvCache } from './kv-cache.js';
 import type { LoraPool } from './lora-pool.js';
 
@@ -55,21 +54,6 @@ export async function openSession(modelPath: string, settings: SessionSettings):
   return { session, provider: 'cpu', threads, fallbackReason: null };
 }
 
-/** Refuses a session that does not expose the graph contract (e.g. LoRA inputs hidden behind initializers). */
-export function checkSession(session: ort.InferenceSession, spec: GraphSpec, modelPath: string): void {
-  const inputs = new Set(session.inputNames);
-  const outputs = new Set(session.outputNames);
-  const missingIn = requiredInputs(spec).filter((n) => !inputs.has(n));
-  const missingOut = requiredOutputs(spec).filter((n) => !outputs.has(n));
-  if (missingIn.length > 0 || missingOut.length > 0) {
-    throw new InvalidFileError(
-      modelPath,
-      `the graph does not match its manifest (missing inputs: ${missingIn.slice(0, 5).join(', ') || 'none'}; ` +
-        `missing outputs: ${missingOut.slice(0, 5).join(', ') || 'none'}): rebuild it with loraforge build-model`,
-    );
-  }
-}
-
 export class OrtRunner implements Runner {
   private readonly fetches: string[];
   private loraCache: { version: number; anyAdapter: boolean; feeds: Record<string, ort.Tensor> } | null = null;
@@ -95,8 +79,8 @@ export class OrtRunner implements Runner {
       [names.seqlensK]: new ort.Tensor('int32', input.seqlensK, [batch]),
       [names.totalSeqLen]: new ort.Tensor('int32', Int32Array.of(input.totalSeqLen), []),
       [names.logitsIndex]: new ort.Tensor('int64', input.logitsIndex, [batch]),
-      [names.adapterIdx]: new ort.Tensor('int64', input.adapterIdx, [batch]),
     };
+    if (names.adapterIdx) feeds[names.adapterIdx] = new ort.Tensor('int64', input.adapterIdx, [batch]);
     const { kvHeads, headDim } = spec;
     const cap = input.pastStart === null ? 0 : kv.capacity;
     const empty = new Float32Array(0);
