@@ -23,6 +23,7 @@ const sampling = {
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   ignore_eos: z.boolean().nullish().meta({ description: 'vLLM extension: keep generating past end-of-sequence tokens' }),
   user: z.string().nullish(),
+  return_token_ids: z.boolean().nullish().meta({ description: 'vLLM extension: add prompt_token_ids and token_ids to each choice' }),
 };
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });

@@ -212,6 +212,7 @@ export function openaiRoutes(deps: RouteDeps & { engine: InferenceEngine }): Rou
             message: { role: 'assistant', content: c.text, refusal: null },
             logprobs: c.logprobs ? { content: c.logprobs.map(chatLogprob), refusal: null } : null,
             finish_reason: c.finishReason,
+            ...(body.return_token_ids ? { prompt_token_ids: result.promptIds, token_ids: c.tokenIds } : {}),
           })),
           usage: usage(result.usage),
         };
@@ -308,6 +309,7 @@ export function openaiRoutes(deps: RouteDeps & { engine: InferenceEngine }): Rou
               text: prefix + c.text,
               logprobs: c.logprobs ? completionLogprobs(c.logprobs, prefix.length) : null,
               finish_reason: c.finishReason,
+              ...(body.return_token_ids ? { prompt_token_ids: result.promptIds, token_ids: c.tokenIds } : {}),
             };
           }),
         );
