@@ -356,6 +356,7 @@ export class EngineCore {
     else if (plan.kind === 'prefill') await this.prefillFresh(plan.rows);
     else await this.prefillChunk(plan.row, plan.length);
     this.stats.steps++;
+    this.reap(); // finished rows leave now, so the next admission sees their room
   }
 
   private async decodeStep(batch: number): Promise<void> {
