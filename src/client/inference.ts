@@ -149,9 +149,9 @@ async function* readChunks<T>(response: Response): AsyncGenerator<T> {
       while (queue.length > 0) {
         const data = queue.shift()!.data;
         if (data === '[DONE]') return;
-        const parsed = JSON.parse(data) as T & { error?: unknown };
+        const parsed = JSON.parse(data) as { error?: unknown };
         if (parsed.error) throw errorFromResponse(500, parsed, null);
-        yield parsed;
+        yield parsed as Awaited<T>;
       }
     }
   } finally {

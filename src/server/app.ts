@@ -9,12 +9,15 @@ import express from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config/index.js';
+import type { InferenceEngine } from '../inference/engine/index.js';
 import type { Logger } from '../util/log.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
 import { rateLimitMiddleware } from './ratelimit.js';
+import { compareRoutes } from './routes/compare.js';
+import { openaiRoutes } from './routes/openai.js';
 import { systemRoutes } from './routes/system.js';
 
 export type ServerConfig = Config['server'];
@@ -34,6 +37,8 @@ export interface AppDeps {
   adminQueues?: Queue[];
   /** the version reported in /openapi.json */
   version?: string;
+  /** the model engine: OpenAI-compatible routes and /v1/compare */
+  engine?: InferenceEngine;
 }
 
 /** What each `<domain>Routes(deps)` receives: the app's deps plus the OpenAPI spec its routes register in. */
@@ -86,6 +91,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: deps.config.jsonBodyLimit }));
 
   app.use(systemRoutes(routeDeps));
+  if (deps.engine) {
+    const withEngine = { ...routeDeps, engine: deps.engine };
+    app.use(openaiRoutes(withEngine));
+    app.use(compareRoutes(withEngine));
+  }
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));

@@ -1,8 +1,9 @@
 // A tiny random Llama checkpoint with the demo tokenizer, built into a real model dir, plus a harness that drives
 // the engine core in-process (real ONNX Runtime session, real tokenizer) and collects its events.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { writeSafetensors } from '../../src/formats/safetensors-writer.js';
 import { buildModel } from '../../src/inference/builder/index.js';
 import { makeDemoTokenizer } from '../../src/inference/demo-tokenizer.js';
 import { EngineCore, type CoreOptions } from '../../src/inference/engine/core.js';
@@ -22,6 +23,7 @@ export interface TestModel {
   tensors: Map<string, Float32Array>;
   adapters: ReferenceLora[];
   eosTokenId: number;
+  root: string;
 }
 
 /** A 2-layer Llama (GQA 4:2, untied) over the demo tokenizer's vocabulary, and three random q/k/v/o adapters. */
@@ -67,6 +69,7 @@ export async function makeTestModel(options: { dtype?: 'fp32' | 'int4'; slots?: 
     // ranks 4, 8 and 2: the pool grows and pads
     adapters: [randomLora(cfg, modules, 4, 8, 101), randomLora(cfg, modules, 8, 8, 102), randomLora(cfg, modules.slice(0, 2), 2, 4, 103)],
     eosTokenId: tok.eotTokenId,
+    root,
   };
 }
 
@@ -146,7 +149,7 @@ export class CoreHarness {
   /** Submits a group; adapter n of the test model is `{ adapter: n }`. */
   submit(
     rows: Array<{ prompt: number[]; adapter?: number; stream?: number }>,
-    options: Partial<Omit<GroupRequest, 'id' | 'rows'>> & { sampling?: Partial<SamplingParams> } = {},
+    options: Partial<Omit<GroupRequest, 'id' | 'rows' | 'sampling'>> & { sampling?: Partial<SamplingParams> } = {},
   ): { id: string; result: Collected } {
     const id = `r${this.next++}`;
     let resolve!: () => void;
@@ -183,4 +186,33 @@ export class CoreHarness {
   async close(): Promise<void> {
     await this.core.stop();
   }
+}
+
+/** Writes a reference adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors). */
+export async function writePeftAdapter(dir: string, lora: ReferenceLora, baseModel: string | null = null): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  const first = [...lora.values()][0]!;
+  const tensors = [...lora.entries()].flatMap(([module, m]) => [
+    { name: `base_model.model.${module}.lora_A.weight`, dtype: 'F32' as const, shape: [m.rank, m.A.length / m.rank], data: m.A },
+    { name: `base_model.model.${module}.lora_B.weight`, dtype: 'F32' as const, shape: [m.B.length / m.rank, m.rank], data: m.B },
+  ]);
+  await writeSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors);
+  const targets = [...new Set([...lora.keys()].map((m) => m.split('.').pop()!))];
+  writeFileSync(
+    path.join(dir, 'adapter_config.json'),
+    JSON.stringify({
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      base_model_name_or_path: baseModel,
+      r: first.rank,
+      lora_alpha: first.scaling * first.rank,
+      target_modules: targets,
+      lora_dropout: 0,
+      bias: 'none',
+      fan_in_fan_out: false,
+      use_rslora: false,
+      use_dora: false,
+    }),
+  );
+  return dir;
 }
