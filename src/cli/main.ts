@@ -1,10 +1,12 @@
 // Entry point of the `loraforge` command.
+import { buildModelCommand } from './commands/build-model.js';
 import { generateCommand } from './commands/generate.js';
 import { serveCommand } from './commands/serve.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
 const modules: CommandModule[] = [
   serveCommand,
+  buildModelCommand,
   generateCommand,
 ];
 

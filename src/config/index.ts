@@ -56,14 +56,6 @@ export const ConfigSchema = z.object({
       model: z.string().optional(),
       /** the id the base model is served under; default: the checkpoint's name */
       modelId: z.string().optional(),
-      /** how the graph is built (cached per checkpoint and settings under <dataDir>/models) */
-      dtype: z.enum(['int4', 'fp32']).default('int4'),
-      /** projections that take LoRA inputs: comma-separated of q,k,v,o,gate,up,down */
-      targets: z.string().default('q,k,v,o'),
-      /** largest adapter rank the graph accepts */
-      maxRank: z.coerce.number().int().min(1).max(4096).default(64),
-      /** adapter slots in the pool, slot 0 ("no adapter") included: slots-1 adapters stay resident */
-      slots: z.coerce.number().int().min(2).max(1024).default(8),
       /** ONNX Runtime intra-op threads; 0 = the machine's available parallelism */
       threads: z.coerce.number().int().min(0).max(1024).default(0),
       /** cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12; falls back to cpu with a warning */
@@ -80,6 +72,21 @@ export const ConfigSchema = z.object({
       prefillTokenBudget: z.coerce.number().int().min(1).default(2048),
       /** KV cache capacity grows and shrinks in steps of this many positions */
       kvChunk: z.coerce.number().int().min(1).default(128),
+    })
+    .prefault({}),
+  /** `loraforge build-model` defaults: how a checkpoint becomes the ONNX model the engine serves */
+  builder: z
+    .object({
+      /** int4 (4-bit weights, the fast choice on CPU) or fp32 */
+      dtype: z.enum(['fp32', 'int4']).default('int4'),
+      /** projections that take LoRA adapters: any of q,k,v,o,gate,up,down (comma list in the environment) */
+      targets: z
+        .preprocess((v) => (typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter(Boolean) : v), z.array(z.enum(['q', 'k', 'v', 'o', 'gate', 'up', 'down'])).min(1))
+        .default(['q', 'k', 'v', 'o']),
+      /** largest adapter rank the serving pool holds */
+      maxRank: z.coerce.number().int().min(1).max(4096).default(64),
+      /** adapter slots in the serving pool, slot 0 ("no adapter") included */
+      slots: z.coerce.number().int().min(2).max(1024).default(8),
     })
     .prefault({}),
   bot: z
@@ -112,11 +119,14 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_WORKER_CONCURRENCY: 'worker.concurrency',
   LORAFORGE_MODEL: 'inference.model',
   LORAFORGE_MODEL_ID: 'inference.modelId',
-  LORAFORGE_MODEL_DTYPE: 'inference.dtype',
   LORAFORGE_THREADS: 'inference.threads',
   LORAFORGE_EXECUTION_PROVIDER: 'inference.executionProvider',
   LORAFORGE_MAX_BATCH: 'inference.maxBatch',
   LORAFORGE_MAX_QUEUE: 'inference.maxQueue',
+  LORAFORGE_BUILD_DTYPE: 'builder.dtype',
+  LORAFORGE_LORA_TARGETS: 'builder.targets',
+  LORAFORGE_LORA_MAX_RANK: 'builder.maxRank',
+  LORAFORGE_LORA_SLOTS: 'builder.slots',
   DISCORD_TOKEN: 'bot.token',
   DISCORD_APPLICATION_ID: 'bot.applicationId',
   DISCORD_GUILD_ID: 'bot.guildId',

@@ -2,7 +2,7 @@
 // as is; an HF checkpoint dir is built (once: the builder caches it under <dataDir>/models).
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import { buildModel, type BuildOptions, type BuildProgress } from './builder/index.js';
+import { buildModel, type BuildOptions } from './builder/index.js';
 import { MANIFEST_FILE } from './builder/manifest.js';
 
 export async function isBuiltModel(dir: string): Promise<boolean> {
@@ -19,17 +19,4 @@ export async function prepareModel(dir: string, options: BuildOptions): Promise<
   if (await isBuiltModel(dir)) return { dir, built: false };
   const result = await buildModel(dir, options);
   return { dir: result.dir, built: !result.cached };
-}
-
-/** A progress printer for builds: one line per phase change on a terminal-less stream, overwritten on a TTY. */
-export function buildProgressPrinter(write: (line: string) => void): (p: BuildProgress) => void {
-  let lastPhase = '';
-  let lastPercent = -1;
-  return (p) => {
-    const percent = p.total > 0 ? Math.floor((100 * p.done) / p.total) : 0;
-    if (p.phase === lastPhase && percent - lastPercent < 10 && p.done !== p.total) return;
-    lastPhase = p.phase;
-    lastPercent = percent;
-    write(`building model: ${p.phase} ${p.done}/${p.total} ${p.detail}`);
-  };
 }

@@ -8,8 +8,9 @@ import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { InferenceEngine, type GenerateResult, type PromptInput } from '../../inference/engine/index.js';
 import { staticAdapters } from '../../inference/engine/static-adapters.js';
-import { buildProgressPrinter, prepareModel } from '../../inference/prepare.js';
+import { prepareModel } from '../../inference/prepare.js';
 import { createLogger } from '../../util/log.js';
+import { progressPrinter } from './build-model.js';
 
 interface GenerateOptions {
   model: string;
@@ -82,15 +83,9 @@ async function generateLocally(opts: GenerateOptions): Promise<void> {
     throw new InvalidInputError(`--adapter ${opts.adapter} is not a directory: with a local model, give the adapter's PEFT directory`);
   }
   const inf = config.inference;
-  const printer = buildProgressPrinter((line) => process.stderr.write(`${line}\n`));
-  const model = await prepareModel(path.resolve(opts.model), {
-    dataDir: config.dataDir,
-    dtype: inf.dtype,
-    targets: inf.targets.split(',').map((t) => t.trim()) as never,
-    maxRank: inf.maxRank,
-    slots: inf.slots,
-    onProgress: printer,
-  });
+  const printer = progressPrinter();
+  const model = await prepareModel(path.resolve(opts.model), { dataDir: config.dataDir, ...config.builder, onProgress: (p) => printer.update(p) });
+  printer.done();
   const adapterName = opts.adapter ? path.basename(path.resolve(opts.adapter)) : null;
   const engine = await InferenceEngine.start({
     ...inf,

@@ -135,7 +135,7 @@ export function checkTensors(config: ModelConfig, source: TensorSource, file: st
 export function estimateBytes(config: ModelConfig, dtype: WeightDtype, source: TensorSource, maxPositions: number): number {
   let total = 2 * maxPositions * (config.headDim / 2) * 4;
   const tied = isTied(config, source);
-  for (const [name, shape] of expectedShapes(config, tied)) {
+  for (const shape of expectedShapes(config, tied).values()) {
     const n = shape.reduce((a, b) => a * b, 1);
     total += shape.length === 2 && dtype === 'int4' ? n / 2 + (n / INT4_BLOCK_SIZE) * 4 : n * 4;
   }
