@@ -13,6 +13,7 @@ import type { InferenceEngine } from '../inference/engine/index.js';
 import type { Logger } from '../util/log.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { registerInferenceMetrics } from './inference-metrics.js';
 import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
 import { rateLimitMiddleware } from './ratelimit.js';
@@ -95,6 +96,7 @@ export function createApp(deps: AppDeps): express.Express {
     const withEngine = { ...routeDeps, engine: deps.engine };
     app.use(openaiRoutes(withEngine));
     app.use(compareRoutes(withEngine));
+    registerInferenceMetrics(deps.metrics.registry, deps.engine);
   }
 
   app.use(notFoundHandler);

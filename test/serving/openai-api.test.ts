@@ -83,6 +83,13 @@ describe('OpenAI-compatible API with the openai client', () => {
     for (const m of models) expect((m as unknown as { parent: string | null }).parent).toBe(m.id === 'tiny-llama' ? null : 'tiny-llama');
     const one = await client.models.retrieve('beta');
     expect(one.id).toBe('beta');
+    await expect(client.models.retrieve('nope')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+  });
+
+  it('exposes the engine at /metrics', async () => {
+    const text = await (await fetch(`${baseUrl}/metrics`)).text();
+    expect(text).toMatch(/loraforge_inference_active_sequences 0/);
+    expect(text).toMatch(/loraforge_inference_generated_tokens_total \d+/);
   });
 
   it('completes a chat and counts usage', async () => {

@@ -145,7 +145,7 @@ export function topLogprobs(logits: Float32Array, n: number, lse: number): Token
  */
 export function keptTokens(probs: Float64Array, topK: number, topP: number): number[] | null {
   const n = probs.length;
-  let kept: number[] | null = topK > 0 && topK < n ? topIndices(probs, topK) : null;
+  const kept: number[] | null = topK > 0 && topK < n ? topIndices(probs, topK) : null;
   if (topP >= 1) return kept;
   if (kept) {
     let mass = 0;

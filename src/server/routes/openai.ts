@@ -23,7 +23,6 @@ import {
   CompletionRequestSchema,
   ModelListSchema,
   type ChatCompletionRequest,
-  type CompletionRequest,
 } from './openai-schemas.js';
 
 type Message = ChatCompletionRequest['messages'][number];
