@@ -12,6 +12,7 @@ import { createApp } from '../../src/server/app.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { silentLogger } from '../../src/util/log.js';
 import { argmax, referenceLogits, type ReferenceLora } from '../inference/reference.js';
+import { randomLora } from '../inference/checkpoints.js';
 import { makeTestModel, writePeftAdapter, type TestModel } from './model.js';
 
 let model: TestModel;
@@ -35,6 +36,14 @@ beforeAll(async () => {
   const adapters = await Promise.all(
     model.adapters.map((lora, i) => writePeftAdapter(path.join(model.root, 'adapters', NAMES[i]!), lora).then((dir) => ({ dir, name: NAMES[i]! }))),
   );
+  // adapters the served graph cannot take: another model's shapes, a rank above the graph's 8, an MLP projection
+  const wide = { ...model.cfg, hidden_size: 96 };
+  const unservable: Array<[string, ReferenceLora]> = [
+    ['other-base', randomLora(wide, ['self_attn.q_proj'], 4, 8, 7)],
+    ['rank-16', randomLora(model.cfg, ['self_attn.q_proj'], 16, 16, 8)],
+    ['mlp', randomLora(model.cfg, ['mlp.gate_proj'], 4, 8, 9)],
+  ];
+  for (const [name, lora] of unservable) adapters.push({ dir: await writePeftAdapter(path.join(model.root, 'adapters', name), lora), name });
   engine = await InferenceEngine.start({
     modelDir: model.modelDir,
     adapters: staticAdapters(adapters),
@@ -79,7 +88,7 @@ describe('OpenAI-compatible API with the openai client', () => {
   it('lists the base model and every adapter with its parent', async () => {
     const models = [];
     for await (const m of client.models.list()) models.push(m);
-    expect(models.map((m) => m.id)).toEqual(['tiny-llama', ...NAMES]);
+    expect(models.map((m) => m.id)).toEqual(['tiny-llama', ...NAMES, 'other-base', 'rank-16', 'mlp']);
     for (const m of models) expect((m as unknown as { parent: string | null }).parent).toBe(m.id === 'tiny-llama' ? null : 'tiny-llama');
     const one = await client.models.retrieve('beta');
     expect(one.id).toBe('beta');
@@ -248,6 +257,14 @@ describe('OpenAI-compatible API with the openai client', () => {
     const noMessages = client.chat.completions.create({ model: 'alpha', messages: [] });
     await expect(noMessages).rejects.toBeInstanceOf(OpenAI.BadRequestError);
 
+    const ask = (model: string) => client.completions.create({ model, prompt: 'x', max_tokens: 2 });
+    await expect(ask('other-base')).rejects.toBeInstanceOf(OpenAI.UnprocessableEntityError);
+    await expect(ask('other-base')).rejects.toThrow(/trained for another base model: model.layers.0.self_attn.q_proj is 96→96/);
+    await expect(ask('rank-16')).rejects.toThrow(/rank 16 .* above the served graph's max rank 8: rebuild the model with --max-rank 16/);
+    await expect(ask('mlp')).rejects.toThrow(/no LoRA input for .*rebuild the model with --targets including gate/);
+    // a refused adapter leaves the engine serving the others
+    expect((await ask('alpha')).choices[0]!.finish_reason).toBe('length');
+
     const badRole = client.chat.completions.create({ model: 'alpha', messages: [{ role: 'tool', content: 'x', tool_call_id: '1' }] });
     await expect(badRole).rejects.toBeInstanceOf(OpenAI.BadRequestError);
     await expect(badRole).rejects.toThrow(/chat template/);
@@ -257,9 +274,13 @@ describe('OpenAI-compatible API with the openai client', () => {
     // 4 running + 2 waiting fill the engine; the next request is refused
     const controller = new AbortController();
     const running = Array.from({ length: 6 }, (_, i) =>
-      client.completions.create({ model: 'tiny-llama', prompt: ids(40 + i, 3), max_tokens: 120, temperature: 0 }, { signal: controller.signal }).catch(() => null),
+      client.completions.create({ model: 'tiny-llama', prompt: ids(40 + i, 3), max_tokens: 250, temperature: 0 }, { signal: controller.signal }).catch(() => null),
     );
-    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 500; i++) {
+      const stats = await engine.stats();
+      if (stats.activeRows + stats.waitingGroups === 6) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
     const refused = client.completions.create({ model: 'tiny-llama', prompt: 'x', max_tokens: 2 });
     await expect(refused).rejects.toBeInstanceOf(OpenAI.RateLimitError);
     const raw = await fetch(`${baseUrl}/v1/completions`, {
