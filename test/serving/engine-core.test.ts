@@ -207,3 +207,22 @@ describe('adapter pool', () => {
     }
   });
 });
+
+describe('int4 graph (int8 activations)', () => {
+  it('a batch of mixed-adapter rows gives the same greedy tokens as each row alone', async () => {
+    const int4 = await makeTestModel({ dtype: 'int4' });
+    const harness = await CoreHarness.open(int4);
+    try {
+      const rows = [{ prompt: prompt(60, 5), adapter: 1 }, { prompt: prompt(61, 9) }, { prompt: prompt(62, 3), adapter: 0 }, { prompt: prompt(63, 7), adapter: 2 }];
+      const batch = harness.submit(rows, { maxTokens: 16 });
+      await batch.result.done;
+      for (const [i, row] of rows.entries()) {
+        const alone = harness.submit([row], { maxTokens: 16 });
+        await alone.result.done;
+        expect(batch.result.tokens[i]).toEqual(alone.result.tokens[0]);
+      }
+    } finally {
+      await harness.close();
+    }
+  });
+});
