@@ -8,6 +8,7 @@ import type { Queue } from 'bullmq';
 import express from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
+import type { Arena } from '../arena/arena.js';
 import type { Config } from '../config/index.js';
 import type { InferenceEngine } from '../inference/engine/index.js';
 import type { Logger } from '../util/log.js';
@@ -19,6 +20,7 @@ import { OpenApiSpec } from './openapi.js';
 import { rateLimitMiddleware } from './ratelimit.js';
 import { compareRoutes } from './routes/compare.js';
 import { openaiRoutes } from './routes/openai.js';
+import { arenaRoutes } from './routes/arena.js';
 import { systemRoutes } from './routes/system.js';
 
 export type ServerConfig = Config['server'];
@@ -40,6 +42,8 @@ export interface AppDeps {
   version?: string;
   /** the model engine: OpenAI-compatible routes and /v1/compare */
   engine?: InferenceEngine;
+  /** /v1/battles, /v1/leaderboard */
+  arena?: Arena;
 }
 
 /** What each `<domain>Routes(deps)` receives: the app's deps plus the OpenAPI spec its routes register in. */
@@ -98,6 +102,7 @@ export function createApp(deps: AppDeps): express.Express {
     app.use(compareRoutes(withEngine));
     registerInferenceMetrics(deps.metrics.registry, deps.engine);
   }
+  if (deps.arena) app.use(arenaRoutes({ ...routeDeps, arena: deps.arena }));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
