@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { InferenceEngine } from '../../src/inference/engine/index.js';
 import { staticAdapters } from '../../src/inference/engine/static-adapters.js';
@@ -293,5 +293,56 @@ describe('OpenAI-compatible API with the openai client', () => {
     controller.abort();
     await Promise.all(running);
     await waitIdle();
+  });
+});
+
+describe('loraforge generate', () => {
+  async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+    const { buildProgram, runProgram } = await import('../../src/cli/program.js');
+    const { generateCommand } = await import('../../src/cli/commands/generate.js');
+    let out = '';
+    let err = '';
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
+    try {
+      const code = await runProgram(buildProgram([generateCommand]), ['node', 'loraforge', 'generate', ...args]);
+      return { code, out, err };
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+      process.env = saved;
+    }
+  }
+
+  it('generates locally from a checkpoint dir with an adapter dir, and prints ids and logprobs as JSON', async () => {
+    const env = { LORAFORGE_DATA_DIR: path.join(model.root, 'cli-data'), LORAFORGE_BUILD_DTYPE: 'fp32', LORAFORGE_LORA_MAX_RANK: '8' };
+    const adapterDir = path.join(model.root, 'adapters', 'beta');
+    const args = ['--model', model.checkpointDir, '--adapter', adapterDir, '--prompt', 'grep -r TODO', '--max-tokens', '6', '--temperature', '0'];
+    const json = await cli([...args, '--logprobs', '2', '--json'], env);
+    expect(json.err).not.toMatch(/error/i);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.out) as { prompt_token_ids: number[]; token_ids: number[]; logprobs: Array<{ token_id: number; logprob: number; top: unknown[] }> };
+    expect(parsed.prompt_token_ids).toEqual(engine.tokenizer.encode('grep -r TODO'));
+    expect(parsed.token_ids).toEqual(referenceGreedy(parsed.prompt_token_ids, 6, model.adapters[1]));
+    expect(parsed.logprobs.map((l) => l.token_id)).toEqual(parsed.token_ids);
+    expect(parsed.logprobs.every((l) => l.top.length === 2 && l.logprob <= 0)).toBe(true);
+    // streamed text: the same tokens as text
+    const text = await cli(args, env);
+    expect(text.out).toBe(`${engine.tokenizer.decode(parsed.token_ids)}\n`);
+  });
+
+  it('generates through a server by model name', async () => {
+    const json = await cli(['--server', baseUrl, '--model', 'alpha', '--prompt', 'uptime', '--max-tokens', '5', '--temperature', '0', '--json']);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.out) as { prompt_token_ids: number[]; token_ids: number[] };
+    expect(parsed.token_ids).toEqual(referenceGreedy(engine.tokenizer.encode('uptime'), 5, model.adapters[0]));
+    const streamed = await cli(['--server', baseUrl, '--model', 'tiny-llama', '--adapter', 'gamma', '--prompt', 'hello', '--chat', '--max-tokens', '4', '--temperature', '0']);
+    expect(streamed.code).toBe(0);
+    expect(streamed.out.length).toBeGreaterThan(1);
+    const missing = await cli(['--server', baseUrl, '--model', 'nope', '--prompt', 'x']);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/model 'nope' does not exist/);
   });
 });
