@@ -1,6 +1,7 @@
 // Entry point of the `loraforge` command.
 import { buildModelCommand } from './commands/build-model.js';
 import { generateCommand } from './commands/generate.js';
+import { makeDemoModelCommand } from './commands/make-demo-model.js';
 import { serveCommand } from './commands/serve.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
@@ -8,6 +9,7 @@ const modules: CommandModule[] = [
   serveCommand,
   buildModelCommand,
   generateCommand,
+  makeDemoModelCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);
