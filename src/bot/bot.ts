@@ -92,6 +92,7 @@ export class LoraforgeBot extends EventEmitter<BotEvents> {
     this.client.on(Events.InteractionCreate, (interaction) => void this.#router.interaction(interaction));
     this.client.on(Events.MessageCreate, (message) => void this.#router.message(message));
     this.client.on(Events.Error, (err) => log.error({ err }, 'discord client error'));
+    this.client.rest.on('rateLimited', (info) => log.info({ route: info.route, retryAfter: info.retryAfter, global: info.global }, 'Discord rate limit: waiting'));
     this.client.on(Events.ShardDisconnect, (event) => log.warn({ code: event.code }, 'disconnected from the Discord gateway'));
   }
 

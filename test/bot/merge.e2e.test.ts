@@ -91,7 +91,7 @@ describe('bot: adapters and merges against the real API and worker', () => {
     expect(fake.messagesIn(fake.channelId).filter((m) => m.content.startsWith('Merge started'))).toEqual([]);
   });
 
-  it('refuses bad options with the fix: weight count, density, unknown adapter', async () => {
+  it('refuses bad options with the fix: weight count, density, unknown adapter, a file that is no archive', async () => {
     const { fake, alice } = world;
     const weights = fake.command(alice, 'merge ties', { weights: '1,1,1' });
     expect((await weights.privately()).content).toBe(
@@ -101,6 +101,10 @@ describe('bot: adapters and merges against the real API and worker', () => {
     expect((await density.privately()).content).toMatch(/^⚠️ density must be in \(0, 1\]/);
     const unknown = fake.command(alice, 'merge linear', { weights: '1,1', adapters: 'code,linux-comands' });
     expect((await unknown.privately()).content).toBe('⚠️ No adapter is registered as `linux-comands`. Did you mean `linux-commands`? `/adapter list` shows them all.');
+    const notes = fake.command(alice, 'adapter register', { name: 'notes', file: fake.upload('notes.txt', Buffer.from('hello'), 'text/plain') });
+    expect((await notes.privately()).content).toMatch(/^⚠️ `notes\.txt` is not an archive: upload the adapter directory .* as a \.zip or \.tar\.gz$/);
+    const both = fake.command(alice, 'adapter register', { name: 'both' });
+    expect((await both.privately()).content).toMatch(/^⚠️ Give either `path:` .* or `file:`/);
     const show = fake.command(alice, 'adapter show', { name: 'nope' });
     expect((await show.privately()).content).toMatch(/^⚠️ .*nope/);
   });

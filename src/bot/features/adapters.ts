@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Attachment, ChatInputCommandInteraction } from 'discord.js';
-import { InvalidInputError, TooLargeError, UnavailableError } from '../../errors.js';
+import { InvalidInputError, TooLargeError } from '../../errors.js';
 import type { RegisterResult } from '../api-types.js';
 import { requireOperator, type BotContext } from '../context.js';
 import { formatBytes } from '../format.js';
@@ -12,21 +12,25 @@ import type { Feature } from '../router.js';
 
 const ARCHIVE_RE = /\.(zip|tar\.gz|tgz|tar)$/i;
 
-/** Fetches a member's upload from Discord's CDN into a temp dir, for the client to stream to the API. */
-async function downloadAttachment(file: Attachment, maxBytes: number): Promise<{ file: string; cleanup: () => Promise<void> }> {
+/** Refuses, before anything is fetched, an upload that cannot be an adapter archive the API would take. */
+function checkUpload(file: Attachment, maxBytes: number): void {
   if (!ARCHIVE_RE.test(file.name)) {
     throw new InvalidInputError(
       `\`${file.name}\` is not an archive: upload the adapter directory (adapter_config.json + adapter_model.safetensors) as a .zip or .tar.gz`,
     );
   }
   if (file.size > maxBytes) throw new TooLargeError(`\`${file.name}\` is ${formatBytes(file.size)}; the bot accepts uploads up to ${formatBytes(maxBytes)}`);
+}
+
+/** Fetches a member's upload from Discord's CDN into a temp dir, for the client to stream to the API. */
+async function downloadAttachment(file: Attachment): Promise<{ file: string; cleanup: () => Promise<void> }> {
   let response: Response;
   try {
     response = await fetch(file.url, { signal: AbortSignal.timeout(120_000) });
   } catch (err) {
-    throw new UnavailableError(`could not download \`${file.name}\` from Discord (${(err as Error).message}); try again`, { cause: err });
+    throw new InvalidInputError(`could not download \`${file.name}\` from Discord (${(err as Error).message}): attach it again`);
   }
-  if (!response.ok) throw new UnavailableError(`Discord answered ${response.status} for \`${file.name}\`; upload it again`);
+  if (!response.ok) throw new InvalidInputError(`Discord answered ${response.status} for \`${file.name}\`: attach it again`);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'loraforge-upload-'));
   const target = path.join(dir, path.basename(file.name));
   await writeFile(target, Buffer.from(await response.arrayBuffer()));
@@ -41,6 +45,7 @@ async function register(ctx: BotContext, interaction: ChatInputCommandInteractio
   if ((serverPath === null) === (file === null)) {
     throw new InvalidInputError('Give either `path:` (an adapter directory on the server, under its import directory) or `file:` (the directory as a .zip or .tar.gz), not both.');
   }
+  if (file) checkUpload(file, maxUploadBytes);
   await interaction.deferReply();
   const options = {
     name,
@@ -51,7 +56,7 @@ async function register(ctx: BotContext, interaction: ChatInputCommandInteractio
   };
   let result: RegisterResult;
   if (file) {
-    const upload = await downloadAttachment(file, maxUploadBytes);
+    const upload = await downloadAttachment(file);
     try {
       result = await ctx.api.adapters.upload(upload.file, options);
     } finally {

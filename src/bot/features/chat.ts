@@ -99,11 +99,14 @@ export class ChatFeature {
     const session = await sessionHere(this.#ctx, interaction);
     await interaction.deferReply();
     const model = await checkModel(this.#ctx, interaction.options.getString('adapter', true));
-    const previous = session.model;
-    // read again: a turn may have been saved while the models were checked
-    const current = (await this.#ctx.chats.get(session.threadId)) ?? session;
-    await this.#ctx.chats.save({ ...current, model });
-    await interaction.editReply(model === previous ? `Already chatting with **${model}**.` : `🔀 Switched from **${previous}** to **${model}**; the conversation goes on with it.`);
+    // in the thread's queue: an answer streaming now finishes with the adapter it started with
+    await this.#enqueue(session.threadId, async () => {
+      const current = (await this.#ctx.chats.get(session.threadId)) ?? session;
+      await this.#ctx.chats.save({ ...current, model });
+      await interaction.editReply(
+        model === current.model ? `Already chatting with **${model}**.` : `🔀 Switched from **${current.model}** to **${model}**; the conversation goes on with it.`,
+      );
+    });
   }
 
   async #end(interaction: ChatInputCommandInteraction<'cached'>): Promise<void> {
@@ -112,22 +115,27 @@ export class ChatFeature {
     if (interaction.user.id !== session.ownerId && !canOperate(access, this.#ctx.settings.operatorRole)) {
       throw new ForbiddenError(`Only <@${session.ownerId}> (who started it) or an operator can end this chat.`);
     }
+    await interaction.deferReply();
     await this.#ctx.chats.save({ ...session, ended: true });
     const turns = session.turns.filter((t) => t.role === 'user').length;
-    await interaction.reply({ content: `Chat ended after ${turns} turn${turns === 1 ? '' : 's'}. The thread stays readable.`, allowedMentions: { parse: [] } });
+    await interaction.editReply(`Chat ended after ${turns} turn${turns === 1 ? '' : 's'}. The thread stays readable.`);
     if (interaction.channel?.isThread()) await interaction.channel.setArchived(true, 'chat ended').catch((err: unknown) => this.#ctx.log.warn({ err }, 'could not archive a chat thread'));
   }
 
   #onMessage(message: Message<true>): Promise<void> {
     if (!message.channel.isThread()) return Promise.resolve();
-    const threadId = message.channelId;
-    const turn = (this.#queues.get(threadId) ?? Promise.resolve()).then(() => this.#turn(message));
-    const queued = turn.catch(() => undefined);
-    this.#queues.set(threadId, queued);
-    void queued.then(() => {
-      if (this.#queues.get(threadId) === queued) this.#queues.delete(threadId);
+    return this.#enqueue(message.channelId, () => this.#turn(message));
+  }
+
+  /** Runs `task` after everything queued before it in this thread; a failure does not block what follows. */
+  #enqueue(threadId: string, task: () => Promise<void>): Promise<void> {
+    const run = (this.#queues.get(threadId) ?? Promise.resolve()).then(task);
+    const settled = run.catch(() => undefined);
+    this.#queues.set(threadId, settled);
+    void settled.then(() => {
+      if (this.#queues.get(threadId) === settled) this.#queues.delete(threadId);
     });
-    return turn;
+    return run;
   }
 
   /**

@@ -6,6 +6,7 @@ import {
   TextInputBuilder,
   TextInputStyle,
   type ChatInputCommandInteraction,
+  type Message,
   type ModalSubmitInteraction,
 } from 'discord.js';
 import { InvalidInputError } from '../../errors.js';
@@ -13,6 +14,7 @@ import type { MergeRequest, MergeStatus } from '../api-types.js';
 import type { BattleReveals } from '../battle-reveals.js';
 import { MERGE_METHODS, type MergeMethodName } from '../commands.js';
 import { requireOperator, type BotContext } from '../context.js';
+import { describeFailure } from '../failures.js';
 import { checkDensity, parseNameList, parseWeights, resolveMergeInputs } from '../options.js';
 import { discordActor } from '../render/adapters.js';
 import { mergeView } from '../render/merge.js';
@@ -55,8 +57,17 @@ async function startMerge(ctx: BotContext, interaction: ChatInputCommandInteract
     await interaction.editReply(`The same merge is already running as job \`${status.id}\`: ${messageLink(interaction.guildId, existing.channelId, existing.messageId)}`);
     return;
   }
-  const message = await ctx.merges.follow(status, channel, discordActor(interaction.user));
   const note = status.deduplicated ? 'The same recipe was already queued or merged' : 'Queued';
+  let message: Message;
+  try {
+    message = await ctx.merges.follow(status, channel, discordActor(interaction.user));
+  } catch (err) {
+    // the merge is queued all the same: say so, and how to follow it
+    const failure = describeFailure(err);
+    await interaction.editReply(`${note} as job \`${status.id}\`, but I cannot post its progress here. ${failure.text} \`/merge status job:${status.id}\` follows it.`);
+    if (failure.bug) throw err;
+    return;
+  }
   await interaction.editReply(`${note} as job \`${status.id}\`; progress: ${message.url}`);
 }
 
