@@ -9,12 +9,14 @@ import express from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config/index.js';
+import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../util/log.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
 import { rateLimitMiddleware } from './ratelimit.js';
+import { adaptersRoutes } from './routes/adapters.js';
 import { systemRoutes } from './routes/system.js';
 
 export type ServerConfig = Config['server'];
@@ -34,6 +36,8 @@ export interface AppDeps {
   adminQueues?: Queue[];
   /** the version reported in /openapi.json */
   version?: string;
+  /** /v1/adapters */
+  registry?: Registry;
 }
 
 /** What each `<domain>Routes(deps)` receives: the app's deps plus the OpenAPI spec its routes register in. */
@@ -86,6 +90,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: deps.config.jsonBodyLimit }));
 
   app.use(systemRoutes(routeDeps));
+  if (deps.registry) app.use(adaptersRoutes({ ...routeDeps, registry: deps.registry }));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));

@@ -1,0 +1,36 @@
+// What the registry records about an adapter dir, read by formats' inspectAdapter (config + safetensors header,
+// no tensor data). A bad adapter is refused here with formats' own message.
+import { inspectAdapter } from '../formats/peft.js';
+import type { ModuleShapes } from './types.js';
+
+export interface AdapterFacts {
+  baseModel: string | null;
+  rank: number;
+  alpha: number;
+  targetModules: string[];
+  dtype: string;
+  modules: number;
+  parameters: number;
+  bytes: number;
+  moduleShapes: ModuleShapes;
+}
+
+export async function describeAdapter(dir: string): Promise<AdapterFacts> {
+  const summary = await inspectAdapter(dir);
+  const moduleShapes: ModuleShapes = {};
+  for (const m of summary.modules) {
+    moduleShapes[m.name] = { kind: m.kind, inFeatures: m.inFeatures, outFeatures: m.outFeatures, rank: m.rank };
+  }
+  const targets = summary.config.targetModules;
+  return {
+    baseModel: summary.config.baseModel,
+    rank: Math.max(summary.config.r, ...summary.modules.map((m) => m.rank)),
+    alpha: summary.config.loraAlpha,
+    targetModules: Array.isArray(targets) ? [...targets].sort() : [targets],
+    dtype: summary.dtype,
+    modules: summary.modules.length,
+    parameters: summary.parameters,
+    bytes: summary.bytes,
+    moduleShapes,
+  };
+}
