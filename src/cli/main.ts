@@ -1,9 +1,17 @@
 // Entry point of the `loraforge` command.
+import { adaptersCommand } from './commands/adapters.js';
+import { allCommand } from './commands/all.js';
+import { mergesCommand } from './commands/merges.js';
 import { serveCommand } from './commands/serve.js';
+import { workerCommand } from './commands/worker.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
 const modules: CommandModule[] = [
   serveCommand,
+  workerCommand,
+  allCommand,
+  adaptersCommand,
+  mergesCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);

@@ -9,6 +9,7 @@ import express from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config/index.js';
+import type { MergeService } from '../queue/merges.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../util/log.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
@@ -17,6 +18,7 @@ import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
 import { rateLimitMiddleware } from './ratelimit.js';
 import { adaptersRoutes } from './routes/adapters.js';
+import { mergesRoutes } from './routes/merges.js';
 import { systemRoutes } from './routes/system.js';
 
 export type ServerConfig = Config['server'];
@@ -38,6 +40,8 @@ export interface AppDeps {
   version?: string;
   /** /v1/adapters */
   registry?: Registry;
+  /** /v1/merges */
+  merges?: MergeService;
 }
 
 /** What each `<domain>Routes(deps)` receives: the app's deps plus the OpenAPI spec its routes register in. */
@@ -91,6 +95,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(systemRoutes(routeDeps));
   if (deps.registry) app.use(adaptersRoutes({ ...routeDeps, registry: deps.registry }));
+  if (deps.merges) app.use(mergesRoutes({ ...routeDeps, merges: deps.merges }));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
