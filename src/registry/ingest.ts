@@ -211,7 +211,12 @@ export async function stageFromMultipart(store: AdapterStore, body: Readable, he
           },
         });
         stream.on('limit', () => counter.destroy(tooLarge(limit, base)));
-        writes.push(pipeline(stream, counter, createWriteStream(path.join(staged, target))));
+        const write = pipeline(stream, counter, createWriteStream(path.join(staged, target)));
+        write.catch((err: unknown) => {
+          stream.resume();
+          reject(err);
+        });
+        writes.push(write);
       });
       parser.on('error', (err: Error) => reject(new InvalidInputError(`bad multipart request: ${err.message}`)));
       parser.on('close', () => resolve());
