@@ -1,6 +1,7 @@
 // Entry point of the `loraforge` command.
 import { adaptersCommand } from './commands/adapters.js';
 import { allCommand } from './commands/all.js';
+import { buildModelCommand } from './commands/build-model.js';
 import { mergesCommand } from './commands/merges.js';
 import { serveCommand } from './commands/serve.js';
 import { workerCommand } from './commands/worker.js';
@@ -12,6 +13,7 @@ const modules: CommandModule[] = [
   allCommand,
   adaptersCommand,
   mergesCommand,
+  buildModelCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);

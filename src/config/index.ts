@@ -54,6 +54,21 @@ export const ConfigSchema = z.object({
       attempts: z.coerce.number().int().min(1).max(20).default(3),
     })
     .prefault({}),
+  /** `loraforge build-model` defaults: how a checkpoint becomes the ONNX model the engine serves */
+  builder: z
+    .object({
+      /** int4 (4-bit weights, the fast choice on CPU) or fp32 */
+      dtype: z.enum(['fp32', 'int4']).default('int4'),
+      /** projections that take LoRA adapters: any of q,k,v,o,gate,up,down (comma list in the environment) */
+      targets: z
+        .preprocess((v) => (typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter(Boolean) : v), z.array(z.enum(['q', 'k', 'v', 'o', 'gate', 'up', 'down'])).min(1))
+        .default(['q', 'k', 'v', 'o']),
+      /** largest adapter rank the serving pool holds */
+      maxRank: z.coerce.number().int().min(1).max(4096).default(64),
+      /** adapter slots in the serving pool, slot 0 ("no adapter") included */
+      slots: z.coerce.number().int().min(2).max(1024).default(8),
+    })
+    .prefault({}),
   bot: z
     .object({
       token: z.string().min(1).optional(),
@@ -86,6 +101,11 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_UPLOAD_LIMIT_BYTES: 'server.uploadLimitBytes',
   LORAFORGE_API_AUTH_READS: 'server.authReads',
   LORAFORGE_RATE_LIMIT: 'server.rateLimitPerMinute',
+  LORAFORGE_WORKER_LOCK_SECONDS: 'worker.lockSeconds',
+  LORAFORGE_BUILD_DTYPE: 'builder.dtype',
+  LORAFORGE_LORA_TARGETS: 'builder.targets',
+  LORAFORGE_LORA_MAX_RANK: 'builder.maxRank',
+  LORAFORGE_LORA_SLOTS: 'builder.slots',
   DISCORD_TOKEN: 'bot.token',
   DISCORD_APPLICATION_ID: 'bot.applicationId',
   DISCORD_GUILD_ID: 'bot.guildId',
