@@ -21,12 +21,11 @@ export async function describeAdapter(dir: string): Promise<AdapterFacts> {
   for (const m of summary.modules) {
     moduleShapes[m.name] = { kind: m.kind, inFeatures: m.inFeatures, outFeatures: m.outFeatures, rank: m.rank };
   }
-  const targets = summary.config.targetModules;
   return {
     baseModel: summary.config.baseModel,
-    rank: Math.max(summary.config.r, ...summary.modules.map((m) => m.rank)),
+    rank: Math.max(...summary.ranks),
     alpha: summary.config.loraAlpha,
-    targetModules: Array.isArray(targets) ? [...targets].sort() : [targets],
+    targetModules: summary.targets,
     dtype: summary.dtype,
     modules: summary.modules.length,
     parameters: summary.parameters,

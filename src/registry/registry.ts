@@ -29,6 +29,8 @@ export interface RegisterMeta {
   category?: string;
   /** replace another adapter registered under this name (otherwise that is a 409) */
   replace?: boolean;
+  /** what the user sent (a path, "upload"): named in error messages instead of the staging dir */
+  source?: string;
   /** merges: inputs, recipe, its hash, overall and per-module diagnostics */
   inputs?: AdapterRecord['inputs'];
   recipe?: Record<string, unknown>;
@@ -123,52 +125,60 @@ export class Registry {
    */
   async registerStaged(stagedDir: string, meta: RegisterMeta): Promise<RegisterResult> {
     try {
-      const name = validName(meta.name);
-      const facts = await describeAdapter(stagedDir);
-      const sha256 = await contentHash(stagedDir);
-      const existing = await this.find(name);
-      if (existing && existing.sha256 !== sha256 && !meta.replace) throw conflict(existing);
-      if (existing && existing.sha256 === sha256) return { status: 'unchanged', adapter: existing };
-
-      const { moduleShapes, ...recordFacts } = facts;
-      const record: AdapterRecord = {
-        name,
-        sha256,
-        ...recordFacts,
-        registeredBy: meta.registeredBy,
-        createdAt: new Date().toISOString(),
-        description: meta.description,
-        category: meta.category,
-        inputs: meta.inputs,
-        recipe: meta.recipe,
-        recipeHash: meta.recipeHash,
-        summary: meta.summary,
-      };
-      const [status, stored, orphan] = await withLock(this.redis, `${this.k.lock}:${sha256}`, async () => {
-        await this.store.put(sha256, stagedDir);
-        const result = (await this.redis.eval(
-          REGISTER,
-          this.keys.length,
-          ...this.keys,
-          name,
-          JSON.stringify(record),
-          sha256,
-          meta.replace ? '1' : '0',
-          meta.diagnostics === undefined ? '' : JSON.stringify(meta.diagnostics),
-          JSON.stringify(moduleShapes),
-          meta.recipeHash ?? '',
-        )) as [string, string, string];
-        // lost a race to another registration of this name: our files may be referenced by nobody
-        if (result[0] === 'conflict') await this.deleteIfUnreferenced(sha256, true);
-        return result;
-      });
-      if (status === 'conflict') throw conflict(JSON.parse(stored) as AdapterRecord);
-      if (orphan) await this.deleteIfUnreferenced(orphan);
-      this.log.info({ name, sha256, status }, 'adapter registered');
-      return { status: status as RegisterResult['status'], adapter: JSON.parse(stored) as AdapterRecord };
+      return await this.registerStagedUnsafe(stagedDir, meta);
+    } catch (err) {
+      // name what the user sent, not our staging dir
+      if (err instanceof Error) err.message = err.message.replaceAll(stagedDir, meta.source ?? 'adapter');
+      throw err;
     } finally {
       await rm(stagedDir, { recursive: true, force: true });
     }
+  }
+
+  private async registerStagedUnsafe(stagedDir: string, meta: RegisterMeta): Promise<RegisterResult> {
+    const name = validName(meta.name);
+    const facts = await describeAdapter(stagedDir);
+    const sha256 = await contentHash(stagedDir);
+    const existing = await this.find(name);
+    if (existing && existing.sha256 !== sha256 && !meta.replace) throw conflict(existing);
+    if (existing && existing.sha256 === sha256) return { status: 'unchanged', adapter: existing };
+
+    const { moduleShapes, ...recordFacts } = facts;
+    const record: AdapterRecord = {
+      name,
+      sha256,
+      ...recordFacts,
+      registeredBy: meta.registeredBy,
+      createdAt: new Date().toISOString(),
+      description: meta.description,
+      category: meta.category,
+      inputs: meta.inputs,
+      recipe: meta.recipe,
+      recipeHash: meta.recipeHash,
+      summary: meta.summary,
+    };
+    const [status, stored, orphan] = await withLock(this.redis, `${this.k.lock}:${sha256}`, async () => {
+      await this.store.put(sha256, stagedDir);
+      const result = (await this.redis.eval(
+        REGISTER,
+        this.keys.length,
+        ...this.keys,
+        name,
+        JSON.stringify(record),
+        sha256,
+        meta.replace ? '1' : '0',
+        meta.diagnostics === undefined ? '' : JSON.stringify(meta.diagnostics),
+        JSON.stringify(moduleShapes),
+        meta.recipeHash ?? '',
+      )) as [string, string, string];
+      // lost a race to another registration of this name: our files may be referenced by nobody
+      if (result[0] === 'conflict') await this.deleteIfUnreferenced(sha256, true);
+      return result;
+    });
+    if (status === 'conflict') throw conflict(JSON.parse(stored) as AdapterRecord);
+    if (orphan) await this.deleteIfUnreferenced(orphan);
+    this.log.info({ name, sha256, status }, 'adapter registered');
+    return { status: status as RegisterResult['status'], adapter: JSON.parse(stored) as AdapterRecord };
   }
 
   /** Removes a name; refused while a registered merge was built from its content, unless `force`. */

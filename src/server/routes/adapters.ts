@@ -131,6 +131,7 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
         category: meta.category,
         replace: meta.replace,
         registeredBy: meta.registeredBy ?? 'api',
+        source: req.is('application/json') ? (req.body as { path: string }).path : 'upload',
       });
       res.status(result.status === 'unchanged' ? 200 : 201).json(result);
     },
