@@ -8,6 +8,8 @@ export interface MergeThreadData {
   inputDirs: string[];
   outDir: string;
   options: MergeOptions;
+  /** the inputs' registry names, for the engine's messages and the report */
+  labels: string[];
 }
 
 export type ThreadMessage =
@@ -16,7 +18,7 @@ export type ThreadMessage =
   | { type: 'error'; code?: string; name: string; message: string; stack?: string };
 
 const port = parentPort!;
-const { inputDirs, outDir, options } = workerData as MergeThreadData;
+const { inputDirs, outDir, options, labels } = workerData as MergeThreadData;
 const controller = new AbortController();
 port.on('message', (message: { type: 'cancel'; reason: string }) => {
   if (message.type === 'cancel') controller.abort(message.reason);
@@ -26,6 +28,7 @@ try {
   const report = await mergeToDirectory(inputDirs, outDir, options, {
     onProgress: (p) => port.postMessage({ type: 'progress', phase: p.phase, done: p.done, total: p.total } satisfies ThreadMessage),
     signal: controller.signal,
+    labels,
   });
   port.postMessage({ type: 'done', report } satisfies ThreadMessage);
 } catch (err) {

@@ -104,7 +104,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
       staging = await registry.store.stagingDir(`merge-${job.id}`);
       const outDir = path.join(staging, 'out');
       jobLog.info({ method: data.options.method, inputs: data.inputs.map((i) => i.name) }, 'merge started');
-      const report = await runMergeInThread({ inputDirs, outDir, options: data.options }, { onProgress: progressReporter(job), signal });
+      const report = await runMergeInThread({ inputDirs, outDir, options: data.options, labels: data.inputs.map((i) => i.name) }, { onProgress: progressReporter(job), signal });
       const diagnostics = report ?? JSON.parse(await readFile(path.join(outDir, 'merge-report.json'), 'utf8'));
       const result = await registry.registerStaged(outDir, {
         name: data.output.name,

@@ -89,7 +89,8 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
     async (_input, req, res) => {
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > limit) {
-        res.setHeader('Connection', 'close');
+        // read and drop the body: fetch-style clients only see an answer once they have sent everything
+        req.resume();
         throw new TooLargeError(`the upload (${declared} bytes) is larger than the limit of ${limit} bytes (server.uploadLimitBytes)`, { limit });
       }
       const type = req.headers['content-type'] ?? '';
@@ -101,10 +102,7 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
         meta = parsed.data;
         staged = await stageFromPath(registry.store, deps.config.importDir, parsed.data.path);
       } else if (req.is('multipart/form-data')) {
-        const upload = await stageFromMultipart(registry.store, req, req.headers, limit).catch((err: unknown) => {
-          res.setHeader('Connection', 'close');
-          throw err;
-        });
+        const upload = await stageFromMultipart(registry.store, req, req.headers, limit);
         staged = upload.staged;
         try {
           meta = parseMeta('field', upload.fields);
@@ -121,7 +119,7 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
         }
         meta = parseMeta('query', req.query);
         staged = await stageFromArchive(registry.store, req, kind, limit).catch((err: unknown) => {
-          res.setHeader('Connection', 'close');
+          req.resume();
           throw err;
         });
       }
