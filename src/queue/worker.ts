@@ -133,7 +133,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
       }
       jobLog.error({ err }, 'merge failed; it will be retried if attempts are left');
       const code = isLoraforgeError(err) ? err.code : 'internal';
-      throw new Error(`${code}: ${(err as Error).message}`);
+      throw new Error(`${code}: ${(err as Error).message}`, { cause: err });
     } finally {
       clearInterval(poll);
       active.delete(job.id!);

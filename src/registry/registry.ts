@@ -10,7 +10,8 @@ import type { Logger } from '../util/log.js';
 import { describeAdapter } from './describe.js';
 import { withLock } from './lock.js';
 import { REGISTER, REMOVE } from './scripts.js';
-import { AdapterStore, contentHash } from './store.js';
+import type { AdapterStore} from './store.js';
+import { contentHash } from './store.js';
 import {
   AdapterNameSchema,
   slugify,
@@ -52,7 +53,9 @@ export class Registry {
   private readonly redis: Redis;
   private readonly log: Logger;
   private readonly keys: string[];
-  private readonly k: { adapters: string; details: string; refs: string; shapes: string; recipes: string; events: string; lock: string };
+  private readonly k: { adapters: string; details: string; refs: string; shapes: string; recipes: string; events: string; version: string; lock: string };
+  /** the list as of a registry version: listing is the hot read (bot autocomplete, UIs), changes are rare */
+  private cache: { version: string; records: AdapterRecord[]; json: Buffer } | undefined;
 
   constructor(options: RegistryOptions) {
     this.redis = options.redis;
@@ -66,18 +69,30 @@ export class Registry {
       shapes: `${p}:shapes`,
       recipes: `${p}:recipes`,
       events: `${p}:events`,
+      version: `${p}:version`,
       lock: `${p}:lock`,
     };
-    this.keys = [this.k.adapters, this.k.details, this.k.refs, this.k.shapes, this.k.recipes, this.k.events];
+    this.keys = [this.k.adapters, this.k.details, this.k.refs, this.k.shapes, this.k.recipes, this.k.events, this.k.version];
   }
 
   get eventsKey(): string {
     return this.k.events;
   }
 
+  /** Every adapter, by name. Served from memory while the registry's version is unchanged (one GET). */
   async list(): Promise<AdapterRecord[]> {
+    return (await this.snapshot()).records;
+  }
+
+  /** The list and its JSON form `{"adapters": [...]}`, ready to send. */
+  async snapshot(): Promise<{ version: string; records: AdapterRecord[]; json: Buffer }> {
+    const version = (await this.redis.get(this.k.version)) ?? '0';
+    if (this.cache?.version === version) return this.cache;
+    // read the version first: a change in between makes this copy newer than its tag, never older
     const values = await this.redis.hvals(this.k.adapters);
-    return values.map((v) => JSON.parse(v) as AdapterRecord).sort((a, b) => a.name.localeCompare(b.name));
+    const records = values.map((v) => JSON.parse(v) as AdapterRecord).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    this.cache = { version, records, json: Buffer.from(JSON.stringify({ adapters: records })) };
+    return this.cache;
   }
 
   async find(name: string): Promise<AdapterRecord | undefined> {

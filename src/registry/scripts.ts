@@ -1,7 +1,8 @@
 // The registry's writes as Lua scripts: each runs atomically in Redis, so a name, its reference count and its
 // event always change together, and concurrent API and worker processes never see half of a registration.
 // KEYS: 1 adapters (name → record), 2 details (name → diagnostics), 3 refs (sha → names using it),
-// 4 shapes (sha → module shapes), 5 recipes (recipe hash → name), 6 events (stream).
+// 4 shapes (sha → module shapes), 5 recipes (recipe hash → name), 6 events (stream), 7 version (bumped on every
+// change, so readers can cache the list).
 
 export const REGISTER = `
 local name, rec, sha, replace, details, shapes, recipe = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -28,6 +29,7 @@ redis.call('HINCRBY', KEYS[3], sha, 1)
 redis.call('HSET', KEYS[4], sha, shapes)
 if recipe ~= '' then redis.call('HSET', KEYS[5], recipe, name) end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', '1000', '*', 'type', status, 'name', name, 'sha256', sha)
+redis.call('INCR', KEYS[7])
 return {status, rec, orphan}
 `;
 
@@ -64,5 +66,6 @@ if type(rec.recipeHash) == 'string' and redis.call('HGET', KEYS[5], rec.recipeHa
   redis.call('HDEL', KEYS[5], rec.recipeHash)
 end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', '1000', '*', 'type', 'removed', 'name', name, 'sha256', rec.sha256)
+redis.call('INCR', KEYS[7])
 return {'removed', cur, orphan}
 `;

@@ -1,6 +1,5 @@
 // End to end over HTTP, through the real composition root: register (by path, by multipart, by archive), merge
 // on the queue with a worker thread, follow the SSE progress, download, and compare with the engine run directly.
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

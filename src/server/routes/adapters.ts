@@ -60,8 +60,14 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
       request: { query: z.object({ category: z.string().optional(), baseModel: z.string().optional() }) },
       responses: { 200: { description: 'adapters by name', schema: z.object({ adapters: z.array(AdapterRecordSchema) }) } },
     },
-    async ({ query }) => {
-      let adapters = await registry.list();
+    async ({ query }, _req, res) => {
+      const snapshot = await registry.snapshot();
+      if (!query.category && !query.baseModel) {
+        res.type('json').setHeader('ETag', `W/"registry-${snapshot.version}"`);
+        res.send(snapshot.json);
+        return;
+      }
+      let adapters = snapshot.records;
       if (query.category) adapters = adapters.filter((a) => a.category === query.category);
       if (query.baseModel) adapters = adapters.filter((a) => a.baseModel === query.baseModel);
       return { adapters };
