@@ -5,7 +5,7 @@
 // otherwise each pass rebuilds them. Only one module's M is alive at a time: the merge streams module by module.
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
 import { streamKey } from './kernels/prng.js';
-import { MagnitudeSelector, TopKFilter, type Threshold } from './kernels/select.js';
+import { MagnitudeSelector, type TopKFilter, type Threshold } from './kernels/select.js';
 import { darePrune, electAndMerge, type PruneStats, type SignMethod } from './primitives.js';
 import type { ModuleInput } from './factors.js';
 

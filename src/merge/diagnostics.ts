@@ -3,7 +3,7 @@
 // updates), and for the pruning methods how many entries survived and how often signs fought. Everything is
 // computed in low-rank form from r×r Gram products; no out×in matrix is formed for it.
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
-import { type Grams, type Stacked } from './kernels/lowrank-svd.js';
+import { type Stacked } from './kernels/lowrank-svd.js';
 import type { PruneStats } from './primitives.js';
 
 export interface ModuleDiagnostics {

@@ -13,7 +13,7 @@ import { catFactors, mergeFactorsSpace, type MergedFactors, type ModuleInput } f
 import { adapterThresholds, DeltaTiles, denseMerge, tensorThresholds, type DenseMethod } from './dense.js';
 import { cosines, distanceSq, overall, round, type ModuleDiagnostics, type ModuleTotals } from './diagnostics.js';
 import { planMerge, type ModuleWork } from './plan.js';
-import { parseMergeOptions, type MergeOptions } from './options.js';
+import { parseMergeOptions } from './options.js';
 import type { MergeReport } from './report.js';
 
 export interface MergeProgress {
