@@ -1,0 +1,81 @@
+// The composition root: builds each process's parts from the config and passes them down (no global singletons).
+// `loraforge serve`, `worker` and `all` are compositions of the start* functions here; a new part (the model
+// engine, the bot) adds its own start function and one line in `startAll`.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
+import type { Config } from './config/index.js';
+import { createApp, type AppDeps } from './server/app.js';
+import { createMetrics } from './server/metrics.js';
+import { Lifecycle } from './util/lifecycle.js';
+import type { Logger } from './util/log.js';
+import { checkRedisSettings, connectRedis, ensureLocalRedis, waitForRedis } from './util/redis.js';
+
+export interface Runtime {
+  config: Config;
+  log: Logger;
+  /** shared connection for plain commands; BullMQ parts open their own */
+  redis: Redis;
+  lifecycle: Lifecycle;
+}
+
+export interface RuntimeOptions {
+  /** start a local redis-server when none answers (the one-process demo) */
+  autoStartRedis?: boolean;
+}
+
+export async function openRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
+  const lifecycle = new Lifecycle();
+  let embedded = false;
+  if (options.autoStartRedis && config.redis.autoStart) {
+    const stop = await ensureLocalRedis(config.redis.url, log);
+    if (stop) {
+      embedded = true;
+      lifecycle.add('redis-server', stop);
+    }
+  }
+  const redis = connectRedis(config.redis.url);
+  redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  try {
+    await waitForRedis(redis, config.redis.url, 5_000);
+  } catch (err) {
+    redis.disconnect();
+    await lifecycle.close();
+    throw err;
+  }
+  lifecycle.add('redis', () => redis.quit());
+  // a throwaway server started here keeps nothing by design; only warn about one somebody runs for real
+  if (!embedded) await checkRedisSettings(redis, log);
+  return { config, log, redis, lifecycle };
+}
+
+export interface RunningApi {
+  url: string;
+  server: Server;
+}
+
+/** Starts the HTTP API with the parts given (the registry, the merge queue, later the engine and the arena). */
+export async function startApi(rt: Runtime, parts: Partial<AppDeps> = {}): Promise<RunningApi> {
+  const metrics = parts.metrics ?? createMetrics();
+  const app = createApp({
+    config: rt.config.server,
+    log: rt.log.child({ part: 'api' }),
+    metrics,
+    readiness: { redis: () => rt.redis.ping() },
+    ...parts,
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(rt.config.server.port, rt.config.server.host, () => resolve(s));
+    s.once('error', reject);
+  });
+  // SSE streams hold connections open: close() must not wait for them
+  rt.lifecycle.add('http', () => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 2_000).unref();
+  }));
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${rt.config.server.host}:${port}`;
+  rt.log.info({ url }, 'API listening');
+  return { url, server };
+}

@@ -1,0 +1,18 @@
+// `loraforge serve`: the HTTP API alone (merges are run by `loraforge worker` processes).
+import type { Command } from 'commander';
+import { openRuntime, startApi } from '../../app.js';
+import { daemonConfig, intOption, untilSignal } from '../daemon.js';
+
+export function serveCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the HTTP API (merges run in `loraforge worker` processes)')
+    .option('--host <host>', 'address to listen on (LORAFORGE_HOST)')
+    .option('--port <port>', 'port to listen on (PORT)', intOption('--port'))
+    .action(async (opts: { host?: string; port?: number }) => {
+      const { config, log } = daemonConfig({ server: { ...(opts.host ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) } });
+      const rt = await openRuntime(config, log);
+      await startApi(rt);
+      await untilSignal(rt.lifecycle, log);
+    });
+}

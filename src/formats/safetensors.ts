@@ -1,0 +1,136 @@
+// Lazy safetensors reading: `open` reads and validates the header only, and each tensor is read by its byte
+// range, so a 15 GB checkpoint costs its header until a tensor is asked for. The format and its validation are
+// in safetensors-header.ts, writing in safetensors-writer.ts; this module is the one others import.
+import { open, type FileHandle } from 'node:fs/promises';
+import { InvalidFileError, NotFoundError, UnsupportedError } from '../errors.js';
+import { isFloatDtype, toFloat32 } from './dtype.js';
+import { MAX_HEADER_BYTES, identifyForeign, parseHeader, type SafetensorsHeader, type TensorInfo } from './safetensors-header.js';
+
+export { DTYPE_SIZE, isDtype, isFloatDtype, type Dtype, type FloatDtype } from './dtype.js';
+export { elementCount, parseHeader, MAX_HEADER_BYTES, type SafetensorsHeader, type TensorInfo } from './safetensors-header.js';
+export { SafetensorsWriter, writeSafetensors, type TensorLayout, type TensorToWrite } from './safetensors-writer.js';
+
+/** Reads go in pieces below libuv's 2 GiB limit per call. */
+const IO_CHUNK = 1 << 30;
+
+async function readFully(handle: FileHandle, into: Uint8Array, position: number, file: string): Promise<void> {
+  let done = 0;
+  while (done < into.length) {
+    const length = Math.min(IO_CHUNK, into.length - done);
+    const { bytesRead } = await handle.read(into, done, length, position + done);
+    if (bytesRead === 0) {
+      throw new InvalidFileError(file, `the file ended at byte ${position + done}, before the data it declares (was it truncated?)`);
+    }
+    done += bytesRead;
+  }
+}
+
+export interface OpenOptions {
+  /** Refuse tensors holding NaN or ±inf when they are read (readFloat32). */
+  checkFinite?: boolean;
+}
+
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    /** Where the data section starts: 8 + header length. */
+    readonly dataOffset: number,
+    readonly metadata: Record<string, string>,
+    readonly tensors: ReadonlyMap<string, TensorInfo>,
+    private readonly checkFinite: boolean,
+  ) {}
+
+  static async open(file: string, options: OpenOptions = {}): Promise<SafetensorsFile> {
+    let handle: FileHandle;
+    try {
+      handle = await open(file, 'r');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new NotFoundError(`${file}: no such file`);
+      throw err;
+    }
+    try {
+      const header = await readHeaderFrom(handle, file);
+      return new SafetensorsFile(file, handle, header.dataOffset, header.metadata, header.tensors, options.checkFinite ?? false);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new NotFoundError(`${this.path}: no tensor named ${JSON.stringify(name)}`);
+    return info;
+  }
+
+  /** The tensor's raw little-endian bytes, in a fresh (hence aligned) buffer. */
+  async readBytes(name: string): Promise<Uint8Array> {
+    const info = this.info(name);
+    const bytes = new Uint8Array(info.end - info.begin);
+    await readFully(this.handle, bytes, this.dataOffset + info.begin, this.path);
+    return bytes;
+  }
+
+  /** The tensor as f32, converted from F32, F16, BF16 or F64. */
+  async readFloat32(name: string): Promise<Float32Array> {
+    const info = this.info(name);
+    if (!isFloatDtype(info.dtype)) {
+      throw new UnsupportedError(
+        `${this.path}: tensor ${JSON.stringify(name)} is ${info.dtype}; only F32, F16, BF16 and F64 tensors can be read as floats`,
+      );
+    }
+    const bytes = await this.readBytes(name);
+    const values = toFloat32(bytes, info.dtype);
+    if (this.checkFinite) assertFinite(this.path, name, values);
+    return values;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+async function readHeaderFrom(handle: FileHandle, file: string): Promise<SafetensorsHeader & { dataOffset: number }> {
+  const stats = await handle.stat();
+  if (!stats.isFile()) throw new InvalidFileError(file, 'is a directory or a device, not a safetensors file');
+  const size = stats.size;
+  const prefix = new Uint8Array(Math.min(size, 64));
+  await readFully(handle, prefix, 0, file);
+  const foreign = identifyForeign(prefix);
+  if (foreign) throw new InvalidFileError(file, foreign);
+  if (size < 8) throw new InvalidFileError(file, `${size} bytes is too short for a safetensors file (at least 8)`);
+  const length = new DataView(prefix.buffer, 0, 8).getBigUint64(0, true);
+  if (length > BigInt(MAX_HEADER_BYTES)) {
+    const what = length > BigInt(size - 8) ? ` and past the end of the ${size}-byte file` : '';
+    const why = `over the ${MAX_HEADER_BYTES}-byte limit${what}: not a safetensors file, or corrupt`;
+    throw new InvalidFileError(file, `the header claims ${length} bytes, ${why}`);
+  }
+  const headerLength = Number(length);
+  if (headerLength > size - 8) {
+    const why = `the file has only ${size - 8} after the length: truncated or not a safetensors file`;
+    throw new InvalidFileError(file, `the header claims ${headerLength} bytes but ${why}`);
+  }
+  if (headerLength < 2) throw new InvalidFileError(file, `the header claims ${headerLength} bytes; the smallest header, {}, has 2`);
+  const headerBytes = new Uint8Array(headerLength);
+  await readFully(handle, headerBytes, 8, file);
+  const dataOffset = 8 + headerLength;
+  return { ...parseHeader(file, headerBytes, size - dataOffset), dataOffset };
+}
+
+/** Reads and validates only the header of `file` (metadata and tensor table); the file is closed again. */
+export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
+  const st = await SafetensorsFile.open(file);
+  await st.close();
+  return { metadata: st.metadata, tensors: new Map(st.tensors) };
+}
+
+function assertFinite(file: string, name: string, values: Float32Array): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      const what = `tensor ${JSON.stringify(name)} holds ${values[i]} at element ${i}: refusing non-finite weights`;
+      throw new InvalidFileError(file, what, { tensor: name, index: i });
+    }
+  }
+}

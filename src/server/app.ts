@@ -1,0 +1,93 @@
+// The express app of the API. `createApp(deps)` is pure wiring: every domain's routes live in
+// ./routes/<domain>.ts as `<domain>Routes(deps): Router` and are mounted here; the parts they need (registry,
+// merge queue, inference engine, arena) are built by the process's composition root and passed in `deps`.
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import type { Queue } from 'bullmq';
+import express from 'express';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../util/log.js';
+import { adminAuthMiddleware, authMiddleware } from './auth.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { httpMetricsMiddleware, type Metrics } from './metrics.js';
+import { OpenApiSpec } from './openapi.js';
+import { rateLimitMiddleware } from './ratelimit.js';
+import { systemRoutes } from './routes/system.js';
+
+export type ServerConfig = Config['server'];
+
+/**
+ * What the API process hands to the app. Required parts are present in every API process; each optional part
+ * enables its domain's routes (absent: those routes answer 404), so a process serves what it was built with.
+ */
+export interface AppDeps {
+  config: ServerConfig;
+  log: Logger;
+  /** prom-client registry of this process; domains register their own metrics on it */
+  metrics: Metrics;
+  /** /readyz probes by name (e.g. redis): each resolves when its dependency answers */
+  readiness: Record<string, () => Promise<unknown>>;
+  /** BullMQ queues shown by bull-board at /admin/queues */
+  adminQueues?: Queue[];
+  /** the version reported in /openapi.json */
+  version?: string;
+}
+
+/** What each `<domain>Routes(deps)` receives: the app's deps plus the OpenAPI spec its routes register in. */
+export type RouteDeps = AppDeps & { openapi: OpenApiSpec };
+
+export function createApp(deps: AppDeps): express.Express {
+  const openapi = new OpenApiSpec({
+    title: 'loraforge API',
+    version: deps.version ?? '0.1.0',
+    description: 'Register, merge, serve and compare PEFT LoRA adapters. Errors: {"error": {"code", "message", "details"}}.',
+  });
+  const routeDeps: RouteDeps = { ...deps, openapi };
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.set('query parser', 'simple');
+
+  app.use(httpMetricsMiddleware(deps.metrics));
+  app.use(
+    pinoHttp({
+      logger: deps.log,
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      quietReqLogger: true,
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
+          id: req.id,
+          method: req.method,
+          url: req.url,
+          remoteAddress: req.remoteAddress,
+        }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+    }),
+  );
+  // bull-board's page uses inline scripts: no CSP there; everything else gets helmet's defaults
+  const strict = helmet();
+  const relaxed = helmet({ contentSecurityPolicy: false });
+  app.use((req, res, next) => (req.path.startsWith('/admin/') ? relaxed(req, res, next) : strict(req, res, next)));
+  app.use(rateLimitMiddleware(deps.config.rateLimitPerMinute));
+
+  if (deps.adminQueues && deps.adminQueues.length > 0) {
+    const board = new ExpressAdapter();
+    board.setBasePath('/admin/queues');
+    createBullBoard({ queues: deps.adminQueues.map((q) => new BullMQAdapter(q)), serverAdapter: board });
+    app.use('/admin/queues', adminAuthMiddleware({ token: deps.config.authToken }), board.getRouter());
+  }
+
+  app.use(authMiddleware({ token: deps.config.authToken, authReads: deps.config.authReads }));
+  app.use(express.json({ limit: deps.config.jsonBodyLimit }));
+
+  app.use(systemRoutes(routeDeps));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.log));
+  return app;
+}
