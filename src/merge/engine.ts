@@ -224,6 +224,8 @@ function buildAdapter(inputs: LoraAdapter[], modules: Map<string, LoraModule>, b
     rankPattern,
     alphaPattern: { ...rankPattern },
     modulesToSave: toSave.length > 0 ? toSave : null,
+    layersToTransform: null,
+    layersPattern: null,
     taskType: inputs.find((a) => a.config.taskType)?.config.taskType ?? null,
     raw,
   };
@@ -236,7 +238,7 @@ function buildAdapter(inputs: LoraAdapter[], modules: Map<string, LoraModule>, b
  * LoRA layers only where there are weights.
  */
 function targetModules(inputs: LoraAdapter[], names: string[]): string[] | string {
-  const plain = inputs.every((a) => Array.isArray(a.config.targetModules) && a.config.raw.layers_to_transform == null);
+  const plain = inputs.every((a) => Array.isArray(a.config.targetModules) && a.config.layersToTransform == null);
   if (plain) return [...new Set(inputs.flatMap((a) => a.config.targetModules as string[]))].sort();
   return `^(${names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`;
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import ort from 'onnxruntime-node';
-import { encodeModel, type GraphNode } from './onnx-graph.js';
+import { OnnxModel } from '../../formats/onnx.js';
 
 export interface Mat32 {
   data: Float32Array;
@@ -139,23 +139,16 @@ export class MatmulKernel {
 }
 
 function gemmGraph(transA: boolean, transB: boolean, precision: Precision): Uint8Array {
-  const nodes: GraphNode[] = [];
-  let a = 'A';
-  let b = 'B';
+  const g = new OnnxModel({ opsets: { '': 17 }, graphName: 'merge-gemm' });
+  let a = g.input('A', 'float32', ['a0', 'a1']);
+  let b = g.input('B', 'float32', ['b0', 'b1']);
   if (precision === 'f64') {
-    nodes.push({ op: 'Cast', inputs: ['A'], outputs: ['A64'], ints: { to: 11 } }, { op: 'Cast', inputs: ['B'], outputs: ['B64'], ints: { to: 11 } });
-    a = 'A64';
-    b = 'B64';
+    a = g.node('Cast', [a], ['A64'], { to: 11 });
+    b = g.node('Cast', [b], ['B64'], { to: 11 });
   }
-  nodes.push({ op: 'Gemm', inputs: [a, b], outputs: ['C'], ints: { transA: +transA, transB: +transB } });
-  return encodeModel(
-    nodes,
-    [
-      { name: 'A', type: 'float', dims: ['a0', 'a1'] },
-      { name: 'B', type: 'float', dims: ['b0', 'b1'] },
-    ],
-    [{ name: 'C', type: precision === 'f64' ? 'double' : 'float', dims: ['m', 'n'] }],
-  );
+  g.node('Gemm', [a, b], ['C'], { transA: +transA, transB: +transB });
+  g.output('C', precision === 'f64' ? 'float64' : 'float32', ['m', 'n']);
+  return g.encode();
 }
 
 /** Plain triple-loop reference of op(a)·op(b), accumulated in float64: what the kernel tests compare against. */
