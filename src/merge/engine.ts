@@ -181,7 +181,7 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
         parameters: [...modules.values()].reduce((s, m) => s + m.A.length + m.B.length, 0),
       },
       diagnostics: { overall: overall(diagnostics, totals, adapters.length, method === 'ties' || method === 'dare_ties'), modules: diagnostics },
-      warnings: plan.warnings,
+      warnings: [...plan.warnings, ...adapters.flatMap((a, i) => (a.warnings ?? []).map((w) => `${labels[i]}: ${w}`))],
       device: kernel.activeDevice,
       timings: { mergeSeconds: round(mergeSeconds), secondsPerModule: round(mergeSeconds / total) },
     };
@@ -229,7 +229,7 @@ function buildAdapter(inputs: LoraAdapter[], modules: Map<string, LoraModule>, b
     taskType: inputs.find((a) => a.config.taskType)?.config.taskType ?? null,
     raw,
   };
-  return { config, modules, savedModules, dtype };
+  return { config, modules, savedModules, dtype, warnings: [] };
 }
 
 /**
