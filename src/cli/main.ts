@@ -1,11 +1,17 @@
 // Entry point of the `loraforge` command.
 import { buildModelCommand } from './commands/build-model.js';
+import { foldCommand } from './commands/fold.js';
+import { inspectCommand } from './commands/inspect.js';
+import { mergeCommand } from './commands/merge.js';
 import { serveCommand } from './commands/serve.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
 const modules: CommandModule[] = [
   serveCommand,
   buildModelCommand,
+  mergeCommand,
+  inspectCommand,
+  foldCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);

@@ -44,12 +44,15 @@ export function makeAdapter(modules: ModuleSpec[], opts: { base?: string | null;
       rankPattern: {},
       alphaPattern: {},
       modulesToSave: null,
+      layersToTransform: null,
+      layersPattern: null,
       taskType: 'CAUSAL_LM',
       raw: { peft_type: 'LORA', r, lora_alpha: mods[0]!.alpha, use_rslora: opts.rslora ?? false, task_type: 'CAUSAL_LM', lora_dropout: 0.05 },
     },
     modules: new Map(mods.map((m) => [m.name, m])),
     savedModules: new Map(),
     dtype: opts.dtype ?? 'F32',
+    warnings: [],
   };
 }
 

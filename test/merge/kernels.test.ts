@@ -179,6 +179,19 @@ describe('ONNX Runtime matmul graph', () => {
     expect(relError(c64.data, ref.data)).toBeLessThan(1e-14);
   });
 
+  it('falls back to the CPU with a log line when the CUDA provider is not installed', async () => {
+    const lines: string[] = [];
+    const cuda = new MatmulKernel({ device: 'cuda', threads: 1, logger: { info: (m) => lines.push(m), warn: (m) => lines.push(m) } });
+    try {
+      const c = await cuda.gemm({ data: new Float32Array([1, 2, 3, 4]), rows: 2, cols: 2 }, { data: new Float32Array([0, 1, 1, 0]), rows: 2, cols: 2 });
+      expect([...c.data]).toEqual([2, 1, 4, 3]);
+      // on a machine with onnxruntime's CUDA provider installed this runs on the GPU and logs nothing
+      if (cuda.activeDevice === 'cpu') expect(lines.join('\n')).toMatch(/CUDA execution provider unavailable.*on the CPU/);
+    } finally {
+      await cuda.release();
+    }
+  });
+
   it('refuses mismatched shapes', async () => {
     const a = { data: new Float32Array(6), rows: 2, cols: 3 };
     await expect(kernel.gemm(a, a)).rejects.toThrow(/inner dimensions/);
