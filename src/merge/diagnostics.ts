@@ -52,20 +52,31 @@ export interface ModuleTotals {
   entries: number;
 }
 
-/** ‖B'A' − Σ w_i·B̃_i·Ã_i‖² by Gram products (B̃ holding the scaled B_i): ‖X‖² − 2⟨X,Y⟩ + ‖Y‖². */
+/**
+ * ‖B'A' − Σ w_i·B̃_i·Ã_i‖² by Gram products (B̃ holding the scaled B_i): ‖X‖² − 2⟨X,Y⟩ + ‖Y‖², with
+ * B'ᵀ·[B' B̃] and [A'; Ã]·A'ᵀ computed in float64 (two products, so the cancellation stays at round-off).
+ */
 export async function distanceSq(kernel: MatmulKernel, merged: { B: Mat32; A: Mat32 }, s: Stacked, weights: number[], targetNormSq: number): Promise<{ errSq: number; mergedNormSq: number }> {
   const k = merged.A.rows;
   const R = s.B.cols;
-  const bb = await kernel.gemm64(merged.B, merged.B, { transA: true }); // k×k
-  const aa = await kernel.gemm64(merged.A, merged.A, { transB: true }); // k×k
-  const bx = await kernel.gemm64(merged.B, s.B, { transA: true }); // k×R
-  const ax = await kernel.gemm64(s.A, merged.A, { transB: true }); // R×k
+  const out = s.B.rows;
+  const w = k + R;
+  const sb = new Float32Array(out * w);
+  for (let row = 0; row < out; row++) {
+    for (let j = 0; j < k; j++) sb[row * w + j] = merged.B.data[row * k + j]!;
+    for (let j = 0; j < R; j++) sb[row * w + k + j] = s.B.data[row * R + j]!;
+  }
+  const sa = new Float32Array(w * s.A.cols);
+  sa.set(merged.A.data);
+  sa.set(s.A.data, merged.A.data.length);
+  const bx = (await kernel.gemm64(merged.B, { data: sb, rows: out, cols: w }, { transA: true })).data; // k×w
+  const ax = (await kernel.gemm64({ data: sa, rows: w, cols: s.A.cols }, merged.A, { transB: true })).data; // w×k
   let mergedNormSq = 0;
-  for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) mergedNormSq += bb.data[p * k + q]! * aa.data[q * k + p]!;
+  for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) mergedNormSq += bx[p * w + q]! * ax[q * k + p]!;
   const rowWeight = new Float64Array(R);
   s.offsets.forEach((off, i) => rowWeight.fill(weights[i]!, off, off + s.ranks[i]!));
   let cross = 0;
-  for (let p = 0; p < k; p++) for (let q = 0; q < R; q++) cross += bx.data[p * R + q]! * rowWeight[q]! * ax.data[q * k + p]!;
+  for (let p = 0; p < k; p++) for (let q = 0; q < R; q++) cross += bx[p * w + k + q]! * rowWeight[q]! * ax[(k + q) * k + p]!;
   return { errSq: Math.max(0, mergedNormSq - 2 * cross + targetNormSq), mergedNormSq: Math.max(0, mergedNormSq) };
 }
 

@@ -35,7 +35,7 @@ export function catFactors(inputs: ModuleInput[]): MergedFactors {
   for (const { module: m, weight } of inputs) {
     const c = weight * m.scaling;
     for (let j = 0; j < m.rank * inn; j++) A[off * inn + j] = c * m.A[j]!;
-    for (let row = 0; row < out; row++) B.set(m.B.subarray(row * m.rank, (row + 1) * m.rank), row * rank + off);
+    for (let row = 0; row < out; row++) for (let j = 0; j < m.rank; j++) B[row * rank + off + j] = m.B[row * m.rank + j]!;
     off += m.rank;
   }
   return { B: { data: B, rows: out, cols: rank }, A: { data: A, rows: rank, cols: inn }, rank, retainedEnergy: null, stats: null };

@@ -61,7 +61,8 @@ function planTargets(ckpt: Checkpoint, adapter: LoraAdapter): Map<string, Target
       `the checkpoint has no weight for ${missing.length} adapter module(s), e.g. ${missing[0]}.weight: is it the adapter's base model (${adapter.config.baseModel ?? 'not named in adapter_config.json'})?`,
     );
   }
-  // orientation: from the shape where it decides; square weights follow the model's other modules, then the config
+  // orientation: from the shape where it decides; square linear weights follow the model's other linear modules
+  // (Conv1D models store them all in×out, whatever fan_in_fan_out says), then the config
   const decided: boolean[] = [];
   const shapes = new Map<string, number[]>();
   for (const [name, m] of found) {
@@ -71,7 +72,7 @@ function planTargets(ckpt: Checkpoint, adapter: LoraAdapter): Map<string, Target
     if (shape.length !== 2 || !((rows === m.outFeatures && cols === m.inFeatures) || (rows === m.inFeatures && cols === m.outFeatures))) {
       throw new InvalidInputError(`${name} has shape [${shape.join(', ')}] but the adapter's ${m.name} needs ${m.outFeatures}×${m.inFeatures}: the adapter belongs to another base model`);
     }
-    if (m.inFeatures !== m.outFeatures) decided.push(rows === m.inFeatures);
+    if (m.kind === 'linear' && m.inFeatures !== m.outFeatures) decided.push(rows === m.inFeatures); // embeddings are always in×out
   }
   const modelTransposed = decided.length > 0 ? decided.some(Boolean) : adapter.config.fanInFanOut;
   const targets = new Map<string, Target>();

@@ -43,43 +43,46 @@ export function darePrune(t: Float32Array, density: number, key: StreamKey, offs
  * won, divided by their count (at least 1). Weights apply after the vote, so a zero weight still counts.
  */
 export function electAndMerge(pruned: Float32Array[], weights: number[], method: SignMethod, out: Float32Array, stats?: PruneStats): void {
+  // Branch-free on the float bits (signs are random, so branches would mispredict): counts[j] packs the number
+  // of positive (low 16 bits) and negative (high 16 bits) inputs; nz is 1 exactly when |x| > 0.
   const len = out.length;
+  if (pruned.length > 0xffff) throw new Error('electAndMerge: at most 65535 inputs');
   const vote = new Float32Array(len);
-  const pos = new Uint16Array(len);
-  const neg = new Uint16Array(len);
+  const counts = new Uint32Array(len);
   for (const p of pruned) {
+    const u = new Uint32Array(p.buffer, p.byteOffset, len);
     for (let j = 0; j < len; j++) {
-      const v = p[j]!;
-      const isPos = +(v > 0);
-      const isNeg = +(v < 0);
-      pos[j] = pos[j]! + isPos;
-      neg[j] = neg[j]! + isNeg;
-      vote[j] = vote[j]! + (method === 'total' ? v : isPos - isNeg);
+      const x = u[j]!;
+      const nz = ((x & 0x7fffffff) + 0x7fffffff) >>> 31;
+      counts[j] = counts[j]! + (nz << ((x >>> 31) << 4));
     }
+    if (method === 'total') for (let j = 0; j < len; j++) vote[j] = vote[j]! + p[j]!;
   }
+  if (method === 'frequency') for (let j = 0; j < len; j++) vote[j] = (counts[j]! & 0xffff) - (counts[j]! >>> 16);
+  const uv = new Uint32Array(vote.buffer); // a zero vote is +0 here, so it elects +
   out.fill(0);
   for (let i = 0; i < pruned.length; i++) {
     const p = pruned[i]!;
+    const u = new Uint32Array(p.buffer, p.byteOffset, len);
     const w = weights[i]!;
     for (let j = 0; j < len; j++) {
-      const v = p[j]!;
-      const s = vote[j]! >= 0 ? v : -v; // > 0 exactly when v is non-zero with the elected sign
-      out[j] = out[j]! + (s > 0 ? w * v : 0);
+      const x = u[j]!;
+      const agree = (((x & 0x7fffffff) + 0x7fffffff) >>> 31) & (((x ^ uv[j]!) >>> 31) ^ 1);
+      out[j] = out[j]! + w * p[j]! * agree;
     }
   }
   let kept = 0;
   let contested = 0;
   let conflicts = 0;
   for (let j = 0; j < len; j++) {
-    const p = pos[j]!;
-    const q = neg[j]!;
-    const count = vote[j]! >= 0 ? p : q;
-    if (count > 1) out[j] = out[j]! / count;
+    const c = counts[j]!;
+    const count = (c >>> ((uv[j]! >>> 31) << 4)) & 0xffff;
+    out[j] = out[j]! / (count + ((count - 1) >>> 31));
     kept += count;
-    if (p + q > 1) {
-      contested++;
-      conflicts += +(p > 0 && q > 0);
-    }
+    const pos = c & 0xffff;
+    const neg = c >>> 16;
+    contested += +(pos + neg > 1);
+    conflicts += +(pos > 0 && neg > 0);
   }
   if (stats) {
     stats.kept += kept;

@@ -41,8 +41,8 @@ describe('loraforge merge / inspect', () => {
     const b = fixture('peft/SmolLM-135M-Instruct/tfm-hitesh-medai-100epochs');
     const out = path.join(tmp, 'smollm-ties');
     const res = await cli('merge', '--method', 'ties', '--weights', '0.5,0.5', '--density', '0.2', a, b, '--out', out);
-    expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
+    expect(res.stderr).not.toMatch(/warning|error/i); // progress lines only
     expect(res.stdout).toMatch(/merged 2 adapter\(s\) with ties \(delta space\)/);
     expect(res.stdout).toMatch(/relative error vs the exact weighted sum/);
     expect((await readdir(out)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'merge-report.json']);
@@ -67,7 +67,7 @@ describe('loraforge merge / inspect', () => {
     await writeAdapter(dir, makeAdapter([{ name: Q, out: 4, inn: 4, r: 1 }]));
     const cases: [string[], RegExp][] = [
       [['merge', '--method', 'bogus', dir, dir, '--out', path.join(tmp, 'x1')], /--method must be one of linear, cat, svd/],
-      [['merge', '--method', 'linear', '--weights', '1', dir, dir, '--out', path.join(tmp, 'x2')], /1 weight\(s\) for 2 adapter\(s\)/],
+      [['merge', '--method', 'linear', '--weights', '1', dir, dir, '--out', path.join(tmp, 'x2')], /--weights has 1 value\(s\) for 2 adapter\(s\)/],
       [['merge', '--method', 'ties', dir, dir, '--out', path.join(tmp, 'x3')], /needs a density/],
       [['merge', '--method', 'linear', '--weights', 'a,b', dir, dir, '--out', path.join(tmp, 'x4')], /--weights takes numbers/],
       [['merge', '--method', 'linear', dir, path.join(tmp, 'nope'), '--out', path.join(tmp, 'x5')], /nope: no such directory/],

@@ -3,7 +3,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.js';
-import { MERGE_METHODS, mergeToDirectory, REPORT_FILE, type MergeReport } from '../../merge/index.js';
+import { InvalidInputError } from '../../errors.js';
+import { MERGE_METHODS, mergeToDirectory, parseMergeOptions, REPORT_FILE, type MergeReport } from '../../merge/index.js';
 import { createLogger } from '../../util/log.js';
 import { choiceOption, formatCount, integerOption, numberListOption, numberOption } from '../options.js';
 import { progressPrinter, table } from '../progress.js';
@@ -106,15 +107,20 @@ export function mergeCommand(program: Command): void {
         ...(flags.trimScope && { trimScope: flags.trimScope }),
         ...(flags.dtype && { dtype: flags.dtype }),
       };
+      // refuse a bad recipe before reading anything, so the only output is the one line that says what to fix
+      const recipe = parseMergeOptions(options);
+      if (recipe.weights.length !== adapters.length) {
+        throw new InvalidInputError(`--weights has ${recipe.weights.length} value(s) for ${adapters.length} adapter(s): give one weight per adapter, in the same order`);
+      }
       const printer = progressPrinter();
       const started = performance.now();
       let report: MergeReport;
       try {
-        report = await mergeToDirectory(adapters, flags.out, options, {
+        report = await mergeToDirectory(adapters, flags.out, recipe, {
           overwrite: flags.force ?? false,
           denseCacheBytes: config.merge.denseCacheMiB << 20,
           compute: { device: config.merge.device, threads: config.merge.threads, logger: log },
-          onProgress: (p) => printer.update({ phase: p.phase, done: p.done, total: p.total, detail: p.module }),
+          onProgress: (p) => p.phase !== 'read' && printer.update({ phase: p.phase, done: p.done, total: p.total, detail: p.module }),
         });
       } finally {
         printer.done();

@@ -35,7 +35,8 @@ export function stackFactors(factors: Factor[]): Stacked {
   for (const f of factors) {
     const r = f.A.rows;
     offsets.push(off);
-    for (let row = 0; row < out; row++) b.set(f.B.data.subarray(row * r, row * r + r), row * total + off);
+    const src = f.B.data;
+    for (let row = 0; row < out; row++) for (let j = 0; j < r; j++) b[row * total + off + j] = src[row * r + j]!;
     a.set(f.A.data, off * inn);
     off += r;
   }

@@ -125,6 +125,9 @@ export class MatmulKernel {
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
       logSeverityLevel: 3,
+      // ORT's pool threads spin after each run by default; between our runs the JS thread does the elementwise
+      // work and needs those cores
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
     };
     if (this.device === 'cuda') {
       try {

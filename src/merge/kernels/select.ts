@@ -101,17 +101,19 @@ export class TopKFilter {
     let ties = this.ties;
     let kept = 0;
     for (let j = 0; j < bits.length; j++) {
-      const m = bits[j]! & 0x7fffffff;
-      if (m > tb) {
-        kept++;
+      const x = bits[j]!;
+      const m = x & 0x7fffffff;
+      if (m === tb) {
+        // rare: values equal to the threshold, the first `ties` of which are kept
+        if (ties > 0) {
+          ties--;
+          kept++;
+        } else bits[j] = 0;
         continue;
       }
-      if (m === tb && ties > 0) {
-        ties--;
-        kept++;
-        continue;
-      }
-      values[j] = 0;
+      const keep = (tb - m) >>> 31; // 1 when m > tb (both below 2^31), without a branch
+      bits[j] = x & -keep;
+      kept += keep;
     }
     this.ties = ties;
     this.kept += kept;
