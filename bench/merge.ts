@@ -3,7 +3,7 @@
 // written as F32 files), merged by every method and space, each run in a fresh child process so its wall time
 // (reading and writing included) and peak RSS are its own. The naive baseline, measured in the same run, is what
 // PEFT's svd path does: form the dense ΔW and take a dense SVD (here: Gram in ONNX Runtime + our float64
-// eigensolver), timed on one k_proj module and one 2048×2048 module and extrapolated to the whole model (n³).
+// eigensolver), timed on one k_proj module and extrapolated to q/o_proj and the whole model.
 // Machines are shared and noisy: compare the ratios, and the medians of several runs.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -114,8 +114,8 @@ async function child(dirs: string[], out: string, options: Record<string, unknow
   );
 }
 
-/** PEFT's way for one module: dense ΔW = Σ c_i·B_i·A_i, then a dense SVD (via the Gram's eigendecomposition). */
-async function naiveModule(kernel: MatmulKernel, out: number, inn: number): Promise<number> {
+/** Time of forming one module's dense ΔW = Σ c_i·B_i·A_i (what PEFT's svd path starts with). */
+async function formDense(kernel: MatmulKernel, out: number, inn: number): Promise<{ seconds: number; dense: Float32Array }> {
   const t0 = performance.now();
   const dense = new Float32Array(out * inn);
   for (let i = 0; i < ADAPTERS; i++) {
@@ -124,10 +124,24 @@ async function naiveModule(kernel: MatmulKernel, out: number, inn: number): Prom
     const d = (await kernel.gemm({ data: b, rows: out, cols: RANK }, { data: a, rows: RANK, cols: inn })).data;
     for (let j = 0; j < d.length; j++) dense[j] = dense[j]! + 0.25 * d[j]!;
   }
-  const small = Math.min(out, inn);
-  const g = await kernel.gemm64({ data: dense, rows: out, cols: inn }, { data: dense, rows: out, cols: inn }, out < inn ? { transB: true } : { transA: true });
-  symmetricEigen(g.data, small);
-  return (performance.now() - t0) / 1000;
+  return { seconds: (performance.now() - t0) / 1000, dense };
+}
+
+/**
+ * The naive per-module cost: dense ΔW, then a dense SVD as the eigendecomposition of its smaller Gram (cheaper
+ * than a true SVD, so the ratios below are conservative). k_proj is measured whole; q_proj's Gram and eigen
+ * steps are extrapolated from k_proj's (×16 and ×64: the work is O(out²·in) and O(n³)).
+ */
+async function naiveBaseline(kernel: MatmulKernel): Promise<{ kv: number; q: number }> {
+  const k = await formDense(kernel, KV, HIDDEN);
+  let t = performance.now();
+  const g = await kernel.gemm64({ data: k.dense, rows: KV, cols: HIDDEN }, { data: k.dense, rows: KV, cols: HIDDEN }, { transB: true });
+  const gram = (performance.now() - t) / 1000;
+  t = performance.now();
+  symmetricEigen(g.data, KV);
+  const eigen = (performance.now() - t) / 1000;
+  const q = await formDense(kernel, HIDDEN, HIDDEN);
+  return { kv: k.seconds + gram + eigen, q: q.seconds + 16 * gram + 64 * eigen };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -150,15 +164,10 @@ async function main(): Promise<void> {
 
     console.log('naive baseline (dense ΔW + dense SVD) …');
     const kernel = new MatmulKernel();
-    const kvSeconds = await naiveModule(kernel, KV, HIDDEN);
-    const halfSeconds = await naiveModule(kernel, HIDDEN / 2, HIDDEN / 2);
+    const naive = await naiveBaseline(kernel);
     await kernel.release();
-    const qSeconds = halfSeconds * 8; // dense SVD is O(n³): 4096² is 8× the 2048² work
-    const naiveTotal = LAYERS * (2 * qSeconds + 2 * kvSeconds);
-    console.log(
-      `  k_proj 1024×4096: ${kvSeconds.toFixed(2)} s measured; q_proj 4096×4096: ${qSeconds.toFixed(1)} s (2048² measured ${halfSeconds.toFixed(2)} s × 8); ` +
-        `whole model ≈ ${naiveTotal.toFixed(0)} s`,
-    );
+    const naiveTotal = LAYERS * (2 * naive.q + 2 * naive.kv);
+    console.log(`  per module: k_proj ${naive.kv.toFixed(2)} s (measured), q_proj ${naive.q.toFixed(1)} s (extrapolated); whole model ≈ ${naiveTotal.toFixed(0)} s`);
 
     const self = fileURLToPath(import.meta.url);
     const rows: string[][] = [];
