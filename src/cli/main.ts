@@ -2,6 +2,7 @@
 import { buildModelCommand } from './commands/build-model.js';
 import { foldCommand } from './commands/fold.js';
 import { inspectCommand } from './commands/inspect.js';
+import { makeDemoModelCommand } from './commands/make-demo-model.js';
 import { mergeCommand } from './commands/merge.js';
 import { serveCommand } from './commands/serve.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
@@ -9,6 +10,7 @@ import { buildProgram, runProgram, type CommandModule } from './program.js';
 const modules: CommandModule[] = [
   serveCommand,
   buildModelCommand,
+  makeDemoModelCommand,
   mergeCommand,
   inspectCommand,
   foldCommand,
