@@ -125,6 +125,7 @@ export async function startWorker(rt: Runtime, registry: Registry): Promise<Runn
     concurrency: w.concurrency,
     lockMs: w.lockSeconds * 1000,
     shutdownGraceMs: w.shutdownGraceSeconds * 1000,
+    merge: rt.config.merge,
   });
   rt.lifecycle.add('merge worker', () => worker.close());
   return worker;

@@ -2,6 +2,11 @@
 import { adaptersCommand } from './commands/adapters.js';
 import { allCommand } from './commands/all.js';
 import { buildModelCommand } from './commands/build-model.js';
+import { foldCommand } from './commands/fold.js';
+import { generateCommand } from './commands/generate.js';
+import { inspectCommand } from './commands/inspect.js';
+import { makeDemoModelCommand } from './commands/make-demo-model.js';
+import { mergeCommand } from './commands/merge.js';
 import { mergesCommand } from './commands/merges.js';
 import { serveCommand } from './commands/serve.js';
 import { workerCommand } from './commands/worker.js';
@@ -14,6 +19,11 @@ const modules: CommandModule[] = [
   adaptersCommand,
   mergesCommand,
   buildModelCommand,
+  generateCommand,
+  makeDemoModelCommand,
+  mergeCommand,
+  inspectCommand,
+  foldCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);

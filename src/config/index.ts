@@ -54,6 +54,43 @@ export const ConfigSchema = z.object({
       attempts: z.coerce.number().int().min(1).max(20).default(3),
     })
     .prefault({}),
+  /** the merge engine (CLI merges and queue workers alike) */
+  merge: z
+    .object({
+      /** where the heavy matrix products run: cpu (MLAS), or cuda when onnxruntime's CUDA provider is installed (falls back to cpu) */
+      device: z.enum(['cpu', 'cuda']).default('cpu'),
+      /** matmul threads; unset = the number of physical cores */
+      threads: z.coerce.number().int().min(1).max(256).optional(),
+      /** memory for one module's dense ΔW tiles in ties/dare/magnitude merges (MiB) */
+      denseCacheMiB: z.coerce.number().int().min(16).default(1024),
+    })
+    .prefault({}),
+  inference: z
+    .object({
+      /** serve a model from the API process (`loraforge serve`, `loraforge all`) */
+      enabled: z.boolean().default(true),
+      /** HF checkpoint dir to serve; unset = the demo model, generated once into <dataDir>/demo-model */
+      model: z.string().optional(),
+      /** the id the base model is served under; default: the checkpoint's name */
+      modelId: z.string().optional(),
+      /** ONNX Runtime intra-op threads; 0 = the machine's available parallelism */
+      threads: z.coerce.number().int().min(0).max(1024).default(0),
+      /** cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12; falls back to cpu with a warning */
+      executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
+      /** let idle ORT threads spin: a little faster per step, but burns the cores the HTTP server shares */
+      spinning: z.boolean().default(false),
+      /** sequences decoded together in one step */
+      maxBatch: z.coerce.number().int().min(1).max(256).default(8),
+      /** requests waiting beyond the running batch; more get 429 with Retry-After */
+      maxQueue: z.coerce.number().int().min(0).max(100_000).default(64),
+      /** longest piece of one prompt prefilled per step (long prompts are chunked so running streams keep going) */
+      prefillChunk: z.coerce.number().int().min(1).default(512),
+      /** most tokens (rows x padded length) in one batched prefill */
+      prefillTokenBudget: z.coerce.number().int().min(1).default(2048),
+      /** KV cache capacity grows and shrinks in steps of this many positions */
+      kvChunk: z.coerce.number().int().min(1).default(128),
+    })
+    .prefault({}),
   /** `loraforge build-model` defaults: how a checkpoint becomes the ONNX model the engine serves */
   builder: z
     .object({
@@ -81,6 +118,35 @@ export const ConfigSchema = z.object({
       apiToken: z.string().optional(),
     })
     .prefault({}),
+  arena: z
+    .object({
+      /** a battle takes votes for this long after it is created, unless closed earlier */
+      battleTtlSeconds: z.coerce.number().int().positive().default(86_400),
+      /** refuse votes by an adapter's owner (its registry `registeredBy`) on battles where that adapter plays */
+      excludeOwnerVotes: z.boolean().default(false),
+      /** adapters with fewer counted votes are fitted but left off the leaderboard table */
+      minVotes: z.coerce.number().int().min(0).default(10),
+      /** bootstrap rounds for the 95% intervals (0: no intervals) and the seed that makes them reproducible */
+      bootstrapRounds: z.coerce.number().int().min(0).max(10_000).default(200),
+      bootstrapSeed: z.coerce.number().int().default(0),
+      /** ratings are shifted so this adapter sits at `rating`; without one (or when it has no votes), the mean does */
+      anchor: z
+        .object({ adapter: z.string().min(1).optional(), rating: z.coerce.number().default(1000) })
+        .prefault({}),
+      /** 'flag': a battle whose answer names an adapter or the base model is shown but its votes do not count */
+      identityCheck: z.enum(['flag', 'off']).default('flag'),
+      /** words never treated as revealing (e.g. a name part like "code" that answers use for other reasons) */
+      identityAllow: z.array(z.string().min(1)).default([]),
+      /** sampling settings of battle answers when a request gives none (the seed is drawn per battle) */
+      sampling: z
+        .object({
+          temperature: z.coerce.number().min(0).max(5).default(0.7),
+          topP: z.coerce.number().gt(0).max(1).default(0.95),
+          maxTokens: z.coerce.number().int().min(1).max(8192).default(256),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -102,6 +168,14 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_API_AUTH_READS: 'server.authReads',
   LORAFORGE_RATE_LIMIT: 'server.rateLimitPerMinute',
   LORAFORGE_WORKER_LOCK_SECONDS: 'worker.lockSeconds',
+  LORAFORGE_MERGE_DEVICE: 'merge.device',
+  LORAFORGE_MERGE_THREADS: 'merge.threads',
+  LORAFORGE_MODEL: 'inference.model',
+  LORAFORGE_MODEL_ID: 'inference.modelId',
+  LORAFORGE_THREADS: 'inference.threads',
+  LORAFORGE_EXECUTION_PROVIDER: 'inference.executionProvider',
+  LORAFORGE_MAX_BATCH: 'inference.maxBatch',
+  LORAFORGE_MAX_QUEUE: 'inference.maxQueue',
   LORAFORGE_BUILD_DTYPE: 'builder.dtype',
   LORAFORGE_LORA_TARGETS: 'builder.targets',
   LORAFORGE_LORA_MAX_RANK: 'builder.maxRank',
@@ -111,6 +185,10 @@ export const ENV_VARS: Record<string, string> = {
   DISCORD_GUILD_ID: 'bot.guildId',
   LORAFORGE_OPERATOR_ROLE: 'bot.operatorRole',
   LORAFORGE_API_URL: 'bot.apiUrl',
+  LORAFORGE_ARENA_BATTLE_TTL: 'arena.battleTtlSeconds',
+  LORAFORGE_ARENA_EXCLUDE_OWNERS: 'arena.excludeOwnerVotes',
+  LORAFORGE_ARENA_MIN_VOTES: 'arena.minVotes',
+  LORAFORGE_ARENA_ANCHOR: 'arena.anchor.adapter',
 };
 
 type Tree = { [key: string]: unknown };

@@ -10,6 +10,9 @@ export interface MergeThreadData {
   options: MergeOptions;
   /** the inputs' registry names, for the engine's messages and the report */
   labels: string[];
+  /** where the matrix products run (config `merge`) */
+  compute: { device: 'cpu' | 'cuda'; threads?: number };
+  denseCacheBytes: number;
 }
 
 export type ThreadMessage =
@@ -18,7 +21,7 @@ export type ThreadMessage =
   | { type: 'error'; code?: string; name: string; message: string; stack?: string };
 
 const port = parentPort!;
-const { inputDirs, outDir, options, labels } = workerData as MergeThreadData;
+const { inputDirs, outDir, options, labels, compute, denseCacheBytes } = workerData as MergeThreadData;
 const controller = new AbortController();
 port.on('message', (message: { type: 'cancel'; reason: string }) => {
   if (message.type === 'cancel') controller.abort(message.reason);
@@ -29,6 +32,8 @@ try {
     onProgress: (p) => port.postMessage({ type: 'progress', phase: p.phase, done: p.done, total: p.total } satisfies ThreadMessage),
     signal: controller.signal,
     labels,
+    compute,
+    denseCacheBytes,
   });
   port.postMessage({ type: 'done', report } satisfies ThreadMessage);
 } catch (err) {

@@ -32,6 +32,8 @@ export interface MergeWorkerOptions {
   shutdownGraceMs?: number;
   /** how often a running merge checks its cancel flag (the control channel is the fast path) */
   cancelPollMs?: number;
+  /** the merge engine's settings (config `merge`) */
+  merge?: { device: 'cpu' | 'cuda'; threads?: number; denseCacheMiB: number };
 }
 
 export interface RunningWorker {
@@ -104,7 +106,18 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
       staging = await registry.store.stagingDir(`merge-${job.id}`);
       const outDir = path.join(staging, 'out');
       jobLog.info({ method: data.options.method, inputs: data.inputs.map((i) => i.name) }, 'merge started');
-      const report = await runMergeInThread({ inputDirs, outDir, options: data.options, labels: data.inputs.map((i) => i.name) }, { onProgress: progressReporter(job), signal });
+      const engine = opts.merge ?? { device: 'cpu', denseCacheMiB: 1024 };
+      const report = await runMergeInThread(
+        {
+          inputDirs,
+          outDir,
+          options: data.options,
+          labels: data.inputs.map((i) => i.name),
+          compute: { device: engine.device, threads: engine.threads },
+          denseCacheBytes: engine.denseCacheMiB * 1024 * 1024,
+        },
+        { onProgress: progressReporter(job), signal },
+      );
       const diagnostics = report ?? JSON.parse(await readFile(path.join(outDir, 'merge-report.json'), 'utf8'));
       const result = await registry.registerStaged(outDir, {
         name: data.output.name,

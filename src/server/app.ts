@@ -8,17 +8,23 @@ import type { Queue } from 'bullmq';
 import express from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
+import type { Arena } from '../arena/arena.js';
 import type { Config } from '../config/index.js';
 import type { MergeService } from '../queue/merges.js';
 import type { Registry } from '../registry/registry.js';
+import type { InferenceEngine } from '../inference/engine/index.js';
 import type { Logger } from '../util/log.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { registerInferenceMetrics } from './inference-metrics.js';
 import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
 import { rateLimitMiddleware } from './ratelimit.js';
 import { adaptersRoutes } from './routes/adapters.js';
 import { mergesRoutes } from './routes/merges.js';
+import { compareRoutes } from './routes/compare.js';
+import { openaiRoutes } from './routes/openai.js';
+import { arenaRoutes } from './routes/arena.js';
 import { systemRoutes } from './routes/system.js';
 
 export type ServerConfig = Config['server'];
@@ -42,6 +48,10 @@ export interface AppDeps {
   registry?: Registry;
   /** /v1/merges */
   merges?: MergeService;
+  /** the model engine: OpenAI-compatible routes and /v1/compare */
+  engine?: InferenceEngine;
+  /** /v1/battles, /v1/leaderboard */
+  arena?: Arena;
 }
 
 /** What each `<domain>Routes(deps)` receives: the app's deps plus the OpenAPI spec its routes register in. */
@@ -96,6 +106,13 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(systemRoutes(routeDeps));
   if (deps.registry) app.use(adaptersRoutes({ ...routeDeps, registry: deps.registry }));
   if (deps.merges) app.use(mergesRoutes({ ...routeDeps, merges: deps.merges }));
+  if (deps.engine) {
+    const withEngine = { ...routeDeps, engine: deps.engine };
+    app.use(openaiRoutes(withEngine));
+    app.use(compareRoutes(withEngine));
+    registerInferenceMetrics(deps.metrics.registry, deps.engine);
+  }
+  if (deps.arena) app.use(arenaRoutes({ ...routeDeps, arena: deps.arena }));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
