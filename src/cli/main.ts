@@ -1,9 +1,11 @@
 // Entry point of the `loraforge` command.
+import { buildModelCommand } from './commands/build-model.js';
 import { serveCommand } from './commands/serve.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
 const modules: CommandModule[] = [
   serveCommand,
+  buildModelCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);

@@ -48,6 +48,21 @@ export const ConfigSchema = z.object({
       concurrency: z.coerce.number().int().min(1).max(64).default(1),
     })
     .prefault({}),
+  /** `loraforge build-model` defaults: how a checkpoint becomes the ONNX model the engine serves */
+  builder: z
+    .object({
+      /** int4 (4-bit weights, the fast choice on CPU) or fp32 */
+      dtype: z.enum(['fp32', 'int4']).default('int4'),
+      /** projections that take LoRA adapters: any of q,k,v,o,gate,up,down (comma list in the environment) */
+      targets: z
+        .preprocess((v) => (typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter(Boolean) : v), z.array(z.enum(['q', 'k', 'v', 'o', 'gate', 'up', 'down'])).min(1))
+        .default(['q', 'k', 'v', 'o']),
+      /** largest adapter rank the serving pool holds */
+      maxRank: z.coerce.number().int().min(1).max(4096).default(64),
+      /** adapter slots in the serving pool, slot 0 ("no adapter") included */
+      slots: z.coerce.number().int().min(2).max(1024).default(8),
+    })
+    .prefault({}),
   bot: z
     .object({
       token: z.string().min(1).optional(),
@@ -76,6 +91,10 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_API_TOKEN: 'server.authToken',
   LORAFORGE_IMPORT_DIR: 'server.importDir',
   LORAFORGE_WORKER_CONCURRENCY: 'worker.concurrency',
+  LORAFORGE_BUILD_DTYPE: 'builder.dtype',
+  LORAFORGE_LORA_TARGETS: 'builder.targets',
+  LORAFORGE_LORA_MAX_RANK: 'builder.maxRank',
+  LORAFORGE_LORA_SLOTS: 'builder.slots',
   DISCORD_TOKEN: 'bot.token',
   DISCORD_APPLICATION_ID: 'bot.applicationId',
   DISCORD_GUILD_ID: 'bot.guildId',

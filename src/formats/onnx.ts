@@ -219,14 +219,17 @@ export class OnnxModel {
     return outputs[0]!;
   }
 
-  /** An initializer whose bytes are stored inside the .onnx (little-endian raw data). */
+  /**
+   * An initializer whose bytes are stored inside the .onnx (little-endian raw data). Named like a graph input, it
+   * is that input's default value (ONNX allows it; note onnxruntime-node then hides the input from `inputNames`).
+   */
   initializer(name: string, dtype: OnnxDtype, dims: readonly number[], data: ArrayBufferView): string {
     checkDims(name, dims);
     const expected = elementCount(dims) * BYTES_PER_ELEMENT[dtype];
     if (data.byteLength !== expected) {
       throw new TypeError(`initializer ${name}: ${data.byteLength} bytes given, [${dims.join(', ')}] ${dtype} needs ${expected}`);
     }
-    this.define(name, 'initializer');
+    if (!this.inputs.some((i) => i.name === name)) this.define(name, 'initializer');
     this.initializers.push({ name, dataType: DATA_TYPE[dtype], dims: [...dims], rawData: bytesOf(data) });
     this.inlineBytes += expected;
     return name;

@@ -1,0 +1,71 @@
+// 4-bit block quantization for com.microsoft MatMulNBits / GatherBlockQuantized: symmetric round-to-nearest,
+// the formulas of onnxruntime's MLAS quantizer (core/mlas/lib/q4_dq.cpp), which its own Python quantizer calls.
+//
+// Layout (the MatMulNBits spec): the weight in PyTorch [N = out, K = in] order, each row cut into blocks of
+// `blockSize` along K; `qweight` is uint8 [N, ceil(K/bs), bs/2] with the even k in the low nibble; `scales` is
+// float [N, ceil(K/bs)]; no zero points (the default 8 = symmetric). A row of an embedding table [vocab, hidden]
+// in this layout is also what GatherBlockQuantized reads with quantize_axis = 1.
+
+export interface Int4Weight {
+  n: number;
+  k: number;
+  blockSize: number;
+  blocksPerRow: number;
+  qweight: Uint8Array;
+  scales: Float32Array;
+}
+
+/** C's roundf: halves away from zero (Math.round sends -2.5 to -2). */
+function roundf(x: number): number {
+  return x < 0 ? -Math.round(-x) : Math.round(x);
+}
+
+/** Quantizes `w` ([n, k] row-major) to 4 bits. A last partial block is padded with zeros. */
+export function quantizeInt4(w: Float32Array, n: number, k: number, blockSize = 32): Int4Weight {
+  if (w.length !== n * k) throw new RangeError(`quantizeInt4: ${w.length} values given for [${n}, ${k}]`);
+  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new RangeError(`block size ${blockSize} must be a power of 2 ≥ 16`);
+  const blocksPerRow = Math.ceil(k / blockSize);
+  const blob = blockSize / 2;
+  const qweight = new Uint8Array(n * blocksPerRow * blob);
+  const scales = new Float32Array(n * blocksPerRow);
+  for (let row = 0; row < n; row++) {
+    const base = row * k;
+    for (let b = 0; b < blocksPerRow; b++) {
+      const start = b * blockSize;
+      const end = Math.min(start + blockSize, k);
+      // the value of largest magnitude, sign kept: it maps exactly to -8, the end of the range with one more step
+      let extreme = 0;
+      for (let i = start; i < end; i++) {
+        const v = w[base + i]!;
+        if (Math.abs(v) > Math.abs(extreme)) extreme = v;
+      }
+      const scale = Math.fround(extreme / -8);
+      const reciprocal = scale !== 0 ? Math.fround(1 / scale) : 0;
+      scales[row * blocksPerRow + b] = scale;
+      const out = (row * blocksPerRow + b) * blob;
+      for (let i = 0; i < blockSize; i++) {
+        const v = start + i < end ? w[base + start + i]! : 0;
+        const q = Math.min(15, Math.max(0, roundf(Math.fround(v * reciprocal)) + 8));
+        qweight[out + (i >> 1)]! |= i & 1 ? q << 4 : q;
+      }
+    }
+  }
+  return { n, k, blockSize, blocksPerRow, qweight, scales };
+}
+
+/** The float weights a quantized tensor stands for, [n, k] row-major: (q - 8) * scale. */
+export function dequantizeInt4(q: Int4Weight): Float32Array {
+  const { n, k, blockSize, blocksPerRow, qweight, scales } = q;
+  const blob = blockSize / 2;
+  const w = new Float32Array(n * k);
+  for (let row = 0; row < n; row++) {
+    for (let i = 0; i < k; i++) {
+      const b = Math.floor(i / blockSize);
+      const j = i % blockSize;
+      const byte = qweight[(row * blocksPerRow + b) * blob + (j >> 1)]!;
+      const nibble = j & 1 ? byte >> 4 : byte & 15;
+      w[row * k + i] = (nibble - 8) * scales[row * blocksPerRow + b]!;
+    }
+  }
+  return w;
+}
