@@ -2,9 +2,10 @@
 // model.safetensors.index.json), and the tokenizer and generation files that travel with them. Tensors are read
 // lazily from whichever shard holds them. The config is exposed raw: normalizing it per architecture is the
 // builder's job, not this module's.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidFileError, NotFoundError, UnsupportedError } from '../errors.js';
+import { readJsonObject } from './json-file.js';
 import { SafetensorsFile, type OpenOptions, type TensorInfo } from './safetensors.js';
 
 export {
@@ -38,27 +39,6 @@ const PICKLE_HINT =
 export interface CheckpointTensorInfo extends TensorInfo {
   /** The shard file (name within the checkpoint directory) holding the tensor. */
   file: string;
-}
-
-/** Reads a JSON file that must hold an object; every failure names the file. */
-export async function readJsonObject(file: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${file}: no such file`);
-    throw err;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new InvalidFileError(file, `not valid JSON (${(err as Error).message})`);
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new InvalidFileError(file, 'must hold a JSON object');
-  }
-  return json as Record<string, unknown>;
 }
 
 async function isFile(p: string): Promise<boolean> {

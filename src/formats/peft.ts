@@ -1,0 +1,249 @@
+// PEFT LoRA adapter directories (adapter_config.json + adapter_model.safetensors) ⇄ typed adapters.
+// `inspectAdapter` reads the config and the safetensors header only (cheap validation for a registry);
+// `readAdapter` also loads the factors; `writeAdapter` writes a directory PEFT loads unchanged, atomically.
+// The config rules live in peft-config.ts, the tensor-table rules in peft-layout.ts, config writing in peft-write.ts.
+import { stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidFileError, InvalidInputError, NotFoundError, UnsupportedError } from '../errors.js';
+import { writeDirAtomic } from './atomic.js';
+import { readJsonObject } from './json-file.js';
+import type { Dtype } from './dtype.js';
+import { CONFIG_NAME, parseAdapterConfig, type AdapterConfig } from './peft-config.js';
+import { KEY_PREFIX, naturalCompare, planAdapter, type AdapterLayout } from './peft-layout.js';
+import { adapterConfigJson, sortedJson } from './peft-write.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from './safetensors.js';
+
+export {
+  compilePattern,
+  effectiveModulesToSave,
+  loraScaling,
+  moduleHyperparameters,
+  parseAdapterConfig,
+  targetsModule,
+  type AdapterConfig,
+} from './peft-config.js';
+export { naturalCompare } from './peft-layout.js';
+
+export const WEIGHTS_NAME = 'adapter_model.safetensors';
+export { CONFIG_NAME };
+
+export interface LoraModule {
+  /** Module path in the base model, e.g. "model.layers.0.self_attn.q_proj". */
+  name: string;
+  kind: 'linear' | 'embedding';
+  rank: number;
+  alpha: number;
+  /** alpha/rank, or alpha/√rank with use_rslora, after rank_pattern / alpha_pattern: ΔW = scaling·B·A. */
+  scaling: number;
+  inFeatures: number;
+  outFeatures: number;
+  /** rank×in, row-major (lora_A.weight, or lora_embedding_A where in = number of embeddings). */
+  A: Float32Array;
+  /** out×rank, row-major (lora_B.weight, or lora_embedding_B where out = embedding dim). */
+  B: Float32Array;
+}
+
+export interface SavedModuleTensor {
+  /** Tensor name without the base_model.model. prefix, e.g. "score.weight". */
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface LoraAdapter {
+  config: AdapterConfig;
+  /** By module name, in natural order (layers.2 before layers.10). */
+  modules: Map<string, LoraModule>;
+  /** modules_to_save tensors (e.g. a classification head), by name. */
+  savedModules: Map<string, SavedModuleTensor>;
+  /** The dtype the factors were stored in. */
+  dtype: Dtype;
+  /** Things a user should know that do not stop the adapter from loading. */
+  warnings: string[];
+}
+
+export interface ModuleSummary extends Omit<LoraModule, 'A' | 'B'> {
+  dtype: Dtype;
+  /** Elements in A and B. */
+  parameters: number;
+}
+
+export interface AdapterSummary {
+  dir: string;
+  config: AdapterConfig;
+  modules: ModuleSummary[];
+  savedModules: { name: string; dtype: Dtype; shape: number[] }[];
+  dtype: Dtype;
+  /** Elements in every tensor of the weights file. */
+  parameters: number;
+  /** Size of adapter_model.safetensors. */
+  bytes: number;
+  /** Distinct ranks, ascending. */
+  ranks: number[];
+  /** Distinct module kinds by last name component, e.g. ["q_proj", "v_proj"]. */
+  targets: string[];
+  /** Distinct layer indices the modules sit in, ascending. */
+  layers: number[];
+  warnings: string[];
+}
+
+const PICKLE_HINT = (dir: string) => {
+  const bin = JSON.stringify(path.join(dir, 'adapter_model.bin'));
+  const out = JSON.stringify(path.join(dir, WEIGHTS_NAME));
+  return (
+    `${path.join(dir, 'adapter_model.bin')} is a PyTorch pickle, which loraforge does not load (unpickling runs code). ` +
+    `Convert it to safetensors with Python:\n` +
+    `  import torch; from safetensors.torch import save_file\n` +
+    `  save_file(torch.load(${bin}, map_location="cpu"), ${out}, metadata={"format": "pt"})`
+  );
+};
+
+async function fileKind(p: string): Promise<'file' | 'dir' | null> {
+  try {
+    return (await stat(p)).isDirectory() ? 'dir' : 'file';
+  } catch {
+    return null;
+  }
+}
+
+interface OpenedDir {
+  dir: string;
+  config: AdapterConfig;
+  weights: string;
+  warnings: string[];
+}
+
+/** Finds and validates the config and the weights file of an adapter directory. */
+async function locate(dir: string): Promise<OpenedDir> {
+  const root = path.resolve(dir);
+  const kind = await fileKind(root);
+  if (kind === null) throw new NotFoundError(`${root}: no such directory`);
+  if (kind === 'file') {
+    throw new InvalidFileError(root, 'is a file; give the adapter directory holding adapter_config.json and adapter_model.safetensors');
+  }
+  const configPath = path.join(root, CONFIG_NAME);
+  const weights = path.join(root, WEIGHTS_NAME);
+  if ((await fileKind(configPath)) !== 'file') {
+    const has = (await fileKind(weights)) === 'file' ? ` It holds ${WEIGHTS_NAME}, but` : '';
+    throw new InvalidFileError(
+      root,
+      `missing ${CONFIG_NAME}.${has} a PEFT adapter needs its ${CONFIG_NAME} (rank, alpha, target modules, base model); copy it from where the adapter was trained or saved`,
+    );
+  }
+  const warnings: string[] = [];
+  const config = parseAdapterConfig(await readJsonObject(configPath), configPath, warnings);
+  if ((await fileKind(weights)) !== 'file') {
+    if ((await fileKind(path.join(root, 'adapter_model.bin'))) === 'file') throw new UnsupportedError(PICKLE_HINT(root));
+    throw new InvalidFileError(root, `missing ${WEIGHTS_NAME}: the adapter's weights should sit next to ${CONFIG_NAME}`);
+  }
+  return { dir: root, config, weights, warnings };
+}
+
+function layerOf(name: string): number | null {
+  const m = /\.(\d+)\./.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** Config and header only: what the adapter is, without reading its tensors. */
+export async function inspectAdapter(dir: string): Promise<AdapterSummary> {
+  const { dir: root, config, weights, warnings } = await locate(dir);
+  const st = await SafetensorsFile.open(weights);
+  let layout: AdapterLayout;
+  try {
+    layout = planAdapter(weights, config, st.tensors, warnings);
+  } finally {
+    await st.close();
+  }
+  const modules = layout.modules.map(({ aKey: _a, bKey: _b, ...m }) => ({ ...m, parameters: m.rank * (m.inFeatures + m.outFeatures) }));
+  return {
+    dir: root,
+    config,
+    modules,
+    savedModules: layout.saved.map(({ name, dtype, shape }) => ({ name, dtype, shape })),
+    dtype: layout.dtype,
+    parameters: layout.parameters,
+    bytes: (await stat(weights)).size,
+    ranks: [...new Set(modules.map((m) => m.rank))].sort((a, b) => a - b),
+    targets: [...new Set(modules.map((m) => m.name.split('.').pop()!))].sort(),
+    layers: [...new Set(modules.map((m) => layerOf(m.name)).filter((l) => l !== null))].sort((a, b) => a - b),
+    warnings,
+  };
+}
+
+export interface ReadAdapterOptions {
+  /** Refuse NaN or infinite weights, naming the tensor (default true: one NaN poisons a whole merge). */
+  checkFinite?: boolean;
+}
+
+/** Reads an adapter directory into memory (factors as f32), validating it as inspectAdapter does. */
+export async function readAdapter(dir: string, options: ReadAdapterOptions = {}): Promise<LoraAdapter> {
+  const { config, weights, warnings } = await locate(dir);
+  const st = await SafetensorsFile.open(weights, { checkFinite: options.checkFinite ?? true });
+  try {
+    const layout = planAdapter(weights, config, st.tensors, warnings);
+    const modules = new Map<string, LoraModule>();
+    for (const { aKey, bKey, dtype: _dtype, ...m } of layout.modules) {
+      modules.set(m.name, { ...m, A: await st.readFloat32(aKey), B: await st.readFloat32(bKey) });
+    }
+    const savedModules = new Map<string, SavedModuleTensor>();
+    for (const s of layout.saved) savedModules.set(s.name, { name: s.name, dtype: s.dtype, shape: s.shape, data: await st.readFloat32(s.key) });
+    return { config, modules, savedModules, dtype: layout.dtype, warnings };
+  } finally {
+    await st.close();
+  }
+}
+
+export interface WriteAdapterOptions {
+  /** Storage dtype of every tensor (default: the adapter's own dtype when it is F32, F16 or BF16, else F32). */
+  dtype?: 'F32' | 'F16' | 'BF16';
+  /** More files for the directory, e.g. { "merge-report.json": "…" }, written in the same atomic step. */
+  extraFiles?: Record<string, string | Uint8Array>;
+  /** Replace an existing directory (default: refuse with a ConflictError). */
+  overwrite?: boolean;
+}
+
+function checkModule(m: LoraModule): void {
+  const bad = (what: string) => new InvalidInputError(`module ${JSON.stringify(m.name)}: ${what}`);
+  if (!Number.isInteger(m.rank) || m.rank < 1) throw bad(`rank must be a positive integer, not ${m.rank}`);
+  if (m.A.length !== m.rank * m.inFeatures) throw bad(`A holds ${m.A.length} values, not rank×in = ${m.rank}×${m.inFeatures}`);
+  if (m.B.length !== m.outFeatures * m.rank) throw bad(`B holds ${m.B.length} values, not out×rank = ${m.outFeatures}×${m.rank}`);
+  if (!Number.isFinite(m.scaling)) throw bad(`scaling must be finite, not ${m.scaling}`);
+}
+
+/**
+ * Writes `adapter` as a PEFT directory: adapter_model.safetensors with PEFT's key names, and an adapter_config.json
+ * (sorted keys) that gives every module back its rank and scaling under PEFT's rules. The directory appears
+ * complete or not at all.
+ */
+export async function writeAdapter(dir: string, adapter: LoraAdapter, options: WriteAdapterOptions = {}): Promise<void> {
+  const modules = [...adapter.modules.values()].sort((a, b) => naturalCompare(a.name, b.name));
+  modules.forEach(checkModule);
+  const dtype = options.dtype ?? (adapter.dtype === 'F32' || adapter.dtype === 'F16' || adapter.dtype === 'BF16' ? adapter.dtype : 'F32');
+  const saved = [...adapter.savedModules.values()];
+  const config = adapterConfigJson(adapter.config, modules, saved.map((s) => s.name));
+
+  const tensors: TensorToWrite[] = [];
+  for (const m of modules) {
+    const [a, b] = m.kind === 'linear' ? ['lora_A.weight', 'lora_B.weight'] : ['lora_embedding_A', 'lora_embedding_B'];
+    tensors.push({ name: `${KEY_PREFIX}${m.name}.${a}`, dtype, shape: [m.rank, m.inFeatures], data: m.A });
+    tensors.push({ name: `${KEY_PREFIX}${m.name}.${b}`, dtype, shape: [m.outFeatures, m.rank], data: m.B });
+  }
+  for (const s of saved) tensors.push({ name: `${KEY_PREFIX}${s.name}`, dtype, shape: s.shape, data: s.data });
+  tensors.sort((x, y) => naturalCompare(x.name, y.name));
+
+  for (const name of Object.keys(options.extraFiles ?? {})) {
+    if (name !== path.basename(name) || name === CONFIG_NAME || name === WEIGHTS_NAME) {
+      throw new InvalidInputError(`extra file name ${JSON.stringify(name)} must be a plain file name other than ${CONFIG_NAME} and ${WEIGHTS_NAME}`);
+    }
+  }
+  await writeDirAtomic(
+    dir,
+    async (tmp) => {
+      await writeSafetensors(path.join(tmp, WEIGHTS_NAME), tensors, { format: 'pt' });
+      await writeFile(path.join(tmp, CONFIG_NAME), sortedJson(config));
+      for (const [name, data] of Object.entries(options.extraFiles ?? {})) await writeFile(path.join(tmp, name), data);
+    },
+    { overwrite: options.overwrite },
+  );
+}
