@@ -75,6 +75,35 @@ export const ConfigSchema = z.object({
       apiToken: z.string().optional(),
     })
     .prefault({}),
+  arena: z
+    .object({
+      /** a battle takes votes for this long after it is created, unless closed earlier */
+      battleTtlSeconds: z.coerce.number().int().positive().default(86_400),
+      /** refuse votes by an adapter's owner (its registry `registeredBy`) on battles where that adapter plays */
+      excludeOwnerVotes: z.boolean().default(false),
+      /** adapters with fewer counted votes are fitted but left off the leaderboard table */
+      minVotes: z.coerce.number().int().min(0).default(10),
+      /** bootstrap rounds for the 95% intervals (0: no intervals) and the seed that makes them reproducible */
+      bootstrapRounds: z.coerce.number().int().min(0).max(10_000).default(200),
+      bootstrapSeed: z.coerce.number().int().default(0),
+      /** ratings are shifted so this adapter sits at `rating`; without one (or when it has no votes), the mean does */
+      anchor: z
+        .object({ adapter: z.string().min(1).optional(), rating: z.coerce.number().default(1000) })
+        .prefault({}),
+      /** 'flag': a battle whose answer names an adapter or the base model is shown but its votes do not count */
+      identityCheck: z.enum(['flag', 'off']).default('flag'),
+      /** words never treated as revealing (e.g. a name part like "code" that answers use for other reasons) */
+      identityAllow: z.array(z.string().min(1)).default([]),
+      /** sampling settings of battle answers when a request gives none (the seed is drawn per battle) */
+      sampling: z
+        .object({
+          temperature: z.coerce.number().min(0).max(5).default(0.7),
+          topP: z.coerce.number().gt(0).max(1).default(0.95),
+          maxTokens: z.coerce.number().int().min(1).max(8192).default(256),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -100,6 +129,10 @@ export const ENV_VARS: Record<string, string> = {
   DISCORD_GUILD_ID: 'bot.guildId',
   LORAFORGE_OPERATOR_ROLE: 'bot.operatorRole',
   LORAFORGE_API_URL: 'bot.apiUrl',
+  LORAFORGE_ARENA_BATTLE_TTL: 'arena.battleTtlSeconds',
+  LORAFORGE_ARENA_EXCLUDE_OWNERS: 'arena.excludeOwnerVotes',
+  LORAFORGE_ARENA_MIN_VOTES: 'arena.minVotes',
+  LORAFORGE_ARENA_ANCHOR: 'arena.anchor.adapter',
 };
 
 type Tree = { [key: string]: unknown };

@@ -8,6 +8,7 @@ import type { Queue } from 'bullmq';
 import express from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
+import type { Arena } from '../arena/arena.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../util/log.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
@@ -15,6 +16,7 @@ import { errorHandler, notFoundHandler } from './errors.js';
 import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
 import { rateLimitMiddleware } from './ratelimit.js';
+import { arenaRoutes } from './routes/arena.js';
 import { systemRoutes } from './routes/system.js';
 
 export type ServerConfig = Config['server'];
@@ -34,6 +36,8 @@ export interface AppDeps {
   adminQueues?: Queue[];
   /** the version reported in /openapi.json */
   version?: string;
+  /** /v1/battles, /v1/leaderboard */
+  arena?: Arena;
 }
 
 /** What each `<domain>Routes(deps)` receives: the app's deps plus the OpenAPI spec its routes register in. */
@@ -86,6 +90,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: deps.config.jsonBodyLimit }));
 
   app.use(systemRoutes(routeDeps));
+  if (deps.arena) app.use(arenaRoutes({ ...routeDeps, arena: deps.arena }));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));

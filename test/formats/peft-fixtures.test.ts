@@ -177,8 +177,9 @@ describe.skipIf(!haveFixtures)(`PEFT fixtures in ${FIXTURES_DIR}/peft`, () => {
   for (const [rel, { error, message }] of Object.entries(REFUSALS)) {
     it(`refuses ${rel}`, async () => {
       const dir = fixture(`peft/${rel}`);
-      for (const attempt of [inspectAdapter(dir), readAdapter(dir)]) {
-        const err = await attempt.catch((e: unknown) => e);
+      // one at a time: a second promise made up front could reject before anything awaits it (unhandled rejection)
+      for (const attempt of [() => inspectAdapter(dir), () => readAdapter(dir)]) {
+        const err = await attempt().catch((e: unknown) => e);
         expect(err).toBeInstanceOf(error);
         expect((err as Error).message).toBe(message(dir));
       }
