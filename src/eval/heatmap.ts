@@ -73,7 +73,7 @@ export function heatmapSvg(input: HeatmapInput): string {
   columns.forEach((c, j) => {
     const x = MARGIN + LABEL_W + j * CELL_W + (CELL_W - 2) / 2;
     const weight = j >= input.columns.length ? ' font-weight="bold"' : '';
-    parts.push(text(x, TOP - 10, clip(c, 16), `font-size="12" fill="#374151" text-anchor="middle"${weight}`));
+    parts.push(text(x, TOP - 10, clip(c, 18), `font-size="12" fill="#374151" text-anchor="middle"${weight}`));
   });
   if (rows.length === 0) parts.push(text(MARGIN, TOP + 18, 'Nothing scored yet.', 'font-size="14" fill="#374151"'));
   rows.forEach((row, i) => {
