@@ -109,6 +109,8 @@ export interface DemoTokenizerFiles {
   bosTokenId: number;
   eosTokenId: number;
   eotTokenId: number;
+  /** ids of the byte tokens of printable ASCII, tab and newline */
+  printableByteIds: ReadonlySet<number>;
 }
 
 /** The demo tokenizer: 256 byte tokens + `mergeCount` trained merges + 5 special tokens. */
@@ -185,5 +187,6 @@ export function makeDemoTokenizer(mergeCount = 250): DemoTokenizerFiles {
     bosTokenId: idOf(bos),
     eosTokenId: idOf(DEMO_SPECIAL_TOKENS.eos),
     eotTokenId: idOf(DEMO_SPECIAL_TOKENS.eot),
+    printableByteIds: new Set([9, 10, ...Array.from({ length: 95 }, (_, i) => 32 + i)].map((b) => vocab[byteChar[b]!]!)),
   };
 }

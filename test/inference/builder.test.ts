@@ -1,12 +1,13 @@
 // The builder's graph against an independent float64 reference (test/inference/reference.ts), through real
 // onnxruntime-node sessions: every supported architecture, with and without adapters, batched prefill, cached
 // decode steps and chunked prefill; per-row adapters in one batch; the scoring head; int4; caching; refusals.
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidFileError, UnsupportedError } from '../../src/errors.js';
+import { CancelledError, InvalidFileError, UnsupportedError } from '../../src/errors.js';
 import { buildModel, checkManifest, type ModelManifest } from '../../src/inference/builder/index.js';
 import { normalizeConfig } from '../../src/inference/builder/config.js';
 import { OnnxModel } from '../../src/formats/onnx.js';
@@ -271,6 +272,40 @@ describe('build cache, files and refusals', () => {
     expect(other.manifest.lora.inputs.map((l) => l.target)).toEqual(['q', 'v', 'q', 'v']);
     // no temp dirs left behind
     expect((await readdir(path.join(dataDir, 'models'))).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
+  it('reports progress, and a cancelled build leaves nothing behind', async () => {
+    const phases = new Set<string>();
+    let converted = 0;
+    const controller = new AbortController();
+    const cancelled = buildModel(ckpt, {
+      dataDir,
+      dtype: 'int4',
+      slots: 3,
+      signal: controller.signal,
+      onProgress: (p) => {
+        phases.add(p.phase);
+        if (p.phase === 'convert' && p.done === 5) controller.abort();
+        if (p.phase === 'convert') converted = p.done;
+      },
+    });
+    await expect(cancelled).rejects.toThrow(CancelledError);
+    expect(converted).toBe(5);
+    expect((await readdir(path.join(dataDir, 'models'))).filter((n) => n.startsWith('.'))).toEqual([]);
+    const done = await buildModel(ckpt, { dataDir, dtype: 'int4', slots: 3, onProgress: (p) => phases.add(p.phase) });
+    expect(done.cached).toBe(false);
+    expect([...phases]).toEqual(['fingerprint', 'convert', 'graph', 'finish']);
+  });
+
+  it('clears what a killed build of the same model left behind', async () => {
+    const first = await buildModel(ckpt, { dataDir, dtype: 'fp32', slots: 5 });
+    await rm(first.dir, { recursive: true });
+    const deadPid = spawnSync('true').pid;
+    const stale = path.join(path.dirname(first.dir), `.${path.basename(first.dir)}.tmp-${deadPid}-0badc0de`);
+    await mkdir(stale);
+    const again = await buildModel(ckpt, { dataDir, dtype: 'fp32', slots: 5 });
+    expect(again).toMatchObject({ dir: first.dir, cached: false });
+    await expect(stat(stale)).rejects.toThrow(/ENOENT/);
   });
 
   it('writes weights to an external data file when large, and both graphs share it', async () => {

@@ -141,3 +141,60 @@ describe('demo tokenizer (Llama-3 shaped: BOS post-processor, template emits BOS
     await expect(ModelTokenizer.load(path.join(dir, 'nope'))).rejects.toThrow(/has no tokenizer.json/);
   });
 });
+
+/** A Llama-2 / TinyLlama-shaped SentencePiece BPE: ▁ for spaces, byte fallback, a decoder that strips one leading space. */
+function sentencePieceTokenizer(): Record<string, unknown> {
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
+  let id = 259;
+  for (const ch of '▁abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,!?') vocab[ch] = id++;
+  const merges = ['▁ H', 'e l', 'el l', 'ell o', '▁H ello', '▁ w', 'o r', 'or l', 'orl d', '▁w orld'];
+  for (const m of merges) vocab[m.replace(' ', '')] = id++;
+  const special = (tid: number, content: string) => ({ id: tid, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  return {
+    version: '1.0',
+    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: '▁' }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
+    },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges },
+  };
+}
+
+describe('SentencePiece-style tokenizer (Llama 2, TinyLlama): byte fallback and a stripped leading space', () => {
+  const tok = new ModelTokenizer({ tokenizerJson: sentencePieceTokenizer(), tokenizerConfig: { bos_token: '<s>', eos_token: '</s>' } });
+
+  it('encodes with byte fallback and round-trips', () => {
+    const ids = tok.encode('Hello world 🤖 日本', { addSpecialTokens: false });
+    expect(ids.slice(0, 2)).toEqual([tok.tokenId('▁Hello'), tok.tokenId('▁world')]);
+    expect(ids).toContain(tok.tokenId('<0xF0>'));
+    expect(tok.decode(ids)).toBe('Hello world 🤖 日本');
+    expect(tok.encode('Hello')[0]).toBe(tok.bosTokenId);
+  });
+
+  it('streams the spaces between words and whole characters only', () => {
+    const ids = tok.encode('Hello world 🤖 日本', { addSpecialTokens: false });
+    // decoded one by one, "▁world" would lose its space to the Strip decoder
+    expect(tok.decode([ids[1]!])).toBe('world');
+    const pieces = streamAll(tok, ids);
+    for (const piece of pieces) expect(piece).not.toContain('\uFFFD');
+    expect(pieces.join('')).toBe('Hello world 🤖 日本');
+    // continuing after a prompt keeps the space of the first generated word
+    const prompt = tok.encode('Hello', { addSpecialTokens: false });
+    expect(streamAll(tok, tok.encode('Hello world', { addSpecialTokens: false }).slice(prompt.length), prompt).join('')).toBe(' world');
+  });
+});

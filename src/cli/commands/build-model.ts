@@ -82,11 +82,25 @@ export function buildModelCommand(program: Command): void {
       });
       const printer = progressPrinter();
       const started = performance.now();
+      // Ctrl-C stops between tensors and removes the partial build; a second one exits at once
+      const controller = new AbortController();
+      const onSignal = () => {
+        if (controller.signal.aborted) process.exit(130);
+        process.stderr.write('\nstopping (Ctrl-C again to exit at once)\n');
+        controller.abort();
+      };
+      process.on('SIGINT', onSignal);
       let result;
       try {
-        result = await buildModel(path.resolve(checkpoint), { dataDir: config.dataDir, ...config.builder, onProgress: (p) => printer.update(p) });
+        result = await buildModel(path.resolve(checkpoint), {
+          dataDir: config.dataDir,
+          ...config.builder,
+          signal: controller.signal,
+          onProgress: (p) => printer.update(p),
+        });
       } finally {
         printer.done();
+        process.off('SIGINT', onSignal);
       }
       const seconds = (performance.now() - started) / 1000;
       const { dir, manifest, cached } = result;

@@ -3,7 +3,7 @@
 // files. Cached under DATA_DIR/models/ by checkpoint fingerprint, builder version and options; built in a temp dir
 // and renamed, so an interrupted build leaves nothing behind and a finished one is never half-visible.
 import { createHash } from 'node:crypto';
-import { copyFile, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConflictError, InvalidInputError } from '../../errors.js';
 import { writeDirAtomic } from '../../formats/atomic.js';
@@ -129,6 +129,31 @@ async function fileSizes(dir: string): Promise<Record<string, number>> {
   return out;
 }
 
+/**
+ * Removes what builds of `target` killed mid-way left: the hidden temp dirs writeDirAtomic names
+ * `.<name>.tmp-<pid>-<random>`, when that process is gone. A live build's temp dir is left alone.
+ */
+async function removeStaleTemps(target: string): Promise<void> {
+  const parent = path.dirname(target);
+  const prefix = `.${path.basename(target)}.tmp-`;
+  let entries: string[];
+  try {
+    entries = await readdir(parent);
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') await rm(path.join(parent, name), { recursive: true, force: true });
+    }
+  }
+}
+
 function baseModelName(raw: Record<string, unknown>, dir: string): string {
   const name = raw._name_or_path;
   return typeof name === 'string' && name.trim() !== '' && !path.isAbsolute(name) ? name : path.basename(dir);
@@ -153,6 +178,7 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
 
     const cached = await readManifest(dir).catch(() => null);
     if (cached) return { dir, manifest: cached, cached: true };
+    await removeStaleTemps(dir);
 
     let manifest: ModelManifest | undefined;
     try {

@@ -15,9 +15,10 @@ export interface Int4Weight {
   scales: Float32Array;
 }
 
-/** C's roundf: halves away from zero (Math.round sends -2.5 to -2). */
-function roundf(x: number): number {
-  return x < 0 ? -Math.round(-x) : Math.round(x);
+/** clamp(roundf(x) + 8, 0, 15), roundf being C's (halves away from zero; Math.round sends -2.5 to -2). */
+function nibble(x: number): number {
+  const q = (x < 0 ? -Math.round(-x) : Math.round(x)) + 8;
+  return q < 0 ? 0 : q > 15 ? 15 : q;
 }
 
 /** Quantizes `w` ([n, k] row-major) to 4 bits. A last partial block is padded with zeros. */
@@ -28,25 +29,33 @@ export function quantizeInt4(w: Float32Array, n: number, k: number, blockSize = 
   const blob = blockSize / 2;
   const qweight = new Uint8Array(n * blocksPerRow * blob);
   const scales = new Float32Array(n * blocksPerRow);
+  const fround = Math.fround;
   for (let row = 0; row < n; row++) {
     const base = row * k;
     for (let b = 0; b < blocksPerRow; b++) {
-      const start = b * blockSize;
-      const end = Math.min(start + blockSize, k);
+      const start = base + b * blockSize;
+      const end = Math.min(start + blockSize, base + k);
       // the value of largest magnitude, sign kept: it maps exactly to -8, the end of the range with one more step
       let extreme = 0;
-      for (let i = start; i < end; i++) {
-        const v = w[base + i]!;
-        if (Math.abs(v) > Math.abs(extreme)) extreme = v;
+      let amax = 0;
+      for (let j = start; j < end; j++) {
+        const v = w[j]!;
+        const a = v < 0 ? -v : v;
+        if (a > amax) {
+          amax = a;
+          extreme = v;
+        }
       }
-      const scale = Math.fround(extreme / -8);
-      const reciprocal = scale !== 0 ? Math.fround(1 / scale) : 0;
-      scales[row * blocksPerRow + b] = scale;
-      const out = (row * blocksPerRow + b) * blob;
-      for (let i = 0; i < blockSize; i++) {
-        const v = start + i < end ? w[base + start + i]! : 0;
-        const q = Math.min(15, Math.max(0, roundf(Math.fround(v * reciprocal)) + 8));
-        qweight[out + (i >> 1)]! |= i & 1 ? q << 4 : q;
+      const scale = fround(extreme / -8);
+      const reciprocal = scale !== 0 ? fround(1 / scale) : 0;
+      const block = row * blocksPerRow + b;
+      scales[block] = scale;
+      let out = block * blob;
+      // padding values are 0, which quantize to 8
+      for (let j = start; j < start + blockSize; j += 2, out++) {
+        const lo = j < end ? nibble(fround(w[j]! * reciprocal)) : 8;
+        const hi = j + 1 < end ? nibble(fround(w[j + 1]! * reciprocal)) : 8;
+        qweight[out] = lo | (hi << 4);
       }
     }
   }
