@@ -9,6 +9,7 @@ import ort from 'onnxruntime-node';
 import { InvalidInputError } from '../../errors.js';
 import type { ModelManifest } from '../builder/manifest.js';
 import { io } from '../builder/naming.js';
+import type { ChatMessage, ModelTokenizer } from '../tokenizer.js';
 
 export interface ScoreRowInput {
   /** the whole sequence: context, then the scored continuation */
@@ -17,6 +18,28 @@ export interface ScoreRowInput {
   targetStart: number;
   /** LoRA pool slot (0 = the base model) */
   slot: number;
+}
+
+/** The context of a scored continuation: a chat (rendered with the template and the assistant header), text or ids. */
+export type ScoreContext = { kind: 'chat'; messages: ChatMessage[] } | { kind: 'text'; text: string } | { kind: 'ids'; ids: number[] };
+
+/**
+ * Token ids of context + continuation. The continuation is encoded on its own without special tokens, so it is
+ * exactly the answer's tokens after the prompt (a chat prompt's template already put BOS in; text gets BOS).
+ */
+export function encodeForScoring(
+  tokenizer: Pick<ModelTokenizer, 'encode' | 'encodeChat'>,
+  context: ScoreContext,
+  continuation: string,
+): { ids: number[]; targetStart: number } {
+  const prompt =
+    context.kind === 'chat'
+      ? tokenizer.encodeChat(context.messages, { addGenerationPrompt: true })
+      : context.kind === 'text'
+        ? tokenizer.encode(context.text)
+        : context.ids;
+  const answer = tokenizer.encode(continuation, { addSpecialTokens: false });
+  return { ids: [...prompt, ...answer], targetStart: prompt.length };
 }
 
 export interface ScoreRowResult {
