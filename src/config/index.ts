@@ -48,6 +48,32 @@ export const ConfigSchema = z.object({
       concurrency: z.coerce.number().int().min(1).max(64).default(1),
     })
     .prefault({}),
+  inference: z
+    .object({
+      /** serve a model from the API process (`loraforge serve`, `loraforge all`) */
+      enabled: z.boolean().default(true),
+      /** HF checkpoint dir to serve; unset = the demo model, generated once into <dataDir>/demo-model */
+      model: z.string().optional(),
+      /** the id the base model is served under; default: the checkpoint's name */
+      modelId: z.string().optional(),
+      /** ONNX Runtime intra-op threads; 0 = the machine's available parallelism */
+      threads: z.coerce.number().int().min(0).max(1024).default(0),
+      /** cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12; falls back to cpu with a warning */
+      executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
+      /** let idle ORT threads spin: a little faster per step, but burns the cores the HTTP server shares */
+      spinning: z.boolean().default(false),
+      /** sequences decoded together in one step */
+      maxBatch: z.coerce.number().int().min(1).max(256).default(8),
+      /** requests waiting beyond the running batch; more get 429 with Retry-After */
+      maxQueue: z.coerce.number().int().min(0).max(100_000).default(64),
+      /** longest piece of one prompt prefilled per step (long prompts are chunked so running streams keep going) */
+      prefillChunk: z.coerce.number().int().min(1).default(512),
+      /** most tokens (rows x padded length) in one batched prefill */
+      prefillTokenBudget: z.coerce.number().int().min(1).default(2048),
+      /** KV cache capacity grows and shrinks in steps of this many positions */
+      kvChunk: z.coerce.number().int().min(1).default(128),
+    })
+    .prefault({}),
   /** `loraforge build-model` defaults: how a checkpoint becomes the ONNX model the engine serves */
   builder: z
     .object({
@@ -120,6 +146,12 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_API_TOKEN: 'server.authToken',
   LORAFORGE_IMPORT_DIR: 'server.importDir',
   LORAFORGE_WORKER_CONCURRENCY: 'worker.concurrency',
+  LORAFORGE_MODEL: 'inference.model',
+  LORAFORGE_MODEL_ID: 'inference.modelId',
+  LORAFORGE_THREADS: 'inference.threads',
+  LORAFORGE_EXECUTION_PROVIDER: 'inference.executionProvider',
+  LORAFORGE_MAX_BATCH: 'inference.maxBatch',
+  LORAFORGE_MAX_QUEUE: 'inference.maxQueue',
   LORAFORGE_BUILD_DTYPE: 'builder.dtype',
   LORAFORGE_LORA_TARGETS: 'builder.targets',
   LORAFORGE_LORA_MAX_RANK: 'builder.maxRank',

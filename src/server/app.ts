@@ -10,12 +10,16 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import type { Arena } from '../arena/arena.js';
 import type { Config } from '../config/index.js';
+import type { InferenceEngine } from '../inference/engine/index.js';
 import type { Logger } from '../util/log.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { registerInferenceMetrics } from './inference-metrics.js';
 import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
 import { rateLimitMiddleware } from './ratelimit.js';
+import { compareRoutes } from './routes/compare.js';
+import { openaiRoutes } from './routes/openai.js';
 import { arenaRoutes } from './routes/arena.js';
 import { systemRoutes } from './routes/system.js';
 
@@ -36,6 +40,8 @@ export interface AppDeps {
   adminQueues?: Queue[];
   /** the version reported in /openapi.json */
   version?: string;
+  /** the model engine: OpenAI-compatible routes and /v1/compare */
+  engine?: InferenceEngine;
   /** /v1/battles, /v1/leaderboard */
   arena?: Arena;
 }
@@ -90,6 +96,12 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: deps.config.jsonBodyLimit }));
 
   app.use(systemRoutes(routeDeps));
+  if (deps.engine) {
+    const withEngine = { ...routeDeps, engine: deps.engine };
+    app.use(openaiRoutes(withEngine));
+    app.use(compareRoutes(withEngine));
+    registerInferenceMetrics(deps.metrics.registry, deps.engine);
+  }
   if (deps.arena) app.use(arenaRoutes({ ...routeDeps, arena: deps.arena }));
 
   app.use(notFoundHandler);

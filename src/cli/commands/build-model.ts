@@ -28,7 +28,7 @@ export function formatBytes(n: number): string {
 }
 
 /** Progress on stderr: one rewritten line on a terminal, a line per phase (and per 10%) otherwise. */
-function progressPrinter(): { update(p: BuildProgress): void; done(): void } {
+export function progressPrinter(): { update(p: BuildProgress): void; done(): void } {
   const tty = process.stderr.isTTY === true;
   let lastPhase = '';
   let lastDecile = -1;

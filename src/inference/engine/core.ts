@@ -1,0 +1,587 @@
+// The engine's core: one model runner, one KV cache, one LoRA pool, and the scheduler that drives them.
+// It runs in the worker thread (worker.ts relays messages) and can also be driven in-process by tests.
+//
+// Scheduling follows GroupQueryAttention's constraint (several new tokens on top of a cache only at batch 1):
+//  - decode: every decoding row, one token each (continuous batching: rows join and leave between steps);
+//  - prefill: a batch of fresh prompts (no past, right-padded), or one chunk of one long prompt on top of its past;
+//  never both in one run. Prefill and decode alternate while both have work, so a long prompt never stalls the
+//  streams already running for more than one chunk.
+// Rows are kept in KV order: decoding rows in 0..d-1 (one contiguous view for the decode batch), prefilling
+// rows after them.
+import { CancelledError, LoraforgeError, UnsupportedError } from '../../errors.js';
+import type { StreamDecoder } from '../tokenizer.js';
+import type { GraphSpec } from './graph-spec.js';
+import { KvCache } from './kv-cache.js';
+import { LoraPool, type PreparedAdapter } from './lora-pool.js';
+import { counterUniform } from './rng.js';
+import { logSumExp, SamplerScratch, sampleToken, TokenHistory, topLogprobs } from './sampling.js';
+import { SlotTable } from './slot-table.js';
+import { StopMatcher } from './stop.js';
+import type { AdapterRef, EngineStats, FinishEvent, FinishReason, GroupRequest, TokenEvent } from './types.js';
+
+export interface RunInput {
+  batch: number;
+  seq: number;
+  inputIds: BigInt64Array;
+  positionIds: BigInt64Array;
+  seqlensK: Int32Array;
+  totalSeqLen: number;
+  logitsIndex: BigInt64Array;
+  adapterIdx: BigInt64Array;
+  /** first cache row of the batch (rows start..start+batch-1 are the past), or null for fresh prompts (empty past) */
+  pastStart: number | null;
+  /** false when every row is on slot 0: the pool is fed at rank 0 and the LoRA math vanishes */
+  anyAdapter: boolean;
+}
+
+export interface RunOutput {
+  /** [batch, vocab] */
+  logits: Float32Array;
+  /** per layer, [batch, seq, kv_heads·head_dim] */
+  newKeys: Float32Array[];
+  newValues: Float32Array[];
+}
+
+export interface Runner {
+  run(input: RunInput, kv: KvCache, pool: LoraPool): Promise<RunOutput>;
+}
+
+/** What the core needs from the tokenizer. */
+export interface CoreTokenizer {
+  eosTokenIds: readonly number[];
+  streamDecoder(options: { context?: readonly number[] }): Pick<StreamDecoder, 'push' | 'flush'>;
+}
+
+export interface CoreSink {
+  tokens(events: TokenEvent[]): void;
+  finished(event: FinishEvent): void;
+  failed(id: string, error: unknown): void;
+}
+
+export interface CoreOptions {
+  maxBatch: number;
+  /** longest piece of one prompt prefilled per run */
+  prefillChunk: number;
+  /** most tokens (rows × padded length) in one batched prefill */
+  prefillTokenBudget: number;
+  /** KV capacity grows in multiples of this */
+  kvChunk: number;
+}
+
+export type AdapterLoader = (ref: AdapterRef) => Promise<PreparedAdapter>;
+
+interface Group {
+  req: GroupRequest;
+  rows: Row[];
+  /** rows not finished yet */
+  open: number;
+  /** pool slots this group holds pinned, by adapter key */
+  slots: Map<string, number>;
+  cancelled: boolean;
+  admitted: boolean;
+}
+
+interface Row {
+  group: Group;
+  index: number;
+  slot: number;
+  prompt: number[];
+  /** prompt tokens already in the cache */
+  prefilled: number;
+  /** the sampled token not yet in the cache (input of the next decode step) */
+  next: number;
+  generated: number;
+  history: TokenHistory;
+  decoder: Pick<StreamDecoder, 'push' | 'flush'>;
+  stop: StopMatcher;
+  scratch: SamplerScratch;
+  finished: FinishReason | null;
+  pendingText: string;
+}
+
+type Plan =
+  | { kind: 'decode'; rows: number }
+  | { kind: 'prefill'; rows: number[] }
+  | { kind: 'chunk'; row: number; length: number };
+
+export class EngineCore {
+  readonly kv: KvCache;
+  readonly pool: LoraPool;
+  readonly slotTable: SlotTable;
+  private readonly waiting: Group[] = [];
+  private readonly groups = new Map<string, Group>();
+  /** rows by KV row index */
+  private rows: Row[] = [];
+  /** rows 0..decoding-1 are decoding */
+  private decoding = 0;
+  private lastWasDecode = false;
+  /** adapters being read from disk, and read ones waiting for a free slot */
+  private readonly loading = new Map<string, Promise<void>>();
+  private readonly prepared = new Map<string, PreparedAdapter>();
+  private wake: (() => void) | null = null;
+  private stopped = false;
+  private loopDone: Promise<void> | null = null;
+  private readonly eos: Set<number>;
+  private readonly stats = { steps: 0, prefillTokens: 0, decodeTokens: 0 };
+
+  constructor(
+    readonly spec: GraphSpec,
+    private readonly runner: Runner,
+    private readonly tokenizer: CoreTokenizer,
+    private readonly loadAdapter: AdapterLoader,
+    private readonly sink: CoreSink,
+    readonly options: CoreOptions,
+  ) {
+    this.kv = new KvCache(spec, { maxRows: options.maxBatch, chunk: options.kvChunk, maxPositions: spec.maxPositions });
+    this.pool = new LoraPool(spec.sites, spec.slots, spec.maxRank);
+    this.slotTable = new SlotTable(spec.slots);
+    this.eos = new Set(tokenizer.eosTokenIds);
+  }
+
+  start(): void {
+    this.loopDone ??= this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.poke();
+    await this.loopDone;
+    for (const group of [...this.groups.values()]) this.failGroup(group, new CancelledError('the engine is shutting down'));
+  }
+
+  submit(req: GroupRequest): void {
+    const distinct = new Set(req.rows.flatMap((r) => (r.adapter ? [r.adapter.key] : [])));
+    if (req.rows.length > this.options.maxBatch) {
+      this.sink.failed(req.id, new UnsupportedError(`${req.rows.length} rows in one request, but the engine batches at most ${this.options.maxBatch}`));
+      return;
+    }
+    if (distinct.size > this.spec.slots - 1) {
+      this.sink.failed(
+        req.id,
+        new UnsupportedError(`${distinct.size} different adapters in one request, but the pool has ${this.spec.slots - 1} slots: rebuild the model with more --slots`),
+      );
+      return;
+    }
+    const group: Group = { req, rows: [], open: req.rows.length, slots: new Map(), cancelled: false, admitted: false };
+    this.groups.set(req.id, group);
+    this.waiting.push(group);
+    this.poke();
+  }
+
+  /** Stops a request; its rows are freed before the next step. */
+  cancel(id: string): void {
+    const group = this.groups.get(id);
+    if (!group) return;
+    group.cancelled = true;
+    this.poke();
+  }
+
+  snapshot(): EngineStats {
+    return {
+      activeRows: this.rows.length,
+      waitingGroups: this.waiting.length,
+      kvCapacity: this.kv.capacity,
+      kvBytes: this.kv.bytes,
+      poolRank: this.pool.rank,
+      loadedAdapters: this.slotTable.loaded(),
+      ...this.stats,
+    };
+  }
+
+  private poke(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      this.reap();
+      this.admit();
+      const plan = this.plan();
+      if (!plan) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        continue;
+      }
+      const involved = this.involvedGroups(plan);
+      try {
+        await this.execute(plan);
+      } catch (err) {
+        // a failed run (out of memory, a bad feed) fails the requests in it, not the engine
+        for (const group of involved) this.failGroup(group, err);
+      }
+      // let messages (new requests, cancellations) in between steps
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private involvedGroups(plan: Plan): Set<Group> {
+    const rows = plan.kind === 'decode' ? this.rows.slice(0, plan.rows) : plan.kind === 'chunk' ? [this.rows[plan.row]!] : plan.rows.map((r) => this.rows[r]!);
+    return new Set(rows.map((r) => r.group));
+  }
+
+  // ---- admission -------------------------------------------------------------------------------------------
+
+  private admit(): void {
+    for (const group of this.waiting.filter((g) => g.cancelled)) {
+      this.waiting.splice(this.waiting.indexOf(group), 1);
+      this.finishGroupCancelled(group);
+    }
+    for (let i = 0; i < this.waiting.length; ) {
+      const group = this.waiting[i]!;
+      if (!this.adaptersReady(group)) {
+        i++;
+        continue;
+      }
+      if (this.rows.length + group.req.rows.length > this.options.maxBatch) break; // keep arrival order for rows
+      this.waiting.splice(i, 1);
+      this.place(group);
+    }
+  }
+
+  /** Pins the group's adapters into slots, starting loads as needed; true when all are in the pool. */
+  private adaptersReady(group: Group): boolean {
+    let ready = true;
+    for (const { adapter } of group.req.rows) {
+      if (!adapter || group.slots.has(adapter.key)) continue;
+      let slot = this.slotTable.lookup(adapter.key);
+      if (slot === null) {
+        const prepared = this.prepared.get(adapter.key);
+        if (!prepared) {
+          this.startLoad(adapter);
+          ready = false;
+          continue;
+        }
+        slot = this.slotTable.victim();
+        if (slot === null) {
+          ready = false; // every slot is in use by running rows: wait for one to finish
+          continue;
+        }
+        const old = this.slotTable.keyOf(slot);
+        if (old !== null) this.pool.clear(slot);
+        this.pool.write(slot, prepared);
+        this.slotTable.assign(slot, adapter.key);
+        this.prepared.delete(adapter.key);
+      }
+      this.slotTable.pin(slot);
+      group.slots.set(adapter.key, slot);
+    }
+    return ready;
+  }
+
+  private startLoad(ref: AdapterRef): void {
+    if (this.loading.has(ref.key)) return;
+    const done = this.loadAdapter(ref).then(
+      (prepared) => {
+        this.prepared.set(ref.key, prepared);
+      },
+      (err: unknown) => {
+        for (const group of this.waiting.filter((g) => g.req.rows.some((r) => r.adapter?.key === ref.key))) {
+          this.waiting.splice(this.waiting.indexOf(group), 1);
+          this.failGroup(group, err);
+        }
+      },
+    );
+    this.loading.set(
+      ref.key,
+      done.finally(() => {
+        this.loading.delete(ref.key);
+        this.poke();
+      }),
+    );
+  }
+
+  private place(group: Group): void {
+    group.admitted = true;
+    const { req } = group;
+    req.rows.forEach((r, index) => {
+      const row: Row = {
+        group,
+        index,
+        slot: r.adapter ? group.slots.get(r.adapter.key)! : 0,
+        prompt: r.promptIds,
+        prefilled: 0,
+        next: -1,
+        generated: 0,
+        history: new TokenHistory(r.promptIds),
+        decoder: this.tokenizer.streamDecoder({ context: r.promptIds }),
+        stop: new StopMatcher(req.stop),
+        scratch: new SamplerScratch(),
+        finished: null,
+        pendingText: '',
+      };
+      group.rows.push(row);
+      this.kv.addRow();
+      this.rows.push(row);
+    });
+  }
+
+  // ---- planning ------------------------------------------------------------------------------------------------
+
+  private plan(): Plan | null {
+    const prefilling = this.rows.length - this.decoding;
+    if (prefilling > 0 && (this.decoding === 0 || this.lastWasDecode)) {
+      this.lastWasDecode = false;
+      return this.planPrefill();
+    }
+    if (this.decoding > 0) {
+      this.lastWasDecode = true;
+      return { kind: 'decode', rows: this.decoding };
+    }
+    return null;
+  }
+
+  private planPrefill(): Plan {
+    const { prefillChunk, prefillTokenBudget } = this.options;
+    const fresh: number[] = [];
+    let longest = 0;
+    for (let r = this.decoding; r < this.rows.length; r++) {
+      const row = this.rows[r]!;
+      if (row.prefilled > 0 || row.prompt.length > prefillChunk) continue;
+      const len = Math.max(longest, row.prompt.length);
+      if (fresh.length > 0 && (fresh.length + 1) * len > prefillTokenBudget) continue;
+      fresh.push(r);
+      longest = len;
+    }
+    if (fresh.length > 0) return { kind: 'prefill', rows: fresh };
+    const row = this.decoding; // a long prompt: one chunk of the first one
+    const r = this.rows[row]!;
+    return { kind: 'chunk', row, length: Math.min(prefillChunk, r.prompt.length - r.prefilled) };
+  }
+
+  // ---- running -------------------------------------------------------------------------------------------------
+
+  private async execute(plan: Plan): Promise<void> {
+    if (plan.kind === 'decode') await this.decodeStep(plan.rows);
+    else if (plan.kind === 'prefill') await this.prefillFresh(plan.rows);
+    else await this.prefillChunk(plan.row, plan.length);
+    this.stats.steps++;
+    this.reap(); // finished rows leave now, so the next admission sees their room
+  }
+
+  private async decodeStep(batch: number): Promise<void> {
+    let maxLen = 0;
+    for (let r = 0; r < batch; r++) maxLen = Math.max(maxLen, this.kv.length(r));
+    this.kv.reserve(maxLen + 1);
+    const inputIds = new BigInt64Array(batch);
+    const positionIds = new BigInt64Array(batch);
+    const seqlensK = new Int32Array(batch);
+    const logitsIndex = new BigInt64Array(batch);
+    const adapterIdx = new BigInt64Array(batch);
+    for (let r = 0; r < batch; r++) {
+      const row = this.rows[r]!;
+      const len = this.kv.length(r);
+      inputIds[r] = BigInt(row.next);
+      positionIds[r] = BigInt(len);
+      seqlensK[r] = len;
+      logitsIndex[r] = BigInt(r);
+      adapterIdx[r] = BigInt(row.slot);
+    }
+    const out = await this.runner.run(
+      { batch, seq: 1, inputIds, positionIds, seqlensK, totalSeqLen: maxLen + 1, logitsIndex, adapterIdx, pastStart: 0, anyAdapter: adapterIdx.some((s) => s !== 0n) },
+      this.kv,
+      this.pool,
+    );
+    const rows = Array.from({ length: batch }, (_, r) => r);
+    const starts = rows.map((r) => this.kv.length(r));
+    const ones = rows.map(() => 1);
+    for (let l = 0; l < this.spec.layers; l++) this.kv.scatter(l, out.newKeys[l]!, out.newValues[l]!, 1, rows, starts, ones);
+    for (let r = 0; r < batch; r++) this.kv.setLength(r, starts[r]! + 1);
+    this.stats.decodeTokens += batch;
+    this.emit(rows, out.logits);
+  }
+
+  private async prefillFresh(rowIds: number[]): Promise<void> {
+    const batch = rowIds.length;
+    const seq = Math.max(...rowIds.map((r) => this.rows[r]!.prompt.length));
+    this.kv.reserve(seq + 1);
+    const inputIds = new BigInt64Array(batch * seq);
+    const positionIds = new BigInt64Array(batch * seq);
+    const seqlensK = new Int32Array(batch);
+    const logitsIndex = new BigInt64Array(batch);
+    const adapterIdx = new BigInt64Array(batch);
+    rowIds.forEach((r, j) => {
+      const row = this.rows[r]!;
+      const len = row.prompt.length;
+      for (let s = 0; s < seq; s++) {
+        // right padding: pad positions repeat the last token and position; their outputs are never read
+        inputIds[j * seq + s] = BigInt(row.prompt[Math.min(s, len - 1)]!);
+        positionIds[j * seq + s] = BigInt(Math.min(s, len - 1));
+      }
+      seqlensK[j] = len - 1;
+      logitsIndex[j] = BigInt(j * seq + len - 1);
+      adapterIdx[j] = BigInt(row.slot);
+    });
+    const out = await this.runner.run(
+      { batch, seq, inputIds, positionIds, seqlensK, totalSeqLen: seq, logitsIndex, adapterIdx, pastStart: null, anyAdapter: adapterIdx.some((s) => s !== 0n) },
+      this.kv,
+      this.pool,
+    );
+    const counts = rowIds.map((r) => this.rows[r]!.prompt.length);
+    const starts = rowIds.map(() => 0);
+    for (let l = 0; l < this.spec.layers; l++) this.kv.scatter(l, out.newKeys[l]!, out.newValues[l]!, seq, rowIds, starts, counts);
+    rowIds.forEach((r, j) => {
+      this.kv.setLength(r, counts[j]!);
+      this.rows[r]!.prefilled = counts[j]!;
+    });
+    this.stats.prefillTokens += counts.reduce((a, b) => a + b, 0);
+    this.emit(rowIds, out.logits);
+    this.promote(rowIds);
+  }
+
+  private async prefillChunk(r: number, length: number): Promise<void> {
+    const row = this.rows[r]!;
+    const past = row.prefilled;
+    this.kv.reserve(past + length + 1);
+    const inputIds = new BigInt64Array(length);
+    const positionIds = new BigInt64Array(length);
+    for (let s = 0; s < length; s++) {
+      inputIds[s] = BigInt(row.prompt[past + s]!);
+      positionIds[s] = BigInt(past + s);
+    }
+    const out = await this.runner.run(
+      {
+        batch: 1,
+        seq: length,
+        inputIds,
+        positionIds,
+        seqlensK: Int32Array.of(past + length - 1),
+        totalSeqLen: past + length,
+        logitsIndex: BigInt64Array.of(BigInt(length - 1)),
+        adapterIdx: BigInt64Array.of(BigInt(row.slot)),
+        pastStart: past > 0 ? r : null,
+        anyAdapter: row.slot !== 0,
+      },
+      this.kv,
+      this.pool,
+    );
+    for (let l = 0; l < this.spec.layers; l++) this.kv.scatter(l, out.newKeys[l]!, out.newValues[l]!, length, [r], [past], [length]);
+    row.prefilled = past + length;
+    this.kv.setLength(r, row.prefilled);
+    this.stats.prefillTokens += length;
+    if (row.prefilled === row.prompt.length) {
+      this.emit([r], out.logits);
+      this.promote([r]);
+    }
+  }
+
+  /** Moves rows whose prompt is now fully cached into the decoding block. */
+  private promote(rowIds: number[]): void {
+    // rows of one prefill were found in increasing order; swapping each into the block start keeps the others valid
+    for (const r of [...rowIds].sort((a, b) => a - b)) this.moveRow(r, this.decoding++);
+  }
+
+  private moveRow(from: number, to: number): void {
+    if (from === to) return;
+    this.kv.swapRows(from, to);
+    [this.rows[from], this.rows[to]] = [this.rows[to]!, this.rows[from]!];
+  }
+
+  // ---- sampling and emitting -----------------------------------------------------------------------------------
+
+  /** Samples the next token of each row from its logits row and sends the tokens out. */
+  private emit(rowIds: readonly number[], logits: Float32Array): void {
+    const vocab = logits.length / rowIds.length;
+    const events: TokenEvent[] = [];
+    rowIds.forEach((r, j) => {
+      const row = this.rows[r]!;
+      if (row.finished || row.group.cancelled) return;
+      const { req } = row.group;
+      const raw = logits.subarray(j * vocab, (j + 1) * vocab);
+      const u = req.sampling.temperature === 0 ? 0 : counterUniform(req.seed, req.rows[row.index]!.stream, row.generated);
+      const token = sampleToken(raw, req.sampling, row.history, u, row.scratch);
+      row.history.add(token);
+      row.generated++;
+      row.next = token;
+      const event: TokenEvent = { id: req.id, index: row.index, token, text: '' };
+      if (req.logprobs !== null) {
+        const lse = logSumExp(raw);
+        event.logprob = raw[token]! - lse;
+        if (req.logprobs > 0) event.top = topLogprobs(raw, req.logprobs, lse);
+      }
+      if (this.eos.has(token) && !req.ignoreEos) {
+        row.finished = 'stop';
+      } else {
+        const { text, stopped } = row.stop.push(row.decoder.push(token));
+        event.text = text;
+        if (stopped) row.finished = 'stop';
+      }
+      if (!row.finished && (row.generated >= req.maxTokens || row.prompt.length + row.generated >= this.spec.maxPositions)) {
+        row.finished = 'length';
+      }
+      if (row.finished === 'length' || (row.finished === 'stop' && this.eos.has(token))) {
+        row.pendingText = row.stop.push(row.decoder.flush()).text + row.stop.flush();
+      }
+      events.push(event);
+    });
+    if (events.length > 0) this.sink.tokens(events);
+    for (const r of rowIds) {
+      const row = this.rows[r]!;
+      if (row.finished) this.sink.finished(this.finishEvent(row, row.finished));
+    }
+  }
+
+  private finishEvent(row: Row, reason: FinishReason): FinishEvent {
+    return {
+      id: row.group.req.id,
+      index: row.index,
+      reason,
+      text: row.pendingText,
+      promptTokens: row.prompt.length,
+      completionTokens: row.generated,
+    };
+  }
+
+  // ---- freeing rows ----------------------------------------------------------------------------------------------
+
+  /** Frees the rows of finished and cancelled requests. */
+  private reap(): void {
+    let removed = false;
+    for (let r = this.rows.length - 1; r >= 0; r--) {
+      const row = this.rows[r]!;
+      if (!row.finished && !row.group.cancelled) continue;
+      if (!row.finished) {
+        row.finished = 'cancelled';
+        this.sink.finished(this.finishEvent(row, 'cancelled'));
+      }
+      this.removeRow(r);
+      removed = true;
+      const group = row.group;
+      if (--group.open === 0) this.releaseGroup(group);
+    }
+    if (removed) this.kv.trim();
+  }
+
+  private removeRow(r: number): void {
+    if (r < this.decoding) {
+      this.moveRow(r, this.decoding - 1);
+      r = --this.decoding;
+    }
+    const moved = this.kv.removeRow(r);
+    if (moved !== null) this.rows[r] = this.rows[moved]!;
+    this.rows.pop();
+  }
+
+  private releaseGroup(group: Group): void {
+    for (const slot of group.slots.values()) this.slotTable.unpin(slot);
+    group.slots.clear();
+    this.groups.delete(group.req.id);
+  }
+
+  private finishGroupCancelled(group: Group): void {
+    group.req.rows.forEach((r, index) =>
+      this.sink.finished({ id: group.req.id, index, reason: 'cancelled', text: '', promptTokens: r.promptIds.length, completionTokens: 0 }),
+    );
+    this.releaseGroup(group);
+  }
+
+  /** Ends a request with an error: its rows leave the cache, its pins are released. */
+  private failGroup(group: Group, err: unknown): void {
+    if (!this.groups.has(group.req.id)) return;
+    for (let r = this.rows.length - 1; r >= 0; r--) if (this.rows[r]!.group === group) this.removeRow(r);
+    const w = this.waiting.indexOf(group);
+    if (w !== -1) this.waiting.splice(w, 1);
+    this.releaseGroup(group);
+    this.sink.failed(group.req.id, err instanceof LoraforgeError || err instanceof Error ? err : new Error(String(err)));
+  }
+}

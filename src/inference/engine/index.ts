@@ -1,0 +1,544 @@
+// InferenceEngine: the main-thread face of the engine. It resolves model names (the base model or a registered
+// adapter), renders and encodes prompts, bounds the queue, and relays requests to the worker thread that runs the
+// model (worker.ts), turning its token events into text deltas, logprobs and results.
+import { randomUUID } from 'node:crypto';
+import type { Worker } from 'node:worker_threads';
+import {
+  CancelledError,
+  InvalidInputError,
+  NotFoundError,
+  RateLimitedError,
+  UnavailableError,
+  UnsupportedError,
+} from '../../errors.js';
+import type { Logger } from '../../util/log.js';
+import { siblingModule, startWorker } from '../../util/worker.js';
+import { ModelTokenizer, type ChatMessage } from '../tokenizer.js';
+import type { CoreOptions } from './core.js';
+import type { GraphSpec } from './graph-spec.js';
+import type { SessionSettings } from './ort-runner.js';
+import { deserializeError, type FromWorker, type ReadyInfo, type ToWorker, type WorkerInit } from './protocol.js';
+import { randomSeed } from './rng.js';
+import type { SamplingParams } from './sampling.js';
+import { loadServedModel } from './served-model.js';
+import { TokenTexts } from './token-bytes.js';
+import type { AdapterRef, EngineStats, FinishReason, GroupRequest, RowRequest, TokenEvent } from './types.js';
+
+export type { ChatMessage, EngineStats, GraphSpec };
+
+/** Where adapter names come from (the registry, or a directory for the CLI). */
+export interface AdapterResolver {
+  resolve(name: string): Promise<ResolvedAdapter | null>;
+  list(): Promise<ResolvedAdapter[]>;
+}
+
+export interface ResolvedAdapter {
+  name: string;
+  /** PEFT adapter directory */
+  dir: string;
+  /** identifies the content: a re-registered name with new weights is loaded afresh */
+  key: string;
+  baseModel: string | null;
+  rank: number | null;
+  /** seconds since the epoch */
+  created?: number;
+}
+
+export interface EngineSettings extends SessionSettings, CoreOptions {
+  /** requests (rows) waiting beyond the running batch before new ones get 429 */
+  maxQueue: number;
+}
+
+export interface StartOptions extends EngineSettings {
+  /** a built model directory (model.onnx + manifest.json + tokenizer files) */
+  modelDir: string;
+  adapters: AdapterResolver;
+  log: Logger;
+  /** the id the base model is served as; default: the manifest's base model name */
+  modelId?: string;
+}
+
+export type PromptInput = { kind: 'text'; text: string } | { kind: 'chat'; messages: ChatMessage[] } | { kind: 'ids'; ids: number[] };
+
+export interface SamplingSettings {
+  /** default: what is left of the context */
+  maxTokens?: number;
+  /** default 1; 0 = greedy */
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  repetitionPenalty?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  /** token id → bias in [-100, 100] */
+  logitBias?: Record<string, number>;
+  /** default: random (reported in the result) */
+  seed?: number;
+  stop?: string[];
+  /** alternatives per token to report (0 = the chosen token only); null/undefined = no logprobs */
+  logprobs?: number | null;
+  ignoreEos?: boolean;
+}
+
+export interface GenerateRequest extends SamplingSettings {
+  /** the base model's id or an adapter's name */
+  model: string;
+  input: PromptInput;
+  /** choices to generate (each its own random stream) */
+  n?: number;
+}
+
+export interface CompareRequest extends SamplingSettings {
+  /** base model id and/or adapter names; all answered in one batch with the same settings and seed */
+  models: string[];
+  input: PromptInput;
+}
+
+export interface TokenAlternative {
+  token: number;
+  text: string;
+  bytes: number[];
+  logprob: number;
+}
+
+export interface TokenLogprob extends TokenAlternative {
+  top: TokenAlternative[];
+}
+
+/** A piece of one choice's text, with the token it came from (none for text released at the end). */
+export interface Delta {
+  index: number;
+  text: string;
+  token: number | null;
+  logprob: TokenLogprob | null;
+}
+
+export interface GenerateHooks {
+  onDelta?: (delta: Delta) => void;
+  /** aborting frees the request's rows at the next step; the promise then rejects with CancelledError */
+  signal?: AbortSignal;
+}
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export interface Choice {
+  index: number;
+  text: string;
+  tokenIds: number[];
+  logprobs: TokenLogprob[] | null;
+  finishReason: Exclude<FinishReason, 'cancelled'>;
+  completionTokens: number;
+}
+
+export interface GenerateResult {
+  id: string;
+  model: string;
+  seed: number;
+  promptIds: number[];
+  choices: Choice[];
+  usage: Usage;
+}
+
+export interface CompareAnswer extends Choice {
+  model: string;
+}
+
+export interface CompareResult {
+  id: string;
+  seed: number;
+  promptIds: number[];
+  answers: CompareAnswer[];
+  usage: Usage;
+}
+
+export interface ServedModelInfo {
+  id: string;
+  /** the base model for adapters; null for the base model */
+  parent: string | null;
+  created: number;
+}
+
+interface Pending {
+  request: GroupRequest;
+  choices: Choice[];
+  open: number;
+  onDelta?: (delta: Delta) => void;
+  resolve: (choices: Choice[]) => void;
+  reject: (err: Error) => void;
+  started: number;
+}
+
+const MAX_ALTERNATIVES = 20;
+
+export class InferenceEngine {
+  readonly modelId: string;
+  readonly contextLength: number;
+  private worker!: Worker;
+  private readonly pending = new Map<string, Pending>();
+  private readonly statsCalls = new Map<number, (s: EngineStats) => void>();
+  private nextCall = 0;
+  private inFlightRows = 0;
+  /** moving average of request seconds, for the 429 retry hint */
+  private avgSeconds = 5;
+  private closing = false;
+  private restarts: number[] = [];
+  private readonly texts: TokenTexts;
+  private readonly created = Math.floor(Date.now() / 1000);
+  info: ReadyInfo | null = null;
+
+  private constructor(
+    private readonly options: StartOptions,
+    readonly spec: GraphSpec,
+    readonly tokenizer: ModelTokenizer,
+  ) {
+    this.modelId = options.modelId ?? spec.baseModel;
+    this.contextLength = spec.maxPositions;
+    this.texts = new TokenTexts(tokenizer);
+  }
+
+  static async start(options: StartOptions): Promise<InferenceEngine> {
+    const model = await loadServedModel(options.modelDir);
+    const tokenizer = await ModelTokenizer.load(options.modelDir);
+    const engine = new InferenceEngine(options, model.spec, tokenizer);
+    await engine.spawn();
+    return engine;
+  }
+
+  private spawn(): Promise<void> {
+    const { options } = this;
+    const init: WorkerInit = {
+      modelDir: options.modelDir,
+      session: { threads: options.threads, executionProvider: options.executionProvider, spinning: options.spinning },
+      core: {
+        maxBatch: options.maxBatch,
+        prefillChunk: options.prefillChunk,
+        prefillTokenBudget: options.prefillTokenBudget,
+        kvChunk: options.kvChunk,
+      },
+    };
+    const worker = startWorker(siblingModule(import.meta.url, 'worker'), { workerData: init });
+    this.worker = worker;
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      worker.on('message', (message: FromWorker) => {
+        if (message.type === 'ready') {
+          ready = true;
+          this.info = message.info;
+          const log = options.log;
+          if (message.info.fallbackReason) {
+            log.warn({ reason: message.info.fallbackReason }, 'CUDA execution provider unavailable: running on CPU');
+          }
+          log.info({ model: this.modelId, provider: message.info.provider, threads: message.info.threads }, 'inference engine ready');
+          resolve();
+        } else if (message.type === 'fatal') {
+          const err = deserializeError(message.error);
+          if (!ready) reject(err);
+          else options.log.error({ err }, 'inference engine failed');
+        } else {
+          this.onMessage(message);
+        }
+      });
+      worker.on('error', (err) => {
+        if (!ready) reject(err);
+        else options.log.error({ err }, 'inference worker crashed');
+      });
+      worker.on('exit', (code) => {
+        if (!ready) reject(new UnavailableError(`the inference worker exited (code ${code}) before it was ready`));
+        else if (!this.closing) this.onWorkerLost(code);
+      });
+    });
+  }
+
+  /** The worker died while serving: fail what it held, and start a new one (at most 3 times a minute). */
+  private onWorkerLost(code: number): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      this.inFlightRows -= p.request.rows.length;
+      p.reject(new UnavailableError(`the inference worker stopped (exit code ${code}); retry the request`));
+    }
+    const now = Date.now();
+    this.restarts = this.restarts.filter((t) => now - t < 60_000);
+    if (this.restarts.length >= 3) {
+      this.options.log.error('inference worker keeps failing: not restarting it');
+      return;
+    }
+    this.restarts.push(now);
+    this.spawn().catch((err: unknown) => this.options.log.error({ err }, 'could not restart the inference worker'));
+  }
+
+  private onMessage(message: FromWorker): void {
+    switch (message.type) {
+      case 'tokens':
+        for (const event of message.events) this.onToken(event);
+        break;
+      case 'finished': {
+        const { event } = message;
+        const p = this.pending.get(event.id);
+        if (!p) return;
+        const choice = p.choices[event.index]!;
+        if (event.text) {
+          choice.text += event.text;
+          p.onDelta?.({ index: event.index, text: event.text, token: null, logprob: null });
+        }
+        choice.completionTokens = event.completionTokens;
+        if (event.reason === 'cancelled') {
+          this.settle(event.id, new CancelledError('the request was cancelled'));
+          return;
+        }
+        choice.finishReason = event.reason;
+        if (--p.open === 0) this.settle(event.id, null);
+        break;
+      }
+      case 'failed':
+        this.settle(message.id, deserializeError(message.error));
+        break;
+      case 'stats': {
+        const resolve = this.statsCalls.get(message.call);
+        this.statsCalls.delete(message.call);
+        resolve?.(message.stats);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  private onToken(event: TokenEvent): void {
+    const p = this.pending.get(event.id);
+    if (!p) return;
+    const choice = p.choices[event.index]!;
+    choice.tokenIds.push(event.token);
+    choice.text += event.text;
+    let logprob: TokenLogprob | null = null;
+    if (event.logprob !== undefined) {
+      logprob = {
+        token: event.token,
+        ...this.texts.get(event.token),
+        logprob: event.logprob,
+        top: (event.top ?? []).map((t) => ({ token: t.token, ...this.texts.get(t.token), logprob: t.logprob })),
+      };
+      choice.logprobs!.push(logprob);
+    }
+    p.onDelta?.({ index: event.index, text: event.text, token: event.token, logprob });
+  }
+
+  private settle(id: string, err: Error | null): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.inFlightRows -= p.request.rows.length;
+    const seconds = (Date.now() - p.started) / 1000;
+    this.avgSeconds = 0.8 * this.avgSeconds + 0.2 * seconds;
+    if (err) p.reject(err);
+    else p.resolve(p.choices);
+  }
+
+  // ---- requests ----------------------------------------------------------------------------------------------
+
+  /** The base model and every adapter that can be asked for by name. */
+  async models(): Promise<ServedModelInfo[]> {
+    const adapters = await this.options.adapters.list();
+    return [
+      { id: this.modelId, parent: null, created: this.created },
+      ...adapters.map((a) => ({ id: a.name, parent: this.modelId, created: a.created ?? this.created })),
+    ];
+  }
+
+  async generate(request: GenerateRequest, hooks: GenerateHooks = {}): Promise<GenerateResult> {
+    const n = request.n ?? 1;
+    if (!Number.isInteger(n) || n < 1 || n > this.options.maxBatch) {
+      throw new InvalidInputError(`n must be an integer from 1 to ${this.options.maxBatch} (the engine's batch size)`);
+    }
+    const adapter = await this.resolveModel(request.model);
+    const promptIds = this.encode(request.input);
+    const rows: RowRequest[] = Array.from({ length: n }, (_, stream) => ({ promptIds, adapter, stream }));
+    const { id, seed, choices } = await this.runGroup(rows, request, hooks);
+    return { id, model: request.model, seed, promptIds, choices, usage: usage(promptIds.length, choices) };
+  }
+
+  /** One prompt, several models, one batch: the same settings and seed for every answer (A/B battles). */
+  async compare(request: CompareRequest, hooks: GenerateHooks = {}): Promise<CompareResult> {
+    if (request.models.length < 1) throw new InvalidInputError('models must name at least one model');
+    if (request.models.length > this.options.maxBatch) {
+      throw new InvalidInputError(`at most ${this.options.maxBatch} models can be compared at once (the engine's batch size)`);
+    }
+    const adapters = await Promise.all(request.models.map((m) => this.resolveModel(m)));
+    const promptIds = this.encode(request.input);
+    // every row draws from stream 0 under the same seed: identical models give identical answers
+    const rows: RowRequest[] = adapters.map((adapter) => ({ promptIds, adapter, stream: 0 }));
+    const { id, seed, choices } = await this.runGroup(rows, request, hooks);
+    return {
+      id,
+      seed,
+      promptIds,
+      answers: choices.map((c, i) => ({ ...c, model: request.models[i]! })),
+      usage: usage(promptIds.length * rows.length, choices),
+    };
+  }
+
+  async stats(): Promise<EngineStats> {
+    const call = this.nextCall++;
+    return new Promise((resolve) => {
+      this.statsCalls.set(call, resolve);
+      this.post({ type: 'stats', call });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.post({ type: 'shutdown' });
+    const timer = setTimeout(() => void this.worker.terminate(), 10_000);
+    await closed;
+    clearTimeout(timer);
+    for (const id of [...this.pending.keys()]) this.settle(id, new CancelledError('the engine was closed'));
+  }
+
+  /** Token ids of a prompt: chat messages through the model's chat template, text with the tokenizer's specials. */
+  encode(input: PromptInput): number[] {
+    let ids: number[];
+    if (input.kind === 'ids') {
+      ids = input.ids;
+      const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= this.spec.vocabSize);
+      if (bad !== undefined) throw new InvalidInputError(`token id ${bad} is outside the vocabulary (0..${this.spec.vocabSize - 1})`);
+    } else if (input.kind === 'chat') {
+      ids = this.tokenizer.encodeChat(input.messages);
+    } else {
+      ids = this.tokenizer.encode(input.text);
+    }
+    if (ids.length === 0) throw new InvalidInputError('the prompt is empty: give at least one token');
+    return ids;
+  }
+
+  private async resolveModel(model: string): Promise<AdapterRef | null> {
+    if (model === this.modelId) return null;
+    const found = await this.options.adapters.resolve(model);
+    if (!found) {
+      throw new NotFoundError(
+        `model '${model}' does not exist: use '${this.modelId}' (the base model) or a registered adapter (GET /v1/models lists them)`,
+      );
+    }
+    if (found.rank !== null && found.rank > this.spec.maxRank) {
+      throw new UnsupportedError(
+        `adapter ${model} has rank ${found.rank}, above the served graph's max rank ${this.spec.maxRank}: ` +
+          `rebuild the model with --max-rank ${found.rank} or more`,
+      );
+    }
+    if (found.baseModel && !sameBaseModel(found.baseModel, this.spec.baseModel)) {
+      // names alone do not decide (local paths, mirrors): the worker refuses on shapes when loading
+      this.options.log.debug({ adapter: model, baseModel: found.baseModel, served: this.spec.baseModel }, 'adapter names another base model');
+    }
+    return { key: found.key, dir: found.dir, label: model };
+  }
+
+  private async runGroup(
+    rows: RowRequest[],
+    settings: SamplingSettings,
+    hooks: GenerateHooks,
+  ): Promise<{ id: string; seed: number; choices: Choice[] }> {
+    const promptLength = rows[0]!.promptIds.length;
+    const room = this.contextLength - promptLength;
+    if (room < 1) {
+      throw new InvalidInputError(
+        `the prompt is ${promptLength} tokens, but this model's context is ${this.contextLength}: shorten the prompt`,
+      );
+    }
+    const maxTokens = settings.maxTokens ?? room;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidInputError('max_tokens must be a positive integer');
+    if (maxTokens > room) {
+      throw new InvalidInputError(
+        `this model's maximum context length is ${this.contextLength} tokens, but ${promptLength + maxTokens} were requested ` +
+          `(${promptLength} in the prompt, ${maxTokens} to generate): lower max_tokens to at most ${room}`,
+      );
+    }
+    const limit = this.options.maxBatch + this.options.maxQueue;
+    if (this.inFlightRows + rows.length > limit) {
+      const waitSeconds = Math.max(1, Math.ceil((this.avgSeconds * (this.inFlightRows + rows.length - this.options.maxBatch)) / this.options.maxBatch));
+      throw new RateLimitedError(`the inference queue is full (${this.inFlightRows} requests in flight): retry in ${waitSeconds} s`, waitSeconds);
+    }
+    if (hooks.signal?.aborted) throw new CancelledError('the request was cancelled');
+    const seed = settings.seed ?? randomSeed();
+    const request: GroupRequest = {
+      id: randomUUID(),
+      rows,
+      sampling: samplingParams(settings, this.spec.vocabSize),
+      seed,
+      maxTokens,
+      stop: settings.stop ?? [],
+      logprobs: settings.logprobs ?? null,
+      ignoreEos: settings.ignoreEos ?? false,
+    };
+    if (request.logprobs !== null && (!Number.isInteger(request.logprobs) || request.logprobs < 0 || request.logprobs > MAX_ALTERNATIVES)) {
+      throw new InvalidInputError(`the number of logprob alternatives must be an integer from 0 to ${MAX_ALTERNATIVES}`);
+    }
+    const choices: Choice[] = rows.map((_, index) => ({
+      index,
+      text: '',
+      tokenIds: [],
+      logprobs: request.logprobs === null ? null : [],
+      finishReason: 'stop',
+      completionTokens: 0,
+    }));
+    this.inFlightRows += rows.length;
+    const done = new Promise<Choice[]>((resolve, reject) => {
+      this.pending.set(request.id, { request, choices, open: rows.length, onDelta: hooks.onDelta, resolve, reject, started: Date.now() });
+    });
+    const onAbort = () => this.post({ type: 'cancel', id: request.id });
+    hooks.signal?.addEventListener('abort', onAbort, { once: true });
+    this.post({ type: 'submit', request });
+    try {
+      return { id: request.id, seed, choices: await done };
+    } finally {
+      hooks.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private post(message: ToWorker): void {
+    this.worker.postMessage(message);
+  }
+}
+
+function usage(promptTokens: number, choices: Choice[]): Usage {
+  const completionTokens = choices.reduce((sum, c) => sum + c.completionTokens, 0);
+  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
+}
+
+/** Loose base-model name comparison: "org/Name" and "Name" (any case) are the same model. */
+function sameBaseModel(a: string, b: string): boolean {
+  const last = (s: string) => s.replace(/\/+$/, '').split('/').pop()!.toLowerCase();
+  return last(a) === last(b);
+}
+
+/** Validated sampling parameters (the API validates shapes; this guards the engine for every caller). */
+export function samplingParams(s: SamplingSettings, vocabSize: number): SamplingParams {
+  const num = (name: string, value: number | undefined, fallback: number, ok: (v: number) => boolean, rule: string) => {
+    const v = value ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw new InvalidInputError(`${name} must be ${rule}, not ${String(value)}`);
+    return v;
+  };
+  let logitBias: Map<number, number> | null = null;
+  if (s.logitBias && Object.keys(s.logitBias).length > 0) {
+    logitBias = new Map();
+    for (const [key, bias] of Object.entries(s.logitBias)) {
+      const token = Number(key);
+      if (!Number.isInteger(token) || token < 0 || token >= vocabSize) {
+        throw new InvalidInputError(`logit_bias: ${key} is not a token id of this model (0..${vocabSize - 1})`);
+      }
+      logitBias.set(token, num(`logit_bias[${key}]`, bias, 0, (v) => v >= -100 && v <= 100, 'from -100 to 100'));
+    }
+  }
+  return {
+    temperature: num('temperature', s.temperature, 1, (v) => v >= 0 && v <= 100, 'from 0 to 100'),
+    topP: num('top_p', s.topP, 1, (v) => v > 0 && v <= 1, 'in (0, 1]'),
+    topK: num('top_k', s.topK, 0, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer (0 = off)'),
+    repetitionPenalty: num('repetition_penalty', s.repetitionPenalty, 1, (v) => v > 0 && v <= 10, 'in (0, 10]'),
+    frequencyPenalty: num('frequency_penalty', s.frequencyPenalty, 0, (v) => v >= -2 && v <= 2, 'from -2 to 2'),
+    presencePenalty: num('presence_penalty', s.presencePenalty, 0, (v) => v >= -2 && v <= 2, 'from -2 to 2'),
+    logitBias,
+  };
+}

@@ -1,0 +1,204 @@
+// The LoRA slot pool the graph reads its adapters from: for every LoRA site (a layer's target projection) one
+// A tensor [slots, in, rank] and one B tensor [slots, rank, out], with PEFT's scaling folded into B. A row of a
+// batch picks its slot with `adapter_idx`; slot 0 stays zero ("no adapter").
+//
+// The fed rank is the largest rank among the loaded adapters (not the graph's max rank): the graph gathers each
+// row's A and B every step, so padding rank-8 adapters to 64 would multiply that traffic by 8. When no row uses an
+// adapter the pool is fed with rank 0 and the LoRA matmuls cost nothing.
+import type { LoraAdapter } from '../../formats/peft.js';
+import { UnsupportedError } from '../../errors.js';
+
+/** One LoRA input pair of the graph. */
+export interface LoraSite {
+  /** base-model module path, e.g. "model.layers.3.self_attn.q_proj" */
+  module: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** graph input names */
+  inputA: string;
+  inputB: string;
+}
+
+export interface SiteFactors {
+  /** [in, rank]: PEFT's lora_A transposed */
+  A: Float32Array;
+  /** [rank, out]: PEFT's lora_B transposed, times the scaling */
+  B: Float32Array;
+  rank: number;
+}
+
+/** An adapter laid out for the pool: factors by site index, null where the adapter leaves a site alone. */
+export interface PreparedAdapter {
+  rank: number;
+  sites: (SiteFactors | null)[];
+}
+
+export interface PrepareLimits {
+  /** the graph's max rank (`--max-rank` at build time) */
+  maxRank: number;
+  /** the LoRA targets the graph was built with, for the message when an adapter needs more */
+  targets: readonly string[];
+}
+
+/** Checks an adapter against the graph's LoRA sites and lays its factors out for the pool. */
+export function prepareAdapter(adapter: LoraAdapter, sites: readonly LoraSite[], limits: PrepareLimits, label: string): PreparedAdapter {
+  const byModule = new Map(sites.map((s, i) => [s.module, i]));
+  if (adapter.savedModules.size > 0) {
+    throw new UnsupportedError(
+      `adapter ${label} carries full weights for ${[...adapter.savedModules.keys()].join(', ')} (modules_to_save); ` +
+        'only LoRA factors can be served from the shared base model: fold it into a checkpoint instead (loraforge fold)',
+    );
+  }
+  const prepared: PreparedAdapter = { rank: 0, sites: sites.map(() => null) };
+  for (const mod of adapter.modules.values()) {
+    if (mod.kind !== 'linear') {
+      throw new UnsupportedError(`adapter ${label}: LoRA on the embedding ${mod.name} cannot be served (only linear projections)`);
+    }
+    const index = byModule.get(mod.name);
+    if (index === undefined) {
+      const projection = mod.name.split('.').pop() ?? mod.name;
+      throw new UnsupportedError(
+        `adapter ${label} has LoRA on ${mod.name}, which this model's graph has no LoRA input for ` +
+          `(built with targets ${limits.targets.join(',')}): rebuild the model with --targets including ${projection.replace(/_proj$/, '')}, ` +
+          'or check that the adapter was trained for this base model',
+      );
+    }
+    const site = sites[index]!;
+    if (mod.inFeatures !== site.inFeatures || mod.outFeatures !== site.outFeatures) {
+      throw new UnsupportedError(
+        `adapter ${label} was trained for another base model: ${mod.name} is ${mod.inFeatures}→${mod.outFeatures} in the adapter ` +
+          `but ${site.inFeatures}→${site.outFeatures} in the served model; serve its base model, or use an adapter of this one`,
+      );
+    }
+    if (mod.rank > limits.maxRank) {
+      throw new UnsupportedError(
+        `adapter ${label} has rank ${mod.rank} on ${mod.name}, above the served graph's max rank ${limits.maxRank}: ` +
+          `rebuild the model with --max-rank ${mod.rank} or more (loraforge build-model <checkpoint> --max-rank ${nextPow2(mod.rank)})`,
+      );
+    }
+    prepared.sites[index] = transposeFactors(mod.A, mod.B, mod.rank, mod.inFeatures, mod.outFeatures, mod.scaling);
+    prepared.rank = Math.max(prepared.rank, mod.rank);
+  }
+  return prepared;
+}
+
+function nextPow2(n: number): number {
+  return 2 ** Math.ceil(Math.log2(n));
+}
+
+/** PEFT's A [r, in] and B [out, r] → A' [in, r] and B' [r, out]·scaling. */
+export function transposeFactors(A: Float32Array, B: Float32Array, rank: number, inF: number, outF: number, scaling: number): SiteFactors {
+  const At = new Float32Array(inF * rank);
+  for (let j = 0; j < rank; j++) for (let k = 0; k < inF; k++) At[k * rank + j] = A[j * inF + k]!;
+  const Bt = new Float32Array(rank * outF);
+  for (let n = 0; n < outF; n++) for (let j = 0; j < rank; j++) Bt[j * outF + n] = B[n * rank + j]! * scaling;
+  return { A: At, B: Bt, rank };
+}
+
+export interface PoolFeed {
+  name: string;
+  data: Float32Array;
+  dims: number[];
+}
+
+export class LoraPool {
+  private As: Float32Array[];
+  private Bs: Float32Array[];
+  private readonly slotRanks: number[];
+  private currentRank = 0;
+  /** bumped whenever the pool's contents or layout change, so callers can cache tensors built over it */
+  version = 0;
+
+  constructor(
+    readonly sites: readonly LoraSite[],
+    readonly slots: number,
+    readonly maxRank: number,
+  ) {
+    this.slotRanks = new Array<number>(slots).fill(0);
+    this.As = sites.map(() => new Float32Array(0));
+    this.Bs = sites.map(() => new Float32Array(0));
+  }
+
+  /** the rank fed to the graph while any row uses an adapter */
+  get rank(): number {
+    return this.currentRank;
+  }
+
+  get bytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.sites.length; i++) n += this.As[i]!.byteLength + this.Bs[i]!.byteLength;
+    return n;
+  }
+
+  /** Writes an adapter into `slot` (1..slots-1), growing the pool's rank when needed. */
+  write(slot: number, adapter: PreparedAdapter): void {
+    if (slot < 1 || slot >= this.slots) throw new RangeError(`no adapter slot ${slot}`);
+    if (adapter.rank > this.maxRank) throw new RangeError(`rank ${adapter.rank} exceeds the pool's ${this.maxRank}`);
+    this.slotRanks[slot] = adapter.rank;
+    if (adapter.rank > this.currentRank) this.resize(adapter.rank);
+    const R = this.currentRank;
+    this.sites.forEach((site, i) => {
+      const A = this.As[i]!;
+      const B = this.Bs[i]!;
+      const aBase = slot * site.inFeatures * R;
+      const bBase = slot * R * site.outFeatures;
+      A.fill(0, aBase, aBase + site.inFeatures * R);
+      B.fill(0, bBase, bBase + R * site.outFeatures);
+      const f = adapter.sites[i];
+      if (!f) return;
+      for (let k = 0; k < site.inFeatures; k++) A.set(f.A.subarray(k * f.rank, (k + 1) * f.rank), aBase + k * R);
+      B.set(f.B, bBase); // rows 0..rank-1 of [R, out]; the rest stay zero
+    });
+    this.version++;
+  }
+
+  /** Empties a slot; the pool's rank shrinks when the largest adapter left. */
+  clear(slot: number): void {
+    this.slotRanks[slot] = 0;
+    const needed = Math.max(0, ...this.slotRanks);
+    if (needed < this.currentRank) this.resize(needed);
+    else {
+      const R = this.currentRank;
+      this.sites.forEach((site, i) => {
+        this.As[i]!.fill(0, slot * site.inFeatures * R, (slot + 1) * site.inFeatures * R);
+        this.Bs[i]!.fill(0, slot * R * site.outFeatures, (slot + 1) * R * site.outFeatures);
+      });
+    }
+    this.version++;
+  }
+
+  /** The graph inputs for one run: the pool at its rank, or rank 0 when no row of the batch uses an adapter. */
+  feeds(anyAdapter: boolean): PoolFeed[] {
+    const R = anyAdapter ? this.currentRank : 0;
+    const out: PoolFeed[] = [];
+    this.sites.forEach((site, i) => {
+      out.push({ name: site.inputA, data: R ? this.As[i]! : new Float32Array(0), dims: [this.slots, site.inFeatures, R] });
+      out.push({ name: site.inputB, data: R ? this.Bs[i]! : new Float32Array(0), dims: [this.slots, R, site.outFeatures] });
+    });
+    return out;
+  }
+
+  /** Re-lays every slot at rank `next`, keeping the first min(old, next) rank columns (the rest are zero padding). */
+  private resize(next: number): void {
+    const prev = this.currentRank;
+    const keep = Math.min(prev, next);
+    this.sites.forEach((site, i) => {
+      const oldA = this.As[i]!;
+      const oldB = this.Bs[i]!;
+      const A = new Float32Array(this.slots * site.inFeatures * next);
+      const B = new Float32Array(this.slots * next * site.outFeatures);
+      if (keep > 0) {
+        for (let s = 0; s < this.slots; s++) {
+          for (let k = 0; k < site.inFeatures; k++) {
+            const from = (s * site.inFeatures + k) * prev;
+            A.set(oldA.subarray(from, from + keep), (s * site.inFeatures + k) * next);
+          }
+          B.set(oldB.subarray(s * prev * site.outFeatures, (s * prev + keep) * site.outFeatures), s * next * site.outFeatures);
+        }
+      }
+      this.As[i] = A;
+      this.Bs[i] = B;
+    });
+    this.currentRank = next;
+  }
+}

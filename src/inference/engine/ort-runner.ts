@@ -1,0 +1,115 @@
+// The ONNX Runtime session of a built model and the feeds of one run. Inputs are zero-copy views of the JS-owned
+// KV cache and LoRA pool; only the outputs we read are fetched, because every fetched output is copied.
+import os from 'node:os';
+import ort from 'onnxruntime-node';
+import type { RunInput, RunOutput, Runner } from './core.js';
+import { requiredOutputs, type GraphSpec } from './graph-spec.js';
+import type { KvCache } from './kv-cache.js';
+import type { LoraPool } from './lora-pool.js';
+
+export type ExecutionProvider = 'cpu' | 'cuda';
+
+export interface SessionSettings {
+  /** intra-op threads; 0 = the machine's available parallelism */
+  threads: number;
+  executionProvider: ExecutionProvider;
+  /** let idle ORT threads spin (faster steps, but they burn cores the HTTP server shares) */
+  spinning: boolean;
+}
+
+export interface OpenedSession {
+  session: ort.InferenceSession;
+  provider: ExecutionProvider;
+  threads: number;
+  /** set when CUDA was asked for but could not be used */
+  fallbackReason: string | null;
+}
+
+export function resolveThreads(threads: number): number {
+  return threads > 0 ? threads : Math.max(1, os.availableParallelism());
+}
+
+export async function openSession(modelPath: string, settings: SessionSettings): Promise<OpenedSession> {
+  const threads = resolveThreads(settings.threads);
+  const options = (providers: ort.InferenceSession.ExecutionProviderConfig[]): ort.InferenceSession.SessionOptions => ({
+    executionProviders: providers,
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: settings.spinning ? '1' : '0' } } },
+  });
+  if (settings.executionProvider === 'cuda') {
+    try {
+      const session = await ort.InferenceSession.create(modelPath, options(['cuda', 'cpu']));
+      return { session, provider: 'cuda', threads, fallbackReason: null };
+    } catch (err) {
+      // onnxruntime-node throws instead of falling back when the CUDA libraries are missing
+      const session = await ort.InferenceSession.create(modelPath, options(['cpu']));
+      return { session, provider: 'cpu', threads, fallbackReason: (err as Error).message };
+    }
+  }
+  const session = await ort.InferenceSession.create(modelPath, options(['cpu']));
+  return { session, provider: 'cpu', threads, fallbackReason: null };
+}
+
+export class OrtRunner implements Runner {
+  private readonly fetches: string[];
+  private loraCache: { version: number; anyAdapter: boolean; feeds: Record<string, ort.Tensor> } | null = null;
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly spec: GraphSpec,
+    /** inputs beyond the serving contract that the graph declares, fed empty (e.g. scoring targets) */
+    private readonly extraFeeds: Record<string, ort.Tensor> = {},
+  ) {
+    this.fetches = requiredOutputs(spec);
+  }
+
+  async run(input: RunInput, kv: KvCache, pool: LoraPool): Promise<RunOutput> {
+    const { spec } = this;
+    const { batch, seq } = input;
+    const names = spec.inputs;
+    const feeds: Record<string, ort.Tensor> = {
+      ...this.extraFeeds,
+      ...this.loraFeeds(pool, input.anyAdapter),
+      [names.inputIds]: new ort.Tensor('int64', input.inputIds, [batch, seq]),
+      [names.positionIds]: new ort.Tensor('int64', input.positionIds, [batch, seq]),
+      [names.seqlensK]: new ort.Tensor('int32', input.seqlensK, [batch]),
+      [names.totalSeqLen]: new ort.Tensor('int32', Int32Array.of(input.totalSeqLen), []),
+      [names.logitsIndex]: new ort.Tensor('int64', input.logitsIndex, [batch]),
+    };
+    if (names.adapterIdx) feeds[names.adapterIdx] = new ort.Tensor('int64', input.adapterIdx, [batch]);
+    const { kvHeads, headDim } = spec;
+    const cap = input.pastStart === null ? 0 : kv.capacity;
+    const empty = new Float32Array(0);
+    for (let l = 0; l < spec.layers; l++) {
+      const key = input.pastStart === null ? empty : kv.past(l, 'key', input.pastStart, batch);
+      const value = input.pastStart === null ? empty : kv.past(l, 'value', input.pastStart, batch);
+      feeds[names.pastKey[l]!] = new ort.Tensor('float32', key, [batch, kvHeads, cap, headDim]);
+      feeds[names.pastValue[l]!] = new ort.Tensor('float32', value, [batch, kvHeads, cap, headDim]);
+    }
+    const out = await this.session.run(feeds, this.fetches);
+    const data = (name: string) => out[name]!.data as Float32Array;
+    return {
+      logits: data(spec.outputs.logits),
+      newKeys: spec.outputs.newKey.map(data),
+      newValues: spec.outputs.newValue.map(data),
+    };
+  }
+
+  /** LoRA tensors are rebuilt only when the pool changed (they wrap its arrays; nothing is copied). */
+  private loraFeeds(pool: LoraPool, anyAdapter: boolean): Record<string, ort.Tensor> {
+    const cached = this.loraCache;
+    if (cached && cached.version === pool.version && cached.anyAdapter === anyAdapter) return cached.feeds;
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const f of pool.feeds(anyAdapter)) feeds[f.name] = new ort.Tensor('float32', f.data, f.dims);
+    this.loraCache = { version: pool.version, anyAdapter, feeds };
+    return feeds;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

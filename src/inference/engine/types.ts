@@ -1,0 +1,77 @@
+// What travels between the engine's front (main thread) and its core (worker thread): plain, structured-clone
+// friendly data.
+import type { SamplingParams, TokenLogprob } from './sampling.js';
+
+/** An adapter as the core loads it: `key` identifies the content (the registry's sha256, or a path). */
+export interface AdapterRef {
+  key: string;
+  /** PEFT adapter directory */
+  dir: string;
+  /** the name the user asked for, for messages */
+  label: string;
+}
+
+export interface RowRequest {
+  promptIds: number[];
+  adapter: AdapterRef | null;
+  /** random stream of this row: the choice index for `n` > 1; rows with equal seed and stream draw alike */
+  stream: number;
+}
+
+/**
+ * Rows admitted together and prefilled in one batch: the `n` choices of a request, or the models of a compare.
+ * They share sampling settings and the seed.
+ */
+export interface GroupRequest {
+  id: string;
+  rows: RowRequest[];
+  sampling: SamplingParams;
+  seed: number;
+  maxTokens: number;
+  stop: string[];
+  /** alternatives to report per token (0 = only the chosen token's logprob); null = no logprobs */
+  logprobs: number | null;
+  ignoreEos: boolean;
+}
+
+export type FinishReason = 'stop' | 'length' | 'cancelled';
+
+export interface TokenEvent {
+  id: string;
+  /** row within the group */
+  index: number;
+  token: number;
+  /** text this token completes ('' while held back by an unfinished character or a possible stop string) */
+  text: string;
+  logprob?: number;
+  top?: TokenLogprob[];
+}
+
+export interface FinishEvent {
+  id: string;
+  index: number;
+  reason: FinishReason;
+  /** text held back until the end (a partial stop string that never completed) */
+  text: string;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface EngineStats {
+  activeRows: number;
+  waitingGroups: number;
+  kvCapacity: number;
+  kvBytes: number;
+  poolRank: number;
+  loadedAdapters: string[];
+  steps: number;
+  prefillTokens: number;
+  decodeTokens: number;
+}
+
+export interface SerializedError {
+  name: string;
+  code: string | null;
+  message: string;
+  retryAfterSeconds?: number;
+}

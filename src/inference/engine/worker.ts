@@ -1,0 +1,66 @@
+// The engine's worker thread: ONNX Runtime's `run` blocks the thread it is called on, so the session, the KV
+// cache, the adapter pool and the scheduler live here and the main thread stays free for HTTP.
+import { parentPort, workerData } from 'node:worker_threads';
+import { readAdapter } from '../../formats/peft.js';
+import { checkManifest } from '../builder/manifest.js';
+import { ModelTokenizer } from '../tokenizer.js';
+import { EngineCore, type CoreSink } from './core.js';
+import { loadServedModel } from './served-model.js';
+import { prepareAdapter } from './lora-pool.js';
+import { openSession, OrtRunner } from './ort-runner.js';
+import { serializeError, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+const send = (message: FromWorker) => port.postMessage(message);
+
+async function main(): Promise<void> {
+  const model = await loadServedModel(init.modelDir);
+  const opened = await openSession(model.onnxPath, init.session);
+  checkManifest(opened.session, model.manifest);
+  const tokenizer = await ModelTokenizer.load(init.modelDir);
+  const runner = new OrtRunner(opened.session, model.spec);
+  const sink: CoreSink = {
+    tokens: (events) => send({ type: 'tokens', events }),
+    finished: (event) => send({ type: 'finished', event }),
+    failed: (id, error) => send({ type: 'failed', id, error: serializeError(error) }),
+  };
+  const { spec } = model;
+  const core = new EngineCore(
+    spec,
+    runner,
+    tokenizer,
+    async (ref) => prepareAdapter(await readAdapter(ref.dir), spec.sites, { maxRank: spec.maxRank, targets: spec.targets }, ref.label),
+    sink,
+    init.core,
+  );
+  port.on('message', (message: ToWorker) => {
+    switch (message.type) {
+      case 'submit':
+        core.submit(message.request);
+        break;
+      case 'cancel':
+        core.cancel(message.id);
+        break;
+      case 'stats':
+        send({ type: 'stats', call: message.call, stats: core.snapshot() });
+        break;
+      case 'shutdown':
+        void core
+          .stop()
+          .then(() => runner.release())
+          .finally(() => {
+            send({ type: 'closed' });
+            port.close();
+          });
+        break;
+    }
+  });
+  core.start();
+  send({ type: 'ready', info: { provider: opened.provider, threads: opened.threads, fallbackReason: opened.fallbackReason } });
+}
+
+main().catch((err: unknown) => {
+  send({ type: 'fatal', error: serializeError(err) });
+  port.close();
+});
