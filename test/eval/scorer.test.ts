@@ -41,6 +41,19 @@ describe('planScorePasses', () => {
     expect(passes[1]).toEqual([1, 6, 3]); // the ~40-token rows share a run
   });
 
+  it('keeps to the adapters a run may hold, and plans adapters in groups that load once', () => {
+    const lengths = [10, 10, 10, 10, 10, 10, 9, 9];
+    const keys = ['a', 'b', null, 'c', 'a', 'b', 'c', null];
+    const passes = planScorePasses(lengths, { maxBatch: 8, maxTokens: 1000 }, { keys, maxAdapters: 2 });
+    // group 1: a, b and the base rows; group 2: c
+    expect(passes).toEqual([[0, 1, 2, 4, 5, 7], [3, 6]]);
+    const tight = planScorePasses(lengths, { maxBatch: 8, maxTokens: 1000 }, { keys: ['a', 'b', 'c', 'a', 'b', 'c', 'a', 'b'], maxAdapters: 3 });
+    for (const pass of tight) expect(new Set(pass.map((i) => ['a', 'b', 'c', 'a', 'b', 'c', 'a', 'b'][i])).size).toBeLessThanOrEqual(3);
+    expect(planScorePasses(lengths, { maxBatch: 3, maxTokens: 1000 }, { keys, maxAdapters: 2 })).toEqual(
+      planScorePasses(lengths, { maxBatch: 3, maxTokens: 1000 }, { keys, maxAdapters: 2 }),
+    );
+  });
+
   it('derives tokens per run from a logits budget', () => {
     expect(tokensForLogitBudget(128_256, 256 * 1024 ** 2)).toBe(261);
     expect(tokensForLogitBudget(1e9, 1)).toBe(1);

@@ -7,9 +7,12 @@
 // the engine's LoRA pool; this module only builds feeds and reduces the output.
 import ort from 'onnxruntime-node';
 import { InvalidInputError } from '../../errors.js';
-import type { ModelManifest } from '../builder/manifest.js';
+import path from 'node:path';
+import { checkManifest, type ModelManifest } from '../builder/manifest.js';
 import { io } from '../builder/naming.js';
 import type { ChatMessage, ModelTokenizer } from '../tokenizer.js';
+import type { LoraPool } from './lora-pool.js';
+import { openSession, type SessionSettings } from './ort-runner.js';
 
 export interface ScoreRowInput {
   /** the whole sequence: context, then the scored continuation */
@@ -63,22 +66,52 @@ export function tokensForLogitBudget(vocabSize: number, bytes: number): number {
 
 /**
  * Groups rows into runs: longest first (so rows of similar length share a run and padding stays small), each run
- * within the limits. A row longer than `maxTokens` runs alone. Returns row indices per run.
+ * within the limits. A row longer than `maxTokens` runs alone. With `adapters` (a key per row, null = the base
+ * model), a run holds rows of at most `maxAdapters` distinct adapters, and when the rows use more adapters than
+ * that, they are planned in groups of `maxAdapters` adapters (first seen first) so each group loads once.
+ * Deterministic: the same rows give the same runs, which is what makes scores repeat to the last bit (padding
+ * changes the order of floating-point sums). Returns row indices per run.
  */
-export function planScorePasses(lengths: readonly number[], limits: ScorePassLimits): number[][] {
-  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b]! - lengths[a]! || a - b);
+export function planScorePasses(
+  lengths: readonly number[],
+  limits: ScorePassLimits,
+  adapters?: { keys: ReadonlyArray<string | null>; maxAdapters: number },
+): number[][] {
+  const all = lengths.map((_, i) => i);
+  if (!adapters) return packByLength(all, lengths, limits, null, Infinity);
+  const distinct = [...new Set(adapters.keys.filter((k): k is string => k !== null))];
+  const groupOf = new Map(distinct.map((k, i) => [k, Math.floor(i / adapters.maxAdapters)]));
+  const groups = Math.max(1, Math.ceil(distinct.length / adapters.maxAdapters));
+  const passes: number[][] = [];
+  for (let g = 0; g < groups; g++) {
+    const rows = all.filter((i) => {
+      const key = adapters.keys[i]!;
+      return key === null ? g === 0 : groupOf.get(key) === g;
+    });
+    passes.push(...packByLength(rows, lengths, limits, adapters.keys, adapters.maxAdapters));
+  }
+  return passes;
+}
+
+function packByLength(rows: number[], lengths: readonly number[], limits: ScorePassLimits, keys: ReadonlyArray<string | null> | null, maxAdapters: number): number[][] {
+  const order = [...rows].sort((a, b) => lengths[b]! - lengths[a]! || a - b);
   const passes: number[][] = [];
   let current: number[] = [];
   let width = 0;
+  let used = new Set<string>();
   for (const i of order) {
     const w = Math.max(width, lengths[i]!);
-    if (current.length > 0 && (current.length + 1 > limits.maxBatch || (current.length + 1) * w > limits.maxTokens)) {
+    const key = keys?.[i] ?? null;
+    const moreAdapters = key !== null && !used.has(key) && used.size + 1 > maxAdapters;
+    if (current.length > 0 && (current.length + 1 > limits.maxBatch || (current.length + 1) * w > limits.maxTokens || moreAdapters)) {
       passes.push(current);
       current = [];
       width = 0;
+      used = new Set();
     }
     current.push(i);
     width = Math.max(width, lengths[i]!);
+    if (key !== null) used.add(key);
   }
   if (current.length > 0) passes.push(current);
   return passes;
@@ -95,6 +128,8 @@ export function checkScoreRow(row: ScoreRowInput, maxPositions: number): void {
 
 /** The feeds of one scoring run, and the reduction of its output. */
 export class ScoreRunner {
+  private loraCache: { version: number; anyAdapter: boolean; feeds: Record<string, ort.Tensor> } | null = null;
+
   private readonly names: {
     inputIds: string;
     positionIds: string;
@@ -176,7 +211,30 @@ export class ScoreRunner {
     });
   }
 
+  /** One pass with the engine's LoRA pool as the adapters (its tensors are wrapped, not copied, and cached). */
+  runOnPool(rows: readonly ScoreRowInput[], pool: LoraPool): Promise<ScoreRowResult[]> {
+    const anyAdapter = rows.some((r) => r.slot !== 0);
+    const cached = this.loraCache;
+    let feeds: Record<string, ort.Tensor>;
+    if (cached && cached.version === pool.version && cached.anyAdapter === anyAdapter) feeds = cached.feeds;
+    else {
+      feeds = {};
+      for (const f of pool.feeds(anyAdapter)) feeds[f.name] = new ort.Tensor('float32', f.data, f.dims);
+      this.loraCache = { version: pool.version, anyAdapter, feeds };
+    }
+    return this.run(rows, feeds);
+  }
+
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** Opens the score graph of a model dir with the engine's session settings. */
+export async function openScoreRunner(modelDir: string, manifest: ModelManifest, settings: SessionSettings): Promise<ScoreRunner> {
+  const graph = manifest.graphs.score;
+  if (!graph) throw new InvalidInputError('this model was built without a score graph: rebuild it with the score head');
+  const { session } = await openSession(path.join(modelDir, graph.file), settings);
+  checkManifest(session, manifest, 'score');
+  return new ScoreRunner(session, manifest);
 }
