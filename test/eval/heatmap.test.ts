@@ -29,8 +29,8 @@ describe('retention heat map', () => {
     expect(heatmapSvg({ ...input, maxRows: 1 })).toContain('1 more rows not shown');
   });
 
-  it('renders to a PNG of the SVG size with the arena chart renderer', () => {
-    const png = renderPng(heatmapSvg(input));
+  it('renders to a PNG of the SVG size with the arena chart renderer', async () => {
+    const png = await renderPng(heatmapSvg(input));
     expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
     const width = png.readUInt32BE(16);
     const height = png.readUInt32BE(20);
