@@ -3,7 +3,7 @@
 // updates), and for the pruning methods how many entries survived and how often signs fought. Everything is
 // computed in low-rank form from r×r Gram products; no out×in matrix is formed for it.
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
-import { type Stacked } from './kernels/lowrank-svd.js';
+import { type Precision, type Stacked } from './kernels/lowrank-svd.js';
 import type { PruneStats } from './primitives.js';
 
 export interface ModuleDiagnostics {
@@ -54,9 +54,17 @@ export interface ModuleTotals {
 
 /**
  * ‖B'A' − Σ w_i·B̃_i·Ã_i‖² by Gram products (B̃ holding the scaled B_i): ‖X‖² − 2⟨X,Y⟩ + ‖Y‖², with
- * B'ᵀ·[B' B̃] and [A'; Ã]·A'ᵀ computed in float64 (two products, so the cancellation stays at round-off).
+ * B'ᵀ·[B' B̃] and [A'; Ã]·A'ᵀ (two products). In float32 the cancellation leaves ~1e-7·‖ΔW*‖² of noise, so
+ * a small error must be measured in float64 (the caller retries).
  */
-export async function distanceSq(kernel: MatmulKernel, merged: { B: Mat32; A: Mat32 }, s: Stacked, weights: number[], targetNormSq: number): Promise<{ errSq: number; mergedNormSq: number }> {
+export async function distanceSq(
+  kernel: MatmulKernel,
+  merged: { B: Mat32; A: Mat32 },
+  s: Stacked,
+  weights: number[],
+  targetNormSq: number,
+  precision: Precision = 'f64',
+): Promise<{ errSq: number; mergedNormSq: number }> {
   const k = merged.A.rows;
   const R = s.B.cols;
   const out = s.B.rows;
@@ -69,8 +77,9 @@ export async function distanceSq(kernel: MatmulKernel, merged: { B: Mat32; A: Ma
   const sa = new Float32Array(w * s.A.cols);
   sa.set(merged.A.data);
   sa.set(s.A.data, merged.A.data.length);
-  const bx = (await kernel.gemm64(merged.B, { data: sb, rows: out, cols: w }, { transA: true })).data; // k×w
-  const ax = (await kernel.gemm64({ data: sa, rows: w, cols: s.A.cols }, merged.A, { transB: true })).data; // w×k
+  const gemm = precision === 'f64' ? kernel.gemm64.bind(kernel) : kernel.gemm.bind(kernel);
+  const bx = (await gemm(merged.B, { data: sb, rows: out, cols: w }, { transA: true })).data; // k×w
+  const ax = (await gemm({ data: sa, rows: w, cols: s.A.cols }, merged.A, { transB: true })).data; // w×k
   let mergedNormSq = 0;
   for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) mergedNormSq += bx[p * w + q]! * ax[q * k + p]!;
   const rowWeight = new Float64Array(R);

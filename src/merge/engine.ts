@@ -60,6 +60,8 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
       work.present.map((i) => ({ adapter: i, module: adapters[i]!.modules.get(work.name)!, weight: options.weights[i]! }));
     const cacheBytes = hooks.denseCacheBytes ?? 1 << 30;
     const dense = options.space === 'delta' && DENSE.has(method);
+    // methods whose result is (or truncates) the exact sum: their Grams feed an SVD and a near-zero error
+    const exact = method === 'cat' || method === 'svd' || (method === 'linear' && (options.space === 'delta' || adapters.length === 1));
     const trims = method === 'ties' || method === 'magnitude_prune';
 
     let adapterFilters: TopKFilter[] | null = null;
@@ -84,11 +86,11 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
       const inputs = inputsOf(work);
       const weights = inputs.map((x) => x.weight);
       const stacked = stackFactors(
-        inputs.map(({ module: m }) => ({ B: { data: m.B.map((v) => v * m.scaling), rows: m.outFeatures, cols: m.rank }, A: { data: m.A, rows: m.rank, cols: m.inFeatures } })),
+        inputs.map(({ module: m }) => ({ B: { data: m.B, rows: m.outFeatures, cols: m.rank }, A: { data: m.A, rows: m.rank, cols: m.inFeatures }, scale: m.scaling })),
       );
-      const grams = await stackedGrams(kernel, stacked);
-      const inner = innerProducts(grams, stacked);
-      const targetNormSq = weightedNormSq(inner, weights);
+      let grams = await stackedGrams(kernel, stacked, exact ? 'f64' : 'f32');
+      let inner = innerProducts(grams, stacked);
+      let targetNormSq = weightedNormSq(inner, weights);
       const sumRank = stacked.B.cols;
       const maxRank = Math.max(...inputs.map((x) => x.module.rank));
 
@@ -125,7 +127,14 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
 
       roundTo(merged.B.data, dtype);
       roundTo(merged.A.data, dtype);
-      const { errSq, mergedNormSq } = await distanceSq(kernel, merged, stacked, weights, targetNormSq);
+      let { errSq, mergedNormSq } = await distanceSq(kernel, merged, stacked, weights, targetNormSq, exact ? 'f64' : 'f32');
+      if (!exact && errSq < 1e-4 * targetNormSq) {
+        // a small error is below float32's cancellation noise: measure it again in float64
+        grams = await stackedGrams(kernel, stacked, 'f64');
+        inner = innerProducts(grams, stacked);
+        targetNormSq = weightedNormSq(inner, weights);
+        ({ errSq, mergedNormSq } = await distanceSq(kernel, merged, stacked, weights, targetNormSq, 'f64'));
+      }
       const entries = merged.stats
         ? inputs.length * (options.space === 'factors' ? inputs[0]!.module.A.length + inputs[0]!.module.B.length : work.outFeatures * work.inFeatures)
         : 0;
