@@ -5,6 +5,7 @@
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
 import { type Precision, type Stacked } from './kernels/lowrank-svd.js';
 import type { PruneStats } from './primitives.js';
+import type { ModuleInput } from './factors.js';
 
 export interface ModuleDiagnostics {
   module: string;
@@ -165,4 +166,40 @@ export function overall(modules: ModuleDiagnostics[], totals: ModuleTotals[], ad
 /** Six significant digits: enough to read, small in JSON. */
 export function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(6)) : x;
+}
+
+/**
+ * ‖ΔW' − ΔW*‖² for the cat form (B' = [B_1 … B_n], A' = [c_1A_1; …; c_nA_n]) as written: the only error is
+ * round-off (c_i·A_i in float32, then the cast to the output dtype), so it is computed from the round-off
+ * itself, ΔW' − ΔW* = B·δA + δB·A', with no cancellation: float32 products are enough.
+ */
+export async function catRoundoffSq(kernel: MatmulKernel, inputs: ModuleInput[], merged: { B: Mat32; A: Mat32 }): Promise<number> {
+  const R = merged.A.rows;
+  const inn = merged.A.cols;
+  const out = merged.B.rows;
+  const w = 2 * R;
+  const x = new Float32Array(out * w); // [B | δB]
+  const y = new Float32Array(w * inn); // [δA; A']
+  y.set(merged.A.data, R * inn);
+  let off = 0;
+  for (const { module: m, weight } of inputs) {
+    const c = weight * m.scaling;
+    const r = m.rank;
+    const a = m.A;
+    const b = m.B;
+    const base = off * inn;
+    for (let j = 0; j < r * inn; j++) y[base + j] = merged.A.data[base + j]! - c * a[j]!;
+    for (let row = 0; row < out; row++)
+      for (let j = 0; j < r; j++) {
+        const exact = b[row * r + j]!;
+        x[row * w + off + j] = exact;
+        x[row * w + R + off + j] = merged.B.data[row * R + off + j]! - exact;
+      }
+    off += r;
+  }
+  const gx = (await kernel.gemm({ data: x, rows: out, cols: w }, { data: x, rows: out, cols: w }, { transA: true })).data;
+  const gy = (await kernel.gemm({ data: y, rows: w, cols: inn }, { data: y, rows: w, cols: inn }, { transB: true })).data;
+  let s = 0;
+  for (let i = 0; i < w * w; i++) s += gx[i]! * gy[i]!; // both symmetric: tr(GX·GY) = Σ gx_ij·gy_ij
+  return Math.max(0, s);
 }
