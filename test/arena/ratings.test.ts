@@ -183,6 +183,10 @@ describe('leaderboard', async () => {
     expect(board.entries.map((e) => e.name)).not.toContain('rare');
     expect(board.hidden).toEqual([{ name: 'rare', votes: 3 }]);
     expect(board.winMatrix.adapters).toEqual(board.entries.map((e) => e.name));
+    // the mean is taken over the table, so a hidden adapter does not shift it
+    expect(board.entries.reduce((sum, e) => sum + e.rating, 0) / board.entries.length).toBeCloseTo(1000, 6);
+    const without = (await computeLeaderboard(simulated, { ...OPTIONS, minVotes: 5 })).board;
+    for (const e of board.entries) expect(Math.abs(e.rating - without.entries.find((x) => x.name === e.name)!.rating)).toBeLessThan(3);
   });
 
   it('has a pairwise win matrix of points shares and vote counts', async () => {
