@@ -138,13 +138,14 @@ export async function startWorker(rt: Runtime, registry: Registry): Promise<Runn
   return worker;
 }
 
-/** The API with the registry and the merge queue: what `loraforge serve` runs. */
+/** The API with the registry, the merge queue and the arena: what `loraforge serve` runs. */
 export async function startService(rt: Runtime): Promise<{ api: RunningApi; registry: Registry; merges: MergeService }> {
   const metrics = createMetrics();
   const registry = openRegistry(rt);
   startRegistrySweeper(rt, registry);
   const merges = await openMerges(rt, registry, metrics);
-  const api = await startApi(rt, { metrics, registry, merges, adminQueues: [merges.queue] });
+  const arena = openArena(rt, { adapters: registry });
+  const api = await startApi(rt, { metrics, registry, merges, arena, adminQueues: [merges.queue] });
   return { api, registry, merges };
 }
 

@@ -7,6 +7,7 @@ import { foldCommand } from './commands/fold.js';
 import { generateCommand } from './commands/generate.js';
 import { healthcheckCommand } from './commands/healthcheck.js';
 import { inspectCommand } from './commands/inspect.js';
+import { leaderboardCommand } from './commands/leaderboard.js';
 import { makeDemoModelCommand } from './commands/make-demo-model.js';
 import { mergeCommand } from './commands/merge.js';
 import { mergesCommand } from './commands/merges.js';
@@ -30,6 +31,7 @@ const modules: CommandModule[] = [
   botCommand,
   registerCommandsCommand,
   healthcheckCommand,
+  leaderboardCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);
