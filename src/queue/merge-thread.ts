@@ -17,7 +17,7 @@ export interface MergeThreadData {
 
 export type ThreadMessage =
   | { type: 'progress'; phase: string; done: number; total: number }
-  | { type: 'done'; report: unknown }
+  | { type: 'done'; report: unknown; seconds: number }
   | { type: 'error'; code?: string; name: string; message: string; stack?: string };
 
 const port = parentPort!;
@@ -27,6 +27,7 @@ port.on('message', (message: { type: 'cancel'; reason: string }) => {
   if (message.type === 'cancel') controller.abort(message.reason);
 });
 
+const started = performance.now();
 try {
   const report = await mergeToDirectory(inputDirs, outDir, options, {
     onProgress: (p) => port.postMessage({ type: 'progress', phase: p.phase, done: p.done, total: p.total } satisfies ThreadMessage),
@@ -35,7 +36,7 @@ try {
     compute,
     denseCacheBytes,
   });
-  port.postMessage({ type: 'done', report } satisfies ThreadMessage);
+  port.postMessage({ type: 'done', report, seconds: (performance.now() - started) / 1000 } satisfies ThreadMessage);
 } catch (err) {
   const e = err as Error & { code?: unknown };
   port.postMessage({

@@ -1,5 +1,6 @@
 // Runs one merge in a worker thread of its own and turns its messages back into a promise: progress to a
-// callback, cancel from an AbortSignal, errors back into LoraforgeError kinds (by code) or plain errors.
+// callback, cancel from an AbortSignal, errors back into LoraforgeError kinds (by code) or plain errors. It resolves
+// with the engine's report and its own wall time inside the thread.
 import { LoraforgeError, type ErrorCode } from '../errors.js';
 import { siblingModule, startWorker } from '../util/worker.js';
 import type { MergeThreadData, ThreadMessage } from './merge-thread.js';
@@ -9,7 +10,7 @@ const CANCEL_GRACE_MS = 10_000;
 export function runMergeInThread(
   data: MergeThreadData,
   hooks: { onProgress(p: { phase: string; done: number; total: number }): void; signal: AbortSignal },
-): Promise<unknown> {
+): Promise<{ report: unknown; seconds: number }> {
   return new Promise((resolve, reject) => {
     const thread = startWorker(siblingModule(import.meta.url, 'merge-thread'), { workerData: data });
     let settled = false;
@@ -31,7 +32,7 @@ export function runMergeInThread(
 
     thread.on('message', (message: ThreadMessage) => {
       if (message.type === 'progress') hooks.onProgress(message);
-      else if (message.type === 'done') settle(() => resolve(message.report));
+      else if (message.type === 'done') settle(() => resolve({ report: message.report, seconds: message.seconds }));
       else {
         settle(() => {
           const err = message.code
