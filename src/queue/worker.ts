@@ -14,7 +14,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../util/log.js';
 import { bullConnection, bullPrefix, cancelKey, controlChannel } from './connection.js';
 import { USER_ERRORS } from './merges.js';
-import { runMergeInThread } from './run-merge.js';
+import { MergeThreads } from './run-merge.js';
 import { MERGE_QUEUE, type MergeJobData, type MergeProgress, type MergeResult } from './types.js';
 
 export interface MergeWorkerOptions {
@@ -79,6 +79,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
   const log = opts.log.child({ part: 'worker' });
   /** per active job: aborts it for shutdown */
   const active = new Map<string, AbortController>();
+  const threads = new MergeThreads();
 
   const processor = async (job: Job<MergeJobData, MergeResult>, token?: string, cancelSignal?: AbortSignal): Promise<MergeResult> => {
     const started = performance.now();
@@ -109,7 +110,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
       const outDir = path.join(staging, 'out');
       jobLog.info({ method: data.options.method, inputs: data.inputs.map((i) => i.name) }, 'merge started');
       const engine = opts.merge ?? { device: 'cpu', denseCacheMiB: 1024 };
-      const { report, seconds: engineSeconds } = await runMergeInThread(
+      const { report, seconds: engineSeconds } = await threads.run(
         {
           inputDirs,
           outDir,
@@ -201,6 +202,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
       } finally {
         clearTimeout(timer);
         control.disconnect();
+        await threads.close();
       }
     },
   };
