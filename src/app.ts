@@ -7,8 +7,10 @@ import type { Redis } from 'ioredis';
 import { Arena } from './arena/arena.js';
 import { ArenaStore } from './arena/store.js';
 import type { AnswerGenerator, ArenaAdapterSource } from './arena/types.js';
+import { LoraforgeBot } from './bot/bot.js';
+import { LoraforgeClient } from './client/index.js';
 import type { Config } from './config/index.js';
-import { UnavailableError } from './errors.js';
+import { InvalidInputError, UnavailableError } from './errors.js';
 import type { InferenceEngine } from './inference/engine/index.js';
 import { MergeService } from './queue/merges.js';
 import { startMergeWorker as startBullWorker, type RunningWorker } from './queue/worker.js';
@@ -151,6 +153,7 @@ export async function startService(rt: Runtime): Promise<{ api: RunningApi; regi
 export async function startAll(rt: Runtime): Promise<{ api: RunningApi }> {
   const { api, registry } = await startService(rt);
   await startWorker(rt, registry);
+  if (rt.config.bot.token) await startBot(rt, api.url);
   return { api };
 }
 
@@ -189,4 +192,25 @@ export function openArena(rt: Runtime, parts: { adapters: ArenaAdapterSource; en
     options: rt.config.arena,
     log: rt.log.child({ part: 'arena' }),
   });
+}
+
+/** The Discord bot, talking to the API at `apiUrl` (default: the configured one); needs DISCORD_TOKEN. */
+export async function startBot(rt: Runtime, apiUrl = rt.config.bot.apiUrl): Promise<LoraforgeBot> {
+  const c = rt.config.bot;
+  if (!c.token) throw new InvalidInputError('set DISCORD_TOKEN to the bot token (Developer Portal → your application → Bot → Reset Token)');
+  const api = new LoraforgeClient({ baseUrl: apiUrl, token: c.apiToken ?? rt.config.server.authToken, timeoutMs: 30_000 });
+  const bot = new LoraforgeBot({
+    token: c.token,
+    api,
+    redis: rt.redis,
+    redisPrefix: rt.config.redis.prefix,
+    log: rt.log,
+    settings: { operatorRole: c.operatorRole, editIntervalMs: c.editIntervalMs },
+    adapterRefreshMs: c.adapterRefreshSeconds * 1000,
+    maxUploadBytes: c.maxUploadBytes,
+    heartbeatFile: c.heartbeatFile,
+  });
+  await bot.start();
+  rt.lifecycle.add('discord bot', () => bot.stop());
+  return bot;
 }
