@@ -15,8 +15,8 @@ import { adapterFeature } from './features/adapters.js';
 import { arenaFeature } from './features/arena.js';
 import { askFeature } from './features/ask.js';
 import { ChatFeature } from './features/chat.js';
-import { mergeFeature } from './features/merges.js';
-import { MergeTracker } from './merge-tracker.js';
+import { mergeFeature, mergeJobs } from './features/merges.js';
+import { JobTracker } from './job-tracker.js';
 import { inviteUrl } from './invite.js';
 import { Router } from './router.js';
 
@@ -67,17 +67,11 @@ export class LoraforgeBot extends EventEmitter<BotEvents> {
       ...(options.discordApi ? { rest: { api: options.discordApi } } : {}),
     });
     const adapters = new AdapterCache(options.api, log, options.adapterRefreshMs ?? 30_000);
-    const merges = new MergeTracker({
-      api: options.api,
-      redis: options.redis,
-      prefix: options.redisPrefix,
-      log,
-      editIntervalMs: options.settings.editIntervalMs,
-      onFinished: () => void adapters.refresh(),
-    });
+    const jobs = new JobTracker({ redis: options.redis, prefix: options.redisPrefix, log, editIntervalMs: options.settings.editIntervalMs });
     const chats = new ChatStore(options.redis, options.redisPrefix);
     this.#reveals = new BattleReveals(options.api, options.redis, options.redisPrefix, log);
-    this.context = { api: options.api, log, adapters, merges, chats, settings: options.settings };
+    this.context = { api: options.api, log, adapters, jobs, chats, settings: options.settings };
+    jobs.register(mergeJobs(this.context));
     this.#router = new Router(
       [
         adapterFeature(this.context, { maxUploadBytes: options.maxUploadBytes ?? 25 * 1024 * 1024 }),
@@ -115,7 +109,7 @@ export class LoraforgeBot extends EventEmitter<BotEvents> {
       throw err;
     }
     this.context.adapters.start();
-    await this.context.merges.resume(this.client);
+    await this.context.jobs.resume(this.client);
     this.#reveals.start(this.client);
     if (this.#options.heartbeatFile) this.#stopHeartbeat = startHeartbeat(this.#options.heartbeatFile, () => this.client.ws.status === Status.Ready);
     log.info({ user: this.client.user?.tag, guilds: this.client.guilds.cache.size, commands: this.#router.commandPaths.length }, 'bot ready');
@@ -126,7 +120,7 @@ export class LoraforgeBot extends EventEmitter<BotEvents> {
     this.#stopHeartbeat();
     this.context.adapters.stop();
     await this.#reveals.stop();
-    await this.context.merges.stop();
+    await this.context.jobs.stop();
     await this.client.destroy();
   }
 }

@@ -5,7 +5,7 @@ import { ForbiddenError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { AdapterCache } from './adapter-cache.js';
 import type { ChatStore } from './chat-store.js';
-import type { MergeTracker } from './merge-tracker.js';
+import type { JobTracker } from './job-tracker.js';
 import { canOperate, operatorDenial } from './permissions.js';
 
 export interface BotSettings {
@@ -19,7 +19,8 @@ export interface BotContext {
   api: LoraforgeClient;
   log: Logger;
   adapters: AdapterCache;
-  merges: MergeTracker;
+  /** long jobs (merges, evals, sweeps) followed in channel messages */
+  jobs: JobTracker;
   chats: ChatStore;
   settings: BotSettings;
 }

@@ -10,7 +10,7 @@ import {
   type ModalSubmitInteraction,
 } from 'discord.js';
 import { InvalidInputError } from '../../errors.js';
-import type { MergeRequest, MergeStatus } from '../api-types.js';
+import type { MergeProgress, MergeRequest, MergeStatus } from '../api-types.js';
 import type { BattleReveals } from '../battle-reveals.js';
 import { MERGE_METHODS, type MergeMethodName } from '../commands.js';
 import { requireOperator, type BotContext } from '../context.js';
@@ -18,6 +18,7 @@ import { describeFailure } from '../failures.js';
 import { checkDensity, parseNameList, parseWeights, resolveMergeInputs } from '../options.js';
 import { discordActor } from '../render/adapters.js';
 import { mergeView } from '../render/merge.js';
+import type { JobKind } from '../job-tracker.js';
 import type { Feature, SlashHandler } from '../router.js';
 import { answerPrompt } from './ask.js';
 import { startBattle } from './arena.js';
@@ -52,7 +53,7 @@ async function startMerge(ctx: BotContext, interaction: ChatInputCommandInteract
     registeredBy: discordActor(interaction.user),
   };
   const status = await ctx.api.merges.create(request);
-  const existing = await ctx.merges.messageOf(status.id);
+  const existing = await ctx.jobs.messageOf('merge', status.id);
   if (existing) {
     await interaction.editReply(`The same merge is already running as job \`${status.id}\`: ${messageLink(interaction.guildId, existing.channelId, existing.messageId)}`);
     return;
@@ -60,7 +61,7 @@ async function startMerge(ctx: BotContext, interaction: ChatInputCommandInteract
   const note = status.deduplicated ? 'The same recipe was already queued or merged' : 'Queued';
   let message: Message;
   try {
-    message = await ctx.merges.follow(status, channel, discordActor(interaction.user));
+    message = await ctx.jobs.follow('merge', status, channel, discordActor(interaction.user));
   } catch (err) {
     // the merge is queued all the same: say so, and how to follow it
     const failure = describeFailure(err);
@@ -95,6 +96,18 @@ function optional<K extends string, V>(key: K, value: V | null): { [P in K]?: V 
   return (value === null ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
+/** Merge jobs as the job tracker follows them; a finished merge refreshes the autocomplete cache. */
+export function mergeJobs(ctx: BotContext): JobKind<MergeStatus, MergeProgress> {
+  return {
+    name: 'merge',
+    get: (id) => ctx.api.merges.get(id),
+    wait: (id, onEvent, signal) => ctx.api.merges.wait(id, onEvent, signal),
+    withProgress: (status, progress) => ({ ...status, progress }),
+    view: (status, startedBy) => mergeView(status, startedBy),
+    onFinished: () => void ctx.adapters.refresh(),
+  };
+}
+
 export function mergeFeature(ctx: BotContext, reveals: BattleReveals): Feature {
   const commands: Record<string, SlashHandler> = {};
   for (const method of MERGE_METHODS) commands[`merge ${method}`] = (i) => startMerge(ctx, i, method);
@@ -106,7 +119,7 @@ export function mergeFeature(ctx: BotContext, reveals: BattleReveals): Feature {
       await i.editReply(mergeView(await ctx.api.merges.get(job)));
       return;
     }
-    const ids = ctx.merges.recent.slice(0, 10);
+    const ids = ctx.jobs.recent('merge').slice(0, 10);
     if (ids.length === 0) {
       await i.editReply('No merges were started from Discord yet. Start one with `/merge linear weights:1,1,1,1` (one weight per adapter).');
       return;
@@ -149,7 +162,8 @@ export function mergeFeature(ctx: BotContext, reveals: BattleReveals): Feature {
     },
     autocomplete: {
       job: (typed) =>
-        ctx.merges.recent
+        ctx.jobs
+          .recent('merge')
           .filter((id) => id.includes(typed.trim()))
           .slice(0, 25)
           .map((id) => ({ name: id, value: id })),

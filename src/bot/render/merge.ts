@@ -1,17 +1,13 @@
 // A merge job as one Discord message, from queued through the progress bar to the result card.
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder, type APIActionRowComponent, type APIButtonComponent, type APIEmbed } from 'discord.js';
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder, type APIActionRowComponent, type APIButtonComponent } from 'discord.js';
 import type { MergeStatus } from '../api-types.js';
 import { formatDuration, formatNumber, progressBar, truncate } from '../format.js';
 import { interferenceLines, showActor, summaryLines } from './adapters.js';
+import type { MessageView } from './view.js';
 
 const COLORS = { queued: 0x99aab5, running: 0xfee75c, completed: 0x57f287, failed: 0xed4245, cancelled: 0x4f545c } as const;
 const ICONS = { queued: '⏳', running: '⚙️', completed: '✅', failed: '❌', cancelled: '🚫' } as const;
 
-export interface MergeView {
-  content: string;
-  embeds: APIEmbed[];
-  components: APIActionRowComponent<APIButtonComponent>[];
-}
 
 /**
  * Buttons under a finished merge: ask it, or battle it against one of its inputs. Their ids carry the job id and
@@ -54,7 +50,7 @@ function progressText(status: MergeStatus): string {
 }
 
 /** The job's message; `startedBy` is the registry-style actor ("discord:<id>"). */
-export function mergeView(status: MergeStatus, startedBy?: string): MergeView {
+export function mergeView(status: MergeStatus, startedBy?: string): MessageView {
   const state = status.state;
   const embed = new EmbedBuilder()
     .setColor(COLORS[state])
@@ -93,5 +89,3 @@ export function mergeView(status: MergeStatus, startedBy?: string): MergeView {
     components: state === 'completed' ? resultButtons(status) : [],
   };
 }
-
-export const FINAL_STATES: ReadonlySet<MergeStatus['state']> = new Set(['completed', 'failed', 'cancelled']);
