@@ -18,16 +18,33 @@ function rank(values: string[], typed: string): string[] {
   return [...starts, ...contains];
 }
 
+/** Completes the last item of a comma-separated list from `values`, skipping those already listed. */
+function completeList(values: string[], typed: string): Choice[] {
+  const cut = typed.lastIndexOf(',');
+  const head = cut >= 0 ? typed.slice(0, cut + 1) : '';
+  const done = new Set(head.split(',').map((s) => s.trim()).filter(Boolean));
+  const prefix = head.length > 0 ? `${head.replace(/\s*$/, '')} ` : '';
+  return rank(
+    values.filter((v) => !done.has(v)),
+    typed.slice(cut + 1).trim(),
+  )
+    .map((v) => `${prefix}${v}`)
+    .filter((value) => value.length <= 100)
+    .slice(0, MAX_CHOICES)
+    .map((value) => ({ name: value, value }));
+}
+
 export class AdapterCache {
-  readonly #api: Pick<LoraforgeClient, 'adapters' | 'inference'>;
+  readonly #api: Pick<LoraforgeClient, 'adapters' | 'inference' | 'evals'>;
   readonly #log: Logger;
   readonly #refreshMs: number;
   #adapters: AdapterRecord[] = [];
   #baseModel: string | null = null;
+  #suites: string[] = [];
   #timer: NodeJS.Timeout | null = null;
   #refreshing: Promise<void> | null = null;
 
-  constructor(api: Pick<LoraforgeClient, 'adapters' | 'inference'>, log: Logger, refreshMs: number) {
+  constructor(api: Pick<LoraforgeClient, 'adapters' | 'inference' | 'evals'>, log: Logger, refreshMs: number) {
     this.#api = api;
     this.#log = log;
     this.#refreshMs = refreshMs;
@@ -46,12 +63,13 @@ export class AdapterCache {
 
   /** Reloads both lists; a failure keeps the last ones (autocomplete goes on working while the API restarts). */
   refresh(): Promise<void> {
-    this.#refreshing ??= Promise.allSettled([this.#api.adapters.list(), this.#api.inference.models()])
-      .then(([adapters, models]) => {
+    this.#refreshing ??= Promise.allSettled([this.#api.adapters.list(), this.#api.inference.models(), this.#api.evals.suites()])
+      .then(([adapters, models, suites]) => {
         if (adapters.status === 'fulfilled') this.#adapters = adapters.value;
         else this.#log.debug({ err: adapters.reason }, 'adapter list refresh failed; keeping the last one');
         // an API without a model engine has no /v1/models: only the registry is known then
         if (models.status === 'fulfilled') this.#baseModel = models.value.find((m) => m.parent === null)?.id ?? null;
+        if (suites.status === 'fulfilled') this.#suites = suites.value;
       })
       .finally(() => {
         this.#refreshing = null;
@@ -91,19 +109,15 @@ export class AdapterCache {
 
   /** Completes the last name of a comma-separated list ("code, li" → "code, linux-commands"). */
   nameList(typed: string): Choice[] {
-    const cut = typed.lastIndexOf(',');
-    const head = cut >= 0 ? typed.slice(0, cut + 1) : '';
-    const done = new Set(head.split(',').map((s) => s.trim()).filter(Boolean));
-    const last = typed.slice(cut + 1).trim();
-    const prefix = head.length > 0 ? `${head.replace(/\s*$/, '')} ` : '';
-    return rank(
-      this.#adapters.map((a) => a.name).filter((n) => !done.has(n)),
-      last,
-    )
-      .map((name) => `${prefix}${name}`)
-      .filter((value) => value.length <= 100)
-      .slice(0, MAX_CHOICES)
-      .map((value) => ({ name: value, value }));
+    return completeList(
+      this.#adapters.map((a) => a.name),
+      typed,
+    );
+  }
+
+  /** Completes the last suite name of a comma-separated list. */
+  suites(typed: string): Choice[] {
+    return completeList(this.#suites, typed);
   }
 
   /** Categories in use, for options that take one. */

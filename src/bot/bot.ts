@@ -14,6 +14,7 @@ import { ChatStore } from './chat-store.js';
 import { adapterFeature } from './features/adapters.js';
 import { arenaFeature } from './features/arena.js';
 import { askFeature } from './features/ask.js';
+import { evalFeature, evalJobs, sweepJobs } from './features/evals.js';
 import { ChatFeature } from './features/chat.js';
 import { mergeFeature, mergeJobs } from './features/merges.js';
 import { JobTracker } from './job-tracker.js';
@@ -72,6 +73,8 @@ export class LoraforgeBot extends EventEmitter<BotEvents> {
     this.#reveals = new BattleReveals(options.api, options.redis, options.redisPrefix, log);
     this.context = { api: options.api, log, adapters, jobs, chats, settings: options.settings };
     jobs.register(mergeJobs(this.context));
+    jobs.register(evalJobs(this.context));
+    jobs.register(sweepJobs(this.context));
     this.#router = new Router(
       [
         adapterFeature(this.context, { maxUploadBytes: options.maxUploadBytes ?? 25 * 1024 * 1024 }),
@@ -79,6 +82,7 @@ export class LoraforgeBot extends EventEmitter<BotEvents> {
         askFeature(this.context),
         new ChatFeature(this.context).feature(),
         arenaFeature(this.context, this.#reveals),
+        evalFeature(this.context),
       ],
       log,
       (err, context) => this.emit('bug', err, context),

@@ -156,7 +156,36 @@ function leaderboardCommand() {
     .addStringOption((o) => o.setName('category').setDescription('Only battles of this skill').setAutocomplete(true).setMaxLength(64));
 }
 
+const listOption = (name: string, description: string) => (o: SlashCommandStringOption) =>
+  o.setName(name).setDescription(description).setAutocomplete(true).setMaxLength(1000);
+
+function evalCommand() {
+  return new SlashCommandBuilder()
+    .setName('eval')
+    .setDescription('Measure how much of each skill adapters and merges keep (retention per category)')
+    .setContexts(InteractionContextType.Guild)
+    .addStringOption(listOption('models', 'Adapters and merges to score, comma separated (default: every registered one)'))
+    .addStringOption(listOption('suites', 'Skill suites, comma separated (default: all of them)'))
+    .addBooleanOption((o) => o.setName('checks').setDescription('Also generate answers and apply each item’s checks (slower)'));
+}
+
+function sweepCommand() {
+  return new SlashCommandBuilder()
+    .setName('sweep')
+    .setDescription('Search merge settings for the recipe that keeps every skill best')
+    .setContexts(InteractionContextType.Guild)
+    .addStringOption(listOption('adapters', 'Adapters to merge, comma separated (default: the experts of the suites’ categories)'))
+    .addStringOption((o) => o.setName('methods').setDescription('Methods to try, e.g. linear,ties,dare_ties (the default)').setMaxLength(200))
+    .addStringOption((o) => o.setName('densities').setDescription('Densities to try, e.g. 0.3,0.6; or a range 0.1:0.9 for a random search').setMaxLength(200))
+    .addStringOption((o) => o.setName('weights').setDescription('Weights to try: 0.25,0.5 (every adapter) or 0.4/0.2/0.2/0.2 (each); or lo:hi').setMaxLength(400))
+    .addStringOption((o) =>
+      o.setName('search').setDescription('Try every combination (grid) or samples of them (random)').addChoices({ name: 'grid', value: 'grid' }, { name: 'random', value: 'random' }),
+    )
+    .addIntegerOption((o) => o.setName('samples').setDescription('Random search: how many recipes to try (default 16)').setMinValue(1).setMaxValue(256))
+    .addStringOption(listOption('suites', 'Skill suites to score on, comma separated (default: all of them)'));
+}
+
 /** The JSON bodies deployed to Discord (bulk overwrite). */
 export function commandDefinitions(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
-  return [adapterCommand(), mergeCommand(), askCommand(), chatCommand(), compareCommand(), leaderboardCommand()].map((c) => c.toJSON());
+  return [adapterCommand(), mergeCommand(), askCommand(), chatCommand(), compareCommand(), leaderboardCommand(), evalCommand(), sweepCommand()].map((c) => c.toJSON());
 }

@@ -117,7 +117,7 @@ describe('bot: adapters and merges against the real API and worker', () => {
     const interaction = fake.command(alice, 'merge ties', { weights: '1,1,1,1', density: 0.2 });
     const ack = await interaction.reply((m) => m.content.startsWith('Queued'), 'the queued note');
     expect(interaction.ephemeral).toBe(true);
-    expect(ack.content).toMatch(/^Queued as job `merge-[0-9a-f]+`; progress: https:\/\/discord\.com\/channels\//);
+    expect(ack.content).toMatch(/^Queued as `merge-[0-9a-f]+`; progress: https:\/\/discord\.com\/channels\//);
     const merged = await fake.waitFor(
       () => fake.messagesIn(fake.channelId).find((m) => m.content === `Merge started by <@${alice.user.id}>` && m.embeds[0]?.title?.startsWith('✅ ties merge')),
       'the merge to finish',
@@ -153,7 +153,7 @@ describe('bot: adapters and merges against the real API and worker', () => {
     expect(show.embeds[0]!.fields?.find((f) => f.name === 'Diagnostics')?.value).toMatch(/error vs exact weighted sum/);
     // the same recipe again is the same job: the bot points at it instead of starting another
     const again = fake.command(world.alice, 'merge ties', { weights: '1,1,1,1', density: 0.2 });
-    expect((await again.reply((m) => m.content.length > 0)).content).toMatch(/^The same recipe was already queued or merged as job `merge-[0-9a-f]+`; progress: /);
+    expect((await again.reply((m) => m.content.length > 0)).content).toMatch(/^The same merge was already queued or done as `merge-[0-9a-f]+`; progress: /);
   });
 
   it('a merge goes on showing progress through a bot restart and a 429 storm on its edits', async () => {

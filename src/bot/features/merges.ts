@@ -6,7 +6,6 @@ import {
   TextInputBuilder,
   TextInputStyle,
   type ChatInputCommandInteraction,
-  type Message,
   type ModalSubmitInteraction,
 } from 'discord.js';
 import { InvalidInputError } from '../../errors.js';
@@ -14,18 +13,14 @@ import type { MergeProgress, MergeRequest, MergeStatus } from '../api-types.js';
 import type { BattleReveals } from '../battle-reveals.js';
 import { MERGE_METHODS, type MergeMethodName } from '../commands.js';
 import { requireOperator, type BotContext } from '../context.js';
-import { describeFailure } from '../failures.js';
 import { checkDensity, parseNameList, parseWeights, resolveMergeInputs } from '../options.js';
 import { discordActor } from '../render/adapters.js';
 import { mergeView } from '../render/merge.js';
 import type { JobKind } from '../job-tracker.js';
 import type { Feature, SlashHandler } from '../router.js';
 import { answerPrompt } from './ask.js';
+import { followJob } from './follow.js';
 import { startBattle } from './arena.js';
-
-function messageLink(guildId: string, channelId: string, messageId: string): string {
-  return `https://discord.com/channels/${guildId}/${channelId}/${messageId}`;
-}
 
 async function startMerge(ctx: BotContext, interaction: ChatInputCommandInteraction<'cached'>, method: MergeMethodName): Promise<void> {
   requireOperator(interaction, ctx.settings, 'merge adapters');
@@ -53,23 +48,7 @@ async function startMerge(ctx: BotContext, interaction: ChatInputCommandInteract
     registeredBy: discordActor(interaction.user),
   };
   const status = await ctx.api.merges.create(request);
-  const existing = await ctx.jobs.messageOf('merge', status.id);
-  if (existing) {
-    await interaction.editReply(`The same merge is already running as job \`${status.id}\`: ${messageLink(interaction.guildId, existing.channelId, existing.messageId)}`);
-    return;
-  }
-  const note = status.deduplicated ? 'The same recipe was already queued or merged' : 'Queued';
-  let message: Message;
-  try {
-    message = await ctx.jobs.follow('merge', status, channel, discordActor(interaction.user));
-  } catch (err) {
-    // the merge is queued all the same: say so, and how to follow it
-    const failure = describeFailure(err);
-    await interaction.editReply(`${note} as job \`${status.id}\`, but I cannot post its progress here. ${failure.text} \`/merge status job:${status.id}\` follows it.`);
-    if (failure.bug) throw err;
-    return;
-  }
-  await interaction.editReply(`${note} as job \`${status.id}\`; progress: ${message.url}`);
+  await followJob(ctx, interaction, 'merge', status, channel, `/merge status job:${status.id}`);
 }
 
 /** The prompt form a result button opens; its id carries the button's. */

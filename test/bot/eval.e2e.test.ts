@@ -1,0 +1,83 @@
+// The whole stack behind the bot: the demo model served by the real engine with experts registered per skill, the
+// merge queue and worker, the eval service and worker, and the API. Through a real discord.js bot in the fake
+// Discord: /eval posts the retention table and heat map; /sweep ranks recipes and keeps the best on a button;
+// a finished merge's "Ask" button streams the merge's answer.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { demoWithExperts, startEvalStack, type EvalStack } from '../eval/stack.js';
+import type { FakeMessage } from '../fake-discord/index.js';
+import { createWorld, type World } from './world.js';
+
+const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
+const customIds = (m: FakeMessage) => m.components.flatMap((row) => row.components).map((c) => ('custom_id' in c ? c.custom_id : ''));
+
+describe('bot: /eval, /sweep and the merge buttons against the whole stack', () => {
+  let root: string;
+  let stack: EvalStack;
+  let world: World;
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'lf-bot-eval-'));
+    stack = await startEvalStack(await demoWithExperts(root), { name: 'bot-eval' });
+    world = await createWorld('eval', stack.url, { editIntervalMs: 500 });
+    await world.bot.context.adapters.refresh();
+  });
+
+  afterAll(async () => {
+    await world?.close();
+    await stack?.close();
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  afterEach(() => {
+    expect(world.fake.violations).toEqual([]);
+  });
+
+  const finished = (prefix: string, what: string) =>
+    world.fake.waitFor(() => world.fake.messagesIn(world.fake.channelId).find((m) => m.embeds[0]?.title?.startsWith(prefix)), what, { timeoutMs: 240_000 });
+
+  it('/eval posts retention per model and category, and the heat map', async () => {
+    const { fake, bob } = world;
+    // names that start with what was typed come first
+    expect((await fake.autocomplete(bob, 'eval', { suites: 'co' }, 'suites')).map((c) => c.value)).toEqual(['code', 'linux-commands']);
+    const queued = await fake.command(bob, 'eval', { models: 'code-expert', suites: 'code, linux-commands' }).reply((m) => m.content.startsWith('Queued'));
+    expect(queued.content).toMatch(/^Queued as `eval-[0-9a-f]{24}`; progress: /);
+    const done = await finished('✅ Skill retention', 'the eval to finish');
+    const table = done.embeds[0]!.description!;
+    expect(table).toMatch(/^```\nmodel\s+code\s+linux-commands\s+worst\s+mean\n/);
+    expect(table).toMatch(/\ncode-expert\s+1\.00\s/);
+    expect(done.embeds[0]!.image?.url).toBe('attachment://heatmap.png');
+    expect(done.attachments.map((a) => a.filename)).toEqual(['heatmap.png']);
+    expect(fake.attachmentBytes(done.attachments[0]!).subarray(0, 4)).toEqual(PNG);
+  });
+
+  it('/sweep ranks the recipes and keeps the best under a name from its button (operators only)', async () => {
+    const { fake, alice, bob } = world;
+    const denied = fake.command(bob, 'sweep', { adapters: 'code-expert, linux-commands-expert' });
+    expect((await denied.privately()).content).toMatch(/^🔒 You need the \*\*ml-ops\*\* role to run sweeps/);
+    await fake
+      .command(alice, 'sweep', { adapters: 'code-expert, linux-commands-expert', methods: 'linear', weights: '0.5,1', suites: 'code, linux-commands' })
+      .reply((m) => m.content.startsWith('Queued'));
+    const done = await finished('✅ Sweep', 'the sweep to finish');
+    expect(done.embeds[0]!.description).toMatch(/Recipes, best first .*\n```\nrecipe\s+code\s+linux-commands\s+worst\s+mean\n(linear[^\n]+\n){2}```/s);
+    expect(done.attachments.map((a) => a.filename)).toEqual(['heatmap.png']);
+    expect(customIds(done)).toEqual([expect.stringMatching(/^sweep:keep:sweep-[0-9a-f]{24}$/)]);
+    const click = fake.click(alice, done, customIds(done)[0]!);
+    await click.acknowledged();
+    const kept = await fake.submitModal(alice, click, { name: 'best-of-two' }).reply();
+    expect(kept.content).toMatch(/^Kept \*\*linear [^*]+\*\* as `best-of-two` \(worst retention -?[\d.]+\)\. Try it with `\/ask adapter:best-of-two`\.$/);
+    expect((await stack.client.adapters.get('best-of-two')).inputs?.map((i) => i.name)).toEqual(['code-expert', 'linux-commands-expert']);
+  });
+
+  it('a finished merge: "Ask this merge" opens a form and streams the merge’s answer', async () => {
+    const { fake, alice, carol } = world;
+    await fake.command(alice, 'merge linear', { weights: '1,1', adapters: 'code-expert,troubleshooting-expert', name: 'code-and-fixes' }).reply((m) => m.content.startsWith('Queued'));
+    const merged = await finished('✅ linear merge → code-and-fixes', 'the merge to finish');
+    const ask = fake.click(carol, merged, customIds(merged).find((id) => id.startsWith('merge:ask:'))!);
+    await ask.acknowledged();
+    const answer = await fake.submitModal(carol, ask, { prompt: 'Write a bash loop' }).reply((m) => /\n-# \d+ tokens in/.test(m.content), 'the streamed answer', { timeoutMs: 60_000 });
+    expect(answer.content.startsWith('> Write a bash loop\n-# 🧠 code-and-fixes\n')).toBe(true);
+  });
+});
