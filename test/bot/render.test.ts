@@ -153,3 +153,16 @@ describe('command definitions', () => {
     await expect(deployCommands({ ...base, token: 'wrong' })).rejects.toThrow(/Discord refused the bot token/);
   });
 });
+
+describe('sweep options', () => {
+  it('reads densities, weights and methods as lists or ranges', async () => {
+    const { parseDensities, parseMethods, parseSweepWeights } = await import('../../src/bot/features/evals.js');
+    expect(parseDensities('0.3, 0.6')).toEqual([0.3, 0.6]);
+    expect(parseDensities('0.1:0.9')).toEqual({ min: 0.1, max: 0.9 });
+    expect(parseSweepWeights('0.25,0.4/0.2/0.2/0.2')).toEqual([0.25, [0.4, 0.2, 0.2, 0.2]]);
+    expect(parseSweepWeights('0.5:1')).toEqual({ min: 0.5, max: 1 });
+    expect(parseMethods('linear,ties')).toEqual(['linear', 'ties']);
+    expect(() => parseMethods('linear,average')).toThrow('methods: `average` is not a merge method; use linear, cat, svd, ties, dare_ties, dare_linear, magnitude_prune');
+    expect(() => parseDensities('0.2,x')).toThrow('densities: `x` is not a number');
+  });
+});
