@@ -237,6 +237,10 @@ export class EngineCore {
       this.waiting.splice(i, 1);
       this.place(group);
     }
+    // adapters read for requests that were cancelled meanwhile
+    for (const key of this.prepared.keys()) {
+      if (!this.waiting.some((g) => g.req.rows.some((r) => r.adapter?.key === key))) this.prepared.delete(key);
+    }
   }
 
   /** Pins the group's adapters into slots, starting loads as needed; true when all are in the pool. */
@@ -468,13 +472,13 @@ export class EngineCore {
   /** Moves rows whose prompt is now fully cached into the decoding block. */
   private promote(rowIds: number[]): void {
     // rows of one prefill were found in increasing order; swapping each into the block start keeps the others valid
-    for (const r of [...rowIds].sort((a, b) => a - b)) this.moveRow(r, this.decoding++);
+    for (const r of [...rowIds].sort((a, b) => a - b)) this.swapRows(r, this.decoding++);
   }
 
-  private moveRow(from: number, to: number): void {
-    if (from === to) return;
-    this.kv.swapRows(from, to);
-    [this.rows[from], this.rows[to]] = [this.rows[to]!, this.rows[from]!];
+  private swapRows(a: number, b: number): void {
+    if (a === b) return;
+    this.kv.swapRows(a, b);
+    [this.rows[a], this.rows[b]] = [this.rows[b]!, this.rows[a]!];
   }
 
   // ---- sampling and emitting -----------------------------------------------------------------------------------
@@ -554,8 +558,13 @@ export class EngineCore {
 
   private removeRow(r: number): void {
     if (r < this.decoding) {
-      this.moveRow(r, this.decoding - 1);
-      r = --this.decoding;
+      // the last decoding row takes r's place; its old place is then the one removed (kept compact either way)
+      const lastDecoding = --this.decoding;
+      if (r !== lastDecoding) {
+        this.kv.moveRow(lastDecoding, r);
+        this.rows[r] = this.rows[lastDecoding]!;
+      }
+      r = lastDecoding;
     }
     const moved = this.kv.removeRow(r);
     if (moved !== null) this.rows[r] = this.rows[moved]!;
