@@ -163,6 +163,7 @@ async function main(): Promise<void> {
   });
   const base = engine.modelId;
   try {
+    log('measuring: first use of each adapter');
     // first use of each adapter reads it from disk into a pool slot: its cost, then warm-up
     const cold: number[] = [];
     for (const name of ADAPTER_NAMES) {
@@ -172,11 +173,13 @@ async function main(): Promise<void> {
     }
     await timed(engine, req(base, 16, 8, 2));
 
+    log('measuring: prefill of a 128-token prompt');
     // prefill: 128-token prompt, time to its first token
     const prefill = [];
     for (let r = 0; r < REPS; r++) prefill.push((await timed(engine, req(base, 128, 1, 10 + r))).ttft);
     const prefillTokS = 128 / (median(prefill) / 1000);
 
+    log('measuring: decode at batch 1, one stream on an adapter, four streams on four adapters');
     // decode at batch 1 (base model), and one stream on an adapter as the baseline of the concurrent run
     const decode1: number[] = [];
     const oneStream: number[] = [];
@@ -196,6 +199,7 @@ async function main(): Promise<void> {
     const oneStreamTokS = 1000 / median(oneStream);
     const fourTokS = median(fourStreams);
 
+    log('measuring: ms/token at context 64 and 1024');
     // ms per token at context 64 and 1024 (interleaved, so both see the same noise)
     const ctx64: number[] = [];
     const ctx1024: number[] = [];
@@ -204,6 +208,7 @@ async function main(): Promise<void> {
       ctx1024.push(median((await timed(engine, req(base, 1024, 16, 60 + r))).gaps));
     }
 
+    log('measuring: switching adapter between requests');
     // switching adapter between requests (both resident): A,B,A,B… against A,A,A… interleaved in pairs
     const same: number[] = [];
     const switched: number[] = [];
