@@ -104,8 +104,10 @@ async function main(): Promise<void> {
   const phases: Record<string, number[]> = { aggregate: [], fit: [], bootstrap: [], elo: [], render: [], total: [] };
   for (let r = 0; r < RUNS; r++) {
     const t = performance.now();
-    const { board, timings } = computeLeaderboard(votes, options);
-    const [, render] = time(() => leaderboardPng(board));
+    const { board, timings } = await computeLeaderboard(votes, options);
+    const t0 = performance.now();
+    await leaderboardPng(board);
+    const render = performance.now() - t0;
     phases.total!.push(performance.now() - t);
     phases.aggregate!.push(timings.aggregateMs);
     phases.fit!.push(timings.fitMs);

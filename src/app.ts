@@ -4,7 +4,12 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
+import { Arena } from './arena/arena.js';
+import { ArenaStore } from './arena/store.js';
+import type { AnswerGenerator, ArenaAdapterSource } from './arena/types.js';
 import type { Config } from './config/index.js';
+import { UnavailableError } from './errors.js';
+import type { InferenceEngine } from './inference/engine/index.js';
 import { createApp, type AppDeps } from './server/app.js';
 import { createMetrics } from './server/metrics.js';
 import { Lifecycle } from './util/lifecycle.js';
@@ -78,4 +83,41 @@ export async function startApi(rt: Runtime, parts: Partial<AppDeps> = {}): Promi
   const url = `http://${rt.config.server.host}:${port}`;
   rt.log.info({ url }, 'API listening');
   return { url, server };
+}
+
+/** The engine's compare() as the arena's answer generator: the prompt is one user turn, through the chat template. */
+export function engineAnswers(engine: Pick<InferenceEngine, 'compare'>): AnswerGenerator {
+  return {
+    async compare(prompt, models, sampling, options) {
+      const result = await engine.compare(
+        {
+          models: [...models],
+          input: { kind: 'chat', messages: [{ role: 'user', content: prompt }] },
+          temperature: sampling.temperature,
+          topP: sampling.topP,
+          maxTokens: sampling.maxTokens,
+          seed: sampling.seed,
+        },
+        options?.signal ? { signal: options.signal } : {},
+      );
+      return result.answers.map((a) => ({ text: a.text, finishReason: a.finishReason }));
+    },
+  };
+}
+
+/**
+ * The arena on the runtime's Redis, its contestants from `adapters` (the registry). Without an engine in this
+ * process, new battles answer 503; votes, battles and the leaderboard still work.
+ */
+export function openArena(rt: Runtime, parts: { adapters: ArenaAdapterSource; engine?: Pick<InferenceEngine, 'compare'> }): Arena {
+  const noEngine: AnswerGenerator = {
+    compare: () => Promise.reject(new UnavailableError('this API process serves no model, and battles need both answers generated')),
+  };
+  return new Arena({
+    store: new ArenaStore(rt.redis, rt.config.redis.prefix),
+    adapters: parts.adapters,
+    answers: parts.engine ? engineAnswers(parts.engine) : noEngine,
+    options: rt.config.arena,
+    log: rt.log.child({ part: 'arena' }),
+  });
 }

@@ -52,7 +52,7 @@ interface CachedBoard {
   version: string;
   board: Leaderboard;
   timings: LeaderboardTimings;
-  png?: Buffer;
+  png?: Promise<Buffer>;
 }
 
 const MAX_CACHED_BOARDS = 32;
@@ -174,7 +174,10 @@ export class Arena {
 
   async leaderboardPng(query: LeaderboardQuery = {}): Promise<Buffer> {
     const cached = await this.cachedBoard(query);
-    cached.png ??= leaderboardPng(cached.board);
+    cached.png ??= leaderboardPng(cached.board).catch((err: unknown) => {
+      cached.png = undefined;
+      throw err;
+    });
     return cached.png;
   }
 
@@ -190,7 +193,7 @@ export class Arena {
     const running = this.computing.get(`${version}:${key}`);
     if (running) return running;
     const work = (async () => {
-      const { board, timings } = computeLeaderboard(votes, {
+      const { board, timings } = await computeLeaderboard(votes, {
         category,
         minVotes,
         bootstrapRounds: options.bootstrapRounds,

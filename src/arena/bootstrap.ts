@@ -10,8 +10,14 @@ export interface BootstrapOptions extends FitOptions {
   seed: number;
 }
 
-/** β of every round: row r holds the n strengths fitted on resample r (rounds × n, row-major). */
-export function bootstrapBradleyTerry(data: PairCounts, options: BootstrapOptions): Float64Array {
+/** Longest stretch of rounds between two yields to the event loop: other requests wait at most about this long. */
+const SLICE_MS = 10;
+
+/**
+ * β of every round: row r holds the n strengths fitted on resample r (rounds × n, row-major). Yields to the event
+ * loop every SLICE_MS, so a big bootstrap inside the API process does not stall other requests (token streams).
+ */
+export async function bootstrapBradleyTerry(data: PairCounts, options: BootstrapOptions): Promise<Float64Array> {
   const { n, counts } = data;
   const uniform = seededUniform(options.seed);
   let total = 0;
@@ -19,7 +25,12 @@ export function bootstrapBradleyTerry(data: PairCounts, options: BootstrapOption
   const samples = new Float64Array(options.rounds * n);
   if (total === 0) return samples;
   const resampled = new Float64Array(counts.length);
+  let sliceStart = performance.now();
   for (let r = 0; r < options.rounds; r++) {
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
     sampleMultinomial(total, counts, uniform, resampled);
     const { beta } = fitBradleyTerry({ ...data, counts: resampled }, options);
     samples.set(beta, r * n);

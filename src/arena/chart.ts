@@ -2,7 +2,7 @@
 // interval) rendered to PNG with resvg. The font is DejaVu Sans from the dejavu-fonts-ttf package, loaded by
 // path with system fonts off, so the chart looks the same on every machine, fonts installed or not.
 import { createRequire } from 'node:module';
-import { Resvg } from '@resvg/resvg-js';
+import { renderAsync } from '@resvg/resvg-js';
 import type { Leaderboard } from './types.js';
 
 const require = createRequire(import.meta.url);
@@ -104,11 +104,12 @@ export function leaderboardSvg(board: Leaderboard): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}">${parts.join('')}</svg>`;
 }
 
-export function renderPng(svg: string): Buffer {
-  const resvg = new Resvg(svg, { font: { fontFiles: FONT_FILES, loadSystemFonts: false, defaultFontFamily: FONT } });
-  return resvg.render().asPng();
+/** SVG to PNG; parsing (text to outlines: most of the time) and drawing run on libuv's pool, off the event loop. */
+export async function renderPng(svg: string): Promise<Buffer> {
+  const image = await renderAsync(svg, { font: { fontFiles: FONT_FILES, loadSystemFonts: false, defaultFontFamily: FONT } });
+  return image.asPng();
 }
 
-export function leaderboardPng(board: Leaderboard): Buffer {
+export function leaderboardPng(board: Leaderboard): Promise<Buffer> {
   return renderPng(leaderboardSvg(board));
 }

@@ -117,10 +117,10 @@ function anchorOffset(beta: ArrayLike<number>, from: number, n: number, anchorIn
   return rating - (SCALE * sum) / n;
 }
 
-export function computeLeaderboard(
+export async function computeLeaderboard(
   allVotes: readonly RatedVote[],
   options: LeaderboardOptions,
-): { board: Leaderboard; timings: LeaderboardTimings } {
+): Promise<{ board: Leaderboard; timings: LeaderboardTimings }> {
   const priorSd = options.priorSd ?? DEFAULT_PRIOR_SD;
   let t = performance.now();
   const votes = options.category === null ? allVotes : allVotes.filter((v) => v.category === options.category);
@@ -141,7 +141,7 @@ export function computeLeaderboard(
   const lower = rating.slice();
   const upper = rating.slice();
   if (rounds > 0 && n > 0) {
-    const samples = bootstrapBradleyTerry(data, { ...fitOptions, rounds, seed: options.seed, start: beta });
+    const samples = await bootstrapBradleyTerry(data, { ...fitOptions, rounds, seed: options.seed, start: beta });
     const column = new Float64Array(rounds);
     const offsets = Array.from({ length: rounds }, (_, r) => anchorOffset(samples, r * n, n, anchorIndex, options.anchor.rating));
     for (let k = 0; k < n; k++) {

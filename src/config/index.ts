@@ -48,6 +48,17 @@ export const ConfigSchema = z.object({
       concurrency: z.coerce.number().int().min(1).max(64).default(1),
     })
     .prefault({}),
+  /** the merge engine (CLI merges and queue workers alike) */
+  merge: z
+    .object({
+      /** where the heavy matrix products run: cpu (MLAS), or cuda when onnxruntime's CUDA provider is installed (falls back to cpu) */
+      device: z.enum(['cpu', 'cuda']).default('cpu'),
+      /** matmul threads; unset = the number of physical cores */
+      threads: z.coerce.number().int().min(1).max(256).optional(),
+      /** memory for one module's dense ΔW tiles in ties/dare/magnitude merges (MiB) */
+      denseCacheMiB: z.coerce.number().int().min(16).default(1024),
+    })
+    .prefault({}),
   inference: z
     .object({
       /** serve a model from the API process (`loraforge serve`, `loraforge all`) */
@@ -146,6 +157,8 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_API_TOKEN: 'server.authToken',
   LORAFORGE_IMPORT_DIR: 'server.importDir',
   LORAFORGE_WORKER_CONCURRENCY: 'worker.concurrency',
+  LORAFORGE_MERGE_DEVICE: 'merge.device',
+  LORAFORGE_MERGE_THREADS: 'merge.threads',
   LORAFORGE_MODEL: 'inference.model',
   LORAFORGE_MODEL_ID: 'inference.modelId',
   LORAFORGE_THREADS: 'inference.threads',

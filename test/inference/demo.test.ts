@@ -17,7 +17,7 @@ import { GraphRunner, loraPool, type RunnerShape } from './runner.js';
 
 const SESSION: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, logSeverityLevel: 3 };
 const PROMPTS = ['How do I list hidden files?', 'Write a Python function that renames files.', 'The service fails to start. Why?', 'Hello!'];
-/** int4 with int8 activations (accuracy_level 4, the default) vs fp32, relative to the largest logit; observed ≤ 1.8e-2 */
+/** int4 with int8 activations (accuracy_level 4, the default) vs fp32, relative to the largest logit; observed ≤ 2.5e-2 */
 const INT4_TOLERANCE = 5e-2;
 
 let root: string;
@@ -156,7 +156,7 @@ describe('the demo model built', () => {
         }
       }
     }
-    // a flip needs fp32's top-2 margin to be inside the int8-activation noise; on these prompts that is rare
+    // a flip needs fp32's top-2 margin to be inside the int8-activation noise: observed 155 of 160 agree
     expect(agree / steps).toBeGreaterThanOrEqual(0.9);
   });
 });

@@ -1,0 +1,133 @@
+// `loraforge merge --method ties --weights 1,1,1,1 --density 0.2 ./a ./b ./c ./d --out ./merged`: merges PEFT
+// adapter directories into a new one, with merge-report.json beside it and a summary of what the merge kept.
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/index.js';
+import { InvalidInputError } from '../../errors.js';
+import { MERGE_METHODS, mergeToDirectory, parseMergeOptions, REPORT_FILE, type MergeReport } from '../../merge/index.js';
+import { createLogger } from '../../util/log.js';
+import { choiceOption, formatCount, integerOption, numberListOption, numberOption } from '../options.js';
+import { progressPrinter, table } from '../progress.js';
+
+interface MergeFlags {
+  method: (typeof MERGE_METHODS)[number];
+  out: string;
+  weights?: number[];
+  space?: 'delta' | 'factors';
+  density?: number;
+  majoritySign?: 'total' | 'frequency';
+  rank?: number;
+  energy?: number;
+  seed?: number;
+  trimScope?: 'tensor' | 'adapter';
+  dtype?: 'F32' | 'F16' | 'BF16';
+  device?: 'cpu' | 'cuda';
+  force?: boolean;
+  json?: boolean;
+}
+
+const fixed = (x: number | null, digits = 4) => (x === null ? '–' : x.toFixed(digits));
+
+export function summarize(report: MergeReport, outDir: string, seconds: number): string {
+  const o = report.diagnostics.overall;
+  const r = report.recipe;
+  const lines: string[] = [];
+  lines.push(
+    `merged ${report.inputs.length} adapter(s) with ${report.recipe.methodRun} (${r.space} space) into ${outDir} in ${seconds.toFixed(1)} s: ` +
+      `rank ${report.output.rank}, ${report.output.dtype}, ${report.output.modules} modules, ${formatCount(report.output.parameters)} parameters`,
+  );
+  lines.push('');
+  const n = report.inputs.length;
+  const header = ['#', 'adapter', 'weight', 'rank', 'modules', ...report.inputs.map((_, i) => `cos ${i + 1}`)];
+  const rows = report.inputs.map((input, i) => [
+    String(i + 1),
+    input.label,
+    String(r.weights[i]),
+    String(input.rank),
+    String(input.modules),
+    ...Array.from({ length: n }, (_, j) => fixed(o.interference[i]?.[j] ?? null, 3)),
+  ]);
+  lines.push(table(header, rows));
+  const measures: [string, string][] = [
+    ['relative error vs the exact weighted sum', fixed(o.relError)],
+    ['energy kept by the rank cut', fixed(o.retainedEnergy)],
+    ['entries kept (trim/drop, sign vote)', fixed(o.keptFraction)],
+    ['sign conflicts among contested entries', fixed(o.signConflict)],
+    ['seconds per module', report.timings.secondsPerModule.toFixed(3)],
+  ];
+  lines.push(table(['measure', 'value'], measures));
+  if (o.worstModules.length > 0 && (o.relError ?? 0) > 1e-4) {
+    lines.push(`largest errors: ${o.worstModules.map((m) => `${m.module} ${m.relError.toFixed(3)}`).join(', ')}`);
+  }
+  lines.push(`report: ${path.join(outDir, REPORT_FILE)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function mergeCommand(program: Command): void {
+  program
+    .command('merge')
+    .description('merge PEFT LoRA adapters into one (written as a PEFT adapter directory with merge-report.json)')
+    .argument('<adapters...>', 'adapter directories (adapter_config.json + adapter_model.safetensors), all of one base model')
+    .requiredOption('--method <method>', `one of ${MERGE_METHODS.join(', ')}`, choiceOption('--method', MERGE_METHODS))
+    .requiredOption('-o, --out <dir>', 'output adapter directory (must not exist unless --force)')
+    .option('-w, --weights <list>', 'one weight per adapter, comma separated (default: 1/n each, summing to 1)', numberListOption('--weights'))
+    .option('--space <space>', 'delta: exact, on each s·B·A (default); factors: PEFT add_weighted_adapter numbers', choiceOption('--space', ['delta', 'factors'] as const))
+    .option('--density <d>', 'share of entries kept by ties, dare_* and magnitude_prune (e.g. 0.2)', numberOption('--density'))
+    .option('--majority-sign <how>', 'TIES sign vote: total (default) or frequency', choiceOption('--majority-sign', ['total', 'frequency'] as const))
+    .option('--rank <r>', 'rank of the result (default: Σr for linear/cat/svd, max r for pruning methods)', integerOption('--rank', 1))
+    .option('--energy <share>', 'smallest rank per module keeping this share of Σσ² (e.g. 0.99), capped at --rank', numberOption('--energy'))
+    .option('--seed <n>', 'seed of DARE masks and the randomized SVD (default 0)', integerOption('--seed'))
+    .option('--trim-scope <scope>', 'top-k per tensor (default) or per adapter over all its modules', choiceOption('--trim-scope', ['tensor', 'adapter'] as const))
+    .option('--dtype <dtype>', 'F32, F16 or BF16 (default: the inputs\')', choiceOption('--dtype', ['F32', 'F16', 'BF16'] as const))
+    .option('--device <device>', 'cpu, or cuda when onnxruntime has its CUDA provider (LORAFORGE_MERGE_DEVICE)', choiceOption('--device', ['cpu', 'cuda'] as const))
+    .option('--force', 'replace the output directory if it exists')
+    .option('--json', 'print merge-report.json to stdout instead of the summary')
+    .addHelpText(
+      'after',
+      '\nMethods (details: README "Merging"):\n' +
+        '  linear, cat, svd        exact weighted sum Σ w_i·s_i·B_i·A_i (svd/linear truncate with --rank or --energy)\n' +
+        '  ties, dare_ties         trim/drop entries, elect a sign per entry, average the agreeing ones\n' +
+        '  dare_linear             drop entries at random (keep --density, rescale), then weighted sum\n' +
+        '  magnitude_prune         keep the largest --density share of entries, then weighted sum\n' +
+        'Weights summing to about 1 are the sane start; several full updates added together overshoot.\n\n' +
+        'Example:\n  loraforge merge --method ties --weights 0.4,0.2,0.2,0.2 --density 0.2 ./code ./linux ./python ./debug --out ./merged',
+    )
+    .action(async (adapters: string[], flags: MergeFlags) => {
+      const config = loadConfig({ overrides: flags.device ? { merge: { device: flags.device } } : {} });
+      const log = createLogger({ level: config.log.level, format: config.log.format });
+      const options = {
+        method: flags.method,
+        weights: flags.weights ?? adapters.map(() => 1 / adapters.length),
+        ...(flags.space && { space: flags.space }),
+        ...(flags.density !== undefined && { density: flags.density }),
+        ...(flags.majoritySign && { majoritySignMethod: flags.majoritySign }),
+        ...(flags.rank !== undefined && { rank: flags.rank }),
+        ...(flags.energy !== undefined && { energy: flags.energy }),
+        ...(flags.seed !== undefined && { seed: flags.seed }),
+        ...(flags.trimScope && { trimScope: flags.trimScope }),
+        ...(flags.dtype && { dtype: flags.dtype }),
+      };
+      // refuse a bad recipe before reading anything, so the only output is the one line that says what to fix
+      const recipe = parseMergeOptions(options);
+      if (recipe.weights.length !== adapters.length) {
+        throw new InvalidInputError(`--weights has ${recipe.weights.length} value(s) for ${adapters.length} adapter(s): give one weight per adapter, in the same order`);
+      }
+      const printer = progressPrinter();
+      const started = performance.now();
+      let report: MergeReport;
+      try {
+        report = await mergeToDirectory(adapters, flags.out, recipe, {
+          overwrite: flags.force ?? false,
+          denseCacheBytes: config.merge.denseCacheMiB << 20,
+          compute: { device: config.merge.device, threads: config.merge.threads, logger: log },
+          onProgress: (p) => p.phase !== 'read' && printer.update({ phase: p.phase, done: p.done, total: p.total, detail: p.module }),
+        });
+      } finally {
+        printer.done();
+      }
+      const seconds = (performance.now() - started) / 1000;
+      if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else process.stdout.write(summarize(report, flags.out, seconds));
+      for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+    });
+}

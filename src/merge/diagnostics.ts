@@ -1,0 +1,159 @@
+// What a merge kept, per module and overall: relative error of the written update against the exact weighted
+// sum ΔW* = Σ w_i·s_i·B_i·A_i, the energy kept by a rank cut, how much the adapters overlap (cosines of their
+// updates), and for the pruning methods how many entries survived and how often signs fought. Everything is
+// computed in low-rank form from r×r Gram products; no out×in matrix is formed for it.
+import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
+import { type Stacked } from './kernels/lowrank-svd.js';
+import type { PruneStats } from './primitives.js';
+
+export interface ModuleDiagnostics {
+  module: string;
+  rank: number;
+  /** input indices of the adapters that have this module */
+  adapters: number[];
+  /** ‖ΔW' − ΔW*‖ / ‖ΔW*‖ for the update as written (after the cast to the output dtype); null when ΔW* = 0 */
+  relError: number | null;
+  /** share of Σσ² kept by the rank cut of an SVD (1 when nothing was cut); null when no SVD ran */
+  retainedEnergy: number | null;
+  /** ‖ΔW*‖ and ‖ΔW'‖ (Frobenius) */
+  norm: number;
+  mergedNorm: number;
+  /** cos(ΔW_i, ΔW_j) for the adapters in `adapters`, in that order */
+  interference: number[][];
+  /** share of entries (over all present adapters) that reach the combination after trimming/dropping and, for TIES, the sign vote */
+  keptFraction: number | null;
+  /** share of entries with two or more non-zero inputs whose signs disagree (ties, dare_ties) */
+  signConflict: number | null;
+  seconds: number;
+}
+
+export interface OverallDiagnostics {
+  /** the same measures over all modules taken as one vector */
+  relError: number | null;
+  retainedEnergy: number | null;
+  /** whole-adapter cosines, n×n over the inputs (null for a pair that shares no module) */
+  interference: (number | null)[][];
+  keptFraction: number | null;
+  signConflict: number | null;
+  modules: number;
+  /** the modules with the largest relative error, worst first */
+  worstModules: { module: string; relError: number }[];
+}
+
+/** Pieces each module contributes to the overall figures. */
+export interface ModuleTotals {
+  errSq: number;
+  normSq: number;
+  keptEnergy: number | null;
+  totalEnergy: number | null;
+  inner: Float64Array;
+  adapters: number[];
+  stats: PruneStats | null;
+  entries: number;
+}
+
+/**
+ * ‖B'A' − Σ w_i·B̃_i·Ã_i‖² by Gram products (B̃ holding the scaled B_i): ‖X‖² − 2⟨X,Y⟩ + ‖Y‖², with
+ * B'ᵀ·[B' B̃] and [A'; Ã]·A'ᵀ computed in float64 (two products, so the cancellation stays at round-off).
+ */
+export async function distanceSq(kernel: MatmulKernel, merged: { B: Mat32; A: Mat32 }, s: Stacked, weights: number[], targetNormSq: number): Promise<{ errSq: number; mergedNormSq: number }> {
+  const k = merged.A.rows;
+  const R = s.B.cols;
+  const out = s.B.rows;
+  const w = k + R;
+  const sb = new Float32Array(out * w);
+  for (let row = 0; row < out; row++) {
+    for (let j = 0; j < k; j++) sb[row * w + j] = merged.B.data[row * k + j]!;
+    for (let j = 0; j < R; j++) sb[row * w + k + j] = s.B.data[row * R + j]!;
+  }
+  const sa = new Float32Array(w * s.A.cols);
+  sa.set(merged.A.data);
+  sa.set(s.A.data, merged.A.data.length);
+  const bx = (await kernel.gemm64(merged.B, { data: sb, rows: out, cols: w }, { transA: true })).data; // k×w
+  const ax = (await kernel.gemm64({ data: sa, rows: w, cols: s.A.cols }, merged.A, { transB: true })).data; // w×k
+  let mergedNormSq = 0;
+  for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) mergedNormSq += bx[p * w + q]! * ax[q * k + p]!;
+  const rowWeight = new Float64Array(R);
+  s.offsets.forEach((off, i) => rowWeight.fill(weights[i]!, off, off + s.ranks[i]!));
+  let cross = 0;
+  for (let p = 0; p < k; p++) for (let q = 0; q < R; q++) cross += bx[p * w + k + q]! * rowWeight[q]! * ax[(k + q) * k + p]!;
+  return { errSq: Math.max(0, mergedNormSq - 2 * cross + targetNormSq), mergedNormSq: Math.max(0, mergedNormSq) };
+}
+
+export function cosines(inner: Float64Array, n: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    out.push([]);
+    for (let j = 0; j < n; j++) {
+      const d = Math.sqrt(inner[i * n + i]! * inner[j * n + j]!);
+      out[i]!.push(d > 0 ? round(inner[i * n + j]! / d) : 0);
+    }
+  }
+  return out;
+}
+
+export function overall(modules: ModuleDiagnostics[], totals: ModuleTotals[], adapters: number, electing: boolean): OverallDiagnostics {
+  let errSq = 0;
+  let normSq = 0;
+  let kept = 0;
+  let total = 0;
+  let energyKnown = false;
+  let keptEntries = 0;
+  let entries = 0;
+  let contested = 0;
+  let conflicts = 0;
+  let pruned = false;
+  const inner = new Float64Array(adapters * adapters);
+  const shared = new Uint8Array(adapters * adapters);
+  for (const t of totals) {
+    errSq += t.errSq;
+    normSq += t.normSq;
+    if (t.keptEnergy !== null && t.totalEnergy !== null) {
+      energyKnown = true;
+      kept += t.keptEnergy;
+      total += t.totalEnergy;
+    }
+    if (t.stats) {
+      pruned = true;
+      keptEntries += t.stats.kept;
+      entries += t.entries;
+      contested += t.stats.contested;
+      conflicts += t.stats.conflicts;
+    }
+    const m = t.adapters.length;
+    for (let a = 0; a < m; a++)
+      for (let b = 0; b < m; b++) {
+        const i = t.adapters[a]!;
+        const j = t.adapters[b]!;
+        inner[i * adapters + j] = inner[i * adapters + j]! + t.inner[a * m + b]!;
+        shared[i * adapters + j] = 1;
+      }
+  }
+  const interference: (number | null)[][] = [];
+  for (let i = 0; i < adapters; i++) {
+    interference.push([]);
+    for (let j = 0; j < adapters; j++) {
+      const d = Math.sqrt(inner[i * adapters + i]! * inner[j * adapters + j]!);
+      interference[i]!.push(shared[i * adapters + j] && d > 0 ? round(inner[i * adapters + j]! / d) : null);
+    }
+  }
+  const worstModules = modules
+    .filter((m) => m.relError !== null)
+    .sort((a, b) => b.relError! - a.relError!)
+    .slice(0, 5)
+    .map((m) => ({ module: m.module, relError: m.relError! }));
+  return {
+    relError: normSq > 0 ? round(Math.sqrt(errSq / normSq)) : null,
+    retainedEnergy: energyKnown ? round(total > 0 ? kept / total : 1) : null,
+    interference,
+    keptFraction: pruned && entries > 0 ? round(keptEntries / entries) : null,
+    signConflict: electing ? round(contested > 0 ? conflicts / contested : 0) : null,
+    modules: modules.length,
+    worstModules,
+  };
+}
+
+/** Six significant digits: enough to read, small in JSON. */
+export function round(x: number): number {
+  return Number.isFinite(x) ? Number(x.toPrecision(6)) : x;
+}

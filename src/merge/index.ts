@@ -1,0 +1,7 @@
+// The merge engine's public face: what the CLI, the queue worker and the API use.
+export { mergeAdapters, type MergeHooks, type MergeProgress, type MergeResult } from './engine.js';
+export { mergeToDirectory, sha256File, type DirectoryHooks } from './directory.js';
+export { MergeOptionsSchema, MERGE_METHODS, parseMergeOptions, type MergeMethod, type MergeOptions, type MergeOptionsInput } from './options.js';
+export { REPORT_FILE, type MergeReport, type MergeInputSummary } from './report.js';
+export type { ModuleDiagnostics, OverallDiagnostics } from './diagnostics.js';
+export type { ComputeOptions, Device, MergeLogger } from './kernels/matmul.js';

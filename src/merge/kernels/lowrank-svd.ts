@@ -1,0 +1,164 @@
+// Exact SVD of a weighted sum of low-rank products Δ = Σ w_i·B_i·A_i without ever forming Δ (out×in).
+// Stack B̃ = [B_1 … B_n] (out×R) and Ã = [A_1; …; A_n] (R×in), R = Σr_i. A Cholesky QR of Ãᵀ (pivoted, so
+// linearly dependent rows are dropped) gives ÃÃᵀ = F·Fᵀ and Ãᵀ = Q_A·Fᵀ with Q_A orthonormal; then
+// Δ = (B̃_w·F)·Q_Aᵀ and the singular values of Δ are those of the out×ρ matrix B̃_w·F, whose Gram
+// K = Fᵀ·(B̃ᵀB̃)_w·F is only ρ×ρ. So the whole SVD costs two Grams (O((out+in)R²), float64 in ONNX Runtime),
+// one small eigensolve, and the two projections that write the result: B' = B̃·T_B, A' = T_Aᵀ·Ã.
+import { type Mat32, type MatmulKernel } from './matmul.js';
+import { symmetricEigen } from './eigen.js';
+import { multiply, pivotedCholesky, pseudoInverse } from './small.js';
+
+export interface Factor {
+  /** out×r, the LoRA scaling already applied */
+  B: Mat32;
+  /** r×in */
+  A: Mat32;
+}
+
+export interface Stacked {
+  B: Mat32;
+  A: Mat32;
+  /** the column (of B̃) / row (of Ã) where each factor's block starts, and its rank */
+  offsets: number[];
+  ranks: number[];
+}
+
+export function stackFactors(factors: Factor[]): Stacked {
+  const out = factors[0]!.B.rows;
+  const inn = factors[0]!.A.cols;
+  const ranks = factors.map((f) => f.A.rows);
+  const total = ranks.reduce((a, b) => a + b, 0);
+  const offsets: number[] = [];
+  const b = new Float32Array(out * total);
+  const a = new Float32Array(total * inn);
+  let off = 0;
+  for (const f of factors) {
+    const r = f.A.rows;
+    offsets.push(off);
+    const src = f.B.data;
+    for (let row = 0; row < out; row++) for (let j = 0; j < r; j++) b[row * total + off + j] = src[row * r + j]!;
+    a.set(f.A.data, off * inn);
+    off += r;
+  }
+  return { B: { data: b, rows: out, cols: total }, A: { data: a, rows: total, cols: inn }, offsets, ranks };
+}
+
+export interface Grams {
+  /** B̃ᵀB̃, R×R */
+  gb: Float64Array;
+  /** ÃÃᵀ, R×R */
+  ga: Float64Array;
+  size: number;
+}
+
+export async function stackedGrams(kernel: MatmulKernel, s: Stacked): Promise<Grams> {
+  const gb = await kernel.gemm64(s.B, s.B, { transA: true });
+  const ga = await kernel.gemm64(s.A, s.A, { transB: true });
+  return { gb: gb.data, ga: ga.data, size: s.B.cols };
+}
+
+/** ⟨Δ_i, Δ_j⟩_F = tr(B_iᵀB_j·A_jA_iᵀ) for every pair, from the block Grams (n×n, row-major). */
+export function innerProducts(g: Grams, s: Stacked): Float64Array {
+  const n = s.ranks.length;
+  const R = g.size;
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      let t = 0;
+      for (let p = s.offsets[i]!; p < s.offsets[i]! + s.ranks[i]!; p++)
+        for (let q = s.offsets[j]!; q < s.offsets[j]! + s.ranks[j]!; q++) t += g.gb[p * R + q]! * g.ga[q * R + p]!;
+      out[i * n + j] = t;
+      out[j * n + i] = t;
+    }
+  }
+  return out;
+}
+
+/** ‖Σ w_i Δ_i‖² from the pairwise inner products. */
+export function weightedNormSq(inner: Float64Array, weights: number[]): number {
+  const n = weights.length;
+  let s = 0;
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) s += weights[i]! * weights[j]! * inner[i * n + j]!;
+  return Math.max(0, s);
+}
+
+/**
+ * The rank to keep: `cap`, or with `energy` the smallest k whose Σ_{j<k}σ_j² reaches that share of `total`
+ * (capped). Never below 1: PEFT cannot load a rank-0 module.
+ */
+export function chooseRank(sigma: Float64Array, cap: number, total: number, energy?: number): number {
+  const limit = Math.max(1, cap);
+  if (energy === undefined) return limit;
+  let acc = 0;
+  for (let k = 0; k < Math.min(limit, sigma.length); k++) {
+    acc += sigma[k]! ** 2;
+    if (acc >= energy * total) return k + 1;
+  }
+  return limit;
+}
+
+export interface LowRankResult {
+  B: Mat32;
+  A: Mat32;
+  /** every singular value of Δ, largest first (length ρ ≤ R) */
+  sigma: Float64Array;
+  rank: number;
+  /** Σσ² = ‖Δ‖² */
+  totalEnergy: number;
+  /** Σ_{j<rank}σ_j² */
+  keptEnergy: number;
+}
+
+export interface SvdSplit {
+  /** 'balanced': B' = U√S, A' = √S·Vᵀ (even magnitudes, kind to F16/BF16); 'peft': B' = U·S, A' = Vᵀ as PEFT does */
+  split: 'balanced' | 'peft';
+}
+
+/** Exact truncated SVD of Σ w_i·B_i·A_i (B_i carrying its scaling) to `cap` (or the `energy` rank). */
+export async function lowRankSvd(
+  kernel: MatmulKernel,
+  s: Stacked,
+  g: Grams,
+  weights: number[],
+  opts: { cap: number; energy?: number } & SvdSplit,
+): Promise<LowRankResult> {
+  const R = g.size;
+  const rowWeight = new Float64Array(R);
+  s.offsets.forEach((off, i) => rowWeight.fill(weights[i]!, off, off + s.ranks[i]!));
+  const gbw = new Float64Array(R * R);
+  for (let p = 0; p < R; p++) for (let q = 0; q < R; q++) gbw[p * R + q] = rowWeight[p]! * rowWeight[q]! * g.gb[p * R + q]!;
+
+  const { f, rank: rho } = pivotedCholesky(g.ga, R);
+  const k = multiply(multiply(f, R, rho, gbw, R, R, true, false), rho, R, f, R, rho); // Fᵀ·G_B,w·F
+  const eig = symmetricEigen(k, rho);
+  const sigma = eig.values.map((l) => Math.sqrt(Math.max(0, l)));
+  const totalEnergy = sigma.reduce((a, x) => a + x * x, 0);
+  const cap = Math.min(opts.cap, R, s.B.rows, s.A.cols);
+  const rank = chooseRank(sigma, cap, totalEnergy, opts.energy);
+
+  // T_B = D_w·F·V_k·S^(e-1) (R×rank), T_Aᵀ = S^(1-e)·V_kᵀ·F⁺ (rank×R); singular values at round-off level get
+  // zero columns rather than a division by ~0.
+  const e = opts.split === 'peft' ? 1 : 0.5;
+  const floor = (sigma[0] ?? 0) * 1e-7;
+  const fPinv = rho > 0 ? pseudoInverse(f, R, rho) : new Float64Array(0); // rho×R
+  const fv = multiply(f, R, rho, eig.vectors, rho, rho); // R×rho
+  const tb = new Float32Array(R * rank);
+  const ta = new Float32Array(rank * R);
+  for (let j = 0; j < Math.min(rank, rho); j++) {
+    const sj = sigma[j]!;
+    if (!(sj > floor) || sj === 0) continue;
+    const colScale = sj ** (e - 1);
+    const rowScale = sj ** (1 - e);
+    for (let p = 0; p < R; p++) tb[p * rank + j] = rowWeight[p]! * fv[p * rho + j]! * colScale;
+    for (let p = 0; p < R; p++) {
+      let t = 0;
+      for (let q = 0; q < rho; q++) t += eig.vectors[q * rho + j]! * fPinv[q * R + p]!;
+      ta[j * R + p] = rowScale * t;
+    }
+  }
+  const B = await kernel.gemm(s.B, { data: tb, rows: R, cols: rank });
+  const A = await kernel.gemm({ data: ta, rows: rank, cols: R }, s.A);
+  let keptEnergy = 0;
+  for (let j = 0; j < Math.min(rank, rho); j++) keptEnergy += sigma[j]! ** 2;
+  return { B, A, sigma, rank, totalEnergy, keptEnergy };
+}

@@ -1,0 +1,177 @@
+// Matrix products for the merge, run as tiny ONNX Runtime graphs: MLAS on the CPU is tens of times faster than a
+// JS loop (bench/matmul.ts measures it), and the same graphs run on CUDA where that provider is installed.
+// One graph per (transposes, precision), with symbolic dimensions, built and cached on first use.
+// ORT reads inputs in place but copies every output into a new JS buffer (~0.5-1 ms/MiB), so callers keep
+// outputs small (Grams, projections) except where the dense ΔW itself is the result.
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import ort from 'onnxruntime-node';
+import { OnnxModel } from '../../formats/onnx.js';
+
+export interface Mat32 {
+  data: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+export interface GemmSpec {
+  /** use aᵀ */
+  transA?: boolean;
+  /** use bᵀ */
+  transB?: boolean;
+}
+
+export type Device = 'cpu' | 'cuda';
+
+/** The subset of a pino logger the merge uses, so callers can pass theirs. */
+export interface MergeLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+export interface ComputeOptions {
+  /** 'cuda' runs the products on the GPU when onnxruntime's CUDA provider is installed, else falls back to the CPU */
+  device?: Device;
+  /** intra-op threads (default: the number of physical cores) */
+  threads?: number;
+  logger?: MergeLogger;
+}
+
+/** Physical cores: hyperthreads share one core's FPUs, so more threads than cores only adds contention. */
+export function physicalCores(): number {
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const cores = new Set<string>();
+    for (const block of info.split('\n\n')) {
+      const phys = /physical id\s*:\s*(\d+)/.exec(block)?.[1] ?? '0';
+      const core = /core id\s*:\s*(\d+)/.exec(block)?.[1];
+      if (core !== undefined) cores.add(`${phys}:${core}`);
+    }
+    if (cores.size > 0) return cores.size;
+  } catch {
+    // not Linux: fall through
+  }
+  return os.availableParallelism();
+}
+
+type Precision = 'f32' | 'f64';
+
+export class MatmulKernel {
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  private device: Device;
+  private readonly threads: number;
+  private readonly logger: MergeLogger | undefined;
+
+  constructor(options: ComputeOptions = {}) {
+    this.device = options.device ?? 'cpu';
+    this.threads = options.threads ?? physicalCores();
+    this.logger = options.logger;
+  }
+
+  /** The device products actually run on (after any fallback). */
+  get activeDevice(): Device {
+    return this.device;
+  }
+
+  /** op(a)·op(b) in float32 (MLAS sgemm). */
+  async gemm(a: Mat32, b: Mat32, spec: GemmSpec = {}): Promise<Mat32> {
+    const { data, rows, cols } = await this.run(a, b, spec, 'f32');
+    return { data: data as Float32Array, rows, cols };
+  }
+
+  /** op(a)·op(b) accumulated in float64 (inputs cast in the graph): for Grams whose small eigenvalues matter. */
+  async gemm64(a: Mat32, b: Mat32, spec: GemmSpec = {}): Promise<{ data: Float64Array; rows: number; cols: number }> {
+    const { data, rows, cols } = await this.run(a, b, spec, 'f64');
+    return { data: data as Float64Array, rows, cols };
+  }
+
+  async release(): Promise<void> {
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of sessions) await (await s).release();
+  }
+
+  private async run(a: Mat32, b: Mat32, spec: GemmSpec, precision: Precision) {
+    const transA = spec.transA ?? false;
+    const transB = spec.transB ?? false;
+    const [m, ka] = transA ? [a.cols, a.rows] : [a.rows, a.cols];
+    const [kb, n] = transB ? [b.cols, b.rows] : [b.rows, b.cols];
+    if (ka !== kb) throw new Error(`gemm: inner dimensions differ (${m}×${ka} · ${kb}×${n})`);
+    if (a.data.length !== a.rows * a.cols || b.data.length !== b.rows * b.cols) throw new Error('gemm: data length does not match shape');
+    if (m === 0 || n === 0) return { data: precision === 'f32' ? new Float32Array(0) : new Float64Array(0), rows: m, cols: n };
+    if (ka === 0) return { data: precision === 'f32' ? new Float32Array(m * n) : new Float64Array(m * n), rows: m, cols: n };
+    const session = await this.session(transA, transB, precision);
+    const out = await session.run({
+      A: new ort.Tensor('float32', a.data, [a.rows, a.cols]),
+      B: new ort.Tensor('float32', b.data, [b.rows, b.cols]),
+    });
+    const c = out.C!;
+    return { data: c.data as Float32Array | Float64Array, rows: m, cols: n };
+  }
+
+  private session(transA: boolean, transB: boolean, precision: Precision): Promise<ort.InferenceSession> {
+    const key = `${+transA}${+transB}${precision}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = this.create(gemmGraph(transA, transB, precision));
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  private async create(model: Uint8Array): Promise<ort.InferenceSession> {
+    const base: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: this.threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+      // ORT's pool threads spin after each run by default; between our runs the JS thread does the elementwise
+      // work and needs those cores
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+    };
+    if (this.device === 'cuda') {
+      try {
+        return await ort.InferenceSession.create(model, { ...base, executionProviders: ['cuda', 'cpu'] });
+      } catch (err) {
+        this.device = 'cpu';
+        this.logger?.warn(`merge: CUDA execution provider unavailable (${(err as Error).message.split('\n')[0]}); running the matrix products on the CPU`);
+      }
+    }
+    return ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
+  }
+}
+
+function gemmGraph(transA: boolean, transB: boolean, precision: Precision): Uint8Array {
+  const g = new OnnxModel({ opsets: { '': 17 }, graphName: 'merge-gemm' });
+  let a = g.input('A', 'float32', ['a0', 'a1']);
+  let b = g.input('B', 'float32', ['b0', 'b1']);
+  if (precision === 'f64') {
+    a = g.node('Cast', [a], ['A64'], { to: 11 });
+    b = g.node('Cast', [b], ['B64'], { to: 11 });
+  }
+  g.node('Gemm', [a, b], ['C'], { transA: +transA, transB: +transB });
+  g.output('C', precision === 'f64' ? 'float64' : 'float32', ['m', 'n']);
+  return g.encode();
+}
+
+/** Plain triple-loop reference of op(a)·op(b), accumulated in float64: what the kernel tests compare against. */
+export function gemmReference(a: Mat32, b: Mat32, spec: GemmSpec = {}): { data: Float64Array; rows: number; cols: number } {
+  const transA = spec.transA ?? false;
+  const transB = spec.transB ?? false;
+  const m = transA ? a.cols : a.rows;
+  const k = transA ? a.rows : a.cols;
+  const n = transB ? b.rows : b.cols;
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) {
+        const av = transA ? a.data[p * a.cols + i]! : a.data[i * a.cols + p]!;
+        const bv = transB ? b.data[j * b.cols + p]! : b.data[p * b.cols + j]!;
+        s += av * bv;
+      }
+      out[i * n + j] = s;
+    }
+  }
+  return { data: out, rows: m, cols: n };
+}

@@ -1,0 +1,128 @@
+// Exact k-th largest magnitude by radix select on the float bits: for non-negative floats the bit pattern orders
+// like the value, so |x| is (bits & 0x7fffffff) compared as an integer. Pass 1 histograms the high 15 bits and
+// finds the bucket holding the k-th largest; pass 2 histograms the low 16 bits inside that bucket. Two linear
+// passes, no sort, and the passes may be fed in chunks (tiles of a tensor, or every tensor of an adapter).
+
+export interface Threshold {
+  /** bit pattern of the k-th largest |x| (0x7f800001 when k = 0: nothing is kept) */
+  bits: number;
+  /** how many values have |x| strictly above the threshold */
+  above: number;
+  /** how many of the values equal to the threshold must be kept to keep exactly k */
+  ties: number;
+}
+
+const NONE_KEPT: Threshold = { bits: 0x7f800001, above: 0, ties: 0 };
+
+export class MagnitudeSelector {
+  private readonly high = new Float64Array(32768);
+  private low: Float64Array | null = null;
+  private bucket = -1;
+  private aboveBucket = 0;
+  private total = 0;
+
+  /** Selects the k-th largest |x| (k >= 1 counts from the top). */
+  constructor(private readonly k: number) {}
+
+  /** Pass 1: feed every value once. */
+  addPass1(chunk: Float32Array): void {
+    const bits = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.length);
+    const h = this.high;
+    for (let j = 0; j < bits.length; j++) h[(bits[j]! >>> 16) & 0x7fff]!++;
+    this.total += chunk.length;
+  }
+
+  /** Ends pass 1. Returns whether pass 2 is needed (false when k = 0 or k >= the number of values). */
+  startPass2(): boolean {
+    if (this.k <= 0 || this.k >= this.total) return false;
+    let seen = 0;
+    for (let b = 32767; b >= 0; b--) {
+      const c = this.high[b]!;
+      if (seen + c >= this.k) {
+        this.bucket = b;
+        this.aboveBucket = seen;
+        break;
+      }
+      seen += c;
+    }
+    this.low = new Float64Array(65536);
+    return true;
+  }
+
+  /** Pass 2: feed every value again, in any order and chunking. */
+  addPass2(chunk: Float32Array): void {
+    const bits = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.length);
+    const h = this.low!;
+    const want = this.bucket;
+    for (let j = 0; j < bits.length; j++) {
+      const m = bits[j]! & 0x7fffffff;
+      if (m >>> 16 === want) h[m & 0xffff]!++;
+    }
+  }
+
+  result(): Threshold {
+    if (this.k <= 0) return NONE_KEPT;
+    if (this.k >= this.total) return { bits: 0, above: 0, ties: this.total }; // keep everything
+    let seen = this.aboveBucket;
+    const h = this.low!;
+    for (let b = 65535; b >= 0; b--) {
+      const c = h[b]!;
+      if (seen + c >= this.k) return { bits: ((this.bucket << 16) | b) >>> 0, above: seen, ties: this.k - seen };
+      seen += c;
+    }
+    throw new Error('radix select: pass 2 saw fewer values than pass 1');
+  }
+}
+
+/** The k-th largest |x| of one array (both passes). */
+export function selectMagnitude(values: Float32Array, k: number): Threshold {
+  const s = new MagnitudeSelector(k);
+  s.addPass1(values);
+  if (s.startPass2()) s.addPass2(values);
+  return s.result();
+}
+
+/**
+ * Zeroes all but the k largest |x| in place, keeping exactly k: every value above the threshold, and the first
+ * `ties` values equal to it in the order they are fed (a deterministic tie-break; torch.topk's is unspecified).
+ * Feed the chunks of the selection in index order.
+ */
+export class TopKFilter {
+  private ties: number;
+  kept = 0;
+
+  constructor(private readonly threshold: Threshold) {
+    this.ties = threshold.ties;
+  }
+
+  apply(values: Float32Array): void {
+    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    const tb = this.threshold.bits;
+    let ties = this.ties;
+    let kept = 0;
+    for (let j = 0; j < bits.length; j++) {
+      const x = bits[j]!;
+      const m = x & 0x7fffffff;
+      if (m === tb) {
+        // rare: values equal to the threshold, the first `ties` of which are kept
+        if (ties > 0) {
+          ties--;
+          kept++;
+        } else bits[j] = 0;
+        continue;
+      }
+      const keep = (tb - m) >>> 31; // 1 when m > tb (both below 2^31), without a branch
+      bits[j] = x & -keep;
+      kept += keep;
+    }
+    this.ties = ties;
+    this.kept += kept;
+  }
+}
+
+/** Keeps exactly the k largest |x| of one array, in place; returns the number kept. */
+export function keepTopK(values: Float32Array, k: number): number {
+  const filter = new TopKFilter(selectMagnitude(values, k));
+  filter.apply(values);
+  return filter.kept;
+}

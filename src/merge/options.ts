@@ -1,0 +1,64 @@
+// The merge recipe: one zod schema shared by the CLI, the API and the bot, so every front door accepts and refuses
+// the same requests with the same messages. Semantics: docs/MERGE.md.
+import { z } from 'zod';
+import { InvalidInputError } from '../errors.js';
+
+export const MERGE_METHODS = ['linear', 'cat', 'svd', 'ties', 'dare_linear', 'dare_ties', 'magnitude_prune'] as const;
+export type MergeMethod = (typeof MERGE_METHODS)[number];
+
+/** Methods that keep the exact weighted sum in delta space (rank Σr_i by default, no ΔW ever formed). */
+export const EXACT_METHODS: ReadonlySet<MergeMethod> = new Set(['linear', 'cat', 'svd']);
+/** Methods that trim or drop entries and so need `density`. */
+export const PRUNING_METHODS: ReadonlySet<MergeMethod> = new Set(['ties', 'dare_linear', 'dare_ties', 'magnitude_prune']);
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+
+export const MergeOptionsSchema = z
+  .object({
+    method: z.enum(MERGE_METHODS),
+    /** 'delta' works on each adapter's true update s·B·A; 'factors' reproduces PEFT's add_weighted_adapter. */
+    space: z.enum(['delta', 'factors']).default('delta'),
+    /** one weight per input adapter, in input order; negative weights subtract */
+    weights: z.array(finite).min(1, 'give one weight per adapter'),
+    /** share of entries kept by ties, dare_* and magnitude_prune (0..1; >= 1 keeps everything) */
+    density: finite.min(0, 'density must be >= 0 (the share of entries kept, e.g. 0.2)').optional(),
+    majoritySignMethod: z.enum(['total', 'frequency']).default('total'),
+    /** rank of the merged adapter (default: Σr_i for linear/cat/svd, max r_i for the pruning methods) */
+    rank: z.number().int().positive().optional(),
+    /** pick the smallest rank per module that keeps this share of the energy Σσ² (capped at `rank`) */
+    energy: z.number().gt(0).max(1).optional(),
+    /** seed of the DARE masks and the randomized SVD: same seed, same merge */
+    seed: z.number().int().min(0).max(0xffffffff).default(0),
+    /** top-k scope of ties/magnitude_prune in delta space: each tensor (PEFT, mergekit) or each adapter (TIES paper) */
+    trimScope: z.enum(['tensor', 'adapter']).default('tensor'),
+    /** dtype of the written adapter (default: the inputs') */
+    dtype: z.enum(['F32', 'F16', 'BF16']).optional(),
+  })
+  .superRefine((o, ctx) => {
+    if (PRUNING_METHODS.has(o.method) && o.density === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['density'], message: `method ${o.method} needs a density (the share of entries kept, e.g. 0.2)` });
+    }
+    if (o.method === 'cat' && (o.rank !== undefined || o.energy !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['rank'], message: 'cat always has rank Σr_i; use svd (or linear) with a rank or energy to truncate' });
+    }
+    if (o.space === 'factors' && o.energy !== undefined && o.method !== 'svd') {
+      ctx.addIssue({ code: 'custom', path: ['energy'], message: `energy applies to delta space and to svd; method ${o.method} in factors space keeps PEFT's rank` });
+    }
+    if (o.space === 'factors' && o.rank !== undefined && o.method !== 'svd') {
+      ctx.addIssue({ code: 'custom', path: ['rank'], message: `in factors space only svd takes a rank (PEFT keeps the inputs' rank for ${o.method}); use delta space to choose one` });
+    }
+    if (o.space === 'factors' && o.trimScope === 'adapter') {
+      ctx.addIssue({ code: 'custom', path: ['trimScope'], message: 'trimScope "adapter" applies to delta space; factors space trims each tensor, as PEFT does' });
+    }
+  });
+
+export type MergeOptions = z.output<typeof MergeOptionsSchema>;
+export type MergeOptionsInput = z.input<typeof MergeOptionsSchema>;
+
+/** Validates a recipe; a bad one throws InvalidInputError naming each wrong field. */
+export function parseMergeOptions(input: unknown): MergeOptions {
+  const result = MergeOptionsSchema.safeParse(input);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+  throw new InvalidInputError(`invalid merge options: ${lines.join('; ')}`, result.error.issues);
+}
