@@ -122,7 +122,7 @@ export class EngineCore {
   private stopped = false;
   private loopDone: Promise<void> | null = null;
   private readonly eos: Set<number>;
-  private readonly stats = { steps: 0, prefillTokens: 0, decodeTokens: 0 };
+  private readonly stats = { steps: 0, prefillTokens: 0, decodeTokens: 0, runSeconds: 0, stepSeconds: 0 };
 
   constructor(
     readonly spec: GraphSpec,
@@ -356,10 +356,12 @@ export class EngineCore {
   // ---- running -------------------------------------------------------------------------------------------------
 
   private async execute(plan: Plan): Promise<void> {
+    const started = performance.now();
     if (plan.kind === 'decode') await this.decodeStep(plan.rows);
     else if (plan.kind === 'prefill') await this.prefillFresh(plan.rows);
     else await this.prefillChunk(plan.row, plan.length);
     this.stats.steps++;
+    this.stats.stepSeconds += (performance.now() - started) / 1000;
     this.reap(); // finished rows leave now, so the next admission sees their room
   }
 
@@ -381,7 +383,7 @@ export class EngineCore {
       logitsIndex[r] = BigInt(r);
       adapterIdx[r] = BigInt(row.slot);
     }
-    const out = await this.runner.run(
+    const out = await this.run(
       { batch, seq: 1, inputIds, positionIds, seqlensK, totalSeqLen: maxLen + 1, logitsIndex, adapterIdx, pastStart: 0, anyAdapter: adapterIdx.some((s) => s !== 0n) },
       this.kv,
       this.pool,
@@ -416,7 +418,7 @@ export class EngineCore {
       logitsIndex[j] = BigInt(j * seq + len - 1);
       adapterIdx[j] = BigInt(row.slot);
     });
-    const out = await this.runner.run(
+    const out = await this.run(
       { batch, seq, inputIds, positionIds, seqlensK, totalSeqLen: seq, logitsIndex, adapterIdx, pastStart: null, anyAdapter: adapterIdx.some((s) => s !== 0n) },
       this.kv,
       this.pool,
@@ -443,7 +445,7 @@ export class EngineCore {
       inputIds[s] = BigInt(row.prompt[past + s]!);
       positionIds[s] = BigInt(past + s);
     }
-    const out = await this.runner.run(
+    const out = await this.run(
       {
         batch: 1,
         seq: length,
@@ -466,6 +468,15 @@ export class EngineCore {
     if (row.prefilled === row.prompt.length) {
       this.emit([r], out.logits);
       this.promote([r]);
+    }
+  }
+
+  private async run(input: RunInput, kv: KvCache, pool: LoraPool): Promise<RunOutput> {
+    const started = performance.now();
+    try {
+      return await this.runner.run(input, kv, pool);
+    } finally {
+      this.stats.runSeconds += (performance.now() - started) / 1000;
     }
   }
 

@@ -67,6 +67,9 @@ export interface EngineStats {
   steps: number;
   prefillTokens: number;
   decodeTokens: number;
+  /** seconds inside ONNX Runtime, and of whole steps (runs plus feeds, KV scatter, sampling, detokenizing) */
+  runSeconds: number;
+  stepSeconds: number;
 }
 
 export interface SerializedError {
