@@ -10,8 +10,12 @@ import type { AnswerGenerator, ArenaAdapterSource } from './arena/types.js';
 import type { Config } from './config/index.js';
 import { UnavailableError } from './errors.js';
 import type { InferenceEngine } from './inference/engine/index.js';
+import { MergeService } from './queue/merges.js';
+import { startMergeWorker as startBullWorker, type RunningWorker } from './queue/worker.js';
+import { Registry } from './registry/registry.js';
+import { AdapterStore } from './registry/store.js';
 import { createApp, type AppDeps } from './server/app.js';
-import { createMetrics } from './server/metrics.js';
+import { createMetrics, type Metrics } from './server/metrics.js';
 import { Lifecycle } from './util/lifecycle.js';
 import type { Logger } from './util/log.js';
 import { checkRedisSettings, connectRedis, ensureLocalRedis, waitForRedis } from './util/redis.js';
@@ -83,6 +87,70 @@ export async function startApi(rt: Runtime, parts: Partial<AppDeps> = {}): Promi
   const url = `http://${rt.config.server.host}:${port}`;
   rt.log.info({ url }, 'API listening');
   return { url, server };
+}
+
+/** The adapter registry over this process's Redis connection and data dir. */
+export function openRegistry(rt: Runtime): Registry {
+  return new Registry({ redis: rt.redis, prefix: rt.config.redis.prefix, store: new AdapterStore(rt.config.dataDir), log: rt.log.child({ part: 'registry' }) });
+}
+
+/** Removes leftovers of interrupted registrations and merges now and every hour. */
+export function startRegistrySweeper(rt: Runtime, registry: Registry): void {
+  const sweep = () => void registry.sweep().catch((err: unknown) => rt.log.warn({ err }, 'registry sweep failed'));
+  sweep();
+  const timer = setInterval(sweep, 3600_000);
+  timer.unref();
+  rt.lifecycle.add('registry sweeper', () => clearInterval(timer));
+}
+
+/** The API's side of the merge queue (submit, status, events, cancel). */
+export async function openMerges(rt: Runtime, registry: Registry, metrics: Metrics): Promise<MergeService> {
+  const merges = await MergeService.create({
+    redisUrl: rt.config.redis.url,
+    redisPrefix: rt.config.redis.prefix,
+    redis: rt.redis,
+    registry,
+    log: rt.log.child({ part: 'merges' }),
+    metrics: metrics.registry,
+    attempts: rt.config.worker.attempts,
+  });
+  rt.lifecycle.add('merge queue', () => merges.close());
+  return merges;
+}
+
+/** A merge worker taking jobs from the queue. */
+export async function startWorker(rt: Runtime, registry: Registry): Promise<RunningWorker> {
+  const w = rt.config.worker;
+  const worker = await startBullWorker({
+    redisUrl: rt.config.redis.url,
+    redisPrefix: rt.config.redis.prefix,
+    redis: rt.redis,
+    registry,
+    log: rt.log,
+    concurrency: w.concurrency,
+    lockMs: w.lockSeconds * 1000,
+    shutdownGraceMs: w.shutdownGraceSeconds * 1000,
+    merge: rt.config.merge,
+  });
+  rt.lifecycle.add('merge worker', () => worker.close());
+  return worker;
+}
+
+/** The API with the registry and the merge queue: what `loraforge serve` runs. */
+export async function startService(rt: Runtime): Promise<{ api: RunningApi; registry: Registry; merges: MergeService }> {
+  const metrics = createMetrics();
+  const registry = openRegistry(rt);
+  startRegistrySweeper(rt, registry);
+  const merges = await openMerges(rt, registry, metrics);
+  const api = await startApi(rt, { metrics, registry, merges, adminQueues: [merges.queue] });
+  return { api, registry, merges };
+}
+
+/** Everything in one process (`loraforge all`, `npm start`): the API, a merge worker, and later the engine and bot. */
+export async function startAll(rt: Runtime): Promise<{ api: RunningApi }> {
+  const { api, registry } = await startService(rt);
+  await startWorker(rt, registry);
+  return { api };
 }
 
 /** The engine's compare() as the arena's answer generator: the prompt is one user turn, through the chat template. */

@@ -1,15 +1,23 @@
 // Entry point of the `loraforge` command.
+import { adaptersCommand } from './commands/adapters.js';
+import { allCommand } from './commands/all.js';
 import { buildModelCommand } from './commands/build-model.js';
 import { foldCommand } from './commands/fold.js';
 import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
 import { makeDemoModelCommand } from './commands/make-demo-model.js';
 import { mergeCommand } from './commands/merge.js';
+import { mergesCommand } from './commands/merges.js';
 import { serveCommand } from './commands/serve.js';
+import { workerCommand } from './commands/worker.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
 const modules: CommandModule[] = [
   serveCommand,
+  workerCommand,
+  allCommand,
+  adaptersCommand,
+  mergesCommand,
   buildModelCommand,
   generateCommand,
   makeDemoModelCommand,

@@ -1,24 +1,32 @@
 // The typed client of the loraforge API, used by the CLI and the bot. One field per domain; each domain's methods
 // live in client/<domain>.ts over the shared HttpClient.
+import { AdaptersClient } from './adapters.js';
 import { ArenaClient } from './arena.js';
 import { HttpClient, type HttpClientOptions } from './http.js';
 import { InferenceClient } from './inference.js';
+import { MergesClient } from './merges.js';
 import { SystemClient } from './system.js';
 
+export { AdaptersClient, type RegisterOptions } from './adapters.js';
 export { ArenaClient } from './arena.js';
 export { ApiError } from './errors.js';
+export { MergesClient, type MergeStreamEvent } from './merges.js';
 export { HttpClient, type HttpClientOptions } from './http.js';
 export { readSse, type SseEvent } from './sse.js';
 
 export class LoraforgeClient {
   readonly http: HttpClient;
   readonly system: SystemClient;
+  readonly adapters: AdaptersClient;
+  readonly merges: MergesClient;
   readonly inference: InferenceClient;
   readonly arena: ArenaClient;
 
   constructor(options: HttpClientOptions) {
     this.http = new HttpClient(options);
     this.system = new SystemClient(this.http);
+    this.adapters = new AdaptersClient(this.http);
+    this.merges = new MergesClient(this.http);
     this.inference = new InferenceClient(this.http);
     this.arena = new ArenaClient(this.http);
   }

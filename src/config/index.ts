@@ -46,6 +46,12 @@ export const ConfigSchema = z.object({
   worker: z
     .object({
       concurrency: z.coerce.number().int().min(1).max(64).default(1),
+      /** a merge whose worker died is retried after about this long (BullMQ job lock) */
+      lockSeconds: z.coerce.number().positive().default(30),
+      /** on SIGTERM, active merges may finish within this time; then they go back to the queue */
+      shutdownGraceSeconds: z.coerce.number().min(0).default(30),
+      /** attempts per merge for transient failures (bad input is never retried) */
+      attempts: z.coerce.number().int().min(1).max(20).default(3),
     })
     .prefault({}),
   /** the merge engine (CLI merges and queue workers alike) */
@@ -157,6 +163,11 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_API_TOKEN: 'server.authToken',
   LORAFORGE_IMPORT_DIR: 'server.importDir',
   LORAFORGE_WORKER_CONCURRENCY: 'worker.concurrency',
+  LORAFORGE_WORKER_SHUTDOWN_GRACE: 'worker.shutdownGraceSeconds',
+  LORAFORGE_UPLOAD_LIMIT_BYTES: 'server.uploadLimitBytes',
+  LORAFORGE_API_AUTH_READS: 'server.authReads',
+  LORAFORGE_RATE_LIMIT: 'server.rateLimitPerMinute',
+  LORAFORGE_WORKER_LOCK_SECONDS: 'worker.lockSeconds',
   LORAFORGE_MERGE_DEVICE: 'merge.device',
   LORAFORGE_MERGE_THREADS: 'merge.threads',
   LORAFORGE_MODEL: 'inference.model',

@@ -10,6 +10,8 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import type { Arena } from '../arena/arena.js';
 import type { Config } from '../config/index.js';
+import type { MergeService } from '../queue/merges.js';
+import type { Registry } from '../registry/registry.js';
 import type { InferenceEngine } from '../inference/engine/index.js';
 import type { Logger } from '../util/log.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
@@ -18,6 +20,8 @@ import { registerInferenceMetrics } from './inference-metrics.js';
 import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
 import { rateLimitMiddleware } from './ratelimit.js';
+import { adaptersRoutes } from './routes/adapters.js';
+import { mergesRoutes } from './routes/merges.js';
 import { compareRoutes } from './routes/compare.js';
 import { openaiRoutes } from './routes/openai.js';
 import { arenaRoutes } from './routes/arena.js';
@@ -40,6 +44,10 @@ export interface AppDeps {
   adminQueues?: Queue[];
   /** the version reported in /openapi.json */
   version?: string;
+  /** /v1/adapters */
+  registry?: Registry;
+  /** /v1/merges */
+  merges?: MergeService;
   /** the model engine: OpenAI-compatible routes and /v1/compare */
   engine?: InferenceEngine;
   /** /v1/battles, /v1/leaderboard */
@@ -96,6 +104,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: deps.config.jsonBodyLimit }));
 
   app.use(systemRoutes(routeDeps));
+  if (deps.registry) app.use(adaptersRoutes({ ...routeDeps, registry: deps.registry }));
+  if (deps.merges) app.use(mergesRoutes({ ...routeDeps, merges: deps.merges }));
   if (deps.engine) {
     const withEngine = { ...routeDeps, engine: deps.engine };
     app.use(openaiRoutes(withEngine));

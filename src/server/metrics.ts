@@ -26,7 +26,9 @@ export function httpMetricsMiddleware(metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     const end = metrics.httpDuration.startTimer();
     res.once('finish', () => {
-      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : req.baseUrl || 'unmatched';
+      // mounted sub-apps (the admin UI) are labelled by their mount path, not by their many inner routes
+      const path: unknown = req.route?.path;
+      const route = typeof path === 'string' ? `${req.baseUrl}${path}` : req.baseUrl || 'unmatched';
       end({ method: req.method, route, status: String(res.statusCode) });
     });
     next();

@@ -12,7 +12,7 @@ export function rateLimitMiddleware(perMinute: number): RequestHandler {
   return rateLimit({
     windowMs: 60_000,
     limit: perMinute,
-    standardHeaders: 'draft-8',
+    standardHeaders: 'draft-7',
     legacyHeaders: false,
     skip: (req) => UNLIMITED.has(req.path),
     keyGenerator: (req) => {

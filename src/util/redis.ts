@@ -62,7 +62,8 @@ export async function ensureLocalRedis(url: string, log: Logger): Promise<(() =>
   const child: ChildProcess = spawn(
     'redis-server',
     ['--port', port, '--bind', host === 'localhost' ? '127.0.0.1' : host, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
-    { stdio: 'ignore' },
+    // its own process group: Ctrl-C reaches us only, and we stop Redis last, after the queue is closed
+    { stdio: 'ignore', detached: true },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const deadline = Date.now() + 10_000;

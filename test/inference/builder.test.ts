@@ -11,6 +11,8 @@ import { CancelledError, InvalidFileError, UnsupportedError } from '../../src/er
 import { buildModel, checkManifest, type ModelManifest } from '../../src/inference/builder/index.js';
 import { normalizeConfig } from '../../src/inference/builder/config.js';
 import { OnnxModel } from '../../src/formats/onnx.js';
+import { writeAdapter, type LoraAdapter } from '../../src/formats/peft.js';
+import { foldIntoCheckpoint } from '../../src/merge/fold.js';
 import { dequantizeInt4, quantizeInt4 } from '../../src/inference/builder/quantize.js';
 import { fixture, fixturesSkipReason, haveFixtures } from '../helpers/fixtures.js';
 import {
@@ -38,6 +40,38 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
+
+/** A test adapter as the PEFT adapter formats/peft writes. */
+function peftAdapter(lora: ReferenceLora): LoraAdapter {
+  const first = [...lora.values()][0]!;
+  const modules = new Map(
+    [...lora].map(([name, m]) => [
+      name,
+      { name, kind: 'linear' as const, rank: m.rank, alpha: m.scaling * m.rank, scaling: m.scaling, inFeatures: m.A.length / m.rank, outFeatures: m.B.length / m.rank, A: m.A, B: m.B },
+    ]),
+  );
+  return {
+    config: {
+      baseModel: null,
+      r: first.rank,
+      loraAlpha: first.scaling * first.rank,
+      targetModules: [...new Set([...lora.keys()].map((n) => n.split('.').at(-1)!))],
+      useRslora: false,
+      fanInFanOut: false,
+      rankPattern: {},
+      alphaPattern: {},
+      modulesToSave: null,
+      layersToTransform: null,
+      layersPattern: null,
+      taskType: 'CAUSAL_LM',
+      raw: {},
+    },
+    modules,
+    savedModules: new Map(),
+    dtype: 'F32',
+    warnings: [],
+  };
+}
 
 function runnerShape(manifest: ModelManifest) {
   const { numLayers, numKvHeads, headDim, vocabSize } = { ...manifest.kvCache, vocabSize: manifest.config.vocabSize };
@@ -177,24 +211,11 @@ describe('batching and adapters', () => {
     }
   });
 
-  it('LoRA fed as inputs equals LoRA folded into the base weights', async () => {
-    // fold ΔW = scaling·B·A into a copy of the checkpoint (the math of merge/fold.ts) and build that as a base model
+  it('LoRA fed as inputs equals LoRA folded into the base weights (merge/fold.ts)', async () => {
+    const adapterDir = path.join(root, 'adapter-a2');
+    await writeAdapter(adapterDir, peftAdapter(a2), { dtype: 'F32' });
     const folded = path.join(root, 'ckpt-folded');
-    const tensors = randomCheckpointTensors(cfg, 99).map((t) => {
-      const mod = a2.get(t.name.replace(/\.weight$/, ''));
-      if (!mod) return { ...t, data: weights.get(t.name)! };
-      const [out, inF] = t.shape as [number, number];
-      const data = Float32Array.from(weights.get(t.name)!);
-      for (let o = 0; o < out; o++) {
-        for (let i = 0; i < inF; i++) {
-          let acc = 0;
-          for (let r = 0; r < mod.rank; r++) acc += mod.B[o * mod.rank + r]! * mod.A[r * inF + i]!;
-          data[o * inF + i] = data[o * inF + i]! + mod.scaling * acc;
-        }
-      }
-      return { ...t, data };
-    });
-    await writeCheckpoint(folded, cfg, tensors);
+    await foldIntoCheckpoint(ckpt, adapterDir, folded);
     const built = await buildModel(folded, { dataDir, dtype: 'fp32', maxRank: 8, slots: 4 });
     const foldedSession = await openSession(built.dir, built.manifest);
     const shape = runnerShape(manifest);

@@ -7,10 +7,11 @@ import { writeSafetensors } from '../../src/formats/safetensors-writer.js';
 import { buildModel } from '../../src/inference/builder/index.js';
 import { makeDemoTokenizer } from '../../src/inference/demo-tokenizer.js';
 import { EngineCore, type CoreOptions } from '../../src/inference/engine/core.js';
+import { openScoreRunner } from '../../src/inference/engine/scorer.js';
 import { transposeFactors, type PreparedAdapter } from '../../src/inference/engine/lora-pool.js';
 import { openSession, OrtRunner } from '../../src/inference/engine/ort-runner.js';
 import { loadServedModel } from '../../src/inference/engine/served-model.js';
-import type { FinishEvent, GroupRequest, TokenEvent } from '../../src/inference/engine/types.js';
+import type { FinishEvent, GroupRequest, ScoreJobResult, TokenEvent } from '../../src/inference/engine/types.js';
 import { GREEDY, type SamplingParams } from '../../src/inference/engine/sampling.js';
 import { ModelTokenizer } from '../../src/inference/tokenizer.js';
 import { randomCheckpointTensors, randomLora, writeCheckpoint } from '../inference/checkpoints.js';
@@ -27,7 +28,9 @@ export interface TestModel {
 }
 
 /** A 2-layer Llama (GQA 4:2, untied) over the demo tokenizer's vocabulary, and three random q/k/v/o adapters. */
-export async function makeTestModel(options: { dtype?: 'fp32' | 'int4'; slots?: number; maxPositions?: number } = {}): Promise<TestModel> {
+export async function makeTestModel(
+  options: { dtype?: 'fp32' | 'int4'; slots?: number; maxPositions?: number; /** also build the score graph */ score?: boolean } = {},
+): Promise<TestModel> {
   const tok = makeDemoTokenizer();
   const cfg: RawConfig = {
     architectures: ['LlamaForCausalLM'],
@@ -58,7 +61,7 @@ export async function makeTestModel(options: { dtype?: 'fp32' | 'int4'; slots?: 
     dtype: options.dtype ?? 'fp32',
     slots: options.slots ?? 4,
     maxRank: 8,
-    heads: ['generate'],
+    heads: options.score ? ['generate', 'score'] : ['generate'],
   });
   const modules = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'];
   return {
@@ -97,6 +100,7 @@ export interface Collected {
 
 export class CoreHarness {
   private readonly results = new Map<string, Collected & { resolve: () => void; rows: number }>();
+  private readonly scores = new Map<string, { resolve: (r: ScoreJobResult) => void; reject: (err: unknown) => void }>();
   private next = 0;
   loads = 0;
 
@@ -105,7 +109,8 @@ export class CoreHarness {
     readonly tokenizer: ModelTokenizer,
   ) {}
 
-  static async open(model: TestModel, options: Partial<CoreOptions> = {}): Promise<CoreHarness> {
+  /** `scoring`: pass limits when the model has a score graph (scoring jobs are refused otherwise) */
+  static async open(model: TestModel, options: Partial<CoreOptions> = {}, scoring?: { maxBatch: number; maxTokens: number }): Promise<CoreHarness> {
     const served = await loadServedModel(model.modelDir);
     const { session } = await openSession(served.onnxPath, { threads: 1, executionProvider: 'cpu', spinning: false });
     const tokenizer = await ModelTokenizer.load(model.modelDir);
@@ -134,12 +139,18 @@ export class CoreHarness {
           if (r.finish.filter(Boolean).length === r.rows) r.resolve();
         },
         failed: (id: string, error: unknown) => {
+          const s = harness!.scores.get(id);
+          if (s) return s.reject(error);
           const r = harness!.results.get(id)!;
           r.error = error;
           r.resolve();
         },
+        scored: (result: ScoreJobResult) => harness!.scores.get(result.id)!.resolve(result),
       },
       { maxBatch: 8, prefillChunk: 512, prefillTokenBudget: 2048, kvChunk: 16, ...options },
+      scoring
+        ? { open: () => openScoreRunner(model.modelDir, served.manifest, { threads: 1, executionProvider: 'cpu', spinning: false }), limits: scoring }
+        : null,
     );
     harness = new CoreHarness(core, tokenizer);
     core.start();
@@ -179,6 +190,21 @@ export class CoreHarness {
       ignoreEos: true,
       ...options,
       sampling: { ...GREEDY, ...options.sampling },
+    });
+    return { id, result };
+  }
+
+  /** Submits a scoring job; adapter n of the test model is `{ adapter: n }`. */
+  score(rows: Array<{ ids: number[]; targetStart: number; adapter?: number }>): { id: string; result: Promise<ScoreJobResult> } {
+    const id = `s${this.next++}`;
+    const result = new Promise<ScoreJobResult>((resolve, reject) => this.scores.set(id, { resolve, reject }));
+    this.core.submitScore({
+      id,
+      rows: rows.map((r) => ({
+        ids: r.ids,
+        targetStart: r.targetStart,
+        adapter: r.adapter === undefined ? null : { key: String(r.adapter), dir: '(test)', label: `adapter${r.adapter}` },
+      })),
     });
     return { id, result };
   }

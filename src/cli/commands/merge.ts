@@ -6,8 +6,10 @@ import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { MERGE_METHODS, mergeToDirectory, parseMergeOptions, REPORT_FILE, type MergeReport } from '../../merge/index.js';
 import { createLogger } from '../../util/log.js';
+import { clientFrom } from '../api-client.js';
 import { choiceOption, formatCount, integerOption, numberListOption, numberOption } from '../options.js';
 import { progressPrinter, table } from '../progress.js';
+import { remoteMerge } from './merges.js';
 
 interface MergeFlags {
   method: (typeof MERGE_METHODS)[number];
@@ -24,6 +26,9 @@ interface MergeFlags {
   device?: 'cpu' | 'cuda';
   force?: boolean;
   json?: boolean;
+  server?: string;
+  token?: string;
+  name?: string;
 }
 
 const fixed = (x: number | null, digits = 4) => (x === null ? '–' : x.toFixed(digits));
@@ -69,7 +74,7 @@ export function mergeCommand(program: Command): void {
     .description('merge PEFT LoRA adapters into one (written as a PEFT adapter directory with merge-report.json)')
     .argument('<adapters...>', 'adapter directories (adapter_config.json + adapter_model.safetensors), all of one base model')
     .requiredOption('--method <method>', `one of ${MERGE_METHODS.join(', ')}`, choiceOption('--method', MERGE_METHODS))
-    .requiredOption('-o, --out <dir>', 'output adapter directory (must not exist unless --force)')
+    .option('-o, --out <dir>', 'output adapter directory (must not exist unless --force); not with --server')
     .option('-w, --weights <list>', 'one weight per adapter, comma separated (default: 1/n each, summing to 1)', numberListOption('--weights'))
     .option('--space <space>', 'delta: exact, on each s·B·A (default); factors: PEFT add_weighted_adapter numbers', choiceOption('--space', ['delta', 'factors'] as const))
     .option('--density <d>', 'share of entries kept by ties, dare_* and magnitude_prune (e.g. 0.2)', numberOption('--density'))
@@ -82,6 +87,9 @@ export function mergeCommand(program: Command): void {
     .option('--device <device>', 'cpu, or cuda when onnxruntime has its CUDA provider (LORAFORGE_MERGE_DEVICE)', choiceOption('--device', ['cpu', 'cuda'] as const))
     .option('--force', 'replace the output directory if it exists')
     .option('--json', 'print merge-report.json to stdout instead of the summary')
+    .option('--server <url>', 'queue the merge on a loraforge server instead: <adapters...> are registered names (see `loraforge merges`)')
+    .option('--token <token>', 'API bearer token for --server (LORAFORGE_API_TOKEN)')
+    .option('--name <name>', 'with --server: the name the result is registered under (default <method>-<recipe hash>)')
     .addHelpText(
       'after',
       '\nMethods (details: README "Merging"):\n' +
@@ -109,6 +117,12 @@ export function mergeCommand(program: Command): void {
       };
       // refuse a bad recipe before reading anything, so the only output is the one line that says what to fix
       const recipe = parseMergeOptions(options);
+      if (flags.server) {
+        await remoteMerge(clientFrom({ server: flags.server, token: flags.token }), { ...recipe, adapters, name: flags.name }, { json: flags.json });
+        return;
+      }
+      if (!flags.out) throw new InvalidInputError('--out <dir> is required (or --server <url> to merge registered adapters on a server)');
+      const out = flags.out;
       if (recipe.weights.length !== adapters.length) {
         throw new InvalidInputError(`--weights has ${recipe.weights.length} value(s) for ${adapters.length} adapter(s): give one weight per adapter, in the same order`);
       }
@@ -116,7 +130,7 @@ export function mergeCommand(program: Command): void {
       const started = performance.now();
       let report: MergeReport;
       try {
-        report = await mergeToDirectory(adapters, flags.out, recipe, {
+        report = await mergeToDirectory(adapters, out, recipe, {
           overwrite: flags.force ?? false,
           denseCacheBytes: config.merge.denseCacheMiB << 20,
           compute: { device: config.merge.device, threads: config.merge.threads, logger: log },
@@ -127,7 +141,7 @@ export function mergeCommand(program: Command): void {
       }
       const seconds = (performance.now() - started) / 1000;
       if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      else process.stdout.write(summarize(report, flags.out, seconds));
+      else process.stdout.write(summarize(report, out, seconds));
       for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
     });
 }

@@ -1,6 +1,6 @@
 // `loraforge serve`: the HTTP API alone (merges are run by `loraforge worker` processes).
 import type { Command } from 'commander';
-import { openRuntime, startApi } from '../../app.js';
+import { openRuntime, startService } from '../../app.js';
 import { daemonConfig, intOption, untilSignal } from '../daemon.js';
 
 export function serveCommand(program: Command): void {
@@ -12,7 +12,7 @@ export function serveCommand(program: Command): void {
     .action(async (opts: { host?: string; port?: number }) => {
       const { config, log } = daemonConfig({ server: { ...(opts.host ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) } });
       const rt = await openRuntime(config, log);
-      await startApi(rt);
+      await startService(rt);
       await untilSignal(rt.lifecycle, log);
     });
 }

@@ -8,6 +8,8 @@
 //  streams already running for more than one chunk.
 // Rows are kept in KV order: decoding rows in 0..d-1 (one contiguous view for the decode batch), prefilling
 // rows after them.
+// Scoring jobs (teacher forcing on the score graph, for evals) take turns with generation: while both have work, a
+// scoring pass runs between two generation steps, so streams stall for at most one pass.
 import { CancelledError, LoraforgeError, UnsupportedError } from '../../errors.js';
 import type { StreamDecoder } from '../tokenizer.js';
 import type { GraphSpec } from './graph-spec.js';
@@ -17,7 +19,8 @@ import { counterUniform } from './rng.js';
 import { logSumExp, SamplerScratch, sampleToken, TokenHistory, topLogprobs } from './sampling.js';
 import { SlotTable } from './slot-table.js';
 import { StopMatcher } from './stop.js';
-import type { AdapterRef, EngineStats, FinishEvent, FinishReason, GroupRequest, TokenEvent } from './types.js';
+import { planScorePasses, type ScorePassLimits, type ScoreRowInput } from './scorer.js';
+import type { AdapterRef, EngineStats, FinishEvent, FinishReason, GroupRequest, ScoreJobRequest, ScoreJobResult, TokenEvent } from './types.js';
 
 export interface RunInput {
   batch: number;
@@ -56,6 +59,18 @@ export interface CoreSink {
   tokens(events: TokenEvent[]): void;
   finished(event: FinishEvent): void;
   failed(id: string, error: unknown): void;
+  scored(result: ScoreJobResult): void;
+}
+
+/** Runs one scoring pass over rows whose adapters are in the pool (ScoreRunner over the score graph). */
+export interface ScorePassRunner {
+  runOnPool(rows: readonly ScoreRowInput[], pool: LoraPool): Promise<Array<{ logprobSum: number; tokens: number }>>;
+}
+
+/** The score graph's runner, opened on first use (a model that is never scored never loads it), and its limits. */
+export interface ScoringSetup {
+  open(): Promise<ScorePassRunner>;
+  limits: ScorePassLimits;
 }
 
 export interface CoreOptions {
@@ -99,6 +114,17 @@ interface Row {
   pendingText: string;
 }
 
+interface ScoreJob {
+  req: ScoreJobRequest;
+  results: Array<{ logprobSum: number; tokens: number } | null>;
+  /** the runs, planned once when the job arrives (row indices), and the next one to run */
+  plan: number[][];
+  next: number;
+  cancelled: boolean;
+  passes: number;
+  runSeconds: number;
+}
+
 type Plan =
   | { kind: 'decode'; rows: number }
   | { kind: 'prefill'; rows: number[] }
@@ -122,7 +148,10 @@ export class EngineCore {
   private stopped = false;
   private loopDone: Promise<void> | null = null;
   private readonly eos: Set<number>;
-  private readonly stats = { steps: 0, prefillTokens: 0, decodeTokens: 0, runSeconds: 0, stepSeconds: 0 };
+  private readonly stats = { steps: 0, prefillTokens: 0, decodeTokens: 0, scoreTokens: 0, runSeconds: 0, stepSeconds: 0 };
+  private readonly scoreJobs: ScoreJob[] = [];
+  private scorer: Promise<ScorePassRunner> | null = null;
+  private lastWasScore = false;
 
   constructor(
     readonly spec: GraphSpec,
@@ -131,6 +160,7 @@ export class EngineCore {
     private readonly loadAdapter: AdapterLoader,
     private readonly sink: CoreSink,
     readonly options: CoreOptions,
+    private readonly scoring: ScoringSetup | null = null,
   ) {
     this.kv = new KvCache(spec, { maxRows: options.maxBatch, chunk: options.kvChunk, maxPositions: spec.maxPositions });
     this.pool = new LoraPool(spec.sites, spec.slots, spec.maxRank);
@@ -147,6 +177,7 @@ export class EngineCore {
     this.poke();
     await this.loopDone;
     for (const group of [...this.groups.values()]) this.failGroup(group, new CancelledError('the engine is shutting down'));
+    for (const job of this.scoreJobs.splice(0)) this.sink.failed(job.req.id, new CancelledError('the engine is shutting down'));
   }
 
   submit(req: GroupRequest): void {
@@ -168,11 +199,36 @@ export class EngineCore {
     this.poke();
   }
 
-  /** Stops a request; its rows are freed before the next step. */
+  /** Queues a scoring job; its result goes to the sink's `scored` when every row has been scored. */
+  submitScore(req: ScoreJobRequest): void {
+    if (!this.scoring) {
+      this.sink.failed(req.id, new UnsupportedError('this model has no score graph: rebuild it with loraforge build-model to score'));
+      return;
+    }
+    if (req.rows.length === 0) {
+      this.sink.scored({ id: req.id, rows: [], passes: 0, runSeconds: 0 });
+      return;
+    }
+    const plan = planScorePasses(
+      req.rows.map((r) => r.ids.length),
+      this.scoring.limits,
+      { keys: req.rows.map((r) => r.adapter?.key ?? null), maxAdapters: this.spec.slots - 1 },
+    );
+    this.scoreJobs.push({ req, results: req.rows.map(() => null), plan, next: 0, cancelled: false, passes: 0, runSeconds: 0 });
+    // every adapter of the job starts loading now, in the background of whatever runs
+    const refs = new Map(req.rows.flatMap((r) => (r.adapter ? [[r.adapter.key, r.adapter] as const] : [])));
+    for (const ref of refs.values()) {
+      if (!this.slotTable.loaded().includes(ref.key) && !this.prepared.has(ref.key)) this.startLoad(ref);
+    }
+    this.poke();
+  }
+
+  /** Stops a request or a scoring job; its rows are freed before the next step. */
   cancel(id: string): void {
+    const job = this.scoreJobs.find((j) => j.req.id === id);
+    if (job) job.cancelled = true;
     const group = this.groups.get(id);
-    if (!group) return;
-    group.cancelled = true;
+    if (group) group.cancelled = true;
     this.poke();
   }
 
@@ -198,6 +254,14 @@ export class EngineCore {
     while (!this.stopped) {
       this.reap();
       this.admit();
+      if (this.scoreJobs.length > 0 && (this.rows.length === 0 || !this.lastWasScore)) {
+        this.lastWasScore = await this.scoreStep();
+        if (this.lastWasScore) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          continue;
+        }
+      }
+      this.lastWasScore = false;
       const plan = this.plan();
       if (!plan) {
         await new Promise<void>((resolve) => (this.wake = resolve));
@@ -248,29 +312,36 @@ export class EngineCore {
     let ready = true;
     for (const { adapter } of group.req.rows) {
       if (!adapter || group.slots.has(adapter.key)) continue;
-      let slot = this.slotTable.lookup(adapter.key);
+      const slot = this.acquireSlot(adapter);
       if (slot === null) {
-        const prepared = this.prepared.get(adapter.key);
-        if (!prepared) {
-          this.startLoad(adapter);
-          ready = false;
-          continue;
-        }
-        slot = this.slotTable.victim();
-        if (slot === null) {
-          ready = false; // every slot is in use by running rows: wait for one to finish
-          continue;
-        }
-        const old = this.slotTable.keyOf(slot);
-        if (old !== null) this.pool.clear(slot);
-        this.pool.write(slot, prepared);
-        this.slotTable.assign(slot, adapter.key);
-        this.prepared.delete(adapter.key);
+        ready = false;
+        continue;
       }
       this.slotTable.pin(slot);
       group.slots.set(adapter.key, slot);
     }
     return ready;
+  }
+
+  /**
+   * The slot holding `ref`, writing it into a free or least recently used unpinned slot when it has been read;
+   * null while it is loading (a load is started) or while every slot is pinned. The caller pins what it gets.
+   */
+  private acquireSlot(ref: AdapterRef): number | null {
+    let slot = this.slotTable.lookup(ref.key);
+    if (slot !== null) return slot;
+    const prepared = this.prepared.get(ref.key);
+    if (!prepared) {
+      this.startLoad(ref);
+      return null;
+    }
+    slot = this.slotTable.victim();
+    if (slot === null) return null; // every slot is in use by running rows: wait for one to finish
+    if (this.slotTable.keyOf(slot) !== null) this.pool.clear(slot);
+    this.pool.write(slot, prepared);
+    this.slotTable.assign(slot, ref.key);
+    this.prepared.delete(ref.key);
+    return slot;
   }
 
   private startLoad(ref: AdapterRef): void {
@@ -283,6 +354,10 @@ export class EngineCore {
         for (const group of this.waiting.filter((g) => g.req.rows.some((r) => r.adapter?.key === ref.key))) {
           this.waiting.splice(this.waiting.indexOf(group), 1);
           this.failGroup(group, err);
+        }
+        for (const job of this.scoreJobs.filter((j) => j.plan.slice(j.next).some((pass) => pass.some((i) => j.req.rows[i]!.adapter?.key === ref.key)))) {
+          this.scoreJobs.splice(this.scoreJobs.indexOf(job), 1);
+          this.sink.failed(job.req.id, err);
         }
       },
     );
@@ -318,6 +393,63 @@ export class EngineCore {
       this.kv.addRow();
       this.rows.push(row);
     });
+  }
+
+  // ---- scoring -------------------------------------------------------------------------------------------------
+
+  /**
+   * The next planned pass of the oldest scoring job, once every adapter it needs is in the pool (their slots are
+   * pinned for the pass only). False when it cannot run yet: adapters still loading, or slots held by generation.
+   */
+  private async scoreStep(): Promise<boolean> {
+    const job = this.scoreJobs[0]!;
+    if (job.cancelled) {
+      this.scoreJobs.shift();
+      this.sink.failed(job.req.id, new CancelledError('the scoring job was cancelled'));
+      return true;
+    }
+    const pass = job.plan[job.next]!;
+    const pinned: number[] = [];
+    const slotOf = new Map<string, number>();
+    try {
+      for (const i of pass) {
+        const ref = job.req.rows[i]!.adapter;
+        if (!ref || slotOf.has(ref.key)) continue;
+        const slot = this.acquireSlot(ref);
+        if (slot === null) return false;
+        this.slotTable.pin(slot);
+        pinned.push(slot);
+        slotOf.set(ref.key, slot);
+      }
+      const rows: ScoreRowInput[] = pass.map((i) => {
+        const row = job.req.rows[i]!;
+        return { ids: row.ids, targetStart: row.targetStart, slot: row.adapter ? slotOf.get(row.adapter.key)! : 0 };
+      });
+      let runner: ScorePassRunner;
+      try {
+        runner = await (this.scorer ??= this.scoring!.open());
+      } catch (err) {
+        this.scorer = null; // the next job tries again
+        throw err;
+      }
+      const t0 = performance.now();
+      const results = await runner.runOnPool(rows, this.pool);
+      job.runSeconds += (performance.now() - t0) / 1000;
+      job.passes++;
+      this.stats.scoreTokens += rows.reduce((n, r) => n + r.ids.length, 0);
+      pass.forEach((i, k) => (job.results[i] = results[k]!));
+      if (++job.next === job.plan.length) {
+        this.scoreJobs.shift();
+        this.sink.scored({ id: job.req.id, rows: job.results.map((r) => r!), passes: job.passes, runSeconds: job.runSeconds });
+      }
+    } catch (err) {
+      // a failed pass (a bad row, out of memory) fails its job, not the engine
+      if (this.scoreJobs[0] === job) this.scoreJobs.shift();
+      this.sink.failed(job.req.id, err);
+    } finally {
+      for (const slot of pinned) this.slotTable.unpin(slot);
+    }
+    return true;
   }
 
   // ---- planning ------------------------------------------------------------------------------------------------

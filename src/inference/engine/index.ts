@@ -17,12 +17,13 @@ import { ModelTokenizer, type ChatMessage } from '../tokenizer.js';
 import type { CoreOptions } from './core.js';
 import type { GraphSpec } from './graph-spec.js';
 import type { SessionSettings } from './ort-runner.js';
-import { deserializeError, type FromWorker, type ReadyInfo, type ToWorker, type WorkerInit } from './protocol.js';
+import { deserializeError, type FromWorker, type ReadyInfo, type ScoringSettings, type ToWorker, type WorkerInit } from './protocol.js';
 import { randomSeed } from './rng.js';
 import type { SamplingParams } from './sampling.js';
 import { loadServedModel } from './served-model.js';
 import { TokenTexts } from './token-bytes.js';
-import type { AdapterRef, EngineStats, FinishReason, GroupRequest, RowRequest, TokenEvent } from './types.js';
+import { checkScoreRow, encodeForScoring } from './scorer.js';
+import type { AdapterRef, EngineStats, FinishReason, GroupRequest, RowRequest, ScoreJobRequest, ScoreJobResult, TokenEvent } from './types.js';
 
 export type { ChatMessage, EngineStats, GraphSpec };
 
@@ -47,7 +48,11 @@ export interface ResolvedAdapter {
 export interface EngineSettings extends SessionSettings, CoreOptions {
   /** requests (rows) waiting beyond the running batch before new ones get 429 */
   maxQueue: number;
+  /** bounds of one scoring pass (default: 64 rows, 8192 tokens, 256 MiB of logits) */
+  scoring?: Partial<ScoringSettings>;
 }
+
+export const DEFAULT_SCORING: ScoringSettings = { maxBatch: 64, maxTokens: 8192, logitsBudgetBytes: 256 * 1024 ** 2 };
 
 export interface StartOptions extends EngineSettings {
   /** a built model directory (model.onnx + manifest.json + tokenizer files) */
@@ -155,6 +160,24 @@ export interface CompareResult {
   usage: Usage;
 }
 
+export interface ScoreRequest {
+  rows: Array<{
+    /** the base model's id or an adapter's name */
+    model: string;
+    /** the context: chat messages (rendered with the template and the assistant header), text (with BOS) or ids */
+    input: PromptInput;
+    /** the text scored after it, encoded on its own without special tokens */
+    continuation: string;
+  }>;
+}
+
+export interface ScoreResult {
+  rows: Array<{ logprobSum: number; tokens: number; promptTokens: number }>;
+  /** forward passes of the score graph, and seconds spent inside ONNX Runtime for them */
+  passes: number;
+  runSeconds: number;
+}
+
 export interface ServedModelInfo {
   id: string;
   /** the base model for adapters; null for the base model */
@@ -180,6 +203,7 @@ export class InferenceEngine {
   private worker!: Worker;
   private readonly pending = new Map<string, Pending>();
   private readonly statsCalls = new Map<number, (s: EngineStats) => void>();
+  private readonly scoring = new Map<string, { resolve: (r: ScoreJobResult) => void; reject: (err: Error) => void }>();
   private nextCall = 0;
   private inFlightRows = 0;
   /** moving average of request seconds, for the 429 retry hint */
@@ -219,6 +243,7 @@ export class InferenceEngine {
         prefillTokenBudget: options.prefillTokenBudget,
         kvChunk: options.kvChunk,
       },
+      scoring: { ...DEFAULT_SCORING, ...options.scoring },
     };
     const worker = startWorker(siblingModule(import.meta.url, 'worker'), { workerData: init });
     this.worker = worker;
@@ -260,6 +285,10 @@ export class InferenceEngine {
       this.inFlightRows -= p.request.rows.length;
       p.reject(new UnavailableError(`the inference worker stopped (exit code ${code}); retry the request`));
     }
+    for (const [id, p] of this.scoring) {
+      this.scoring.delete(id);
+      p.reject(new UnavailableError(`the inference worker stopped (exit code ${code}); retry the request`));
+    }
     const now = Date.now();
     this.restarts = this.restarts.filter((t) => now - t < 60_000);
     if (this.restarts.length >= 3) {
@@ -293,9 +322,19 @@ export class InferenceEngine {
         if (--p.open === 0) this.settle(event.id, null);
         break;
       }
-      case 'failed':
-        this.settle(message.id, deserializeError(message.error));
+      case 'failed': {
+        const scoring = this.scoring.get(message.id);
+        this.scoring.delete(message.id);
+        if (scoring) scoring.reject(deserializeError(message.error));
+        else this.settle(message.id, deserializeError(message.error));
         break;
+      }
+      case 'scored': {
+        const scoring = this.scoring.get(message.result.id);
+        this.scoring.delete(message.result.id);
+        scoring?.resolve(message.result);
+        break;
+      }
       case 'stats': {
         const resolve = this.statsCalls.get(message.call);
         this.statsCalls.delete(message.call);
@@ -380,6 +419,41 @@ export class InferenceEngine {
     };
   }
 
+  /**
+   * Teacher-forced scoring: for each row, Σ log p of `continuation`'s tokens given `input` under `model`, by the
+   * score graph in the worker, between generation steps. Rows on several models share passes. Used by evals.
+   */
+  async score(request: ScoreRequest, hooks: { signal?: AbortSignal } = {}): Promise<ScoreResult> {
+    const refs = new Map<string, AdapterRef | null>();
+    for (const row of request.rows) if (!refs.has(row.model)) refs.set(row.model, await this.resolveModel(row.model));
+    const rows = request.rows.map((row, i) => {
+      if (row.input.kind === 'ids') this.encode(row.input); // validates the ids
+      const encoded = encodeForScoring(this.tokenizer, row.input, row.continuation);
+      try {
+        checkScoreRow({ ...encoded, slot: 0 }, this.contextLength);
+      } catch (err) {
+        throw new InvalidInputError(`rows[${i}]: ${(err as Error).message}`);
+      }
+      return { ...encoded, adapter: refs.get(row.model)! };
+    });
+    if (hooks.signal?.aborted) throw new CancelledError('the scoring request was cancelled');
+    const job: ScoreJobRequest = { id: randomUUID(), rows };
+    const done = new Promise<ScoreJobResult>((resolve, reject) => this.scoring.set(job.id, { resolve, reject }));
+    const onAbort = () => this.post({ type: 'cancel', id: job.id });
+    hooks.signal?.addEventListener('abort', onAbort, { once: true });
+    this.post({ type: 'score', job });
+    try {
+      const result = await done;
+      return {
+        rows: result.rows.map((r, i) => ({ ...r, promptTokens: rows[i]!.targetStart })),
+        passes: result.passes,
+        runSeconds: result.runSeconds,
+      };
+    } finally {
+      hooks.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
   async stats(): Promise<EngineStats> {
     const call = this.nextCall++;
     return new Promise((resolve) => {
@@ -397,6 +471,10 @@ export class InferenceEngine {
     await closed;
     clearTimeout(timer);
     for (const id of [...this.pending.keys()]) this.settle(id, new CancelledError('the engine was closed'));
+    for (const [id, p] of this.scoring) {
+      this.scoring.delete(id);
+      p.reject(new CancelledError('the engine was closed'));
+    }
   }
 
   /** Token ids of a prompt: chat messages through the model's chat template, text with the tokenizer's specials. */

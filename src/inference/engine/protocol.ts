@@ -2,16 +2,27 @@
 import { LoraforgeError, RateLimitedError, type ErrorCode } from '../../errors.js';
 import type { CoreOptions } from './core.js';
 import type { SessionSettings } from './ort-runner.js';
-import type { EngineStats, FinishEvent, GroupRequest, SerializedError, TokenEvent } from './types.js';
+import type { EngineStats, FinishEvent, GroupRequest, ScoreJobRequest, ScoreJobResult, SerializedError, TokenEvent } from './types.js';
 
 export interface WorkerInit {
   modelDir: string;
   session: SessionSettings;
   core: CoreOptions;
+  scoring: ScoringSettings;
+}
+
+/** Bounds of one scoring pass (see scorer.ts). */
+export interface ScoringSettings {
+  maxBatch: number;
+  /** rows × padded length */
+  maxTokens: number;
+  /** memory for the score graph's internal [tokens, vocab] logits; lowers maxTokens for large vocabularies */
+  logitsBudgetBytes: number;
 }
 
 export type ToWorker =
   | { type: 'submit'; request: GroupRequest }
+  | { type: 'score'; job: ScoreJobRequest }
   | { type: 'cancel'; id: string }
   | { type: 'stats'; call: number }
   | { type: 'shutdown' };
@@ -26,6 +37,7 @@ export type FromWorker =
   | { type: 'ready'; info: ReadyInfo }
   | { type: 'tokens'; events: TokenEvent[] }
   | { type: 'finished'; event: FinishEvent }
+  | { type: 'scored'; result: ScoreJobResult }
   | { type: 'failed'; id: string; error: SerializedError }
   | { type: 'stats'; call: number; stats: EngineStats }
   | { type: 'fatal'; error: SerializedError }

@@ -34,6 +34,21 @@ export interface GroupRequest {
   ignoreEos: boolean;
 }
 
+/** Teacher-forced scoring: each row's continuation (ids from targetStart on) scored given what precedes it. */
+export interface ScoreJobRequest {
+  id: string;
+  rows: Array<{ ids: number[]; targetStart: number; adapter: AdapterRef | null }>;
+}
+
+export interface ScoreJobResult {
+  id: string;
+  /** per row: Σ log p of the scored tokens (nats) and their count */
+  rows: Array<{ logprobSum: number; tokens: number }>;
+  /** forward passes run, and seconds spent inside ONNX Runtime for them */
+  passes: number;
+  runSeconds: number;
+}
+
 export type FinishReason = 'stop' | 'length' | 'cancelled';
 
 export interface TokenEvent {
@@ -67,7 +82,9 @@ export interface EngineStats {
   steps: number;
   prefillTokens: number;
   decodeTokens: number;
-  /** seconds inside ONNX Runtime, and of whole steps (runs plus feeds, KV scatter, sampling, detokenizing) */
+  /** tokens run through the score graph (padding excluded) */
+  scoreTokens: number;
+  /** seconds inside ONNX Runtime, and of whole generate steps (runs plus feeds, KV scatter, sampling, detokenizing) */
   runSeconds: number;
   stepSeconds: number;
 }

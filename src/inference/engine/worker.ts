@@ -4,10 +4,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { readAdapter } from '../../formats/peft.js';
 import { checkManifest } from '../builder/manifest.js';
 import { ModelTokenizer } from '../tokenizer.js';
-import { EngineCore, type CoreSink } from './core.js';
+import { EngineCore, type CoreSink, type ScoringSetup } from './core.js';
 import { loadServedModel } from './served-model.js';
 import { prepareAdapter } from './lora-pool.js';
 import { openSession, OrtRunner } from './ort-runner.js';
+import { openScoreRunner, tokensForLogitBudget, type ScoreRunner } from './scorer.js';
 import { serializeError, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 const port = parentPort!;
@@ -24,7 +25,18 @@ async function main(): Promise<void> {
     tokens: (events) => send({ type: 'tokens', events }),
     finished: (event) => send({ type: 'finished', event }),
     failed: (id, error) => send({ type: 'failed', id, error: serializeError(error) }),
+    scored: (result) => send({ type: 'scored', result }),
   };
+  let scoreRunner: ScoreRunner | null = null;
+  const scoring: ScoringSetup | null = model.manifest.graphs.score
+    ? {
+        open: async () => (scoreRunner = await openScoreRunner(init.modelDir, model.manifest, init.session)),
+        limits: {
+          maxBatch: init.scoring.maxBatch,
+          maxTokens: Math.min(init.scoring.maxTokens, tokensForLogitBudget(model.spec.vocabSize, init.scoring.logitsBudgetBytes)),
+        },
+      }
+    : null;
   const { spec } = model;
   const core = new EngineCore(
     spec,
@@ -33,11 +45,15 @@ async function main(): Promise<void> {
     async (ref) => prepareAdapter(await readAdapter(ref.dir), spec.sites, { maxRank: spec.maxRank, targets: spec.targets }, ref.label),
     sink,
     init.core,
+    scoring,
   );
   port.on('message', (message: ToWorker) => {
     switch (message.type) {
       case 'submit':
         core.submit(message.request);
+        break;
+      case 'score':
+        core.submitScore(message.job);
         break;
       case 'cancel':
         core.cancel(message.id);
@@ -48,7 +64,7 @@ async function main(): Promise<void> {
       case 'shutdown':
         void core
           .stop()
-          .then(() => runner.release())
+          .then(() => Promise.all([runner.release(), scoreRunner?.release()]))
           .finally(() => {
             send({ type: 'closed' });
             port.close();

@@ -44,8 +44,11 @@ export function systemRoutes(deps: RouteDeps): Router {
     res.send(await deps.metrics.registry.metrics());
   });
 
+  // built on first request, when every domain has registered its routes
+  let document: Record<string, unknown> | undefined;
   router.get('/openapi.json', (_req, res) => {
-    res.json(deps.openapi.document());
+    document ??= deps.openapi.document();
+    res.json(document);
   });
 
   return router;

@@ -1,0 +1,55 @@
+// The report of an eval as the API returns it and the client reads it: zod schemas (documented in /openapi.json)
+// and their inferred types.
+import { z } from 'zod';
+
+export const EVAL_MODEL_KINDS = ['base', 'adapter', 'merge'] as const;
+export type EvalModelKind = (typeof EVAL_MODEL_KINDS)[number];
+
+export const CategoryScoreSchema = z.object({
+  items: z.number().int(),
+  tokens: z.number().int(),
+  meanNll: z.number().meta({ description: 'mean over items of the mean negative log-likelihood per reference token (nats)' }),
+  perplexity: z.number(),
+  passRate: z.number().nullable().meta({ description: 'share of items whose generated answer passed its checks; null when not checked' }),
+  retention: z
+    .number()
+    .nullable()
+    .meta({ description: '(ppl_base − ppl_model) / (ppl_base − ppl_expert); 1 keeps the skill, 0 lost it; null when undefined (see note)' }),
+  note: z.string().optional(),
+});
+export type CategoryScore = z.infer<typeof CategoryScoreSchema>;
+
+export const OverallScoreSchema = z.object({
+  meanNll: z.number(),
+  perplexity: z.number(),
+  passRate: z.number().nullable(),
+  worstRetention: z.number().nullable(),
+  meanRetention: z.number().nullable(),
+  retainedCategories: z.number().int().meta({ description: 'categories where retention is defined' }),
+});
+
+export const ModelReportSchema = z.object({
+  model: z.string(),
+  kind: z.enum(EVAL_MODEL_KINDS),
+  category: z.string().optional(),
+  categories: z.record(z.string(), CategoryScoreSchema),
+  overall: OverallScoreSchema,
+});
+export type ModelReport = z.infer<typeof ModelReportSchema>;
+
+export const ExpertInfoSchema = z.object({ model: z.string().nullable(), note: z.string().nullable() });
+export type ExpertInfo = z.infer<typeof ExpertInfoSchema>;
+
+export const EvalReportSchema = z.object({
+  baseModel: z.string(),
+  format: z.enum(['chat', 'raw']),
+  checks: z.boolean(),
+  categories: z.array(z.string()),
+  experts: z.record(z.string(), ExpertInfoSchema),
+  items: z.array(z.object({ id: z.string(), category: z.string() })),
+  models: z.array(ModelReportSchema),
+  /** per model, each item's mean NLL, aligned with `items` */
+  itemNll: z.record(z.string(), z.array(z.number())),
+  timings: z.object({ scoreSeconds: z.number(), generateSeconds: z.number(), tokensScored: z.number().int() }),
+});
+export type EvalReport = z.infer<typeof EvalReportSchema>;

@@ -1,0 +1,35 @@
+// What the registry records about an adapter dir, read by formats' inspectAdapter (config + safetensors header,
+// no tensor data). A bad adapter is refused here with formats' own message.
+import { inspectAdapter } from '../formats/peft.js';
+import type { ModuleShapes } from './types.js';
+
+export interface AdapterFacts {
+  baseModel: string | null;
+  rank: number;
+  alpha: number;
+  targetModules: string[];
+  dtype: string;
+  modules: number;
+  parameters: number;
+  bytes: number;
+  moduleShapes: ModuleShapes;
+}
+
+export async function describeAdapter(dir: string): Promise<AdapterFacts> {
+  const summary = await inspectAdapter(dir);
+  const moduleShapes: ModuleShapes = {};
+  for (const m of summary.modules) {
+    moduleShapes[m.name] = { kind: m.kind, inFeatures: m.inFeatures, outFeatures: m.outFeatures, rank: m.rank };
+  }
+  return {
+    baseModel: summary.config.baseModel,
+    rank: Math.max(...summary.ranks),
+    alpha: summary.config.loraAlpha,
+    targetModules: summary.targets,
+    dtype: summary.dtype,
+    modules: summary.modules.length,
+    parameters: summary.parameters,
+    bytes: summary.bytes,
+    moduleShapes,
+  };
+}

@@ -1,0 +1,66 @@
+// The CLI against a running service: the real `loraforge` process (from sources, through tsx) talking to the API.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeTestAdapter } from '../helpers/adapters.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const run = promisify(execFile);
+let svc: TestService;
+let work: string;
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), ...args, '--server', svc.url], {
+      cwd: root,
+      env: { ...process.env, LORAFORGE_LOG_LEVEL: 'warn' },
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'lf-cli-'));
+  await writeTestAdapter(path.join(work, 'code'), { hidden: 32, kv: 16, layers: 2, rank: 4 }, 31);
+  await writeTestAdapter(path.join(work, 'linux'), { hidden: 32, kv: 16, layers: 2, rank: 4 }, 32);
+  svc = await startTestService({ name: 'cli' });
+});
+
+afterAll(async () => {
+  await svc?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('loraforge adapters / merge --server', () => {
+  it('registers, lists, merges on the server, and removes', async () => {
+    expect((await cli('adapters', 'register', path.join(work, 'code'), '--name', 'code', '--category', 'code')).stdout).toMatch(/^created: code \(rank 4/);
+    expect((await cli('adapters', 'register', path.join(work, 'linux'), '--name', 'linux-commands')).code).toBe(0);
+    const list = await cli('adapters', 'list');
+    expect(list.stdout).toMatch(/^NAME\s+BASE MODEL/);
+    expect(list.stdout).toMatch(/linux-commands\s+test\/llama-tiny\s+4/);
+
+    const merged = await cli('merge', '--method', 'linear', '--weights', '0.5,0.5', 'code', 'linux-commands', '--name', 'code-linux', '--json');
+    expect(merged.code).toBe(0);
+    expect(JSON.parse(merged.stdout)).toMatchObject({ state: 'completed', result: { name: 'code-linux' } });
+    expect((await svc.registry.get('code-linux')).inputs?.map((i) => i.name)).toEqual(['code', 'linux-commands']);
+
+    const refused = await cli('adapters', 'rm', 'code');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^loraforge: "code" is an input of the registered merge code-linux/);
+    expect((await cli('adapters', 'rm', 'code-linux')).stdout).toBe('removed code-linux\n');
+    expect((await cli('adapters', 'rm', 'code')).code).toBe(0);
+
+    const unknown = await cli('merges', 'create', 'nope', '--method', 'linear');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown adapter "nope"/);
+  }, 240_000);
+});
