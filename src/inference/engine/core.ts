@@ -301,9 +301,12 @@ export class EngineCore {
       this.waiting.splice(i, 1);
       this.place(group);
     }
-    // adapters read for requests that were cancelled meanwhile
+    // adapters read for requests that were cancelled meanwhile (scoring jobs keep theirs)
     for (const key of this.prepared.keys()) {
-      if (!this.waiting.some((g) => g.req.rows.some((r) => r.adapter?.key === key))) this.prepared.delete(key);
+      const needed =
+        this.waiting.some((g) => g.req.rows.some((r) => r.adapter?.key === key)) ||
+        this.scoreJobs.some((j) => j.req.rows.some((r) => r.adapter?.key === key));
+      if (!needed) this.prepared.delete(key);
     }
   }
 
