@@ -5,6 +5,7 @@ import { buildModelCommand } from './commands/build-model.js';
 import { foldCommand } from './commands/fold.js';
 import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
+import { leaderboardCommand } from './commands/leaderboard.js';
 import { makeDemoModelCommand } from './commands/make-demo-model.js';
 import { mergeCommand } from './commands/merge.js';
 import { mergesCommand } from './commands/merges.js';
@@ -24,6 +25,7 @@ const modules: CommandModule[] = [
   mergeCommand,
   inspectCommand,
   foldCommand,
+  leaderboardCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);

@@ -129,7 +129,7 @@ export const ConfigSchema = z.object({
       /** bootstrap rounds for the 95% intervals (0: no intervals) and the seed that makes them reproducible */
       bootstrapRounds: z.coerce.number().int().min(0).max(10_000).default(200),
       bootstrapSeed: z.coerce.number().int().default(0),
-      /** ratings are shifted so this adapter sits at `rating`; without one (or when it has no votes), the mean does */
+      /** ratings are shifted so this adapter sits at `rating`; without one (or when it has no votes), the table's mean does */
       anchor: z
         .object({ adapter: z.string().min(1).optional(), rating: z.coerce.number().default(1000) })
         .prefault({}),
