@@ -9,8 +9,10 @@ import type { Redis } from 'ioredis';
 import { Arena } from './arena/arena.js';
 import { ArenaStore } from './arena/store.js';
 import type { AnswerGenerator, ArenaAdapterSource } from './arena/types.js';
+import { LoraforgeBot } from './bot/bot.js';
+import { LoraforgeClient } from './client/index.js';
 import type { Config } from './config/index.js';
-import { UnavailableError } from './errors.js';
+import { InvalidInputError, UnavailableError } from './errors.js';
 import { DEMO_SKILLS, makeDemoModel } from './inference/demo.js';
 import { InferenceEngine, type AdapterResolver, type ResolvedAdapter } from './inference/engine/index.js';
 import { prepareModel } from './inference/prepare.js';
@@ -218,10 +220,11 @@ export async function startService(
   return { api, registry, merges, engine };
 }
 
-/** Everything in one process (`loraforge all`, `npm start`): the API, the engine, a merge worker, and later the bot. */
+/** Everything in one process (`loraforge all`, `npm start`): the API, the engine, a merge worker, and the bot when configured. */
 export async function startAll(rt: Runtime): Promise<{ api: RunningApi; engine: InferenceEngine | undefined }> {
   const { api, registry, engine } = await startService(rt);
   await startWorker(rt, registry);
+  if (rt.config.bot.token) await startBot(rt, api.url);
   return { api, engine };
 }
 
@@ -260,4 +263,25 @@ export function openArena(rt: Runtime, parts: { adapters: ArenaAdapterSource; en
     options: rt.config.arena,
     log: rt.log.child({ part: 'arena' }),
   });
+}
+
+/** The Discord bot, talking to the API at `apiUrl` (default: the configured one); needs DISCORD_TOKEN. */
+export async function startBot(rt: Runtime, apiUrl = rt.config.bot.apiUrl): Promise<LoraforgeBot> {
+  const c = rt.config.bot;
+  if (!c.token) throw new InvalidInputError('set DISCORD_TOKEN to the bot token (Developer Portal → your application → Bot → Reset Token)');
+  const api = new LoraforgeClient({ baseUrl: apiUrl, token: c.apiToken ?? rt.config.server.authToken, timeoutMs: 30_000 });
+  const bot = new LoraforgeBot({
+    token: c.token,
+    api,
+    redis: rt.redis,
+    redisPrefix: rt.config.redis.prefix,
+    log: rt.log,
+    settings: { operatorRole: c.operatorRole, editIntervalMs: c.editIntervalMs },
+    adapterRefreshMs: c.adapterRefreshSeconds * 1000,
+    maxUploadBytes: c.maxUploadBytes,
+    heartbeatFile: c.heartbeatFile,
+  });
+  await bot.start();
+  rt.lifecycle.add('discord bot', () => bot.stop());
+  return bot;
 }

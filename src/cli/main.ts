@@ -1,14 +1,17 @@
 // Entry point of the `loraforge` command.
 import { adaptersCommand } from './commands/adapters.js';
 import { allCommand } from './commands/all.js';
+import { botCommand } from './commands/bot.js';
 import { buildModelCommand } from './commands/build-model.js';
 import { foldCommand } from './commands/fold.js';
 import { generateCommand } from './commands/generate.js';
+import { healthcheckCommand } from './commands/healthcheck.js';
 import { inspectCommand } from './commands/inspect.js';
 import { leaderboardCommand } from './commands/leaderboard.js';
 import { makeDemoModelCommand } from './commands/make-demo-model.js';
 import { mergeCommand } from './commands/merge.js';
 import { mergesCommand } from './commands/merges.js';
+import { registerCommandsCommand } from './commands/register-commands.js';
 import { serveCommand } from './commands/serve.js';
 import { workerCommand } from './commands/worker.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
@@ -25,6 +28,9 @@ const modules: CommandModule[] = [
   mergeCommand,
   inspectCommand,
   foldCommand,
+  botCommand,
+  registerCommandsCommand,
+  healthcheckCommand,
   leaderboardCommand,
 ];
 

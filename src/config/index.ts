@@ -2,6 +2,7 @@
 // the file named by LORAFORGE_CONFIG, environment variables (table below), then explicit overrides from the CLI.
 // Each process reads it once in its composition root and passes the parts down.
 import { readFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -115,7 +116,16 @@ export const ConfigSchema = z.object({
       operatorRole: z.string().optional(),
       /** the API the bot talks to */
       apiUrl: z.string().default('http://127.0.0.1:8080'),
+      /** bearer token for the API; defaults to server.authToken (LORAFORGE_API_TOKEN) */
       apiToken: z.string().optional(),
+      /** least time between two edits of one Discord message (streamed answers, merge progress) */
+      editIntervalMs: z.coerce.number().int().min(500).default(1500),
+      /** how often adapter-name autocomplete re-reads the registry */
+      adapterRefreshSeconds: z.coerce.number().positive().default(30),
+      /** largest adapter archive accepted as a Discord attachment */
+      maxUploadBytes: z.coerce.number().int().positive().default(25 * 1024 * 1024),
+      /** rewritten every 30 s while connected to Discord; `loraforge healthcheck bot` reads its age */
+      heartbeatFile: z.string().default(path.join(os.tmpdir(), 'loraforge-bot.heartbeat')),
     })
     .prefault({}),
   arena: z
