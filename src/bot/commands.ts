@@ -38,11 +38,14 @@ function mergeMethodSubcommand(method: MergeMethodName) {
     const knobs = METHOD_OPTIONS[method];
     s.setName(method)
       .setDescription(METHOD_HELP[method])
-      .addStringOption((o) => o.setName('weights').setDescription('One weight per adapter, in order, e.g. 1,1,1,1').setRequired(true).setMaxLength(400))
-      .addStringOption((o) =>
-        o.setName('adapters').setDescription('Adapters to merge, comma separated (default: all registered, oldest first)').setAutocomplete(true).setMaxLength(1000),
-      );
-    if (knobs.density) s.addNumberOption((o) => o.setName('density').setDescription('Fraction of each update to keep, in (0, 1], e.g. 0.2').setMinValue(0).setMaxValue(1));
+      .addStringOption((o) => o.setName('weights').setDescription('One weight per adapter, in order, e.g. 1,1,1,1').setRequired(true).setMaxLength(400));
+    // the pruning methods have no sensible default density: Discord asks for it
+    if (knobs.density) {
+      s.addNumberOption((o) => o.setName('density').setDescription('Fraction of each update to keep, in (0, 1], e.g. 0.2').setRequired(true).setMinValue(0).setMaxValue(1));
+    }
+    s.addStringOption((o) =>
+      o.setName('adapters').setDescription('Adapters to merge, comma separated (default: all registered, oldest first)').setAutocomplete(true).setMaxLength(1000),
+    );
     if (knobs.rank) s.addIntegerOption((o) => o.setName('rank').setDescription('Rank of the merged adapter (default: the inputs’ total, capped)').setMinValue(1).setMaxValue(1024));
     if (knobs.seed) s.addIntegerOption((o) => o.setName('seed').setDescription('Seed of the random drop (same seed, same merge)').setMinValue(0).setMaxValue(2 ** 31 - 1));
     s.addStringOption((o) => o.setName('name').setDescription('Register the result under this name (default: method and recipe hash)').setMaxLength(64));

@@ -52,8 +52,8 @@ export async function streamAnswer(
     }
     // the API knows the model is unknown; the list of models says which names are close
     if (err instanceof NotFoundError) {
-      const known = (await api.inference.models().catch(() => [])).map((m) => m.id);
-      if (!known.includes(body.model)) throw new NotFoundError(unknownAdapterMessage(body.model, known));
+      const known = (await api.inference.models().catch(() => null))?.map((m) => m.id);
+      if (known && !known.includes(body.model)) throw new NotFoundError(unknownAdapterMessage(body.model, known));
     }
     throw err;
   }

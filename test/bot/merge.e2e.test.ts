@@ -7,7 +7,6 @@ import { create as createTar } from 'tar';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { writeTestAdapter } from '../helpers/adapters.js';
 import { startTestService, type TestService } from '../helpers/service.js';
-import type { FakeMessage } from '../fake-discord/index.js';
 import { createWorld, type World } from './world.js';
 
 // big enough that a TIES merge of four takes a few seconds here: there is progress to show
@@ -86,14 +85,14 @@ describe('bot: adapters and merges against the real API and worker', () => {
 
   it('refuses a member without the operator role, privately, and says what to do', async () => {
     const { fake, bob } = world;
-    const denied = fake.command(bob, 'merge ties', { weights: '1,1,1,1' });
+    const denied = fake.command(bob, 'merge ties', { weights: '1,1,1,1', density: 0.2 });
     expect((await denied.privately()).content).toBe('🔒 You need the **ml-ops** role to merge adapters. Ask a server admin to give it to you; asking, chatting and voting are open to everyone.');
     expect(fake.messagesIn(fake.channelId).filter((m) => m.content.startsWith('Merge started'))).toEqual([]);
   });
 
   it('refuses bad options with the fix: weight count, density, unknown adapter, a file that is no archive', async () => {
     const { fake, alice } = world;
-    const weights = fake.command(alice, 'merge ties', { weights: '1,1,1' });
+    const weights = fake.command(alice, 'merge ties', { weights: '1,1,1', density: 0.2 });
     expect((await weights.privately()).content).toBe(
       '⚠️ 3 weights for 4 adapters (code, linux-commands, python-automation, troubleshooting): give one weight per adapter, e.g. `weights:1,1,1,1`.',
     );
@@ -109,16 +108,18 @@ describe('bot: adapters and merges against the real API and worker', () => {
     expect((await show.privately()).content).toMatch(/^⚠️ .*nope/);
   });
 
-  let merged: FakeMessage;
+  let mergedName = '';
 
-  it('/merge ties weights:1,1,1,1 shows queued, a progress bar edited at most every 1.5 s, then the result', async () => {
+  it('/merge ties weights:1,1,1,1 density:0.2 merges the registered adapters: queued, a progress bar edited at most every 1.5 s, the result', async () => {
     const { fake, alice } = world;
-    const interaction = fake.command(alice, 'merge ties', { weights: '1,1,1,1', density: 0.2, name: 'all-skills' });
+    // Discord's client asks for density: the pruning methods have no default
+    expect(() => fake.command(alice, 'merge ties', { weights: '1,1,1,1' })).toThrow(/required option density is missing/);
+    const interaction = fake.command(alice, 'merge ties', { weights: '1,1,1,1', density: 0.2 });
     const ack = await interaction.reply((m) => m.content.startsWith('Queued'), 'the queued note');
     expect(interaction.ephemeral).toBe(true);
     expect(ack.content).toMatch(/^Queued as job `merge-[0-9a-f]+`; progress: https:\/\/discord\.com\/channels\//);
-    merged = await fake.waitFor(
-      () => fake.messagesIn(fake.channelId).find((m) => m.content === `Merge started by <@${alice.user.id}>` && m.embeds[0]?.title?.startsWith('✅')),
+    const merged = await fake.waitFor(
+      () => fake.messagesIn(fake.channelId).find((m) => m.content === `Merge started by <@${alice.user.id}>` && m.embeds[0]?.title?.startsWith('✅ ties merge')),
       'the merge to finish',
       { timeoutMs: 120_000 },
     );
@@ -127,9 +128,8 @@ describe('bot: adapters and merges against the real API and worker', () => {
     expect(states[0]).toMatch(/^(⏳ Queued|⚙️ Starting)/);
     expect(states.some((d) => /^▰*▱* \d+%\n/.test(d))).toBe(true);
     const embed = merged.embeds[0]!;
-    expect(embed.title).toBe('✅ ties merge → all-skills');
+    mergedName = /^✅ ties merge → (ties-[0-9a-f]{8})$/.exec(embed.title!)![1]!;
     expect(embed.fields?.find((f) => f.name === 'Inputs × weights')?.value).toBe(SKILLS.map((s) => `\`${s}\` × 1`).join('\n'));
-    expect(embed.fields?.find((f) => f.name === 'Options')?.value).toContain('density=0.2');
     expect(embed.fields?.find((f) => f.name === 'What the merge kept')?.value).toMatch(/error vs exact weighted sum: \*\*[\d.]+%\*\*/);
     expect(embed.fields?.find((f) => f.name === 'Time')).toBeDefined();
     const buttons = merged.components.flatMap((row) => row.components).map((c) => ('custom_id' in c ? c.custom_id : ''));
@@ -147,10 +147,13 @@ describe('bot: adapters and merges against the real API and worker', () => {
   it('/merge status shows the job, and the merge is registered with its recipe', async () => {
     const { fake, bob } = world;
     const status = await fake.command(bob, 'merge status').reply();
-    expect(status.content).toMatch(/`merge-[0-9a-f]+` · ties → `all-skills` · \*\*completed\*\*/);
-    const show = await fake.command(bob, 'adapter show', { name: 'all-skills' }).reply((m) => m.embeds.length > 0);
+    expect(status.content).toContain(`· ties → \`${mergedName}\` · **completed**`);
+    const show = await fake.command(bob, 'adapter show', { name: mergedName }).reply((m) => m.embeds.length > 0);
     expect(show.embeds[0]!.fields?.find((f) => f.name === 'Recipe: ties')?.value).toContain('`code` × 1');
     expect(show.embeds[0]!.fields?.find((f) => f.name === 'Diagnostics')?.value).toMatch(/error vs exact weighted sum/);
+    // the same recipe again is the same job: the bot points at it instead of starting another
+    const again = fake.command(world.alice, 'merge ties', { weights: '1,1,1,1', density: 0.2 });
+    expect((await again.reply((m) => m.content.length > 0)).content).toMatch(/^The same recipe was already queued or merged as job `merge-[0-9a-f]+`; progress: /);
   });
 
   it('a merge goes on showing progress through a bot restart and a 429 storm on its edits', async () => {
@@ -191,7 +194,7 @@ describe('bot: the API down', () => {
     try {
       const list = world.fake.command(world.bob, 'adapter list');
       expect((await list.privately()).content).toMatch(/^🔌 The loraforge server is down: cannot reach the loraforge API at http:\/\/127\.0\.0\.1:9 /);
-      const merge = world.fake.command(world.alice, 'merge ties', { weights: '1,1' });
+      const merge = world.fake.command(world.alice, 'merge linear', { weights: '1,1' });
       expect((await merge.privately()).content).toMatch(/^🔌 The loraforge server is down/);
       expect(world.fake.violations).toEqual([]);
     } finally {

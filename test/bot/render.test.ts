@@ -137,8 +137,10 @@ describe('command definitions', () => {
     const subs = new Map((merge.options ?? []).map((o) => [o.name, ('options' in o ? (o.options ?? []) : []).map((x) => x.name)]));
     expect([...subs.keys()]).toEqual([...MERGE_METHODS, 'status', 'cancel']);
     expect(subs.get('linear')).toEqual(['weights', 'adapters', 'name', 'space']);
-    expect(subs.get('ties')).toEqual(['weights', 'adapters', 'density', 'rank', 'name', 'space']);
-    expect(subs.get('dare_ties')).toEqual(['weights', 'adapters', 'density', 'rank', 'seed', 'name', 'space']);
+    expect(subs.get('ties')).toEqual(['weights', 'density', 'adapters', 'rank', 'name', 'space']);
+    expect(subs.get('dare_ties')).toEqual(['weights', 'density', 'adapters', 'rank', 'seed', 'name', 'space']);
+    const density = merge.options?.find((o) => o.name === 'ties');
+    expect(density && 'options' in density ? density.options?.find((o) => o.name === 'density')?.required : undefined).toBe(true);
   });
 
   it('deploys to a guild or globally with one bulk overwrite, as Discord accepts them', async () => {

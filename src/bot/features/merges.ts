@@ -108,7 +108,7 @@ export function mergeFeature(ctx: BotContext, reveals: BattleReveals): Feature {
     }
     const ids = ctx.merges.recent.slice(0, 10);
     if (ids.length === 0) {
-      await i.editReply('No merges were started from Discord yet. Start one with `/merge ties weights:1,1` (one weight per adapter).');
+      await i.editReply('No merges were started from Discord yet. Start one with `/merge linear weights:1,1,1,1` (one weight per adapter).');
       return;
     }
     const statuses = await Promise.all(ids.map((id) => ctx.api.merges.get(id).catch(() => null)));
