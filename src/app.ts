@@ -9,6 +9,8 @@ import { ArenaStore } from './arena/store.js';
 import type { AnswerGenerator, ArenaAdapterSource } from './arena/types.js';
 import type { Config } from './config/index.js';
 import { UnavailableError } from './errors.js';
+import { EvalService } from './eval/service.js';
+import { startEvalWorker } from './eval/worker.js';
 import type { InferenceEngine } from './inference/engine/index.js';
 import { MergeService } from './queue/merges.js';
 import { startMergeWorker as startBullWorker, type RunningWorker } from './queue/worker.js';
@@ -188,4 +190,36 @@ export function openArena(rt: Runtime, parts: { adapters: ArenaAdapterSource; en
     options: rt.config.arena,
     log: rt.log.child({ part: 'arena' }),
   });
+}
+
+/** The scoring-pass bounds of the engine (EngineSettings.scoring) from the eval settings. */
+export function scoringSettings(config: Config): { maxBatch: number; maxTokens: number; logitsBudgetBytes: number } {
+  const e = config.eval;
+  return { maxBatch: e.scoreMaxBatch, maxTokens: e.scoreMaxTokens, logitsBudgetBytes: e.scoreLogitsMiB * 1024 ** 2 };
+}
+
+/**
+ * Evals and sweeps (docs/eval.md) where the engine runs: the job service the API mounts (pass it as `evals` to
+ * startApi, and its queue to `adminQueues`) and the worker that runs the jobs beside the engine, because scoring
+ * needs the model. Sweeps queue their merges on `merges`, run by the merge workers.
+ */
+export async function startEvals(rt: Runtime, parts: { engine: InferenceEngine; registry: Registry; merges: MergeService }): Promise<EvalService> {
+  const common = { redisUrl: rt.config.redis.url, redisPrefix: rt.config.redis.prefix, redis: rt.redis, registry: parts.registry };
+  const evals = await EvalService.create({
+    ...common,
+    log: rt.log.child({ part: 'evals' }),
+    suitesDir: rt.config.eval.suitesDir,
+    attempts: rt.config.eval.attempts,
+  });
+  rt.lifecycle.add('eval queue', () => evals.close());
+  const worker = await startEvalWorker({
+    ...common,
+    merges: parts.merges,
+    engine: parts.engine,
+    log: rt.log,
+    lockMs: rt.config.eval.lockSeconds * 1000,
+    mergesAhead: rt.config.eval.mergesAhead,
+  });
+  rt.lifecycle.add('eval worker', () => worker.close());
+  return evals;
 }

@@ -2,6 +2,7 @@
 import { adaptersCommand } from './commands/adapters.js';
 import { allCommand } from './commands/all.js';
 import { buildModelCommand } from './commands/build-model.js';
+import { evalCommand } from './commands/eval.js';
 import { foldCommand } from './commands/fold.js';
 import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
@@ -9,6 +10,7 @@ import { makeDemoModelCommand } from './commands/make-demo-model.js';
 import { mergeCommand } from './commands/merge.js';
 import { mergesCommand } from './commands/merges.js';
 import { serveCommand } from './commands/serve.js';
+import { sweepCommand } from './commands/sweep.js';
 import { workerCommand } from './commands/worker.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
@@ -24,6 +26,8 @@ const modules: CommandModule[] = [
   mergeCommand,
   inspectCommand,
   foldCommand,
+  evalCommand,
+  sweepCommand,
 ];
 
 const code = await runProgram(buildProgram(modules), process.argv);
