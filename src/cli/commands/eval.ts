@@ -41,6 +41,16 @@ export function progressLine(event: JobStreamEvent<unknown>): string | undefined
 }
 
 const fmt = (v: number | null | undefined, digits = 2) => (v === null || v === undefined ? 'n/a' : v.toFixed(digits));
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** Perplexity in at most 6 characters: 4.73, 12.5, 873, 3.41e5 (a random model's are huge). */
+export function formatPerplexity(p: number): string {
+  if (p < 10) return p.toFixed(2);
+  if (p < 100) return p.toFixed(1);
+  if (p < 10_000) return p.toFixed(0);
+  const [mantissa, exponent] = p.toExponential(2).split('e');
+  return `${mantissa}e${Number(exponent)}`;
+}
 
 /** Per model one row; per category perplexity and retention (and the pass rate when checks ran). */
 export function formatEvalReport(report: EvalReport): string {
@@ -51,7 +61,7 @@ export function formatEvalReport(report: EvalReport): string {
     ...report.categories.map((c) => {
       const s = m.categories[c]!;
       const pass = s.passRate === null ? '' : ` ${Math.round(s.passRate * 100)}%`;
-      return `${s.perplexity.toFixed(1)} (${fmt(s.retention)})${pass}`;
+      return `${formatPerplexity(s.perplexity)} (${fmt(s.retention)})${pass}`;
     }),
     fmt(m.overall.worstRetention),
     fmt(m.overall.meanRetention),
@@ -70,7 +80,7 @@ export function formatEvalReport(report: EvalReport): string {
 }
 
 function describe(status: EvalStatus): string {
-  const head = `${status.id} ${status.state}: ${status.items} items, ${status.models.length} models${status.suites.length ? ` (${status.suites.join(', ')})` : ''}`;
+  const head = `${status.id} ${status.state}: ${plural(status.items, 'item')}, ${plural(status.models.length, 'model')}${status.suites.length ? ` (${status.suites.join(', ')})` : ''}`;
   if (status.error) return `${head}\n  ${status.error.code}: ${status.error.message}\n`;
   if (status.report) return `${head}\n${formatEvalReport(status.report)}`;
   return `${head}\n`;
