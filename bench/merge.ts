@@ -107,10 +107,18 @@ const CASES: Case[] = [
 /** Child: one merge, timed from reading to written, then its peak RSS. */
 async function child(dirs: string[], out: string, options: Record<string, unknown>): Promise<void> {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const report = await mergeToDirectory(dirs, out, options);
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   process.stdout.write(
-    JSON.stringify({ seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, perModule: report.timings.secondsPerModule, relError: report.diagnostics.overall.relError }),
+    JSON.stringify({
+      seconds,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      maxRssMiB: process.resourceUsage().maxRSS / 1024,
+      perModule: report.timings.secondsPerModule,
+      relError: report.diagnostics.overall.relError,
+    }),
   );
 }
 
@@ -172,7 +180,7 @@ async function main(): Promise<void> {
     const self = fileURLToPath(import.meta.url);
     const rows: string[][] = [];
     for (const c of CASES) {
-      const results: { seconds: number; maxRssMiB: number; perModule: number; relError: number | null }[] = [];
+      const results: { seconds: number; cpuSeconds: number; maxRssMiB: number; perModule: number; relError: number | null }[] = [];
       for (let run = 0; run < c.runs; run++) {
         const out = path.join(tmp, `out-${rows.length}-${run}`);
         const stdout = execFileSync(process.execPath, ['--import', 'tsx', self, '--child', JSON.stringify({ dirs, out, options: c.options })], {
@@ -187,6 +195,7 @@ async function main(): Promise<void> {
       const row = [
         c.label,
         seconds.toFixed(2),
+        median(results.map((r) => r.cpuSeconds)).toFixed(2),
         String(c.runs),
         Math.max(...results.map((r) => r.maxRssMiB)).toFixed(0),
         (naiveTotal / seconds).toFixed(0),
@@ -196,8 +205,11 @@ async function main(): Promise<void> {
       rows.push(row);
       console.log(`  ${row.join('  ')}`);
     }
-    console.log('\nmethod / space                   wall s (median)  runs  peak RSS MiB  × faster than naive  s/module  relError vs ΔW*');
-    for (const r of rows) console.log(`${r[0]!.padEnd(34)}${r[1]!.padStart(12)}${r[2]!.padStart(6)}${r[3]!.padStart(14)}${r[4]!.padStart(21)}${r[5]!.padStart(10)}${r[6]!.padStart(17)}`);
+    console.log('\nmethod / space                    wall s  CPU s  runs  peak RSS MiB  × faster than naive  s/module  relError vs ΔW*');
+    for (const r of rows) {
+      console.log(`${r[0]!.padEnd(32)}${r[1]!.padStart(8)}${r[2]!.padStart(7)}${r[3]!.padStart(6)}${r[4]!.padStart(14)}${r[5]!.padStart(21)}${r[6]!.padStart(10)}${r[7]!.padStart(17)}`);
+    }
+    console.log('(wall and CPU seconds: medians, reading and writing the files included; the machine may be shared, so compare ratios)');
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -1,21 +1,29 @@
 // The composition root: builds each process's parts from the config and passes them down (no global singletons).
 // `loraforge serve`, `worker` and `all` are compositions of the start* functions here; a new part (the model
 // engine, the bot) adds its own start function and one line in `startAll`.
+import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { Arena } from './arena/arena.js';
 import { ArenaStore } from './arena/store.js';
 import type { AnswerGenerator, ArenaAdapterSource } from './arena/types.js';
+import { LoraforgeBot } from './bot/bot.js';
+import { LoraforgeClient } from './client/index.js';
 import type { Config } from './config/index.js';
-import { UnavailableError } from './errors.js';
+import { InvalidInputError, UnavailableError } from './errors.js';
 import { EvalService } from './eval/service.js';
 import { startEvalWorker } from './eval/worker.js';
-import type { InferenceEngine } from './inference/engine/index.js';
+import { DEMO_SKILLS, makeDemoModel } from './inference/demo.js';
+import { InferenceEngine, type AdapterResolver, type ResolvedAdapter } from './inference/engine/index.js';
+import { prepareModel } from './inference/prepare.js';
 import { MergeService } from './queue/merges.js';
 import { startMergeWorker as startBullWorker, type RunningWorker } from './queue/worker.js';
+import { stageFromPath } from './registry/ingest.js';
 import { Registry } from './registry/registry.js';
 import { AdapterStore } from './registry/store.js';
+import type { AdapterRecord } from './registry/types.js';
 import { createApp, type AppDeps } from './server/app.js';
 import { createMetrics, type Metrics } from './server/metrics.js';
 import { Lifecycle } from './util/lifecycle.js';
@@ -138,21 +146,96 @@ export async function startWorker(rt: Runtime, registry: Registry): Promise<Runn
   return worker;
 }
 
-/** The API with the registry and the merge queue: what `loraforge serve` runs. */
-export async function startService(rt: Runtime): Promise<{ api: RunningApi; registry: Registry; merges: MergeService }> {
+/** Registered adapters as the engine asks for them: by name, per request, so a merge is served once registered. */
+export function registryAdapters(registry: Registry): AdapterResolver {
+  const resolved = (r: AdapterRecord): ResolvedAdapter => ({
+    name: r.name,
+    dir: registry.store.pathOf(r.sha256),
+    key: r.sha256,
+    baseModel: r.baseModel,
+    rank: r.rank,
+    created: Math.floor(Date.parse(r.createdAt) / 1000),
+  });
+  return {
+    resolve: async (name) => {
+      const record = await registry.find(name);
+      return record ? resolved(record) : null;
+    },
+    list: async () => (await registry.list()).map(resolved),
+  };
+}
+
+/**
+ * The demo model (random weights) in `<dataDir>/demo-model`, written on first use, with its four skill adapters
+ * registered under their names unless those names are taken. Returns the checkpoint dir.
+ */
+export async function ensureDemoModel(rt: Runtime, registry: Registry): Promise<string> {
+  const dir = path.resolve(rt.config.dataDir, 'demo-model');
+  if (!existsSync(path.join(dir, 'base', 'config.json'))) {
+    rt.log.info({ dir }, 'writing the demo model (random weights: its text is nonsense; set LORAFORGE_MODEL to serve a real checkpoint)');
+    await makeDemoModel(dir);
+  }
+  for (const skill of DEMO_SKILLS) {
+    if (await registry.find(skill)) continue;
+    const staged = await stageFromPath(registry.store, path.join(dir, 'adapters'), skill);
+    await registry.registerStaged(staged, {
+      name: skill,
+      registeredBy: 'loraforge demo',
+      category: skill,
+      description: `demo adapter "${skill}" (random weights)`,
+      source: `demo-model/adapters/${skill}`,
+    });
+  }
+  return path.join(dir, 'base');
+}
+
+/** The model engine: the configured checkpoint (or the demo model) built once, adapters by registry name. */
+export async function startEngine(rt: Runtime, registry: Registry): Promise<InferenceEngine> {
+  const { config } = rt;
+  const log = rt.log.child({ part: 'engine' });
+  const checkpoint = config.inference.model ? path.resolve(config.inference.model) : await ensureDemoModel(rt, registry);
+  let phase = '';
+  const model = await prepareModel(checkpoint, {
+    dataDir: config.dataDir,
+    ...config.builder,
+    onProgress: (p) => {
+      if (p.phase !== phase) log.info({ checkpoint, phase: p.phase }, 'building the model (once; cached under the data dir)');
+      phase = p.phase;
+    },
+  });
+  const engine = await InferenceEngine.start({
+    ...config.inference,
+    scoring: scoringSettings(config),
+    modelDir: model.dir,
+    adapters: registryAdapters(registry),
+    log,
+  });
+  rt.lifecycle.add('inference engine', () => engine.close());
+  return engine;
+}
+
+/** The API with the registry, the merge queue, the model engine and the arena: what `loraforge serve` runs. */
+export async function startService(
+  rt: Runtime,
+): Promise<{ api: RunningApi; registry: Registry; merges: MergeService; engine: InferenceEngine | undefined }> {
   const metrics = createMetrics();
   const registry = openRegistry(rt);
   startRegistrySweeper(rt, registry);
   const merges = await openMerges(rt, registry, metrics);
-  const api = await startApi(rt, { metrics, registry, merges, adminQueues: [merges.queue] });
-  return { api, registry, merges };
+  const engine = rt.config.inference.enabled ? await startEngine(rt, registry) : undefined;
+  const arena = openArena(rt, { adapters: registry, engine });
+  // evals and sweeps run where the model is: without an engine, their routes answer 404
+  const evals = engine ? await startEvals(rt, { engine, registry, merges }) : undefined;
+  const api = await startApi(rt, { metrics, registry, merges, engine, arena, evals, adminQueues: [merges.queue, ...(evals ? [evals.queue] : [])] });
+  return { api, registry, merges, engine };
 }
 
-/** Everything in one process (`loraforge all`, `npm start`): the API, a merge worker, and later the engine and bot. */
-export async function startAll(rt: Runtime): Promise<{ api: RunningApi }> {
-  const { api, registry } = await startService(rt);
+/** Everything in one process (`loraforge all`, `npm start`): the API, the engine, a merge worker, and the bot when configured. */
+export async function startAll(rt: Runtime): Promise<{ api: RunningApi; engine: InferenceEngine | undefined }> {
+  const { api, registry, engine } = await startService(rt);
   await startWorker(rt, registry);
-  return { api };
+  if (rt.config.bot.token) await startBot(rt, api.url);
+  return { api, engine };
 }
 
 /** The engine's compare() as the arena's answer generator: the prompt is one user turn, through the chat template. */
@@ -190,6 +273,27 @@ export function openArena(rt: Runtime, parts: { adapters: ArenaAdapterSource; en
     options: rt.config.arena,
     log: rt.log.child({ part: 'arena' }),
   });
+}
+
+/** The Discord bot, talking to the API at `apiUrl` (default: the configured one); needs DISCORD_TOKEN. */
+export async function startBot(rt: Runtime, apiUrl = rt.config.bot.apiUrl): Promise<LoraforgeBot> {
+  const c = rt.config.bot;
+  if (!c.token) throw new InvalidInputError('set DISCORD_TOKEN to the bot token (Developer Portal → your application → Bot → Reset Token)');
+  const api = new LoraforgeClient({ baseUrl: apiUrl, token: c.apiToken ?? rt.config.server.authToken, timeoutMs: 30_000 });
+  const bot = new LoraforgeBot({
+    token: c.token,
+    api,
+    redis: rt.redis,
+    redisPrefix: rt.config.redis.prefix,
+    log: rt.log,
+    settings: { operatorRole: c.operatorRole, editIntervalMs: c.editIntervalMs },
+    adapterRefreshMs: c.adapterRefreshSeconds * 1000,
+    maxUploadBytes: c.maxUploadBytes,
+    heartbeatFile: c.heartbeatFile,
+  });
+  await bot.start();
+  rt.lifecycle.add('discord bot', () => bot.stop());
+  return bot;
 }
 
 /** The scoring-pass bounds of the engine (EngineSettings.scoring) from the eval settings. */

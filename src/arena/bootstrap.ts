@@ -10,6 +10,12 @@ export interface BootstrapOptions extends FitOptions {
   seed: number;
 }
 
+/**
+ * Rounds start from the full fit and stop after a step under 1e-3 in β: the error left is of order 1e-6 β (below
+ * 0.001 rating points, measured), which saves a Newton step per round.
+ */
+const ROUND_TOLERANCE = 1e-3;
+
 /** Longest stretch of rounds between two yields to the event loop: other requests wait at most about this long. */
 const SLICE_MS = 10;
 
@@ -32,7 +38,7 @@ export async function bootstrapBradleyTerry(data: PairCounts, options: Bootstrap
       sliceStart = performance.now();
     }
     sampleMultinomial(total, counts, uniform, resampled);
-    const { beta } = fitBradleyTerry({ ...data, counts: resampled }, options);
+    const { beta } = fitBradleyTerry({ ...data, counts: resampled }, { tolerance: ROUND_TOLERANCE, ...options });
     samples.set(beta, r * n);
   }
   return samples;

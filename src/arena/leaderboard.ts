@@ -109,12 +109,15 @@ export function aggregateVotes(votes: readonly RatedVote[]): AggregatedVotes {
   };
 }
 
-/** The shift that puts the anchor adapter at the anchor rating, or the mean there when it has no votes here. */
-function anchorOffset(beta: ArrayLike<number>, from: number, n: number, anchorIndex: number, rating: number): number {
+/**
+ * The shift that puts the anchor adapter at the anchor rating or, without one, the mean of `meanOf` there (the
+ * adapters on the table: a hidden adapter with one lucky vote must not move everybody else).
+ */
+function anchorOffset(beta: ArrayLike<number>, from: number, anchorIndex: number, meanOf: readonly number[], rating: number): number {
   if (anchorIndex >= 0) return rating - SCALE * beta[from + anchorIndex]!;
   let sum = 0;
-  for (let k = 0; k < n; k++) sum += beta[from + k]!;
-  return rating - (SCALE * sum) / n;
+  for (const k of meanOf) sum += beta[from + k]!;
+  return rating - (SCALE * sum) / meanOf.length;
 }
 
 export async function computeLeaderboard(
@@ -132,7 +135,10 @@ export async function computeLeaderboard(
   const fitOptions = { scale: SCALE, base: BASE, priorSd };
   const { beta } = fitBradleyTerry(data, fitOptions);
   const anchorIndex = options.anchor.adapter === undefined ? -1 : adapters.indexOf(options.anchor.adapter);
-  const offset = anchorOffset(beta, 0, n, anchorIndex, options.anchor.rating);
+  const votesOf = (k: number) => data.wins[k]! + data.losses[k]! + data.ties[k]! + data.bothBad[k]!;
+  const onTable = adapters.map((_, k) => k).filter((k) => votesOf(k) >= options.minVotes);
+  const meanOf = onTable.length > 0 ? onTable : adapters.map((_, k) => k);
+  const offset = anchorOffset(beta, 0, anchorIndex, meanOf, options.anchor.rating);
   const rating = Array.from(beta, (b) => SCALE * b + offset);
   const fitMs = performance.now() - t;
 
@@ -143,7 +149,7 @@ export async function computeLeaderboard(
   if (rounds > 0 && n > 0) {
     const samples = await bootstrapBradleyTerry(data, { ...fitOptions, rounds, seed: options.seed, start: beta });
     const column = new Float64Array(rounds);
-    const offsets = Array.from({ length: rounds }, (_, r) => anchorOffset(samples, r * n, n, anchorIndex, options.anchor.rating));
+    const offsets = Array.from({ length: rounds }, (_, r) => anchorOffset(samples, r * n, anchorIndex, meanOf, options.anchor.rating));
     for (let k = 0; k < n; k++) {
       for (let r = 0; r < rounds; r++) column[r] = SCALE * samples[r * n + k]! + offsets[r]!;
       lower[k] = quantile(column, (1 - INTERVAL) / 2);
@@ -158,11 +164,7 @@ export async function computeLeaderboard(
   const elo = onlineElo(n, games);
   const eloMs = performance.now() - t;
 
-  const votesOf = (k: number) => data.wins[k]! + data.losses[k]! + data.ties[k]! + data.bothBad[k]!;
-  const shown = adapters
-    .map((_, k) => k)
-    .filter((k) => votesOf(k) >= options.minVotes)
-    .sort((x, y) => rating[y]! - rating[x]! || adapters[x]!.localeCompare(adapters[y]!));
+  const shown = onTable.sort((x, y) => rating[y]! - rating[x]! || adapters[x]!.localeCompare(adapters[y]!));
   const entries: LeaderboardEntry[] = shown.map((k) => ({
     rank: 1 + shown.filter((o) => lower[o]! > upper[k]!).length,
     name: adapters[k]!,

@@ -2,6 +2,7 @@
 // the file named by LORAFORGE_CONFIG, environment variables (table below), then explicit overrides from the CLI.
 // Each process reads it once in its composition root and passes the parts down.
 import { readFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -115,7 +116,16 @@ export const ConfigSchema = z.object({
       operatorRole: z.string().optional(),
       /** the API the bot talks to */
       apiUrl: z.string().default('http://127.0.0.1:8080'),
+      /** bearer token for the API; defaults to server.authToken (LORAFORGE_API_TOKEN) */
       apiToken: z.string().optional(),
+      /** least time between two edits of one Discord message (streamed answers, merge progress) */
+      editIntervalMs: z.coerce.number().int().min(500).default(1500),
+      /** how often adapter-name autocomplete re-reads the registry */
+      adapterRefreshSeconds: z.coerce.number().positive().default(30),
+      /** largest adapter archive accepted as a Discord attachment */
+      maxUploadBytes: z.coerce.number().int().positive().default(25 * 1024 * 1024),
+      /** rewritten every 30 s while connected to Discord; `loraforge healthcheck bot` reads its age */
+      heartbeatFile: z.string().default(path.join(os.tmpdir(), 'loraforge-bot.heartbeat')),
     })
     .prefault({}),
   arena: z
@@ -129,7 +139,7 @@ export const ConfigSchema = z.object({
       /** bootstrap rounds for the 95% intervals (0: no intervals) and the seed that makes them reproducible */
       bootstrapRounds: z.coerce.number().int().min(0).max(10_000).default(200),
       bootstrapSeed: z.coerce.number().int().default(0),
-      /** ratings are shifted so this adapter sits at `rating`; without one (or when it has no votes), the mean does */
+      /** ratings are shifted so this adapter sits at `rating`; without one (or when it has no votes), the table's mean does */
       anchor: z
         .object({ adapter: z.string().min(1).optional(), rating: z.coerce.number().default(1000) })
         .prefault({}),

@@ -4,6 +4,7 @@
 // re-factored to a LoRA by a randomized SVD. One module's tiles are cached while they fit `cacheBytes`;
 // otherwise each pass rebuilds them. Only one module's M is alive at a time: the merge streams module by module.
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
+import { scaled } from './kernels/lowrank-svd.js';
 import { streamKey } from './kernels/prng.js';
 import { MagnitudeSelector, type TopKFilter, type Threshold } from './kernels/select.js';
 import { darePrune, electAndMerge, type PruneStats, type SignMethod } from './primitives.js';
@@ -38,7 +39,7 @@ export class DeltaTiles {
     this.inn = m.inFeatures;
     const perRow = inputs.length * this.inn * 4;
     this.tileRows = Math.max(1, Math.min(this.out, Math.floor(cacheBytes / perRow)));
-    this.scaledB = inputs.map(({ module: x }) => x.B.map((v) => v * x.scaling));
+    this.scaledB = inputs.map(({ module: x }) => scaled(x.B, x.scaling));
   }
 
   get cached(): boolean {

@@ -3,8 +3,9 @@
 // updates), and for the pruning methods how many entries survived and how often signs fought. Everything is
 // computed in low-rank form from r×r Gram products; no out×in matrix is formed for it.
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
-import { type Stacked } from './kernels/lowrank-svd.js';
+import { type Precision, type Stacked } from './kernels/lowrank-svd.js';
 import type { PruneStats } from './primitives.js';
+import type { ModuleInput } from './factors.js';
 
 export interface ModuleDiagnostics {
   module: string;
@@ -54,9 +55,17 @@ export interface ModuleTotals {
 
 /**
  * ‖B'A' − Σ w_i·B̃_i·Ã_i‖² by Gram products (B̃ holding the scaled B_i): ‖X‖² − 2⟨X,Y⟩ + ‖Y‖², with
- * B'ᵀ·[B' B̃] and [A'; Ã]·A'ᵀ computed in float64 (two products, so the cancellation stays at round-off).
+ * B'ᵀ·[B' B̃] and [A'; Ã]·A'ᵀ (two products). In float32 the cancellation leaves ~1e-7·‖ΔW*‖² of noise, so
+ * a small error must be measured in float64 (the caller retries).
  */
-export async function distanceSq(kernel: MatmulKernel, merged: { B: Mat32; A: Mat32 }, s: Stacked, weights: number[], targetNormSq: number): Promise<{ errSq: number; mergedNormSq: number }> {
+export async function distanceSq(
+  kernel: MatmulKernel,
+  merged: { B: Mat32; A: Mat32 },
+  s: Stacked,
+  weights: number[],
+  targetNormSq: number,
+  precision: Precision = 'f64',
+): Promise<{ errSq: number; mergedNormSq: number }> {
   const k = merged.A.rows;
   const R = s.B.cols;
   const out = s.B.rows;
@@ -69,8 +78,9 @@ export async function distanceSq(kernel: MatmulKernel, merged: { B: Mat32; A: Ma
   const sa = new Float32Array(w * s.A.cols);
   sa.set(merged.A.data);
   sa.set(s.A.data, merged.A.data.length);
-  const bx = (await kernel.gemm64(merged.B, { data: sb, rows: out, cols: w }, { transA: true })).data; // k×w
-  const ax = (await kernel.gemm64({ data: sa, rows: w, cols: s.A.cols }, merged.A, { transB: true })).data; // w×k
+  const gemm = precision === 'f64' ? kernel.gemm64.bind(kernel) : kernel.gemm.bind(kernel);
+  const bx = (await gemm(merged.B, { data: sb, rows: out, cols: w }, { transA: true })).data; // k×w
+  const ax = (await gemm({ data: sa, rows: w, cols: s.A.cols }, merged.A, { transB: true })).data; // w×k
   let mergedNormSq = 0;
   for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) mergedNormSq += bx[p * w + q]! * ax[q * k + p]!;
   const rowWeight = new Float64Array(R);
@@ -156,4 +166,40 @@ export function overall(modules: ModuleDiagnostics[], totals: ModuleTotals[], ad
 /** Six significant digits: enough to read, small in JSON. */
 export function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(6)) : x;
+}
+
+/**
+ * ‖ΔW' − ΔW*‖² for the cat form (B' = [B_1 … B_n], A' = [c_1A_1; …; c_nA_n]) as written: the only error is
+ * round-off (c_i·A_i in float32, then the cast to the output dtype), so it is computed from the round-off
+ * itself, ΔW' − ΔW* = B·δA + δB·A', with no cancellation: float32 products are enough.
+ */
+export async function catRoundoffSq(kernel: MatmulKernel, inputs: ModuleInput[], merged: { B: Mat32; A: Mat32 }): Promise<number> {
+  const R = merged.A.rows;
+  const inn = merged.A.cols;
+  const out = merged.B.rows;
+  const w = 2 * R;
+  const x = new Float32Array(out * w); // [B | δB]
+  const y = new Float32Array(w * inn); // [δA; A']
+  y.set(merged.A.data, R * inn);
+  let off = 0;
+  for (const { module: m, weight } of inputs) {
+    const c = weight * m.scaling;
+    const r = m.rank;
+    const a = m.A;
+    const b = m.B;
+    const base = off * inn;
+    for (let j = 0; j < r * inn; j++) y[base + j] = merged.A.data[base + j]! - c * a[j]!;
+    for (let row = 0; row < out; row++)
+      for (let j = 0; j < r; j++) {
+        const exact = b[row * r + j]!;
+        x[row * w + off + j] = exact;
+        x[row * w + R + off + j] = merged.B.data[row * R + off + j]! - exact;
+      }
+    off += r;
+  }
+  const gx = (await kernel.gemm({ data: x, rows: out, cols: w }, { data: x, rows: out, cols: w }, { transA: true })).data;
+  const gy = (await kernel.gemm({ data: y, rows: w, cols: inn }, { data: y, rows: w, cols: inn }, { transB: true })).data;
+  let s = 0;
+  for (let i = 0; i < w * w; i++) s += gx[i]! * gy[i]!; // both symmetric: tr(GX·GY) = Σ gx_ij·gy_ij
+  return Math.max(0, s);
 }

@@ -11,7 +11,7 @@ import { streamKey } from './kernels/prng.js';
 import { TopKFilter } from './kernels/select.js';
 import { catFactors, mergeFactorsSpace, type MergedFactors, type ModuleInput } from './factors.js';
 import { adapterThresholds, DeltaTiles, denseMerge, tensorThresholds, type DenseMethod } from './dense.js';
-import { cosines, distanceSq, overall, round, type ModuleDiagnostics, type ModuleTotals } from './diagnostics.js';
+import { catRoundoffSq, cosines, distanceSq, overall, round, type ModuleDiagnostics, type ModuleTotals } from './diagnostics.js';
 import { planMerge, type ModuleWork } from './plan.js';
 import { parseMergeOptions } from './options.js';
 import type { MergeReport } from './report.js';
@@ -60,6 +60,8 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
       work.present.map((i) => ({ adapter: i, module: adapters[i]!.modules.get(work.name)!, weight: options.weights[i]! }));
     const cacheBytes = hooks.denseCacheBytes ?? 1 << 30;
     const dense = options.space === 'delta' && DENSE.has(method);
+    // methods whose result is (or truncates) the exact sum: their Grams feed an SVD and a near-zero error
+    const exact = method === 'cat' || method === 'svd' || (method === 'linear' && (options.space === 'delta' || adapters.length === 1));
     const trims = method === 'ties' || method === 'magnitude_prune';
 
     let adapterFilters: TopKFilter[] | null = null;
@@ -84,19 +86,22 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
       const inputs = inputsOf(work);
       const weights = inputs.map((x) => x.weight);
       const stacked = stackFactors(
-        inputs.map(({ module: m }) => ({ B: { data: m.B.map((v) => v * m.scaling), rows: m.outFeatures, cols: m.rank }, A: { data: m.A, rows: m.rank, cols: m.inFeatures } })),
+        inputs.map(({ module: m }) => ({ B: { data: m.B, rows: m.outFeatures, cols: m.rank }, A: { data: m.A, rows: m.rank, cols: m.inFeatures }, scale: m.scaling })),
       );
-      const grams = await stackedGrams(kernel, stacked);
-      const inner = innerProducts(grams, stacked);
-      const targetNormSq = weightedNormSq(inner, weights);
       const sumRank = stacked.B.cols;
       const maxRank = Math.max(...inputs.map((x) => x.module.rank));
+      // the stacked factors themselves are the result: exact up to round-off
+      const catForm = method === 'cat' || (options.space === 'delta' && method === 'linear' && options.energy === undefined && (options.rank ?? sumRank) >= sumRank);
+      const svdFollows = exact && !catForm;
+      let grams = await stackedGrams(kernel, stacked, svdFollows ? 'f64' : 'f32');
+      let inner = innerProducts(grams, stacked);
+      let targetNormSq = weightedNormSq(inner, weights);
 
       let merged: MergedFactors;
       let energy: { kept: number; total: number } | null = null;
       if (options.space === 'factors') {
         merged = await mergeFactorsSpace(kernel, method, work.name, inputs, options, stacked, grams);
-      } else if (method === 'cat' || (method === 'linear' && options.energy === undefined && (options.rank ?? sumRank) >= sumRank)) {
+      } else if (catForm) {
         merged = catFactors(inputs);
       } else if (method === 'linear' || method === 'svd') {
         const res = await lowRankSvd(kernel, stacked, grams, weights, { cap: options.rank ?? sumRank, energy: options.energy, split: 'balanced' });
@@ -125,7 +130,23 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
 
       roundTo(merged.B.data, dtype);
       roundTo(merged.A.data, dtype);
-      const { errSq, mergedNormSq } = await distanceSq(kernel, merged, stacked, weights, targetNormSq);
+      let errSq: number;
+      let mergedNormSq: number;
+      if (catForm) {
+        errSq = await catRoundoffSq(kernel, inputs, merged);
+        mergedNormSq = targetNormSq; // equal up to round-off
+      } else {
+        ({ errSq, mergedNormSq } = await distanceSq(kernel, merged, stacked, weights, targetNormSq, 'f32'));
+      }
+      if (!catForm && errSq < 1e-4 * targetNormSq) {
+        // a small error is below float32's cancellation noise: measure it again in float64
+        if (!svdFollows) {
+          grams = await stackedGrams(kernel, stacked, 'f64');
+          inner = innerProducts(grams, stacked);
+          targetNormSq = weightedNormSq(inner, weights);
+        }
+        ({ errSq, mergedNormSq } = await distanceSq(kernel, merged, stacked, weights, targetNormSq, 'f64'));
+      }
       const entries = merged.stats
         ? inputs.length * (options.space === 'factors' ? inputs[0]!.module.A.length + inputs[0]!.module.B.length : work.outFeatures * work.inFeatures)
         : 0;

@@ -34,9 +34,13 @@ export function catFactors(inputs: ModuleInput[]): MergedFactors {
   let off = 0;
   for (const { module: m, weight } of inputs) {
     const c = weight * m.scaling;
-    for (let j = 0; j < m.rank * inn; j++) A[off * inn + j] = c * m.A[j]!;
-    for (let row = 0; row < out; row++) for (let j = 0; j < m.rank; j++) B[row * rank + off + j] = m.B[row * m.rank + j]!;
-    off += m.rank;
+    const r = m.rank;
+    const a = m.A;
+    const b = m.B;
+    const base = off * inn;
+    for (let j = 0; j < r * inn; j++) A[base + j] = c * a[j]!;
+    for (let row = 0; row < out; row++) for (let j = 0; j < r; j++) B[row * rank + off + j] = b[row * r + j]!;
+    off += r;
   }
   return { B: { data: B, rows: out, cols: rank }, A: { data: A, rows: rank, cols: inn }, rank, retainedEnergy: null, stats: null };
 }

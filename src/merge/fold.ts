@@ -9,6 +9,7 @@ import { writeDirAtomic } from '../formats/atomic.js';
 import { Checkpoint, CONFIG_FILE } from '../formats/checkpoint.js';
 import { ShardedCheckpointWriter } from '../formats/checkpoint-writer.js';
 import { readAdapter, type LoraAdapter, type LoraModule } from '../formats/peft.js';
+import { scaled } from './kernels/lowrank-svd.js';
 import { MatmulKernel, type ComputeOptions } from './kernels/matmul.js';
 
 export interface FoldHooks {
@@ -152,7 +153,7 @@ const TILE_BYTES = 32 << 20;
  * large embedding never needs a second full-size buffer.
  */
 async function foldOne(kernel: MatmulKernel, w: Float32Array, { module: m, transposed }: Target): Promise<Float32Array> {
-  const scaledB = m.B.map((v) => v * m.scaling);
+  const scaledB = scaled(m.B, m.scaling);
   // left factor by rows of W: s·B (out×r), or Aᵀ (in×r); right factor: A (r×in), or s·B used as Bᵀ
   const [left, rows, cols] = transposed ? [transpose(m.A, m.rank, m.inFeatures), m.inFeatures, m.outFeatures] : [scaledB, m.outFeatures, m.inFeatures];
   const right = transposed ? { data: scaledB, rows: m.outFeatures, cols: m.rank } : { data: m.A, rows: m.rank, cols: m.inFeatures };

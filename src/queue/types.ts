@@ -50,6 +50,8 @@ export const MergeResultSchema = z.object({
   sha256: z.string(),
   status: z.enum(['created', 'replaced', 'unchanged']),
   summary: z.record(z.string(), z.unknown()).optional(),
+  /** where the worker's time went: the engine (read, merge, write) and everything around it */
+  timings: z.object({ engineSeconds: z.number(), registerSeconds: z.number(), totalSeconds: z.number() }).optional(),
 });
 export type MergeResult = z.infer<typeof MergeResultSchema>;
 

@@ -14,7 +14,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../util/log.js';
 import { bullConnection, bullPrefix, cancelKey, controlChannel } from './connection.js';
 import { USER_ERRORS } from './merges.js';
-import { runMergeInThread } from './run-merge.js';
+import { MergeThreads } from './run-merge.js';
 import { MERGE_QUEUE, type MergeJobData, type MergeProgress, type MergeResult } from './types.js';
 
 export interface MergeWorkerOptions {
@@ -42,6 +42,7 @@ export interface RunningWorker {
 }
 
 const SHUTDOWN = 'worker shutting down';
+const round = (s: number) => Math.round(s * 1000) / 1000;
 const PROGRESS_EVERY_MS = 250;
 
 /** Progress with an ETA from the rate within the current phase, sent at most every 250 ms. */
@@ -78,8 +79,10 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
   const log = opts.log.child({ part: 'worker' });
   /** per active job: aborts it for shutdown */
   const active = new Map<string, AbortController>();
+  const threads = new MergeThreads();
 
   const processor = async (job: Job<MergeJobData, MergeResult>, token?: string, cancelSignal?: AbortSignal): Promise<MergeResult> => {
+    const started = performance.now();
     const jobLog = log.child({ job: job.id, attempt: job.attemptsMade + 1 });
     const { data } = job;
     const shutdown = new AbortController();
@@ -107,7 +110,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
       const outDir = path.join(staging, 'out');
       jobLog.info({ method: data.options.method, inputs: data.inputs.map((i) => i.name) }, 'merge started');
       const engine = opts.merge ?? { device: 'cpu', denseCacheMiB: 1024 };
-      const report = await runMergeInThread(
+      const { report, seconds: engineSeconds } = await threads.run(
         {
           inputDirs,
           outDir,
@@ -119,6 +122,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
         { onProgress: progressReporter(job), signal },
       );
       const diagnostics = report ?? JSON.parse(await readFile(path.join(outDir, 'merge-report.json'), 'utf8'));
+      const registering = performance.now();
       const result = await registry.registerStaged(outDir, {
         name: data.output.name,
         description: data.output.description,
@@ -131,8 +135,13 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
         summary: summaryOf(diagnostics),
         diagnostics,
       });
-      jobLog.info({ name: result.adapter.name, status: result.status }, 'merge registered');
-      return { name: result.adapter.name, sha256: result.adapter.sha256, status: result.status, summary: result.adapter.summary };
+      const timings = {
+        engineSeconds: round(engineSeconds),
+        registerSeconds: round((performance.now() - registering) / 1000),
+        totalSeconds: round((performance.now() - started) / 1000),
+      };
+      jobLog.info({ name: result.adapter.name, status: result.status, ...timings }, 'merge registered');
+      return { name: result.adapter.name, sha256: result.adapter.sha256, status: result.status, summary: result.adapter.summary, timings };
     } catch (err) {
       if (shutdown.signal.aborted && !cancel.signal.aborted && !cancelSignal?.aborted && token) {
         // hand the job back: another worker (or this one after a restart) runs it from the start
@@ -193,6 +202,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
       } finally {
         clearTimeout(timer);
         control.disconnect();
+        await threads.close();
       }
     },
   };

@@ -1,8 +1,8 @@
 // The arena over HTTP: createApp with a real Arena on the real Redis, driven by the typed client.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Arena } from '../../src/arena/arena.js';
 import { ArenaStore } from '../../src/arena/store.js';
 import type { ArenaAdapter } from '../../src/arena/types.js';
@@ -135,6 +135,44 @@ describe('arena API', () => {
     const res = await fetch(`${api.url}/v1/leaderboard.png?category=code`);
     expect(res.headers.get('content-type')).toBe('image/png');
     if (process.env.LORAFORGE_KEEP_CHART) writeFileSync(path.join(os.tmpdir(), 'loraforge-leaderboard.png'), png);
+  });
+
+  it('prints the board with `loraforge leaderboard`, as a table, as JSON, and writes the chart', async () => {
+    const { buildProgram, runProgram } = await import('../../src/cli/program.js');
+    const { leaderboardCommand } = await import('../../src/cli/commands/leaderboard.js');
+    const cli = async (args: string[]) => {
+      let out = '';
+      let err = '';
+      const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
+      const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
+      try {
+        const code = await runProgram(buildProgram([leaderboardCommand]), ['node', 'loraforge', 'leaderboard', '--server', api.url, ...args]);
+        return { code, out, err };
+      } finally {
+        stdout.mockRestore();
+        stderr.mockRestore();
+      }
+    };
+    const board = await client.arena.leaderboard();
+    const table = await cli([]);
+    expect(table.code).toBe(0);
+    expect(table.out).toContain(`Arena leaderboard (all categories) · ${board.votes} votes`);
+    const first = board.entries[0]!;
+    expect(table.out).toMatch(new RegExp(`^ {3}1  ${first.name} +${Math.round(first.rating)}  ${Math.round(first.lower)} – ${Math.round(first.upper)}`, 'm'));
+    expect(table.out).toContain('categories: code, linux');
+
+    const json = await cli(['--json', '--category', 'code', '--min-votes', '0']);
+    expect(JSON.parse(json.out)).toMatchObject({ category: 'code', votes: 12 });
+
+    const file = path.join(os.tmpdir(), `lf-arena-${process.pid}.png`);
+    const png = await cli(['--png', file]);
+    expect(png.out).toContain(`chart written to ${file}`);
+    expect(readFileSync(file).subarray(1, 4).toString('ascii')).toBe('PNG');
+    rmSync(file);
+
+    const bad = await cli(['--min-votes', 'many']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--min-votes must be a whole number/);
   });
 
   it('describes its routes in /openapi.json', async () => {

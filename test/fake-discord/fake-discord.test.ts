@@ -14,9 +14,12 @@ import {
   Events,
   GatewayIntentBits,
   MessageFlags,
+  ModalBuilder,
   REST,
   Routes,
   SlashCommandBuilder,
+  TextInputBuilder,
+  TextInputStyle,
   type Interaction,
   type Message,
 } from 'discord.js';
@@ -238,6 +241,30 @@ describe('fake Discord: interactions', () => {
     expect(await click.acknowledged()).toBe(InteractionResponseType.UpdateMessage);
     expect(fake.messages.get(message.id)!.content).toBe('alice clicked probe:7:B');
     expect(() => fake.click(alice, fake.messages.get(message.id)!, 'probe:7:B')).toThrow(/no button/);
+  });
+
+  it('opens a form from a button and delivers its submission', async () => {
+    handler = async (i) => {
+      if (i.isChatInputCommand()) {
+        const row = new ActionRowBuilder<ButtonBuilder>().addComponents(new ButtonBuilder().setCustomId('probe:form').setLabel('Ask').setStyle(ButtonStyle.Primary));
+        await i.reply({ content: 'open the form', components: [row] });
+      } else if (i.isButton()) {
+        await i.showModal(
+          new ModalBuilder()
+            .setCustomId('probe:form:1')
+            .setTitle('Ask')
+            .addComponents(new ActionRowBuilder<TextInputBuilder>().addComponents(new TextInputBuilder().setCustomId('prompt').setLabel('Prompt').setStyle(TextInputStyle.Paragraph))),
+        );
+      } else if (i.isModalSubmit()) {
+        await i.reply(`${i.customId}: ${i.fields.getTextInputValue('prompt')}`);
+      }
+    };
+    const message = await fake.command(alice, 'probe run', { what: 'form' }).reply();
+    const click = fake.click(alice, message, 'probe:form');
+    expect(await click.acknowledged()).toBe(InteractionResponseType.Modal);
+    const submitted = fake.submitModal(alice, click, { prompt: 'hello there' });
+    expect((await submitted.reply()).content).toBe('probe:form:1: hello there');
+    expect(() => fake.submitModal(alice, submitted, {})).toThrow(/opened no form/);
   });
 
   it('resolves an uploaded attachment and serves its bytes', async () => {

@@ -98,11 +98,15 @@ export interface InteractionRecord {
   createdAt: number;
   acked: boolean;
   callbackType: InteractionResponseType | null;
-  /** the response message (or, for a button click, the message the button is on) */
+  /** the response message (for an update of a button's message: that message) */
   originalId: string | null;
+  /** a button click's (or its form's) message: the one callback types 6 and 7 update */
+  sourceMessageId: string | null;
   followUpIds: string[];
   /** autocomplete answers */
   choices: { name: string; value: string | number }[] | null;
+  /** the form the bot opened in answer (callback type 9) */
+  modal: { custom_id: string; title: string; components: { components: { custom_id: string }[] }[] } | null;
 }
 
 interface GatewaySession {
@@ -323,7 +327,28 @@ export class FakeDiscord {
       data: { custom_id: customId, component_type: ComponentType.Button },
       message: apiMessage(message, this.applicationId),
     });
-    handle.record.originalId = message.id;
+    handle.record.sourceMessageId = message.id;
+    return handle;
+  }
+
+  /** Fills in and submits the form the bot opened in answer to `opened` (values by the inputs' custom ids). */
+  submitModal(member: FakeMember, opened: InteractionHandle, values: Record<string, string>): InteractionHandle {
+    const modal = opened.record.modal;
+    if (!modal) throw new Error(`fake Discord: the bot opened no form in answer to interaction ${opened.id}`);
+    const inputs = modal.components.flatMap((row) => row.components.map((c) => c.custom_id));
+    for (const key of Object.keys(values)) if (!inputs.includes(key)) throw new Error(`fake Discord: the form has no input ${key} (inputs: ${inputs.join(', ')})`);
+    const payload = opened.record.payload as { channel_id: string; message?: unknown };
+    const handle = this.#dispatchInteraction(InteractionType.ModalSubmit, member, payload.channel_id, {
+      data: {
+        custom_id: modal.custom_id,
+        components: modal.components.map((row) => ({
+          type: ComponentType.ActionRow,
+          components: row.components.map((c) => ({ type: ComponentType.TextInput, custom_id: c.custom_id, value: values[c.custom_id] ?? '' })),
+        })),
+      },
+      ...(payload.message ? { message: payload.message } : {}),
+    });
+    handle.record.sourceMessageId = opened.record.sourceMessageId;
     return handle;
   }
 
@@ -523,8 +548,10 @@ export class FakeDiscord {
       acked: false,
       callbackType: null,
       originalId: null,
+      sourceMessageId: null,
       followUpIds: [],
       choices: null,
+      modal: null,
     };
     this.interactions.set(id, record);
     this.#dispatchAll(GatewayDispatchEvents.InteractionCreate, payload, 0);
@@ -705,6 +732,7 @@ export class FakeDiscord {
     }
     if (route === 'GET /gateway') return json(200, { url: this.#base.replace('http', 'ws') });
     if (route === 'GET /users/@me') return json(200, apiUser(this.botUser));
+    if (route === 'GET /applications/@me') return json(200, { id: this.applicationId, name: this.botUser.username, description: '', bot_public: false, bot_require_code_grant: false, flags: 0, verify_key: '0' });
     if ((m = route.match(/^(PUT|GET) \/applications\/(\d+)(?:\/guilds\/(\d+))?\/commands$/))) return this.#commands(r, m[1]!, m[2]!, m[3]);
     if ((m = route.match(/^POST \/interactions\/(\d+)\/([^/]+)\/callback$/))) return this.#callback(r, m[1]!, m[2]!);
     if ((m = route.match(/^(GET|PATCH|DELETE) \/webhooks\/(\d+)\/([^/]+)\/messages\/(@original|\d+)$/))) return this.#webhookMessage(r, m[1]!, m[3]!, m[4]!);
@@ -817,10 +845,29 @@ export class FakeDiscord {
       case InteractionResponseType.DeferredChannelMessageWithSource:
         it.originalId = this.#createMessage(channelId, this.botUser, {}, [], { webhook: true, interactionId: id, flags: LOADING | (Number(data.flags ?? 0) & EPHEMERAL) }).id;
         break;
-      case InteractionResponseType.UpdateMessage: {
-        const bad = this.#checkBody(r, { edit: true }, data);
-        if (bad) return bad;
-        this.#editMessage(this.messages.get(it.originalId!)!, data, r.files);
+      case InteractionResponseType.Modal: {
+        const modal = data as unknown as InteractionRecord['modal'];
+        const title = String((data as { title?: unknown }).title ?? '');
+        if (!modal?.custom_id || modal.custom_id.length > 100 || title.length < 1 || title.length > 45 || !Array.isArray(modal.components) || modal.components.length === 0 || modal.components.length > 5) {
+          this.#violation('invalid-body', 'a modal needs a custom_id (≤ 100), a title (1–45) and 1–5 rows of inputs', r);
+          return formErrorReply([{ path: 'data', code: 'BASE_TYPE_INVALID', message: 'Invalid modal' }]);
+        }
+        it.modal = modal;
+        break;
+      }
+      case InteractionResponseType.UpdateMessage:
+      case InteractionResponseType.DeferredMessageUpdate: {
+        const source = it.sourceMessageId ? this.messages.get(it.sourceMessageId) : undefined;
+        if (!source) {
+          this.#violation('wrong-callback', `callback type ${type} updates a message, but interaction ${id} has none (a form not opened from a button)`, r);
+          return discordError(400, RESTJSONErrorCodes.InvalidFormBodyOrContentType, 'Invalid Form Body');
+        }
+        if (type === InteractionResponseType.UpdateMessage) {
+          const bad = this.#checkBody(r, { edit: true }, data);
+          if (bad) return bad;
+          this.#editMessage(source, data, r.files);
+        }
+        it.originalId = source.id;
         break;
       }
       default:
@@ -866,7 +913,7 @@ export class FakeDiscord {
     const body = (r.body ?? {}) as Record<string, unknown>;
     const original = it.originalId ? this.messages.get(it.originalId) : undefined;
     // Discord's own quirk: the first follow-up after a defer replaces the "thinking…" message instead of posting
-    if (original && original.flags & LOADING) {
+    if (original && !original.deleted && original.flags & LOADING) {
       this.#editMessage(original, body, r.files);
       if (!(original.flags & EPHEMERAL)) this.#dispatchMessageCreate(original, []);
       return json(200, apiMessage(original, this.applicationId));
@@ -1009,6 +1056,18 @@ export class InteractionHandle {
         const m = this.original;
         return m && !(m.flags & LOADING) && check(m) ? m : undefined;
       },
+      `${what} to interaction ${this.id}`,
+      options,
+    );
+  }
+
+  /**
+   * Waits for a message only the member sees (an ephemeral reply or follow-up) that satisfies `check`: where a bot
+   * puts refusals and failures, whatever state the interaction was in.
+   */
+  async privately(check: (m: FakeMessage) => boolean = () => true, what = 'a private answer', options: WaitOptions = {}): Promise<FakeMessage> {
+    return this.fake.waitFor(
+      () => [this.original, ...this.followUps].find((m) => m && !m.deleted && m.flags & EPHEMERAL && !(m.flags & LOADING) && check(m)),
       `${what} to interaction ${this.id}`,
       options,
     );

@@ -31,6 +31,8 @@ export interface TestServiceOptions {
   workerConfig?: Record<string, unknown>;
   prefix?: string;
   dataDir?: string;
+  /** the model engine's settings; off unless `inference: { enabled: true }` (it builds and serves a model) */
+  inference?: Record<string, unknown>;
 }
 
 export async function startTestService(options: TestServiceOptions): Promise<TestService> {
@@ -41,6 +43,7 @@ export async function startTestService(options: TestServiceOptions): Promise<Tes
     redis: { url: options.redisUrl ?? TEST_REDIS_URL, prefix },
     server: { host: '127.0.0.1', port: 0, rateLimitPerMinute: 100_000, ...options.server },
     worker: { lockSeconds: 5, shutdownGraceSeconds: 5, ...options.workerConfig },
+    inference: { enabled: false, ...options.inference },
   });
   const rt = await openRuntime(config, silentLogger());
   const { api, registry, merges } = await startService(rt);

@@ -1,3 +1,4 @@
+import { Queue } from 'bullmq';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -9,7 +10,7 @@ import { createMetrics } from '../../src/server/metrics.js';
 import { ApiRouter, OpenApiSpec } from '../../src/server/openapi.js';
 import { openSse } from '../../src/server/sse.js';
 import { silentLogger } from '../../src/util/log.js';
-import { testRedis } from '../helpers/redis.js';
+import { testPrefix, testRedis } from '../helpers/redis.js';
 import { listen, type Listening } from '../helpers/http.js';
 
 const redis = testRedis();
@@ -87,6 +88,28 @@ describe('createApp: probes, errors, auth', () => {
     const res = await fetch(`${api.url}/healthz`);
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.headers.get('x-powered-by')).toBeNull();
+  });
+});
+
+describe('createApp: the queue dashboard', () => {
+  it('is behind the token, as bearer or as the Basic auth password', async () => {
+    const queue = new Queue(`dash-${Date.now()}`, { connection: { host: '127.0.0.1', port: 6379 }, prefix: testPrefix('dash') });
+    const api = await listen(createApp({ ...deps({ authToken: 'secret' }), adminQueues: [queue] }));
+    try {
+      const anonymous = await fetch(`${api.url}/admin/queues`);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.headers.get('www-authenticate')).toMatch(/^Basic/);
+      const basic = await fetch(`${api.url}/admin/queues`, { headers: { authorization: `Basic ${Buffer.from('admin:secret').toString('base64')}` } });
+      expect(basic.status).toBe(200);
+      expect(await basic.text()).toMatch(/<html/i);
+      const bearer = await fetch(`${api.url}/admin/queues/api/queues`, { headers: { authorization: 'Bearer secret' } });
+      expect(bearer.status).toBe(200);
+      const wrong = await fetch(`${api.url}/admin/queues`, { headers: { authorization: 'Bearer nope' } });
+      expect(wrong.status).toBe(401);
+    } finally {
+      await api.close();
+      await queue.close();
+    }
   });
 });
 

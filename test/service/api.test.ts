@@ -120,6 +120,9 @@ describe('uploads, errors and cancel over HTTP', () => {
     await expect(client.merges.create({ adapters: ['gen-a', 'gen-b'], weights: [1], method: 'linear' })).rejects.toThrow(/1 given for 2 adapters/);
     await expect(client.merges.create({ adapters: ['gen-a', 'gen-b'], weights: [1, 1], method: 'ties', density: -0.5 })).rejects.toThrow(/density/);
     await expect(client.merges.create({ adapters: ['gen-a', 'gen-b'], weights: [1, 1], method: 'ties' })).rejects.toThrow(/needs a density/);
+    await expect(client.merges.create({ adapters: ['gen-a', 'gen-b'], weights: [1, 1], method: 'ties', desnity: 0.5 } as never)).rejects.toThrow(
+      /unknown field "desnity"/,
+    );
     await expect(client.merges.get('merge-000000000000000000000000')).rejects.toThrow(NotFoundError);
 
     // nothing half-written: exactly the two new adapters' files, no staging leftovers, two new names

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/util/log.js';
+import { checkRedisSettings } from '../../src/util/redis.js';
 import { writeTestAdapter } from '../helpers/adapters.js';
 import { TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { startTestService, type TestService } from '../helpers/service.js';
@@ -66,6 +68,8 @@ describe('crash safety', () => {
       expect(first.signalCode).toBe('SIGKILL');
       expect(final.state).toBe('completed');
       expect(final.result?.name).toBe('slow-ties');
+      // the killed attempt was found stalled and run again (not finished before the kill landed)
+      expect((await svc.merges.queue.getJob(queued.id))?.stalledCounter).toBeGreaterThanOrEqual(1);
       // exactly one result: one name for the recipe, one new store dir, no half-written adapter anywhere visible
       const records = await svc.registry.list();
       expect(records.map((r) => r.name).sort()).toEqual(['slow-a', 'slow-b', 'slow-ties']);
@@ -169,6 +173,10 @@ describe('crash safety', () => {
     };
     let redis = startRedis();
     await waitUp();
+    // started with AOF and noeviction: the production check has nothing to say
+    const settings = new Redis(url);
+    expect(await checkRedisSettings(settings, silentLogger())).toEqual([]);
+    settings.disconnect();
     const svc = await startTestService({ name: 'restart', redisUrl: url, prefix: testPrefix('restart'), server: { uploadLimitBytes: 1 << 30 } });
     try {
       await registerInputs(svc);

@@ -148,6 +148,19 @@ describe('engine core scheduling limits', () => {
       expect(a.result.tokens[0]).toEqual(referenceGreedy(long, 10, model.adapters[1]).tokens);
       expect(b.result.tokens[0]).toEqual(referenceGreedy(prompt(21, 3), 14).tokens);
       expect(harness.core.snapshot().kvCapacity).toBeLessThanOrEqual(6); // trimmed back after the long row left
+      // decoding rows that finish while a long prompt is still being prefilled in chunks behind them
+      const long2 = prompt(22, 41);
+      const rows = [
+        harness.submit([{ prompt: prompt(23, 3) }], { maxTokens: 2 }),
+        harness.submit([{ prompt: prompt(24, 5), adapter: 0 }], { maxTokens: 20 }),
+        harness.submit([{ prompt: long2, adapter: 2 }], { maxTokens: 6 }),
+        harness.submit([{ prompt: prompt(25, 2), adapter: 1 }], { maxTokens: 4 }),
+      ];
+      await Promise.all(rows.map((r) => r.result.done));
+      expect(rows[0]!.result.tokens[0]).toEqual(referenceGreedy(prompt(23, 3), 2).tokens);
+      expect(rows[1]!.result.tokens[0]).toEqual(referenceGreedy(prompt(24, 5), 20, model.adapters[0]).tokens);
+      expect(rows[2]!.result.tokens[0]).toEqual(referenceGreedy(long2, 6, model.adapters[2]).tokens);
+      expect(rows[3]!.result.tokens[0]).toEqual(referenceGreedy(prompt(25, 2), 4, model.adapters[1]).tokens);
     } finally {
       await harness.close();
     }

@@ -265,6 +265,13 @@ describe('OpenAI-compatible API with the openai client', () => {
     // a refused adapter leaves the engine serving the others
     expect((await ask('alpha')).choices[0]!.finish_reason).toBe('length');
 
+    const withTools = client.chat.completions.create({
+      model: 'alpha',
+      messages: [{ role: 'user', content: 'x' }],
+      tools: [{ type: 'function', function: { name: 'f', parameters: {} } }],
+    });
+    await expect(withTools).rejects.toThrow(/tools .* not supported/);
+
     const badRole = client.chat.completions.create({ model: 'alpha', messages: [{ role: 'tool', content: 'x', tool_call_id: '1' }] });
     await expect(badRole).rejects.toBeInstanceOf(OpenAI.BadRequestError);
     await expect(badRole).rejects.toThrow(/chat template/);

@@ -1,5 +1,6 @@
-// `loraforge all` (what `npm start` runs): the API and a merge worker in one process, with embedded defaults:
-// the data dir ./data, Redis at 127.0.0.1:6379, or a redis-server started here when none answers.
+// `loraforge all` (what `npm start` runs): the API, the model engine and a merge worker in one process, with
+// embedded defaults: the data dir ./data, the demo model (built once), Redis at 127.0.0.1:6379, or a redis-server
+// started here when none answers.
 import type { Command } from 'commander';
 import { openRuntime, startAll } from '../../app.js';
 import { daemonConfig, intOption, untilSignal } from '../daemon.js';
@@ -7,14 +8,29 @@ import { daemonConfig, intOption, untilSignal } from '../daemon.js';
 export function allCommand(program: Command): void {
   program
     .command('all')
-    .description('run everything in one process: the API and a merge worker (starts a local redis-server if none answers)')
+    .description('run everything in one process: the API, the model engine (the demo model unless LORAFORGE_MODEL) and a merge worker')
     .option('--host <host>', 'address to listen on (LORAFORGE_HOST)')
     .option('--port <port>', 'port to listen on (PORT)', intOption('--port'))
-    .action(async (opts: { host?: string; port?: number }) => {
-      const { config, log } = daemonConfig({ server: { ...(opts.host ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) } });
+    .option('--model <dir>', 'Hugging Face checkpoint (or built model) dir to serve (LORAFORGE_MODEL; default: the demo model)')
+    .action(async (opts: { host?: string; port?: number; model?: string }) => {
+      const { config, log } = daemonConfig({
+        server: { ...(opts.host ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) },
+        ...(opts.model ? { inference: { model: opts.model } } : {}),
+      });
       const rt = await openRuntime(config, log, { autoStartRedis: true });
-      const { api } = await startAll(rt);
-      log.info(`loraforge is running: API at ${api.url} (try: curl ${api.url}/v1/adapters), queue dashboard at ${api.url}/admin/queues; Ctrl-C stops`);
+      const { api, engine } = await startAll(rt);
+      log.info(`loraforge is running: API at ${api.url}, queue dashboard at ${api.url}/admin/queues; Ctrl-C stops`);
+      if (engine) {
+        // the demo model's adapters are registered by skill name; a real checkpoint starts with its base model
+        const model = config.inference.model ? engine.modelId : 'code';
+        const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'List the files in this folder, biggest first' }], max_tokens: 48 });
+        process.stdout.write(
+          `\nServing ${engine.modelId} and every registered adapter (curl ${api.url}/v1/models). Try:\n\n` +
+            `  curl ${api.url}/v1/chat/completions -H 'content-type: application/json' -d '${body}'\n\n`,
+        );
+      } else {
+        log.info(`no model served (inference.enabled is false); try: curl ${api.url}/v1/adapters`);
+      }
       await untilSignal(rt.lifecycle, log);
     });
 }

@@ -66,7 +66,7 @@ export function generateCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nExamples:\n' +
-        '  loraforge generate --model ./data/demo-model --adapter ./data/demo-model/adapters/code --prompt "def add(a, b):"\n' +
+        '  loraforge generate --model ./data/demo-model/base --adapter ./data/demo-model/adapters/code --prompt "def add(a, b):"\n' +
         '  loraforge generate --model linux-commands --prompt "List files by size" --chat --seed 7   # through a server\n',
     )
     .action(async (opts: GenerateOptions) => {

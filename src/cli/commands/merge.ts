@@ -132,7 +132,7 @@ export function mergeCommand(program: Command): void {
       try {
         report = await mergeToDirectory(adapters, out, recipe, {
           overwrite: flags.force ?? false,
-          denseCacheBytes: config.merge.denseCacheMiB << 20,
+          denseCacheBytes: config.merge.denseCacheMiB * 2 ** 20,
           compute: { device: config.merge.device, threads: config.merge.threads, logger: log },
           onProgress: (p) => p.phase !== 'read' && printer.update({ phase: p.phase, done: p.done, total: p.total, detail: p.module }),
         });

@@ -148,7 +148,7 @@ export class EngineCore {
   private stopped = false;
   private loopDone: Promise<void> | null = null;
   private readonly eos: Set<number>;
-  private readonly stats = { steps: 0, prefillTokens: 0, decodeTokens: 0, scoreTokens: 0 };
+  private readonly stats = { steps: 0, prefillTokens: 0, decodeTokens: 0, scoreTokens: 0, runSeconds: 0, stepSeconds: 0 };
   private readonly scoreJobs: ScoreJob[] = [];
   private scorer: Promise<ScorePassRunner> | null = null;
   private lastWasScore = false;
@@ -300,6 +300,13 @@ export class EngineCore {
       if (this.rows.length + group.req.rows.length > this.options.maxBatch) break; // keep arrival order for rows
       this.waiting.splice(i, 1);
       this.place(group);
+    }
+    // adapters read for requests that were cancelled meanwhile (scoring jobs keep theirs)
+    for (const key of this.prepared.keys()) {
+      const needed =
+        this.waiting.some((g) => g.req.rows.some((r) => r.adapter?.key === key)) ||
+        this.scoreJobs.some((j) => j.req.rows.some((r) => r.adapter?.key === key));
+      if (!needed) this.prepared.delete(key);
     }
   }
 
@@ -484,10 +491,12 @@ export class EngineCore {
   // ---- running -------------------------------------------------------------------------------------------------
 
   private async execute(plan: Plan): Promise<void> {
+    const started = performance.now();
     if (plan.kind === 'decode') await this.decodeStep(plan.rows);
     else if (plan.kind === 'prefill') await this.prefillFresh(plan.rows);
     else await this.prefillChunk(plan.row, plan.length);
     this.stats.steps++;
+    this.stats.stepSeconds += (performance.now() - started) / 1000;
     this.reap(); // finished rows leave now, so the next admission sees their room
   }
 
@@ -509,7 +518,7 @@ export class EngineCore {
       logitsIndex[r] = BigInt(r);
       adapterIdx[r] = BigInt(row.slot);
     }
-    const out = await this.runner.run(
+    const out = await this.run(
       { batch, seq: 1, inputIds, positionIds, seqlensK, totalSeqLen: maxLen + 1, logitsIndex, adapterIdx, pastStart: 0, anyAdapter: adapterIdx.some((s) => s !== 0n) },
       this.kv,
       this.pool,
@@ -544,7 +553,7 @@ export class EngineCore {
       logitsIndex[j] = BigInt(j * seq + len - 1);
       adapterIdx[j] = BigInt(row.slot);
     });
-    const out = await this.runner.run(
+    const out = await this.run(
       { batch, seq, inputIds, positionIds, seqlensK, totalSeqLen: seq, logitsIndex, adapterIdx, pastStart: null, anyAdapter: adapterIdx.some((s) => s !== 0n) },
       this.kv,
       this.pool,
@@ -571,7 +580,7 @@ export class EngineCore {
       inputIds[s] = BigInt(row.prompt[past + s]!);
       positionIds[s] = BigInt(past + s);
     }
-    const out = await this.runner.run(
+    const out = await this.run(
       {
         batch: 1,
         seq: length,
@@ -597,16 +606,25 @@ export class EngineCore {
     }
   }
 
+  private async run(input: RunInput, kv: KvCache, pool: LoraPool): Promise<RunOutput> {
+    const started = performance.now();
+    try {
+      return await this.runner.run(input, kv, pool);
+    } finally {
+      this.stats.runSeconds += (performance.now() - started) / 1000;
+    }
+  }
+
   /** Moves rows whose prompt is now fully cached into the decoding block. */
   private promote(rowIds: number[]): void {
     // rows of one prefill were found in increasing order; swapping each into the block start keeps the others valid
-    for (const r of [...rowIds].sort((a, b) => a - b)) this.moveRow(r, this.decoding++);
+    for (const r of [...rowIds].sort((a, b) => a - b)) this.swapRows(r, this.decoding++);
   }
 
-  private moveRow(from: number, to: number): void {
-    if (from === to) return;
-    this.kv.swapRows(from, to);
-    [this.rows[from], this.rows[to]] = [this.rows[to]!, this.rows[from]!];
+  private swapRows(a: number, b: number): void {
+    if (a === b) return;
+    this.kv.swapRows(a, b);
+    [this.rows[a], this.rows[b]] = [this.rows[b]!, this.rows[a]!];
   }
 
   // ---- sampling and emitting -----------------------------------------------------------------------------------
@@ -686,8 +704,13 @@ export class EngineCore {
 
   private removeRow(r: number): void {
     if (r < this.decoding) {
-      this.moveRow(r, this.decoding - 1);
-      r = --this.decoding;
+      // the last decoding row takes r's place; its old place is then the one removed (kept compact either way)
+      const lastDecoding = --this.decoding;
+      if (r !== lastDecoding) {
+        this.kv.moveRow(lastDecoding, r);
+        this.rows[r] = this.rows[lastDecoding]!;
+      }
+      r = lastDecoding;
     }
     const moved = this.kv.removeRow(r);
     if (moved !== null) this.rows[r] = this.rows[moved]!;

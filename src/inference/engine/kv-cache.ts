@@ -84,6 +84,13 @@ export class KvCache {
     return moved;
   }
 
+  /** Copies row `from` over row `to` (contents and length); `from` is left as it was, to be removed or overwritten. */
+  moveRow(from: number, to: number): void {
+    if (from === to) return;
+    this.copyRow(from, to);
+    this.lengths[to] = this.lengths[from]!;
+  }
+
   /** Exchanges two rows' contents (used to keep decoding rows in front of rows still in prefill). */
   swapRows(a: number, b: number): void {
     if (a === b) return;

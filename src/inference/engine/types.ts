@@ -84,6 +84,9 @@ export interface EngineStats {
   decodeTokens: number;
   /** tokens run through the score graph (padding excluded) */
   scoreTokens: number;
+  /** seconds inside ONNX Runtime, and of whole generate steps (runs plus feeds, KV scatter, sampling, detokenizing) */
+  runSeconds: number;
+  stepSeconds: number;
 }
 
 export interface SerializedError {

@@ -9,10 +9,19 @@ import { symmetricEigen } from './eigen.js';
 import { multiply, pivotedCholesky, pseudoInverse } from './small.js';
 
 export interface Factor {
-  /** out×r, the LoRA scaling already applied */
+  /** out×r */
   B: Mat32;
   /** r×in */
   A: Mat32;
+  /** multiplies B while stacking (the LoRA scaling s_i; default 1) */
+  scale?: number;
+}
+
+/** s·x as a new array (a plain loop: TypedArray.map with a closure is several times slower). */
+export function scaled(x: Float32Array, s: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = s * x[i]!;
+  return out;
 }
 
 export interface Stacked {
@@ -36,7 +45,8 @@ export function stackFactors(factors: Factor[]): Stacked {
     const r = f.A.rows;
     offsets.push(off);
     const src = f.B.data;
-    for (let row = 0; row < out; row++) for (let j = 0; j < r; j++) b[row * total + off + j] = src[row * r + j]!;
+    const c = f.scale ?? 1;
+    for (let row = 0; row < out; row++) for (let j = 0; j < r; j++) b[row * total + off + j] = c * src[row * r + j]!;
     a.set(f.A.data, off * inn);
     off += r;
   }
@@ -51,7 +61,18 @@ export interface Grams {
   size: number;
 }
 
-export async function stackedGrams(kernel: MatmulKernel, s: Stacked): Promise<Grams> {
+export type Precision = 'f32' | 'f64';
+
+/**
+ * B̃ᵀB̃ and ÃÃᵀ. float64 where small singular values or a cancellation matter (exact merges, the SVD);
+ * float32 (MLAS sgemm, several times faster) is enough for norms and cosines.
+ */
+export async function stackedGrams(kernel: MatmulKernel, s: Stacked, precision: Precision = 'f64'): Promise<Grams> {
+  if (precision === 'f32') {
+    const gb = await kernel.gemm(s.B, s.B, { transA: true });
+    const ga = await kernel.gemm(s.A, s.A, { transB: true });
+    return { gb: Float64Array.from(gb.data), ga: Float64Array.from(ga.data), size: s.B.cols };
+  }
   const gb = await kernel.gemm64(s.B, s.B, { transA: true });
   const ga = await kernel.gemm64(s.A, s.A, { transB: true });
   return { gb: gb.data, ga: ga.data, size: s.B.cols };

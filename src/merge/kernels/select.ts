@@ -14,9 +14,13 @@ export interface Threshold {
 
 const NONE_KEPT: Threshold = { bits: 0x7f800001, above: 0, ties: 0 };
 
+// Counts are 32-bit (cheap to allocate and clear, which matters for the thousands of small factor tensors) and
+// widen to float64 only when a selection spans more than 2^32 - 1 values (trimScope "adapter" on a huge model).
+type Counts = Uint32Array | Float64Array;
+
 export class MagnitudeSelector {
-  private readonly high = new Float64Array(32768);
-  private low: Float64Array | null = null;
+  private high: Counts = new Uint32Array(32768);
+  private low: Counts | null = null;
   private bucket = -1;
   private aboveBucket = 0;
   private total = 0;
@@ -26,6 +30,7 @@ export class MagnitudeSelector {
 
   /** Pass 1: feed every value once. */
   addPass1(chunk: Float32Array): void {
+    if (this.total + chunk.length > 0xffffffff && this.high instanceof Uint32Array) this.high = Float64Array.from(this.high);
     const bits = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.length);
     const h = this.high;
     for (let j = 0; j < bits.length; j++) h[(bits[j]! >>> 16) & 0x7fff]!++;
@@ -45,7 +50,7 @@ export class MagnitudeSelector {
       }
       seen += c;
     }
-    this.low = new Float64Array(65536);
+    this.low = this.total > 0xffffffff ? new Float64Array(65536) : new Uint32Array(65536);
     return true;
   }
 

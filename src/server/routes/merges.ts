@@ -2,20 +2,36 @@
 // server-sent events until it ends, and cancel.
 import type { Router } from 'express';
 import { z } from 'zod';
+import { InvalidInputError } from '../../errors.js';
+import { MergeOptionsSchema } from '../../merge/options.js';
 import type { MergeService } from '../../queue/merges.js';
-import { MergeProgressSchema, MergeRequestSchema, MergeStatusSchema, type MergeStatus } from '../../queue/types.js';
+import { MergeProgressSchema, MergeRequestSchema, MergeStatusSchema, MergeTargetSchema, type MergeStatus } from '../../queue/types.js';
 import type { RouteDeps } from '../app.js';
 import { ApiRouter } from '../openapi.js';
 import { openSse } from '../sse.js';
 
 const IdParams = z.object({ id: z.string().regex(/^merge-[0-9a-f]{24}$/, 'a merge id looks like "merge-" and 24 hex digits') });
 const TERMINAL = new Set<MergeStatus['state']>(['completed', 'failed', 'cancelled']);
+const FIELDS = [...Object.keys(MergeTargetSchema.shape), ...Object.keys(MergeOptionsSchema.shape)];
+
+/** A misspelt option ("desnity") would silently fall back to its default: name it instead. */
+function refuseUnknownFields(body: unknown): void {
+  const unknown = Object.keys(body && typeof body === 'object' ? body : {}).filter((k) => !FIELDS.includes(k));
+  if (unknown.length > 0) {
+    throw new InvalidInputError(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; the fields are ${FIELDS.join(', ')}`);
+  }
+}
 
 export function mergesRoutes(deps: RouteDeps & { merges: MergeService }): Router {
   const { merges } = deps;
   const r = new ApiRouter(deps.openapi);
   const tags = ['merges'];
 
+  // before the schema: a misspelt field explains the schema's complaint ("desnity" → "needs a density")
+  r.router.post('/v1/merges', (req, _res, next) => {
+    refuseUnknownFields(req.body);
+    next();
+  });
   r.post(
     '/v1/merges',
     {

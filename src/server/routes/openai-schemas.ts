@@ -42,6 +42,8 @@ export const ChatCompletionRequestSchema = z
     max_completion_tokens: z.number().int().min(1).nullish(),
     logprobs: z.boolean().nullish(),
     top_logprobs: z.number().int().min(0).max(20).nullish(),
+    tools: z.array(z.unknown()).nullish().meta({ description: 'not supported: refused when non-empty' }),
+    response_format: z.object({ type: z.string() }).loose().nullish().meta({ description: 'only {"type": "text"}' }),
   })
   .meta({ id: 'ChatCompletionRequest' });
 

@@ -186,6 +186,10 @@ export function openaiRoutes(deps: RouteDeps & { engine: InferenceEngine }): Rou
     async ({ body }, req, res) => {
       const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
       if (body.top_logprobs != null && !body.logprobs) throw new InvalidInputError('top_logprobs needs logprobs: true');
+      if (body.tools && body.tools.length > 0) throw new UnsupportedError('tools (function calling) are not supported: send the conversation without tools');
+      if (body.response_format && body.response_format.type !== 'text') {
+        throw new UnsupportedError(`response_format ${body.response_format.type} is not supported: only text answers (omit response_format)`);
+      }
       const request: GenerateRequest = {
         ...samplingSettings(body),
         model: body.model,
