@@ -13,6 +13,8 @@ import { LoraforgeBot } from './bot/bot.js';
 import { LoraforgeClient } from './client/index.js';
 import type { Config } from './config/index.js';
 import { InvalidInputError, UnavailableError } from './errors.js';
+import { EvalService } from './eval/service.js';
+import { startEvalWorker } from './eval/worker.js';
 import { DEMO_SKILLS, makeDemoModel } from './inference/demo.js';
 import { InferenceEngine, type AdapterResolver, type ResolvedAdapter } from './inference/engine/index.js';
 import { prepareModel } from './inference/prepare.js';
@@ -201,7 +203,13 @@ export async function startEngine(rt: Runtime, registry: Registry): Promise<Infe
       phase = p.phase;
     },
   });
-  const engine = await InferenceEngine.start({ ...config.inference, modelDir: model.dir, adapters: registryAdapters(registry), log });
+  const engine = await InferenceEngine.start({
+    ...config.inference,
+    scoring: scoringSettings(config),
+    modelDir: model.dir,
+    adapters: registryAdapters(registry),
+    log,
+  });
   rt.lifecycle.add('inference engine', () => engine.close());
   return engine;
 }
@@ -216,7 +224,9 @@ export async function startService(
   const merges = await openMerges(rt, registry, metrics);
   const engine = rt.config.inference.enabled ? await startEngine(rt, registry) : undefined;
   const arena = openArena(rt, { adapters: registry, engine });
-  const api = await startApi(rt, { metrics, registry, merges, engine, arena, adminQueues: [merges.queue] });
+  // evals and sweeps run where the model is: without an engine, their routes answer 404
+  const evals = engine ? await startEvals(rt, { engine, registry, merges }) : undefined;
+  const api = await startApi(rt, { metrics, registry, merges, engine, arena, evals, adminQueues: [merges.queue, ...(evals ? [evals.queue] : [])] });
   return { api, registry, merges, engine };
 }
 
@@ -284,4 +294,36 @@ export async function startBot(rt: Runtime, apiUrl = rt.config.bot.apiUrl): Prom
   await bot.start();
   rt.lifecycle.add('discord bot', () => bot.stop());
   return bot;
+}
+
+/** The scoring-pass bounds of the engine (EngineSettings.scoring) from the eval settings. */
+export function scoringSettings(config: Config): { maxBatch: number; maxTokens: number; logitsBudgetBytes: number } {
+  const e = config.eval;
+  return { maxBatch: e.scoreMaxBatch, maxTokens: e.scoreMaxTokens, logitsBudgetBytes: e.scoreLogitsMiB * 1024 ** 2 };
+}
+
+/**
+ * Evals and sweeps (docs/eval.md) where the engine runs: the job service the API mounts (pass it as `evals` to
+ * startApi, and its queue to `adminQueues`) and the worker that runs the jobs beside the engine, because scoring
+ * needs the model. Sweeps queue their merges on `merges`, run by the merge workers.
+ */
+export async function startEvals(rt: Runtime, parts: { engine: InferenceEngine; registry: Registry; merges: MergeService }): Promise<EvalService> {
+  const common = { redisUrl: rt.config.redis.url, redisPrefix: rt.config.redis.prefix, redis: rt.redis, registry: parts.registry };
+  const evals = await EvalService.create({
+    ...common,
+    log: rt.log.child({ part: 'evals' }),
+    suitesDir: rt.config.eval.suitesDir,
+    attempts: rt.config.eval.attempts,
+  });
+  rt.lifecycle.add('eval queue', () => evals.close());
+  const worker = await startEvalWorker({
+    ...common,
+    merges: parts.merges,
+    engine: parts.engine,
+    log: rt.log,
+    lockMs: rt.config.eval.lockSeconds * 1000,
+    mergesAhead: rt.config.eval.mergesAhead,
+  });
+  rt.lifecycle.add('eval worker', () => worker.close());
+  return evals;
 }

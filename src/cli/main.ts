@@ -3,6 +3,7 @@ import { adaptersCommand } from './commands/adapters.js';
 import { allCommand } from './commands/all.js';
 import { botCommand } from './commands/bot.js';
 import { buildModelCommand } from './commands/build-model.js';
+import { evalCommand } from './commands/eval.js';
 import { foldCommand } from './commands/fold.js';
 import { generateCommand } from './commands/generate.js';
 import { healthcheckCommand } from './commands/healthcheck.js';
@@ -13,6 +14,7 @@ import { mergeCommand } from './commands/merge.js';
 import { mergesCommand } from './commands/merges.js';
 import { registerCommandsCommand } from './commands/register-commands.js';
 import { serveCommand } from './commands/serve.js';
+import { sweepCommand } from './commands/sweep.js';
 import { workerCommand } from './commands/worker.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
@@ -28,6 +30,8 @@ const modules: CommandModule[] = [
   mergeCommand,
   inspectCommand,
   foldCommand,
+  evalCommand,
+  sweepCommand,
   botCommand,
   registerCommandsCommand,
   healthcheckCommand,

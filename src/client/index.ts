@@ -2,6 +2,7 @@
 // live in client/<domain>.ts over the shared HttpClient.
 import { AdaptersClient } from './adapters.js';
 import { ArenaClient } from './arena.js';
+import { EvalsClient, SweepsClient } from './eval.js';
 import { HttpClient, type HttpClientOptions } from './http.js';
 import { InferenceClient } from './inference.js';
 import { MergesClient } from './merges.js';
@@ -9,6 +10,7 @@ import { SystemClient } from './system.js';
 
 export { AdaptersClient, type RegisterOptions } from './adapters.js';
 export { ArenaClient } from './arena.js';
+export { EvalsClient, SweepsClient, type JobStreamEvent } from './eval.js';
 export { ApiError } from './errors.js';
 export { MergesClient, type MergeStreamEvent } from './merges.js';
 export { HttpClient, type HttpClientOptions } from './http.js';
@@ -21,6 +23,10 @@ export class LoraforgeClient {
   readonly merges: MergesClient;
   readonly inference: InferenceClient;
   readonly arena: ArenaClient;
+  /** /v1/evals: skill retention of models on suites */
+  readonly evals: EvalsClient;
+  /** /v1/sweeps: merge-setting searches */
+  readonly sweeps: SweepsClient;
 
   constructor(options: HttpClientOptions) {
     this.http = new HttpClient(options);
@@ -29,5 +35,7 @@ export class LoraforgeClient {
     this.merges = new MergesClient(this.http);
     this.inference = new InferenceClient(this.http);
     this.arena = new ArenaClient(this.http);
+    this.evals = new EvalsClient(this.http);
+    this.sweeps = new SweepsClient(this.http);
   }
 }

@@ -157,6 +157,23 @@ export const ConfigSchema = z.object({
         .prefault({}),
     })
     .prefault({}),
+  /** evals and merge sweeps (docs/eval.md) */
+  eval: z
+    .object({
+      /** suites that requests name are read from here; default: the built-in suites (config/suites) */
+      suitesDir: z.string().optional(),
+      /** sweeps: merges queued ahead of the point being scored */
+      mergesAhead: z.coerce.number().int().min(1).max(16).default(2),
+      /** attempts of an eval or sweep job on transient failures (a sweep resumes from its finished points) */
+      attempts: z.coerce.number().int().min(1).max(20).default(3),
+      /** job lock: the job of a process that died is taken up again after about this long */
+      lockSeconds: z.coerce.number().int().min(1).max(3600).default(30),
+      /** one scoring pass: at most this many rows and padded tokens, and this much memory for the [tokens, vocab] logits */
+      scoreMaxBatch: z.coerce.number().int().min(1).max(4096).default(64),
+      scoreMaxTokens: z.coerce.number().int().min(1).default(8192),
+      scoreLogitsMiB: z.coerce.number().int().min(1).default(256),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -181,6 +198,8 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_MERGE_DEVICE: 'merge.device',
   LORAFORGE_MERGE_THREADS: 'merge.threads',
   LORAFORGE_MODEL: 'inference.model',
+  LORAFORGE_SUITES_DIR: 'eval.suitesDir',
+  LORAFORGE_EVAL_LOCK_SECONDS: 'eval.lockSeconds',
   LORAFORGE_MODEL_ID: 'inference.modelId',
   LORAFORGE_THREADS: 'inference.threads',
   LORAFORGE_EXECUTION_PROVIDER: 'inference.executionProvider',

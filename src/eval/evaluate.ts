@@ -35,6 +35,8 @@ export interface EvalHooks {
 
 /** Rows per engine call: small enough for prompt progress and cancellation, large enough to fill passes. */
 const ROWS_PER_CALL = 64;
+/** Engine calls in flight: the next one is tokenized on this thread while the engine's thread runs the current one. */
+const CALLS_IN_FLIGHT = 2;
 /** Generations in flight at once when answering for checks (the engine batches them). */
 const GENERATIONS_IN_FLIGHT = 8;
 
@@ -57,16 +59,24 @@ export async function scoreItems(
   const rows = items.flatMap((item, i) => models.map((model) => ({ item: i, model, input: promptInput(item, format), continuation: item.reference })));
   const out = new Map(models.map((m) => [m, new Array<{ nll: number; tokens: number }>(items.length)]));
   hooks.onProgress?.({ phase: 'score', done: 0, total: rows.length });
-  for (let start = 0; start < rows.length; start += ROWS_PER_CALL) {
-    throwIfAborted(hooks.signal);
-    const chunk = rows.slice(start, start + ROWS_PER_CALL);
-    const result = await engine.score({ rows: chunk.map(({ model, input, continuation }) => ({ model, input, continuation })) }, { signal: hooks.signal });
-    chunk.forEach((row, k) => {
-      const r = result.rows[k]!;
-      out.get(row.model)![row.item] = { nll: -r.logprobSum / r.tokens, tokens: r.tokens };
-    });
-    hooks.onProgress?.({ phase: 'score', done: Math.min(rows.length, start + chunk.length), total: rows.length });
-  }
+  const chunks: Array<typeof rows> = [];
+  for (let start = 0; start < rows.length; start += ROWS_PER_CALL) chunks.push(rows.slice(start, start + ROWS_PER_CALL));
+  let done = 0;
+  let next = 0;
+  const worker = async () => {
+    while (next < chunks.length) {
+      throwIfAborted(hooks.signal);
+      const chunk = chunks[next++]!;
+      const result = await engine.score({ rows: chunk.map(({ model, input, continuation }) => ({ model, input, continuation })) }, { signal: hooks.signal });
+      chunk.forEach((row, k) => {
+        const r = result.rows[k]!;
+        out.get(row.model)![row.item] = { nll: -r.logprobSum / r.tokens, tokens: r.tokens };
+      });
+      done += chunk.length;
+      hooks.onProgress?.({ phase: 'score', done, total: rows.length });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CALLS_IN_FLIGHT, chunks.length) }, worker));
   return out;
 }
 

@@ -10,6 +10,7 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import type { Arena } from '../arena/arena.js';
 import type { Config } from '../config/index.js';
+import type { EvalService } from '../eval/service.js';
 import type { MergeService } from '../queue/merges.js';
 import type { Registry } from '../registry/registry.js';
 import type { InferenceEngine } from '../inference/engine/index.js';
@@ -21,6 +22,7 @@ import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
 import { rateLimitMiddleware } from './ratelimit.js';
 import { adaptersRoutes } from './routes/adapters.js';
+import { evalsRoutes } from './routes/evals.js';
 import { mergesRoutes } from './routes/merges.js';
 import { compareRoutes } from './routes/compare.js';
 import { openaiRoutes } from './routes/openai.js';
@@ -48,6 +50,8 @@ export interface AppDeps {
   registry?: Registry;
   /** /v1/merges */
   merges?: MergeService;
+  /** /v1/evals, /v1/sweeps, /v1/suites: present where an eval worker runs beside the engine */
+  evals?: EvalService;
   /** the model engine: OpenAI-compatible routes and /v1/compare */
   engine?: InferenceEngine;
   /** /v1/battles, /v1/leaderboard */
@@ -113,6 +117,7 @@ export function createApp(deps: AppDeps): express.Express {
     registerInferenceMetrics(deps.metrics.registry, deps.engine);
   }
   if (deps.arena) app.use(arenaRoutes({ ...routeDeps, arena: deps.arena }));
+  if (deps.evals) app.use(evalsRoutes({ ...routeDeps, evals: deps.evals }));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));

@@ -97,17 +97,35 @@ export function ridgeOnes(xs: readonly Float64Array[], lambda: number): Float64A
 }
 
 /**
- * The residual direction that raises the logits of `tokens` (weighted by how often they occur) against the
- * average token: through the final RMSNorm's weight γ, d_i = γ_i Σ_k f_k (E[k,i] − Ē_i), unit length.
+ * The residual direction that raises the logits of `tokens` (weighted by how often they occur) against those of
+ * `against` (default: the whole vocabulary, evenly): through the final RMSNorm's weight γ,
+ * d_i = γ_i (mean_{k∈tokens} E[k,i] − mean_{k∈against} E[k,i]), unit length. Centring on the other skills' tokens
+ * makes an expert specific: it favours its own skill's tokens over theirs.
  */
-export function tokenDirection(lmHead: Float32Array, vocab: number, finalNorm: Float32Array, tokens: readonly number[]): Float64Array {
+export function tokenDirection(lmHead: Float32Array, vocab: number, finalNorm: Float32Array, tokens: readonly number[], against?: readonly number[]): Float64Array {
   const d = finalNorm.length;
-  const mean = new Float64Array(d);
-  for (let k = 0; k < vocab; k++) for (let i = 0; i < d; i++) mean[i]! += lmHead[k * d + i]! / vocab;
-  const dir = new Float64Array(d);
-  for (const k of tokens) for (let i = 0; i < d; i++) dir[i]! += (lmHead[k * d + i]! - mean[i]!) * finalNorm[i]!;
+  const meanOf = (ids: readonly number[]) => {
+    const m = new Float64Array(d);
+    for (const k of ids) for (let i = 0; i < d; i++) m[i]! += lmHead[k * d + i]! / ids.length;
+    return m;
+  };
+  const own = meanOf(tokens);
+  const other = meanOf(against ?? Array.from({ length: vocab }, (_, k) => k));
+  const dir = own.map((v, i) => (v - other[i]!) * finalNorm[i]!);
   const norm = Math.hypot(...dir);
   return dir.map((v) => v / norm);
+}
+
+/**
+ * An expert's direction: half towards its skill's tokens against the vocabulary (which helps any text a little),
+ * half against the other skills' tokens (which makes it specific: merging experts then meets real interference).
+ */
+export function expertDirection(lmHead: Float32Array, vocab: number, finalNorm: Float32Array, own: readonly number[], everyone: readonly number[]): Float64Array {
+  const general = tokenDirection(lmHead, vocab, finalNorm, own);
+  const specific = tokenDirection(lmHead, vocab, finalNorm, own, everyone);
+  const mix = general.map((v, i) => v + specific[i]!);
+  const norm = Math.hypot(...mix);
+  return mix.map((v) => v / norm);
 }
 
 /** PEFT tensors of the rank-1 expert (lora_A [1, in], lora_B [out, 1]; alpha = rank = 1, so scaling is 1). */
@@ -158,7 +176,7 @@ export async function makeExperts(options: {
   checkpointDir: string;
   items: readonly SuiteItem[];
   outDir: string;
-  /** length of the push α·d in the residual stream (default 10: near the best on the demo model; far more overshoots) */
+  /** length of the push α·d in the residual stream (default 8: near the best on the demo model; far more overshoots) */
   strength?: number;
 }): Promise<Expert[]> {
   const { manifest } = options;
@@ -176,13 +194,16 @@ export async function makeExperts(options: {
   const last = manifest.config.numLayers - 1;
   const module = `model.layers.${last}.self_attn.o_proj`;
   const experts: Expert[] = [];
+  const encode = (item: SuiteItem) => encodeForScoring(tokenizer, { kind: 'chat', messages: [{ role: 'user', content: item.prompt }] }, item.reference);
+  const answerTokens = (texts: ScoredText[]) => texts.flatMap((t) => t.ids.slice(t.targetStart));
+  const everyone = answerTokens(options.items.map(encode));
   try {
     for (const [category, items] of byCategory(options.items)) {
-      const texts = items.map((item) => encodeForScoring(tokenizer, { kind: 'chat', messages: [{ role: 'user', content: item.prompt }] }, item.reference));
+      const texts = items.map(encode);
       const xs = await oProjInputs(probe, manifest, texts);
       const w = ridgeOnes(xs, xs.length);
-      const direction = tokenDirection(lmHead, manifest.config.vocabSize, finalNorm, texts.flatMap((t) => t.ids.slice(t.targetStart)));
-      const { A, B } = expertFactors(w, direction, options.strength ?? 10);
+      const direction = expertDirection(lmHead, manifest.config.vocabSize, finalNorm, answerTokens(texts), everyone);
+      const { A, B } = expertFactors(w, direction, options.strength ?? 8);
       const dir = path.join(options.outDir, category);
       await writeAdapter(dir, rank1Adapter(manifest.baseModel, module, A, B));
       experts.push({ category, dir, lora: new Map([[module, { A, B, rank: 1, scaling: 1 }]]) });

@@ -196,6 +196,8 @@ interface Pending {
 }
 
 const MAX_ALTERNATIVES = 20;
+/** a few suites' worth of scored rows */
+const SCORE_ENCODINGS_KEPT = 4096;
 
 export class InferenceEngine {
   readonly modelId: string;
@@ -204,6 +206,8 @@ export class InferenceEngine {
   private readonly pending = new Map<string, Pending>();
   private readonly statsCalls = new Map<number, (s: EngineStats) => void>();
   private readonly scoring = new Map<string, { resolve: (r: ScoreJobResult) => void; reject: (err: Error) => void }>();
+  /** encodings of scored rows, so an eval's items are tokenized once for all its models and sweep points */
+  private readonly scoreEncodings = new Map<string, { ids: number[]; targetStart: number }>();
   private nextCall = 0;
   private inFlightRows = 0;
   /** moving average of request seconds, for the 429 retry hint */
@@ -427,8 +431,7 @@ export class InferenceEngine {
     const refs = new Map<string, AdapterRef | null>();
     for (const row of request.rows) if (!refs.has(row.model)) refs.set(row.model, await this.resolveModel(row.model));
     const rows = request.rows.map((row, i) => {
-      if (row.input.kind === 'ids') this.encode(row.input); // validates the ids
-      const encoded = encodeForScoring(this.tokenizer, row.input, row.continuation);
+      const encoded = this.encodeScoreRow(row.input, row.continuation);
       try {
         checkScoreRow({ ...encoded, slot: 0 }, this.contextLength);
       } catch (err) {
@@ -452,6 +455,22 @@ export class InferenceEngine {
     } finally {
       hooks.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  private encodeScoreRow(input: PromptInput, continuation: string): { ids: number[]; targetStart: number } {
+    const key = JSON.stringify([input, continuation]);
+    const cached = this.scoreEncodings.get(key);
+    if (cached) {
+      // refreshed: the map's order is least recently used first
+      this.scoreEncodings.delete(key);
+      this.scoreEncodings.set(key, cached);
+      return cached;
+    }
+    if (input.kind === 'ids') this.encode(input); // validates the ids
+    const encoded = encodeForScoring(this.tokenizer, input, continuation);
+    this.scoreEncodings.set(key, encoded);
+    if (this.scoreEncodings.size > SCORE_ENCODINGS_KEPT) this.scoreEncodings.delete(this.scoreEncodings.keys().next().value!);
+    return encoded;
   }
 
   async stats(): Promise<EngineStats> {

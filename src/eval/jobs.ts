@@ -1,0 +1,139 @@
+// Eval and sweep jobs on the BullMQ queue `eval`: what a job carries, its Redis keys, and the status views the API
+// returns (zod, so /openapi.json documents them and the client imports their types).
+//
+// A job carries everything it needs, resolved when it was accepted (the suite items, the sweep's points), so a
+// restart or a retry runs exactly what was asked even if a suite file changed meanwhile.
+import { z } from 'zod';
+import type { MergeOptions } from '../merge/options.js';
+import { EvalReportSchema, ExpertInfoSchema } from './report.js';
+import type { EvalFormat } from './evaluate.js';
+import type { SuiteItem } from './suite.js';
+
+export const EVAL_QUEUE = 'eval';
+
+export interface EvalJobData {
+  kind: 'eval';
+  items: SuiteItem[];
+  /** adapters and merges to score; the base model and the experts are added when the job runs */
+  models: string[];
+  experts?: Record<string, string>;
+  format: EvalFormat;
+  checks: boolean;
+  maxTokens: number;
+  /** suite names, for the status view */
+  suites: string[];
+}
+
+export interface SweepJobData {
+  kind: 'sweep';
+  items: SuiteItem[];
+  /** the adapters merged at every point, in weight order */
+  adapters: string[];
+  experts?: Record<string, string>;
+  format: EvalFormat;
+  suites: string[];
+  search: 'grid' | 'random';
+  points: MergeOptions[];
+}
+
+export type EvalQueueJobData = EvalJobData | SweepJobData;
+
+export const JOB_STATES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export const EvalIdSchema = z.string().regex(/^eval-[0-9a-f]{24}$/, 'an eval id looks like "eval-" and 24 hex digits');
+export const SweepIdSchema = z.string().regex(/^sweep-[0-9a-f]{24}$/, 'a sweep id looks like "sweep-" and 24 hex digits');
+
+export const JobProgressSchema = z.object({
+  phase: z.string().meta({ description: 'baseline, merge, score or generate' }),
+  done: z.number(),
+  total: z.number(),
+  /** sweeps: points finished (completed or failed) of all points */
+  points: z.object({ done: z.number().int(), total: z.number().int() }).optional(),
+});
+export type JobProgress = z.infer<typeof JobProgressSchema>;
+
+const JobCommon = {
+  state: z.enum(JOB_STATES),
+  progress: JobProgressSchema.nullable(),
+  attempts: z.number().int(),
+  cancelRequested: z.boolean(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  createdAt: z.string().optional(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+};
+
+export const EvalStatusSchema = z.object({
+  id: z.string(),
+  kind: z.literal('eval'),
+  ...JobCommon,
+  suites: z.array(z.string()),
+  items: z.number().int(),
+  models: z.array(z.string()),
+  report: EvalReportSchema.optional(),
+});
+export type EvalStatus = z.infer<typeof EvalStatusSchema>;
+
+export const SweepCategoryScoreSchema = z.object({ perplexity: z.number(), retention: z.number().nullable() });
+
+export const SweepPointResultSchema = z.object({
+  index: z.number().int(),
+  label: z.string().meta({ description: 'e.g. "ties d=0.3 w=0.25"' }),
+  options: z.record(z.string(), z.unknown()).meta({ description: 'the merge options of this point, weights included' }),
+  state: z.enum(['completed', 'failed']),
+  /** the registered merge this point scored */
+  adapter: z.string().optional(),
+  mergeId: z.string().optional(),
+  categories: z.record(z.string(), SweepCategoryScoreSchema).optional(),
+  worstRetention: z.number().nullable().optional(),
+  meanRetention: z.number().nullable().optional(),
+  meanNll: z.number().optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  finishedAt: z.string(),
+});
+export type SweepPointResult = z.infer<typeof SweepPointResultSchema>;
+
+export const SweepBaselineSchema = z.object({
+  categories: z.array(z.string()),
+  experts: z.record(z.string(), ExpertInfoSchema),
+  /** base model and experts: perplexity per category */
+  perplexity: z.record(z.string(), z.record(z.string(), z.number())),
+});
+export type SweepBaseline = z.infer<typeof SweepBaselineSchema>;
+
+export const SweepStatusSchema = z.object({
+  id: z.string(),
+  kind: z.literal('sweep'),
+  ...JobCommon,
+  search: z.enum(['grid', 'random']),
+  adapters: z.array(z.string()),
+  suites: z.array(z.string()),
+  items: z.number().int(),
+  totalPoints: z.number().int(),
+  baseline: SweepBaselineSchema.nullable(),
+  /** finished points, best first: by the worst category's retention, then the mean */
+  ranking: z.array(SweepPointResultSchema),
+  /** the best point's merge, ready to be kept under a name: POST /v1/sweeps/{id}/register */
+  best: SweepPointResultSchema.nullable(),
+});
+export type SweepStatus = z.infer<typeof SweepStatusSchema>;
+
+export const RegisterBestRequestSchema = z.object({
+  name: z.string().min(1).max(64).meta({ description: 'the name to register the merge under (a slug)' }),
+  point: z.number().int().min(0).optional().meta({ description: 'a point index instead of the best' }),
+  description: z.string().max(2000).optional(),
+  category: z.string().min(1).max(64).optional(),
+  replace: z.boolean().default(false),
+});
+export type RegisterBestRequest = z.output<typeof RegisterBestRequestSchema>;
+
+/** Redis keys of the eval part, under the configured prefix. */
+export const evalKeys = (prefix: string) => ({
+  cancel: (id: string) => `${prefix}:eval:cancel:${id}`,
+  control: `${prefix}:eval:control`,
+  /** statuses of jobs cancelled before they started (their BullMQ job is removed) */
+  cancelled: `${prefix}:eval:cancelled`,
+  /** a sweep's progress: field `baseline` and one field `point:<index>` per finished point */
+  sweep: (id: string) => `${prefix}:eval:sweep:${id}`,
+});
