@@ -39,9 +39,8 @@ function mergeMethodSubcommand(method: MergeMethodName) {
     s.setName(method)
       .setDescription(METHOD_HELP[method])
       .addStringOption((o) => o.setName('weights').setDescription('One weight per adapter, in order, e.g. 1,1,1,1').setRequired(true).setMaxLength(400));
-    // the pruning methods have no sensible default density: Discord asks for it
     if (knobs.density) {
-      s.addNumberOption((o) => o.setName('density').setDescription('Fraction of each update to keep, in (0, 1], e.g. 0.2').setRequired(true).setMinValue(0).setMaxValue(1));
+      s.addNumberOption((o) => o.setName('density').setDescription('Fraction of each update to keep, in (0, 1] (default 0.2)').setMinValue(0).setMaxValue(1));
     }
     s.addStringOption((o) =>
       o.setName('adapters').setDescription('Adapters to merge, comma separated (default: all registered, oldest first)').setAutocomplete(true).setMaxLength(1000),

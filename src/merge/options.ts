@@ -8,8 +8,10 @@ export type MergeMethod = (typeof MERGE_METHODS)[number];
 
 /** Methods that keep the exact weighted sum in delta space (rank Σr_i by default, no ΔW ever formed). */
 export const EXACT_METHODS: ReadonlySet<MergeMethod> = new Set(['linear', 'cat', 'svd']);
-/** Methods that trim or drop entries and so need `density`. */
+/** Methods that trim or drop entries and so take a `density`. */
 export const PRUNING_METHODS: ReadonlySet<MergeMethod> = new Set(['ties', 'dare_linear', 'dare_ties', 'magnitude_prune']);
+/** density of the pruning methods when none is given: the TIES paper's top-20%, also mergekit's usual choice */
+export const DEFAULT_DENSITY = 0.2;
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 
@@ -20,7 +22,7 @@ export const MergeOptionsSchema = z
     space: z.enum(['delta', 'factors']).default('delta'),
     /** one weight per input adapter, in input order; negative weights subtract */
     weights: z.array(finite).min(1, 'give one weight per adapter'),
-    /** share of entries kept by ties, dare_* and magnitude_prune (0..1; >= 1 keeps everything) */
+    /** share of entries kept by ties, dare_* and magnitude_prune (0..1; >= 1 keeps everything; default 0.2) */
     density: finite.min(0, 'density must be >= 0 (the share of entries kept, e.g. 0.2)').optional(),
     majoritySignMethod: z.enum(['total', 'frequency']).default('total'),
     /** rank of the merged adapter (default: Σr_i for linear/cat/svd, max r_i for the pruning methods) */
@@ -35,8 +37,8 @@ export const MergeOptionsSchema = z
     dtype: z.enum(['F32', 'F16', 'BF16']).optional(),
   })
   .superRefine((o, ctx) => {
-    if (PRUNING_METHODS.has(o.method) && o.density === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['density'], message: `method ${o.method} needs a density (the share of entries kept, e.g. 0.2)` });
+    if (!PRUNING_METHODS.has(o.method) && o.density !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['density'], message: `method ${o.method} keeps every entry and takes no density; use ties, dare_linear, dare_ties or magnitude_prune to prune` });
     }
     if (o.method === 'cat' && (o.rank !== undefined || o.energy !== undefined)) {
       ctx.addIssue({ code: 'custom', path: ['rank'], message: 'cat always has rank Σr_i; use svd (or linear) with a rank or energy to truncate' });
@@ -50,7 +52,9 @@ export const MergeOptionsSchema = z
     if (o.space === 'factors' && o.trimScope === 'adapter') {
       ctx.addIssue({ code: 'custom', path: ['trimScope'], message: 'trimScope "adapter" applies to delta space; factors space trims each tensor, as PEFT does' });
     }
-  });
+  })
+  // the default is written into the recipe, so `ties` and `ties density 0.2` are one job, one hash, one report
+  .overwrite((o) => (PRUNING_METHODS.has(o.method) && o.density === undefined ? { ...o, density: DEFAULT_DENSITY } : o));
 
 export type MergeOptions = z.output<typeof MergeOptionsSchema>;
 export type MergeOptionsInput = z.input<typeof MergeOptionsSchema>;

@@ -68,7 +68,7 @@ describe('loraforge merge / inspect', () => {
     const cases: [string[], RegExp][] = [
       [['merge', '--method', 'bogus', dir, dir, '--out', path.join(tmp, 'x1')], /--method must be one of linear, cat, svd/],
       [['merge', '--method', 'linear', '--weights', '1', dir, dir, '--out', path.join(tmp, 'x2')], /--weights has 1 value\(s\) for 2 adapter\(s\)/],
-      [['merge', '--method', 'ties', dir, dir, '--out', path.join(tmp, 'x3')], /needs a density/],
+      [['merge', '--method', 'cat', '--density', '0.2', dir, dir, '--out', path.join(tmp, 'x3')], /cat keeps every entry and takes no density/],
       [['merge', '--method', 'linear', '--weights', 'a,b', dir, dir, '--out', path.join(tmp, 'x4')], /--weights takes numbers/],
       [['merge', '--method', 'linear', dir, path.join(tmp, 'nope'), '--out', path.join(tmp, 'x5')], /nope: no such directory/],
       [['inspect', path.join(tmp, 'nope')], /no such directory/],

@@ -1,6 +1,7 @@
 // Delta space: exact methods reproduce ΔW* = Σ w_i s_i B_i A_i; the dense path follows PEFT's rules on ΔW.
 import { afterAll, describe, expect, it } from 'vitest';
 import { mergeAdapters } from '../../src/merge/engine.js';
+import { parseMergeOptions } from '../../src/merge/options.js';
 import { DeltaTiles, denseMerge, tensorThresholds } from '../../src/merge/dense.js';
 import { MatmulKernel } from '../../src/merge/kernels/matmul.js';
 import { TopKFilter } from '../../src/merge/kernels/select.js';
@@ -196,9 +197,17 @@ describe('inputs, warnings, progress and cancellation', () => {
     await expect(mergeAdapters([a, b], { method: 'cat', weights: [1, 1] })).rejects.toThrow(new RegExp(`module ${Q.replace(/\./g, '\\.')} has different shapes`));
   });
 
+  it('gives the pruning methods density 0.2 when none is asked for, written into the recipe', () => {
+    const plain = parseMergeOptions({ method: 'ties', weights: [1, 1] });
+    expect(plain.density).toBe(0.2);
+    expect(plain).toEqual(parseMergeOptions({ method: 'ties', weights: [1, 1], density: 0.2 }));
+    expect(parseMergeOptions({ method: 'dare_linear', weights: [1], density: 0.7 }).density).toBe(0.7);
+    expect(parseMergeOptions({ method: 'linear', weights: [1] }).density).toBeUndefined();
+  });
+
   it('refuses bad options with what to fix', async () => {
     const a = makeAdapter([{ name: Q, out: 4, inn: 4, r: 1 }]);
-    await expect(mergeAdapters([a, a], { method: 'ties', weights: [1, 1] })).rejects.toThrow(/needs a density/);
+    await expect(mergeAdapters([a, a], { method: 'linear', weights: [1, 1], density: 0.5 })).rejects.toThrow(/linear keeps every entry and takes no density/);
     await expect(mergeAdapters([a, a], { method: 'linear', weights: [1] })).rejects.toThrow(/1 weight\(s\) for 2 adapter/);
     await expect(mergeAdapters([a, a], { method: 'ties', weights: [1, 1], density: -1 })).rejects.toThrow(InvalidInputError);
     await expect(mergeAdapters([a, a], { method: 'nope', weights: [1, 1] })).rejects.toThrow(/method/);

@@ -77,7 +77,7 @@ export function mergeCommand(program: Command): void {
     .option('-o, --out <dir>', 'output adapter directory (must not exist unless --force); not with --server')
     .option('-w, --weights <list>', 'one weight per adapter, comma separated (default: 1/n each, summing to 1)', numberListOption('--weights'))
     .option('--space <space>', 'delta: exact, on each s·B·A (default); factors: PEFT add_weighted_adapter numbers', choiceOption('--space', ['delta', 'factors'] as const))
-    .option('--density <d>', 'share of entries kept by ties, dare_* and magnitude_prune (e.g. 0.2)', numberOption('--density'))
+    .option('--density <d>', 'share of entries kept by ties, dare_* and magnitude_prune (default 0.2)', numberOption('--density'))
     .option('--majority-sign <how>', 'TIES sign vote: total (default) or frequency', choiceOption('--majority-sign', ['total', 'frequency'] as const))
     .option('--rank <r>', 'rank of the result (default: Σr for linear/cat/svd, max r for pruning methods)', integerOption('--rank', 1))
     .option('--energy <share>', 'smallest rank per module keeping this share of Σσ² (e.g. 0.99), capped at --rank', numberOption('--energy'))

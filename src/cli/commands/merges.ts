@@ -54,7 +54,7 @@ export function mergesCommand(program: Command): void {
   addServerOptions(merges.command('create <adapters...>').description('queue a merge of registered adapters and follow it'))
     .requiredOption('--method <method>', 'linear, cat, svd, ties, dare_linear, dare_ties or magnitude_prune')
     .option('--weights <list>', 'one weight per adapter, comma-separated (default: 1 each)', numberList('--weights'))
-    .option('--density <d>', 'share of entries kept (ties, dare_*, magnitude_prune)', Number)
+    .option('--density <d>', 'share of entries kept (ties, dare_*, magnitude_prune; default 0.2)', Number)
     .option('--rank <r>', 'rank of the result', Number)
     .option('--energy <e>', 'keep this share of the energy (0..1]', Number)
     .option('--space <space>', 'delta (default) or factors (PEFT add_weighted_adapter)')
