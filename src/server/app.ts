@@ -7,7 +7,6 @@ import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import express from 'express';
 import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
 import type { Arena } from '../arena/arena.js';
 import type { Config } from '../config/index.js';
 import type { EvalService } from '../eval/service.js';
@@ -15,6 +14,7 @@ import type { MergeService } from '../queue/merges.js';
 import type { Registry } from '../registry/registry.js';
 import type { InferenceEngine } from '../inference/engine/index.js';
 import type { Logger } from '../util/log.js';
+import { accessLogMiddleware } from './access-log.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerInferenceMetrics } from './inference-metrics.js';
@@ -74,23 +74,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('query parser', 'simple');
 
   app.use(httpMetricsMiddleware(deps.metrics));
-  app.use(
-    pinoHttp({
-      logger: deps.log,
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      quietReqLogger: true,
-      serializers: {
-        req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: req.url,
-          remoteAddress: req.remoteAddress,
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
+  app.use(accessLogMiddleware(deps.log));
   // bull-board's page uses inline scripts: no CSP there; everything else gets helmet's defaults
   const strict = helmet();
   const relaxed = helmet({ contentSecurityPolicy: false });
