@@ -101,6 +101,7 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
       }
       const type = req.headers['content-type'] ?? '';
       let staged: string;
+      let weightsSha256: string | undefined;
       let meta: z.output<typeof RegisterMetaSchema>;
       if (req.is('application/json')) {
         const parsed = RegisterByPathSchema.safeParse(req.body);
@@ -109,7 +110,7 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
         staged = await stageFromPath(registry.store, deps.config.importDir, parsed.data.path);
       } else if (req.is('multipart/form-data')) {
         const upload = await stageFromMultipart(registry.store, req, req.headers, limit);
-        staged = upload.staged;
+        ({ staged, weightsSha256 } = upload);
         try {
           meta = parseMeta('field', upload.fields);
         } catch (err) {
@@ -124,19 +125,23 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
           );
         }
         meta = parseMeta('query', req.query);
-        staged = await stageFromArchive(registry.store, req, kind, limit).catch((err: unknown) => {
+        ({ staged, weightsSha256 } = await stageFromArchive(registry.store, req, kind, limit).catch((err: unknown) => {
           req.resume();
           throw err;
-        });
+        }));
       }
-      const result = await registry.registerStaged(staged, {
-        name: meta.name,
-        description: meta.description,
-        category: meta.category,
-        replace: meta.replace,
-        registeredBy: meta.registeredBy ?? 'api',
-        source: req.is('application/json') ? (req.body as { path: string }).path : 'upload',
-      });
+      const result = await registry.registerStaged(
+        staged,
+        {
+          name: meta.name,
+          description: meta.description,
+          category: meta.category,
+          replace: meta.replace,
+          registeredBy: meta.registeredBy ?? 'api',
+          source: req.is('application/json') ? (req.body as { path: string }).path : 'upload',
+        },
+        { weightsSha256 },
+      );
       res.status(result.status === 'unchanged' ? 200 : 201).json(result);
     },
   );
