@@ -170,3 +170,33 @@ describe('uploads, errors and cancel over HTTP', () => {
     }
   });
 });
+
+describe('the adapter list across API processes', () => {
+  it('shows a registration or removal made through another process on the next request, and answers 304 while unchanged', async () => {
+    // a second API process on the same Redis and store: its cached list must not hide the first one's changes
+    const other = await startTestService({ name: 'list', worker: false, prefix: svc.prefix, dataDir: svc.dataDir });
+    try {
+      const names = async () => (await other.client.adapters.list()).map((a) => a.name);
+      await other.client.adapters.list(); // warm its cache
+      await writeTestAdapter(path.join(work, 'gen-c'), { hidden: 64, kv: 32, layers: 2, rank: 2 }, 13);
+      await svc.client.adapters.upload(path.join(work, 'gen-c'), { name: 'gen-c' });
+      expect(await names()).toContain('gen-c');
+
+      const first = await fetch(`${other.url}/v1/adapters`);
+      const etag = first.headers.get('etag')!;
+      expect(etag).toMatch(/^W\/"/);
+      await first.arrayBuffer();
+      const unchanged = await fetch(`${other.url}/v1/adapters`, { headers: { 'if-none-match': etag } });
+      expect(unchanged.status).toBe(304);
+
+      await svc.client.adapters.remove('gen-c');
+      expect(await names()).not.toContain('gen-c');
+      const changed = await fetch(`${other.url}/v1/adapters`, { headers: { 'if-none-match': etag } });
+      expect(changed.status).toBe(200);
+      expect(changed.headers.get('etag')).not.toBe(etag);
+      expect(((await changed.json()) as { adapters: { name: string }[] }).adapters.map((a) => a.name)).not.toContain('gen-c');
+    } finally {
+      await other.rt.lifecycle.close();
+    }
+  });
+});

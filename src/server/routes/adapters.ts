@@ -46,6 +46,16 @@ function parseMeta(where: string, value: unknown): z.output<typeof RegisterMetaS
   return result.data;
 }
 
+/** If-None-Match against a weak tag: any listed tag equal to it, weak or not, or `*` (RFC 9110 13.1.2). */
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  const opaque = etag.replace(/^W\//, '');
+  return header.split(',').some((tag) => {
+    const t = tag.trim();
+    return t === '*' || t.replace(/^W\//, '') === opaque;
+  });
+}
+
 export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router {
   const { registry } = deps;
   const limit = deps.config.uploadLimitBytes;
@@ -60,11 +70,18 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
       request: { query: z.object({ category: z.string().optional(), baseModel: z.string().optional() }) },
       responses: { 200: { description: 'adapters by name', schema: z.object({ adapters: z.array(AdapterRecordSchema) }) } },
     },
-    async ({ query }, _req, res) => {
+    async ({ query }, req, res) => {
       const snapshot = await registry.snapshot();
       if (!query.category && !query.baseModel) {
-        res.type('json').setHeader('ETag', `W/"registry-${snapshot.version}"`);
-        res.send(snapshot.json);
+        const etag = `W/"registry-${snapshot.version}"`;
+        res.setHeader('ETag', etag);
+        // evaluated here, not by express: its freshness check ignores If-None-Match when the request also says
+        // Cache-Control: no-cache, which fetch adds to every conditional request
+        if (matchesEtag(req.headers['if-none-match'], etag)) {
+          res.status(304).end();
+          return;
+        }
+        res.type('json').send(snapshot.json);
         return;
       }
       let adapters = snapshot.records;
