@@ -6,7 +6,6 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import express from 'express';
-import helmet from 'helmet';
 import type { Arena } from '../arena/arena.js';
 import type { Config } from '../config/index.js';
 import type { EvalService } from '../eval/service.js';
@@ -20,7 +19,9 @@ import { errorHandler, notFoundHandler } from './errors.js';
 import { registerInferenceMetrics } from './inference-metrics.js';
 import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
-import { rateLimitMiddleware } from './ratelimit.js';
+import { serveHotListAhead } from './hot-list.js';
+import { createRateLimiter } from './ratelimit.js';
+import { helmetHeaders, securityHeadersMiddleware } from './security-headers.js';
 import { adaptersRoutes } from './routes/adapters.js';
 import { evalsRoutes } from './routes/evals.js';
 import { mergesRoutes } from './routes/merges.js';
@@ -76,10 +77,10 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(httpMetricsMiddleware(deps.metrics));
   app.use(accessLogMiddleware(deps.log));
   // bull-board's page uses inline scripts: no CSP there; everything else gets helmet's defaults
-  const strict = helmet();
-  const relaxed = helmet({ contentSecurityPolicy: false });
-  app.use((req, res, next) => (req.path.startsWith('/admin/') ? relaxed(req, res, next) : strict(req, res, next)));
-  app.use(rateLimitMiddleware(deps.config.rateLimitPerMinute));
+  const securityHeaders = helmetHeaders();
+  app.use(securityHeadersMiddleware(securityHeaders, helmetHeaders({ contentSecurityPolicy: false })));
+  const limiter = createRateLimiter(deps.config.rateLimitPerMinute);
+  app.use(limiter.middleware);
 
   if (deps.adminQueues && deps.adminQueues.length > 0) {
     const board = new ExpressAdapter();
@@ -105,5 +106,9 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
+  if (deps.registry) {
+    const readsNeedAuth = Boolean(deps.config.authToken) && deps.config.authReads;
+    serveHotListAhead(app, { registry: deps.registry, limiter, securityHeaders, metrics: deps.metrics, log: deps.log, readsNeedAuth });
+  }
   return app;
 }
