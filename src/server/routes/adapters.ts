@@ -46,8 +46,11 @@ function parseMeta(where: string, value: unknown): z.output<typeof RegisterMetaS
   return result.data;
 }
 
+/** The list's ETag: the registry's version, bumped by every change. */
+export const listEtag = (version: string) => `W/"registry-${version}"`;
+
 /** If-None-Match against a weak tag: any listed tag equal to it, weak or not, or `*` (RFC 9110 13.1.2). */
-function matchesEtag(header: string | undefined, etag: string): boolean {
+export function matchesEtag(header: string | undefined, etag: string): boolean {
   if (!header) return false;
   const opaque = etag.replace(/^W\//, '');
   return header.split(',').some((tag) => {
@@ -73,10 +76,10 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
     async ({ query }, req, res) => {
       const snapshot = await registry.snapshot();
       if (!query.category && !query.baseModel) {
-        const etag = `W/"registry-${snapshot.version}"`;
+        const etag = listEtag(snapshot.version);
         res.setHeader('ETag', etag);
         // evaluated here, not by express: its freshness check ignores If-None-Match when the request also says
-        // Cache-Control: no-cache, which fetch adds to every conditional request
+        // Cache-Control: no-cache, which fetch adds to every conditional request. Usually answered by ../hot-list.ts.
         if (matchesEtag(req.headers['if-none-match'], etag)) {
           res.status(304).end();
           return;
