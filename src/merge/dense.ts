@@ -7,7 +7,7 @@ import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
 import { scaled } from './kernels/lowrank-svd.js';
 import { streamKey } from './kernels/prng.js';
 import { MagnitudeSelector, type TopKFilter, type Threshold } from './kernels/select.js';
-import { darePrune, electAndMerge, type PruneStats, type SignMethod } from './primitives.js';
+import { darePrune, trimElectMerge, type PruneStats, type SignMethod } from './primitives.js';
 import type { ModuleInput } from './factors.js';
 
 export type DenseMethod = 'ties' | 'dare_linear' | 'dare_ties' | 'magnitude_prune';
@@ -111,11 +111,9 @@ export async function denseMerge(
   await tiles.forEach((t, row0) => {
     const len = t[0]!.length;
     const m = merged.subarray(row0 * inn, row0 * inn + len);
-    for (let i = 0; i < n; i++) {
-      if (dare) darePrune(t[i]!, opts.density, keys[i]!, row0 * inn);
-      else filters![i]!.apply(t[i]!);
-    }
-    if (electing) electAndMerge(t, weights, opts.signMethod, m, stats);
+    if (dare) for (let i = 0; i < n; i++) darePrune(t[i]!, opts.density, keys[i]!, row0 * inn);
+    else if (!electing) for (let i = 0; i < n; i++) filters![i]!.apply(t[i]!);
+    if (electing) trimElectMerge(t, dare ? null : filters, weights, opts.signMethod, m, stats);
     else {
       for (let i = 0; i < n; i++) {
         const p = t[i]!;
