@@ -21,6 +21,24 @@ export interface DenseOptions {
   cacheBytes: number;
 }
 
+/**
+ * Buffers reused from module to module: a fresh 64 MiB array per ΔW_i costs page faults, zeroing and garbage
+ * collection, and ORT writes the tiles straight into these (no copy of its output).
+ */
+export class TileArena {
+  private readonly buffers: Float32Array[] = [];
+
+  /** `length` values of buffer `slot`, valid until the slot is asked for again. */
+  get(slot: number, length: number): Float32Array {
+    let b = this.buffers[slot];
+    if (!b || b.length < length) {
+      b = new Float32Array(length);
+      this.buffers[slot] = b;
+    }
+    return b.subarray(0, length);
+  }
+}
+
 /** Streams the row tiles of each input's ΔW_i, rebuilding them per pass unless they fit the cache. */
 export class DeltaTiles {
   readonly out: number;
@@ -33,6 +51,8 @@ export class DeltaTiles {
     private readonly kernel: MatmulKernel,
     private readonly inputs: ModuleInput[],
     cacheBytes: number,
+    /** where the tiles live: slots 0 … n−1, and slot n for the merged M (one module at a time) */
+    readonly arena: TileArena = new TileArena(),
   ) {
     const m = inputs[0]!.module;
     this.out = m.outFeatures;
@@ -63,7 +83,7 @@ export class DeltaTiles {
       for (let i = 0; i < this.inputs.length; i++) {
         const m = this.inputs[i]!.module;
         const b: Mat32 = { data: this.scaledB[i]!.subarray(row0 * m.rank, (row0 + rows) * m.rank), rows, cols: m.rank };
-        tiles.push((await this.kernel.gemm(b, { data: m.A, rows: m.rank, cols: this.inn })).data);
+        tiles.push((await this.kernel.gemm(b, { data: m.A, rows: m.rank, cols: this.inn }, {}, this.arena.get(i, rows * this.inn))).data);
       }
       if (this.cached && !mutates) this.cache = tiles;
       await fn(tiles, row0);
@@ -100,8 +120,8 @@ export async function denseMerge(
   filters: TopKFilter[] | null,
 ): Promise<DenseResult> {
   const { out, inn } = tiles;
-  const merged = new Float32Array(out * inn);
   const n = inputs.length;
+  const merged = tiles.arena.get(n, out * inn);
   const stats: PruneStats = { kept: 0, contested: 0, conflicts: 0 };
   const weights = inputs.map((x) => x.weight);
   const dare = opts.method === 'dare_linear' || opts.method === 'dare_ties';
@@ -115,6 +135,7 @@ export async function denseMerge(
     else if (!electing) for (let i = 0; i < n; i++) filters![i]!.apply(t[i]!);
     if (electing) trimElectMerge(t, dare ? null : filters, weights, opts.signMethod, m, stats);
     else {
+      m.fill(0);
       for (let i = 0; i < n; i++) {
         const p = t[i]!;
         const w = weights[i]!;

@@ -10,7 +10,7 @@ import { randomizedSvd } from './kernels/randomized-svd.js';
 import { streamKey } from './kernels/prng.js';
 import { TopKFilter } from './kernels/select.js';
 import { catFactors, mergeFactorsSpace, type MergedFactors, type ModuleInput } from './factors.js';
-import { adapterThresholds, DeltaTiles, denseMerge, tensorThresholds, type DenseMethod } from './dense.js';
+import { adapterThresholds, DeltaTiles, denseMerge, tensorThresholds, TileArena, type DenseMethod } from './dense.js';
 import { catRoundoffSq, cosines, distanceSq, overall, round, type ModuleDiagnostics, type ModuleTotals } from './diagnostics.js';
 import { planMerge, type ModuleWork } from './plan.js';
 import { parseMergeOptions } from './options.js';
@@ -59,6 +59,7 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
     const inputsOf = (work: ModuleWork): ModuleInput[] =>
       work.present.map((i) => ({ adapter: i, module: adapters[i]!.modules.get(work.name)!, weight: options.weights[i]! }));
     const cacheBytes = hooks.denseCacheBytes ?? 1 << 30;
+    const arena = new TileArena();
     const dense = options.space === 'delta' && DENSE.has(method);
     // methods whose result is (or truncates) the exact sum: their Grams feed an SVD and a near-zero error
     const exact = method === 'cat' || method === 'svd' || (method === 'linear' && (options.space === 'delta' || adapters.length === 1));
@@ -66,7 +67,7 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
 
     let adapterFilters: TopKFilter[] | null = null;
     if (dense && trims && options.trimScope === 'adapter') {
-      const mods = plan.modules.map((w) => ({ inputs: inputsOf(w), tiles: () => new DeltaTiles(kernel, inputsOf(w), cacheBytes) }));
+      const mods = plan.modules.map((w) => ({ inputs: inputsOf(w), tiles: () => new DeltaTiles(kernel, inputsOf(w), cacheBytes, arena) }));
       const thresholds = await adapterThresholds(mods, adapters.length, options.density!, (pass, done) => {
         checkCancel();
         hooks.onProgress?.({ phase: 'select', done: (pass - 1) * mods.length + done, total: 2 * mods.length });
@@ -108,7 +109,7 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
         merged = { B: res.B, A: res.A, rank: res.rank, retainedEnergy: null, stats: null };
         energy = { kept: res.keptEnergy, total: res.totalEnergy };
       } else {
-        const tiles = new DeltaTiles(kernel, inputs, cacheBytes);
+        const tiles = new DeltaTiles(kernel, inputs, cacheBytes, arena);
         let filters: TopKFilter[] | null = null;
         if (trims) {
           filters = adapterFilters

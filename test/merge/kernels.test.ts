@@ -218,6 +218,10 @@ describe('ONNX Runtime matmul graph', () => {
     expect([c32.rows, c32.cols]).toEqual([ref.rows, ref.cols]);
     expect(relError(c32.data, ref.data)).toBeLessThan(1e-6);
     expect(relError(c64.data, ref.data)).toBeLessThan(1e-14);
+    const into = new Float32Array(ref.rows * ref.cols + 4).subarray(2, 2 + ref.rows * ref.cols);
+    const c = await kernel.gemm(a, b, spec, into);
+    expect(c.data).toBe(into);
+    expect([...into]).toEqual([...c32.data]);
   });
 
   it('falls back to the CPU with a log line when the CUDA provider is not installed', async () => {
@@ -236,6 +240,7 @@ describe('ONNX Runtime matmul graph', () => {
   it('refuses mismatched shapes', async () => {
     const a = { data: new Float32Array(6), rows: 2, cols: 3 };
     await expect(kernel.gemm(a, a)).rejects.toThrow(/inner dimensions/);
+    await expect(kernel.gemm(a, a, { transB: true }, new Float32Array(3))).rejects.toThrow(/output buffer holds 3 values, not 2×2/);
   });
 });
 
