@@ -133,13 +133,16 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
       roundTo(merged.A.data, dtype);
       let errSq: number;
       let mergedNormSq: number;
+      // an exact SVD says its error (the energy it cut): when that is small, measure in float64 straight away
+      const small = (e: number) => e < 1e-4 * targetNormSq;
+      const knownSmall = svdFollows && energy !== null && small(energy.total - energy.kept);
       if (catForm) {
         errSq = await catRoundoffSq(kernel, inputs, merged);
         mergedNormSq = targetNormSq; // equal up to round-off
       } else {
-        ({ errSq, mergedNormSq } = await distanceSq(kernel, merged, stacked, weights, targetNormSq, 'f32'));
+        ({ errSq, mergedNormSq } = await distanceSq(kernel, merged, stacked, weights, targetNormSq, knownSmall ? 'f64' : 'f32'));
       }
-      if (!catForm && errSq < 1e-4 * targetNormSq) {
+      if (!catForm && !knownSmall && small(errSq)) {
         // a small error is below float32's cancellation noise: measure it again in float64
         if (!svdFollows) {
           grams = await stackedGrams(kernel, stacked, 'f64');
