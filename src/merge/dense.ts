@@ -5,8 +5,9 @@
 // otherwise each pass rebuilds them. Only one module's M is alive at a time: the merge streams module by module.
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
 import { scaled } from './kernels/lowrank-svd.js';
+import { randomizedSvd } from './kernels/randomized-svd.js';
 import { streamKey } from './kernels/prng.js';
-import { MagnitudeSelector, type TopKFilter, type Threshold } from './kernels/select.js';
+import { MagnitudeSelector, TopKFilter, type Threshold } from './kernels/select.js';
 import { darePrune, trimElectMerge, type PruneStats, type SignMethod } from './primitives.js';
 import type { ModuleInput } from './factors.js';
 
@@ -186,4 +187,43 @@ export async function adapterThresholds(
     }
   }
   return selectors.map((s) => s.result());
+}
+
+/** One module of a dense merge: everything mergeDenseModule needs, plain data (it crosses to worker threads). */
+export interface DenseModuleJob {
+  name: string;
+  inputs: ModuleInput[];
+  options: DenseOptions;
+  /** rank cap and optional energy share of the randomized SVD */
+  rank: number;
+  energy?: number;
+}
+
+export interface DenseModuleResult {
+  B: Mat32;
+  A: Mat32;
+  rank: number;
+  stats: PruneStats;
+  /** Σσ² kept by the rank cut, and ‖M‖² */
+  energy: { kept: number; total: number };
+}
+
+/**
+ * Merges one module in delta space by a pruning method and re-factors M by a randomized SVD. `filters` carry
+ * per-adapter trims (trimScope 'adapter'); without them ties and magnitude_prune trim per tensor.
+ */
+export async function mergeDenseModule(kernel: MatmulKernel, arena: TileArena, job: DenseModuleJob, filters: TopKFilter[] | null): Promise<DenseModuleResult> {
+  const { inputs, options: o } = job;
+  const tiles = new DeltaTiles(kernel, inputs, o.cacheBytes, arena);
+  const trims = o.method === 'ties' || o.method === 'magnitude_prune';
+  if (trims && !filters) filters = (await tensorThresholds(tiles, inputs.length, o.density)).map((t) => new TopKFilter(t));
+  const dm = await denseMerge(tiles, job.name, inputs, o, filters);
+  const res = await randomizedSvd(kernel, dm.merged, {
+    cap: job.rank,
+    energy: job.energy,
+    totalEnergy: dm.normSq,
+    key: streamKey(o.seed, `${job.name}#range`, 0),
+    split: 'balanced',
+  });
+  return { B: res.B, A: res.A, rank: res.rank, stats: dm.stats, energy: { kept: res.keptEnergy, total: res.totalEnergy } };
 }

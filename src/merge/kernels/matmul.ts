@@ -34,6 +34,11 @@ export interface ComputeOptions {
   device?: Device;
   /** intra-op threads (default: the number of physical cores) */
   threads?: number;
+  /**
+   * worker threads for the dense path (TIES, DARE, magnitude pruning in delta space), each with a one-thread
+   * kernel; 0 or 1 runs it in-process (default: the physical cores for a merge of 2^26 ΔW entries or more)
+   */
+  workers?: number;
   logger?: MergeLogger;
 }
 
