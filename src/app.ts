@@ -235,6 +235,7 @@ export async function startAll(rt: Runtime): Promise<{ api: RunningApi; engine: 
   const { api, registry, engine } = await startService(rt);
   await startWorker(rt, registry);
   if (rt.config.bot.token) await startBot(rt, api.url);
+  else rt.log.info('Discord bot off: set DISCORD_TOKEN (and DISCORD_APPLICATION_ID) to start it here; README "Discord bot" says how');
   return { api, engine };
 }
 

@@ -1,8 +1,31 @@
 // Long-running commands (serve, worker, all): build a config and logger from the flags, run, and on SIGINT or
 // SIGTERM stop every part in order before exiting. A second signal exits at once.
+import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/index.js';
 import type { Lifecycle } from '../util/lifecycle.js';
 import { createLogger, type Logger } from '../util/log.js';
+
+export interface ServerFlags {
+  host?: string;
+  port?: number;
+  model?: string;
+}
+
+/** The flags of the commands that run the API (`serve`, `all`). */
+export function addServerFlags(command: Command): Command {
+  return command
+    .option('--host <host>', 'address to listen on (LORAFORGE_HOST)')
+    .option('--port <port>', 'port to listen on (PORT)', intOption('--port'))
+    .option('--model <dir>', 'Hugging Face checkpoint (or built model) dir to serve (LORAFORGE_MODEL; default: the demo model)');
+}
+
+/** The configuration of a process that runs the API, with its command line flags over the environment. */
+export function serverConfig(opts: ServerFlags): { config: Config; log: Logger } {
+  return daemonConfig({
+    server: { ...(opts.host ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) },
+    ...(opts.model ? { inference: { model: opts.model } } : {}),
+  });
+}
 
 export function daemonConfig(overrides: Record<string, unknown>): { config: Config; log: Logger } {
   const config = loadConfig({ overrides });

@@ -4,60 +4,15 @@ import type { EvalStatus, JobProgress, RegisterBestRequest, SweepPointResult, Sw
 import type { EvalRequestInput, SweepRequestInput } from '../eval/requests.js';
 import type { AdapterRecord } from '../registry/types.js';
 import type { HttpClient } from './http.js';
-import { readSse } from './sse.js';
+import { JobClient, type JobEvent } from './jobs.js';
 
 export type { EvalStatus, JobProgress, SweepPointResult, SweepStatus };
 export type { EvalReport, ModelReport } from '../eval/report.js';
 
-export type JobStreamEvent<S> = { event: 'status'; data: S } | { event: 'progress'; data: JobProgress };
+export type JobStreamEvent<S> = JobEvent<S, JobProgress>;
 
-const FINAL = new Set(['completed', 'failed', 'cancelled']);
-
-/** Shared by evals and sweeps: the same job routes under `/v1/<kind>s`. */
-class JobClient<S extends { state: string }> {
-  constructor(
-    protected readonly http: HttpClient,
-    private readonly base: string,
-  ) {}
-
-  protected path(id: string, rest = ''): string {
-    return `${this.base}/${encodeURIComponent(id)}${rest}`;
-  }
-
-  get(id: string): Promise<S> {
-    return this.http.json('GET', this.path(id));
-  }
-
-  cancel(id: string): Promise<S> {
-    return this.http.json('POST', this.path(id, '/cancel'));
-  }
-
-  /** The job's events until it ends (the last one is a status in a final state). */
-  async *events(id: string, signal?: AbortSignal): AsyncGenerator<JobStreamEvent<S>> {
-    const response = await this.http.send('GET', this.path(id, '/events'), { noTimeout: true, signal, headers: { accept: 'text/event-stream' } });
-    for await (const e of readSse(response)) yield e as JobStreamEvent<S>;
-  }
-
-  /**
-   * Follows the job to its end and returns the final status. A dropped stream (API restart) is reopened; its
-   * first event is the current status, so nothing is missed.
-   */
-  async wait(id: string, onEvent?: (event: JobStreamEvent<S>) => void, signal?: AbortSignal): Promise<S> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        for await (const event of this.events(id, signal)) {
-          onEvent?.(event);
-          if (event.event === 'status' && FINAL.has(event.data.state)) return event.data;
-        }
-      } catch (err) {
-        if (signal?.aborted || attempt >= 30) throw err;
-      }
-      const status = await this.get(id).catch(() => undefined);
-      if (status && FINAL.has(status.state)) return status;
-      await new Promise((r) => setTimeout(r, 1_000));
-    }
-  }
-
+/** Shared by evals and sweeps: the same job routes under `/v1/<kind>s`, and a heat map. */
+class EvalJobClient<S extends { state: string }> extends JobClient<S, JobProgress> {
   /** The retention heat map as PNG bytes (an eval's once completed; a sweep's at any time, with the points so far). */
   async heatmap(id: string, signal?: AbortSignal): Promise<Buffer> {
     const response = await this.http.send('GET', this.path(id, '/heatmap.png'), { signal, headers: { accept: 'image/png' } });
@@ -65,7 +20,7 @@ class JobClient<S extends { state: string }> {
   }
 }
 
-export class EvalsClient extends JobClient<EvalStatus> {
+export class EvalsClient extends EvalJobClient<EvalStatus> {
   constructor(http: HttpClient) {
     super(http, '/v1/evals');
   }
@@ -81,7 +36,7 @@ export class EvalsClient extends JobClient<EvalStatus> {
   }
 }
 
-export class SweepsClient extends JobClient<SweepStatus> {
+export class SweepsClient extends EvalJobClient<SweepStatus> {
   constructor(http: HttpClient) {
     super(http, '/v1/sweeps');
   }

@@ -1,8 +1,8 @@
 // Models, completions, chat (streaming) and compare: the OpenAI-compatible part of the API. Any OpenAI client works
 // against it too; this one speaks loraforge's error kinds and needs no extra dependency.
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { errorFromResponse } from './errors.js';
 import type { HttpClient } from './http.js';
+import { readSseMessages } from './sse.js';
 
 export interface ModelEntry {
   id: string;
@@ -136,27 +136,11 @@ export interface CompareResponse {
 
 /** Reads an OpenAI-style stream: `data: {json}` frames until `data: [DONE]`; an `{error}` frame throws. */
 async function* readChunks<T>(response: Response): AsyncGenerator<T> {
-  if (!response.body) return;
-  const queue: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (message) => queue.push(message) });
-  const decoder = new TextDecoder();
-  const reader = response.body.getReader();
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      parser.feed(decoder.decode(value, { stream: true }));
-      while (queue.length > 0) {
-        const data = queue.shift()!.data;
-        if (data === '[DONE]') return;
-        const parsed = JSON.parse(data) as { error?: unknown };
-        if (parsed.error) throw errorFromResponse(500, parsed, null);
-        yield parsed as Awaited<T>;
-      }
-    }
-  } finally {
-    // the consumer stopped early or the stream ended: release the connection (the server frees the row)
-    await reader.cancel().catch(() => undefined);
+  for await (const { data } of readSseMessages(response)) {
+    if (data === '[DONE]') return;
+    const parsed = JSON.parse(data) as { error?: unknown };
+    if (parsed.error) throw errorFromResponse(500, parsed, null);
+    yield parsed as Awaited<T>;
   }
 }
 

@@ -182,12 +182,11 @@ export async function readAdapter(dir: string, options: ReadAdapterOptions = {})
   const st = await SafetensorsFile.open(weights, { checkFinite: options.checkFinite ?? true });
   try {
     const layout = planAdapter(weights, config, st.tensors, warnings);
+    const values = await st.readManyFloat32([...layout.modules.flatMap((m) => [m.aKey, m.bKey]), ...layout.saved.map((s) => s.key)]);
     const modules = new Map<string, LoraModule>();
-    for (const { aKey, bKey, dtype: _dtype, ...m } of layout.modules) {
-      modules.set(m.name, { ...m, A: await st.readFloat32(aKey), B: await st.readFloat32(bKey) });
-    }
+    for (const { aKey, bKey, dtype: _dtype, ...m } of layout.modules) modules.set(m.name, { ...m, A: values.get(aKey)!, B: values.get(bKey)! });
     const savedModules = new Map<string, SavedModuleTensor>();
-    for (const s of layout.saved) savedModules.set(s.name, { name: s.name, dtype: s.dtype, shape: s.shape, data: await st.readFloat32(s.key) });
+    for (const s of layout.saved) savedModules.set(s.name, { name: s.name, dtype: s.dtype, shape: s.shape, data: values.get(s.key)! });
     return { config, modules, savedModules, dtype: layout.dtype, warnings };
   } finally {
     await st.close();

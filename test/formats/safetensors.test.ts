@@ -136,6 +136,27 @@ describe('safetensors round trips', () => {
     await st.close();
   });
 
+  it('reads many tensors in few reads, skipping far gaps, with the values readFloat32 gives', async () => {
+    // a 6 GB unread tensor between two groups: the big gap must not be read
+    const big = 6_000_000_000;
+    const file = tmp();
+    const tensors = {
+      a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      h: { dtype: 'F16', shape: [2], data_offsets: [8, 12] },
+      b: { dtype: 'F32', shape: [1], data_offsets: [12, 16] },
+      big: { dtype: 'U8', shape: [big], data_offsets: [16, 16 + big] },
+      c: { dtype: 'F32', shape: [2], data_offsets: [16 + big, 24 + big] },
+    };
+    writeFileSync(file, rawSafetensors(tensors, { data: 0 }));
+    truncateSync(file, statSync(file).size + 24 + big);
+    const st = await SafetensorsFile.open(file);
+    const many = await st.readManyFloat32(['c', 'a', 'h', 'b']);
+    for (const name of ['a', 'h', 'b', 'c']) expect(many.get(name)).toEqual(await st.readFloat32(name));
+    expect(many.get('a')!.buffer).toBe(many.get('b')!.buffer); // one read for the first three
+    await expect(st.readManyFloat32(['a', 'big'])).rejects.toThrow(UnsupportedError);
+    await st.close();
+  });
+
   it('refuses non-finite values when asked to check', async () => {
     const file = tmp();
     await writeSafetensors(file, [
@@ -148,6 +169,7 @@ describe('safetensors round trips', () => {
     const strict = await SafetensorsFile.open(file, { checkFinite: true });
     expect(await strict.readFloat32('ok')).toEqual(Float32Array.of(1, 2));
     await expect(strict.readFloat32('bad')).rejects.toThrow(`${file}: tensor "bad" holds Infinity at element 1`);
+    await expect(strict.readManyFloat32(['ok', 'bad'])).rejects.toThrow(`${file}: tensor "bad" holds Infinity at element 1`);
     await strict.close();
   });
 });

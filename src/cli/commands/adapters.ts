@@ -3,7 +3,8 @@ import os from 'node:os';
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.js';
-import { addServerOptions, clientFrom, formatBytes, printJson, table, type ServerOptions } from '../api-client.js';
+import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
+import { formatBytes } from '../options.js';
 
 type Common = ServerOptions & { json?: boolean };
 

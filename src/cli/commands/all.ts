@@ -3,34 +3,25 @@
 // started here when none answers.
 import type { Command } from 'commander';
 import { openRuntime, startAll } from '../../app.js';
-import { daemonConfig, intOption, untilSignal } from '../daemon.js';
+import { addServerFlags, serverConfig, untilSignal, type ServerFlags } from '../daemon.js';
 
 export function allCommand(program: Command): void {
-  program
-    .command('all')
-    .description('run everything in one process: the API, the model engine (the demo model unless LORAFORGE_MODEL) and a merge worker')
-    .option('--host <host>', 'address to listen on (LORAFORGE_HOST)')
-    .option('--port <port>', 'port to listen on (PORT)', intOption('--port'))
-    .option('--model <dir>', 'Hugging Face checkpoint (or built model) dir to serve (LORAFORGE_MODEL; default: the demo model)')
-    .action(async (opts: { host?: string; port?: number; model?: string }) => {
-      const { config, log } = daemonConfig({
-        server: { ...(opts.host ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) },
-        ...(opts.model ? { inference: { model: opts.model } } : {}),
-      });
-      const rt = await openRuntime(config, log, { autoStartRedis: true });
-      const { api, engine } = await startAll(rt);
-      log.info(`loraforge is running: API at ${api.url}, queue dashboard at ${api.url}/admin/queues; Ctrl-C stops`);
-      if (engine) {
-        // the demo model's adapters are registered by skill name; a real checkpoint starts with its base model
-        const model = config.inference.model ? engine.modelId : 'code';
-        const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'List the files in this folder, biggest first' }], max_tokens: 48 });
-        process.stdout.write(
-          `\nServing ${engine.modelId} and every registered adapter (curl ${api.url}/v1/models). Try:\n\n` +
-            `  curl ${api.url}/v1/chat/completions -H 'content-type: application/json' -d '${body}'\n\n`,
-        );
-      } else {
-        log.info(`no model served (inference.enabled is false); try: curl ${api.url}/v1/adapters`);
-      }
-      await untilSignal(rt.lifecycle, log);
-    });
+  addServerFlags(program.command('all').description('run everything in one process: the API, the model engine (the demo model unless LORAFORGE_MODEL), a merge worker, and the Discord bot when DISCORD_TOKEN is set')).action(async (opts: ServerFlags) => {
+    const { config, log } = serverConfig(opts);
+    const rt = await openRuntime(config, log, { autoStartRedis: true });
+    const { api, engine } = await startAll(rt);
+    log.info(`loraforge is running: API at ${api.url}, queue dashboard at ${api.url}/admin/queues; Ctrl-C stops`);
+    if (engine) {
+      // the demo model's adapters are registered by skill name; a real checkpoint starts with its base model
+      const model = config.inference.model ? engine.modelId : 'code';
+      const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'List the files in this folder, biggest first' }], max_tokens: 48 });
+      process.stdout.write(
+        `\nServing ${engine.modelId} and every registered adapter (curl ${api.url}/v1/models). Try:\n\n` +
+          `  curl ${api.url}/v1/chat/completions -H 'content-type: application/json' -d '${body}'\n\n`,
+      );
+    } else {
+      log.info(`no model served (inference.enabled is false); try: curl ${api.url}/v1/adapters`);
+    }
+    await untilSignal(rt.lifecycle, log);
+  });
 }

@@ -7,6 +7,7 @@ import { InvalidInputError } from '../../errors.js';
 import { buildModel, type BuildProgress } from '../../inference/builder/index.js';
 import { LORA_TARGETS, isLoraTarget, type LoraTarget } from '../../inference/builder/naming.js';
 import { intOption } from '../daemon.js';
+import { formatBytes } from '../options.js';
 
 function parseTargets(value: string): LoraTarget[] {
   const targets = value.split(',').map((t) => t.trim()).filter(Boolean);
@@ -15,16 +16,6 @@ function parseTargets(value: string): LoraTarget[] {
   }
   if (targets.length === 0) throw new InvalidInputError('--targets: name at least one projection, e.g. q,k,v,o');
   return targets as LoraTarget[];
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
 /** Progress on stderr: one rewritten line on a terminal, a line per phase (and per 10%) otherwise. */

@@ -36,6 +36,10 @@ function progressLine(event: MergeStreamEvent): string | undefined {
 export async function remoteMerge(client: LoraforgeClient, request: MergeRequestInput, options: { wait?: boolean; json?: boolean } = {}): Promise<MergeStatus> {
   let status = await client.merges.create(request);
   if (!options.json) process.stderr.write(`${status.deduplicated ? 'same recipe as ' : 'queued '}${status.id}\n`);
+  if (!options.json && status.deduplicated && request.name !== undefined && request.name !== status.name) {
+    // one recipe, one result: the earlier request's name stands
+    process.stderr.write(`that merge is (or will be) registered as ${status.name}; --name ${request.name} was not applied\n`);
+  }
   if (options.wait !== false && !['completed', 'failed', 'cancelled'].includes(status.state)) {
     status = await client.merges.wait(status.id, (event) => {
       const line = progressLine(event);

@@ -93,17 +93,27 @@ export function selectMagnitude(values: Float32Array, k: number): Threshold {
  * Feed the chunks of the selection in index order.
  */
 export class TopKFilter {
-  private ties: number;
+  /** values equal to the threshold still to keep */
+  private remaining: number;
   kept = 0;
 
-  constructor(private readonly threshold: Threshold) {
-    this.ties = threshold.ties;
+  constructor(readonly threshold: Threshold) {
+    this.remaining = threshold.ties;
+  }
+
+  get ties(): number {
+    return this.remaining;
+  }
+
+  /** Records that a fused pass (trimElectMerge) kept `n` values equal to the threshold. */
+  consumeTies(n: number): void {
+    this.remaining -= n;
   }
 
   apply(values: Float32Array): void {
     const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
     const tb = this.threshold.bits;
-    let ties = this.ties;
+    let ties = this.remaining;
     let kept = 0;
     for (let j = 0; j < bits.length; j++) {
       const x = bits[j]!;
@@ -120,7 +130,7 @@ export class TopKFilter {
       bits[j] = x & -keep;
       kept += keep;
     }
-    this.ties = ties;
+    this.remaining = ties;
     this.kept += kept;
   }
 }
