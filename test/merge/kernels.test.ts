@@ -7,7 +7,7 @@ import { keepThreshold, mix32, randomBits, streamKey, fillGaussian } from '../..
 import { MatmulKernel, gemmReference } from '../../src/merge/kernels/matmul.js';
 import { lowRankSvd, stackFactors, stackedGrams, innerProducts } from '../../src/merge/kernels/lowrank-svd.js';
 import { randomizedSvd } from '../../src/merge/kernels/randomized-svd.js';
-import { electAndMerge, trimElectMerge } from '../../src/merge/primitives.js';
+import { darePrune, electAndMerge, trimElectMerge } from '../../src/merge/primitives.js';
 import { denseSum, electReference, matmul, randn, relError, singularValues, topKReference } from './reference.js';
 
 // the CUDA fallback test makes onnxruntime log the missing provider library as an error: keep the test output clean
@@ -188,6 +188,18 @@ describe('counter-based PRNG', () => {
     const chi = bins.reduce((s, o) => s + (o - e) ** 2 / e, 0);
     expect(chi).toBeLessThan(110); // 63 degrees of freedom: p ≈ 1e-4
     expect(Math.abs(kept / n - 0.3)).toBeLessThan(0.005);
+  });
+
+  it('DARE keeps exactly the entries whose random bits fall below the density, rescaled', () => {
+    const key = streamKey(5, 'model.layers.3.q_proj', 2);
+    for (const [density, offset] of [[0.3, 0], [0.3, 4_294_967_000], [0.9, 123], [0, 7]] as const) {
+      const t = randn(5000, 6);
+      const pruned = Float32Array.from(t);
+      darePrune(pruned, density, key, offset);
+      const cut = keepThreshold(density);
+      const ref = t.map((x, j) => (randomBits(key, offset + j) < cut ? x * (density > 0 ? 1 / density : 0) : 0));
+      expect(pruned).toEqual(ref);
+    }
   });
 
   it('gives standard normal values', () => {
