@@ -7,7 +7,7 @@ import { keepThreshold, mix32, randomBits, streamKey, fillGaussian } from '../..
 import { MatmulKernel, gemmReference } from '../../src/merge/kernels/matmul.js';
 import { lowRankSvd, stackFactors, stackedGrams, innerProducts } from '../../src/merge/kernels/lowrank-svd.js';
 import { randomizedSvd } from '../../src/merge/kernels/randomized-svd.js';
-import { darePrune, electAndMerge, trimElectMerge } from '../../src/merge/primitives.js';
+import { darePrune, electAndMerge, trimElectMerge, trimWeightedSum } from '../../src/merge/primitives.js';
 import { denseSum, electReference, matmul, randn, relError, singularValues, topKReference } from './reference.js';
 
 // the CUDA fallback test makes onnxruntime log the missing provider library as an error: keep the test output clean
@@ -150,6 +150,21 @@ describe('TIES elect and disjoint mean', () => {
       expect(bitsOf(out)).toEqual(bitsOf(ref.out));
       expect(stats).toEqual(ref.stats);
       expect(inputs[0]).toEqual(grid(1000, 50)); // the inputs are not trimmed in place
+    }
+  });
+
+  it('the weighted sum with the trim fused in equals top-k then Σ w_i·p_i in float32', () => {
+    const inputs = Array.from({ length: 3 }, (_, i) => grid(1000, 60 + i));
+    const weights = [0.5, -1.25, 2];
+    for (const k of [0, 250, 1000]) {
+      const pruned = inputs.map((x) => topKReference(x, k));
+      const ref = new Float32Array(1000);
+      pruned.forEach((p, i) => p.forEach((x, j) => (ref[j] = Math.fround(ref[j]! + weights[i]! * x))));
+      const out = new Float32Array(1000);
+      const stats = { kept: 0, contested: 0, conflicts: 0 };
+      trimWeightedSum(inputs, inputs.map((x) => new TopKFilter(selectMagnitude(x, k))), weights, out, stats);
+      expect(bitsOf(out)).toEqual(bitsOf(ref));
+      expect(stats.kept).toBe(pruned.reduce((s, p) => s + p.filter((x) => x !== 0).length, 0));
     }
   });
 });
