@@ -8,7 +8,7 @@ import { scaled } from './kernels/lowrank-svd.js';
 import { randomizedSvd } from './kernels/randomized-svd.js';
 import { streamKey } from './kernels/prng.js';
 import { MagnitudeSelector, TopKFilter, type Threshold } from './kernels/select.js';
-import { darePrune, trimElectMerge, type PruneStats, type SignMethod } from './primitives.js';
+import { darePrune, trimElectMerge, trimWeightedSum, type PruneStats, type SignMethod } from './primitives.js';
 import type { ModuleInput } from './factors.js';
 
 export type DenseMethod = 'ties' | 'dare_linear' | 'dare_ties' | 'magnitude_prune';
@@ -133,22 +133,9 @@ export async function denseMerge(
     const len = t[0]!.length;
     const m = merged.subarray(row0 * inn, row0 * inn + len);
     if (dare) for (let i = 0; i < n; i++) darePrune(t[i]!, opts.density, keys[i]!, row0 * inn);
-    else if (!electing) for (let i = 0; i < n; i++) filters![i]!.apply(t[i]!);
-    if (electing) trimElectMerge(t, dare ? null : filters, weights, opts.signMethod, m, stats);
-    else {
-      m.fill(0);
-      for (let i = 0; i < n; i++) {
-        const p = t[i]!;
-        const w = weights[i]!;
-        let kept = 0;
-        for (let j = 0; j < len; j++) {
-          const v = p[j]!;
-          m[j] = m[j]! + w * v;
-          kept += +(v !== 0);
-        }
-        stats.kept += kept;
-      }
-    }
+    const trims = dare ? null : filters;
+    if (electing) trimElectMerge(t, trims, weights, opts.signMethod, m, stats);
+    else trimWeightedSum(t, trims, weights, m, stats);
   }, true);
 
   let normSq = 0;

@@ -1,7 +1,7 @@
 // PEFT's merge primitives (peft/utils/merge_utils.py) on flat float32 tensors, one tensor at a time: top-k and
 // random pruning, majority-sign election and the disjoint mean. Factors space applies them to A and B; the
 // delta-space dense path runs the same rules fused over tiles of ΔW (dense.ts) and is tested against these.
-import { keepThreshold, mix32, type StreamKey } from './kernels/prng.js';
+import { keepThreshold, type StreamKey } from './kernels/prng.js';
 import { keepTopK, type TopKFilter } from './kernels/select.js';
 
 export type SignMethod = 'total' | 'frequency';
@@ -30,10 +30,24 @@ export function darePrune(t: Float32Array, density: number, key: StreamKey, offs
   if (density >= 1) return;
   const cut = keepThreshold(density);
   const scale = density > 0 ? 1 / density : 0;
-  const { k0, k1 } = key;
+  // mix32(mix32(i ^ k0) + k1) < cut, inlined in int32 arithmetic: unsigned values (>>> 0) above 2^31 would be
+  // doubles in V8, several times slower; the unsigned comparison is a signed one with the top bits flipped
+  const k0 = key.k0 | 0;
+  const k1 = key.k1 | 0;
+  const cutFlipped = (cut ^ 0x80000000) | 0;
   for (let j = 0; j < t.length; j++) {
-    const bits = mix32((mix32(((offset + j) ^ k0) >>> 0) + k1) >>> 0);
-    t[j] = bits < cut ? t[j]! * scale : 0;
+    let x = (offset + j) ^ k0;
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x = ((x ^ (x >>> 16)) + k1) | 0;
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x ^= x >>> 16;
+    t[j] = (x ^ 0x80000000) < cutFlipped ? t[j]! * scale : 0;
   }
 }
 
@@ -60,6 +74,22 @@ export function trimElectMerge(
   out: Float32Array,
   stats?: PruneStats,
 ): void {
+  trimCombine(inputs, filters, weights, method, out, stats);
+}
+
+/** Σ w_i·trim(p_i) into out (magnitude pruning, DARE linear): weightedSum with the same fused trim. */
+export function trimWeightedSum(inputs: Float32Array[], filters: TopKFilter[] | null, weights: number[], out: Float32Array, stats?: PruneStats): void {
+  trimCombine(inputs, filters, weights, 'sum', out, stats);
+}
+
+function trimCombine(
+  inputs: Float32Array[],
+  filters: TopKFilter[] | null,
+  weights: number[],
+  method: SignMethod | 'sum',
+  out: Float32Array,
+  stats?: PruneStats,
+): void {
   const n = inputs.length;
   if (n > 0xffff) throw new Error('electAndMerge: at most 65535 inputs');
   const len = out.length;
@@ -83,21 +113,20 @@ const kernels = new Map<string, ElectKernel>();
 /**
  * The fused loop, generated for n inputs: with the inputs unrolled into locals V8 keeps everything in registers
  * (a loop over an array of inputs inside the element loop runs five times slower). Only n and the method vary.
+ * A zero is a zero kept or dropped, so a threshold of 0 (keep everything, or no trim) counts no ties: it
+ * would count down for every zero, and DARE leaves most entries zero.
  */
-function electKernel(n: number, method: SignMethod): ElectKernel {
+function electKernel(n: number, method: SignMethod | 'sum'): ElectKernel {
   const key = `${n}${method}`;
   let k = kernels.get(key);
   if (k) return k;
   const ids = Array.from({ length: n }, (_, i) => i);
   const each = (f: (i: number) => string, sep = '\n') => ids.map(f).join(sep);
   const chain = (term: (i: number) => string) => ids.reduce((acc, i) => `fr(${acc} + ${term(i)})`, '0');
-  const body = `
-    const fr = Math.fround;
-    ${each((i) => `const f${i} = f[${i}], u${i} = u[${i}], t${i} = tb[${i}], w${i} = w[${i}]; let r${i} = ties[${i}];`)}
-    let kept = 0, contested = 0, conflicts = 0;
-    for (let j = 0; j < out.length; j++) {
-      ${each((i) => `const m${i} = u${i}[j] & 0x7fffffff;
-      const v${i} = m${i} > t${i} || (m${i} === t${i} && r${i} > 0 && r${i}-- > 0) ? f${i}[j] : 0;`)}
+  const combineSum = `
+      out[j] = ${chain((i) => `w${i} * v${i}`)};
+      kept += ${each((i) => `+(v${i} !== 0)`, ' + ')};`;
+  const combineElect = `
       const pos = ${each((i) => `+(v${i} > 0)`, ' + ')};
       const neg = ${each((i) => `+(v${i} < 0)`, ' + ')};
       const e = ${method === 'total' ? `${chain((i) => `v${i}`)} < 0` : 'neg > pos'} ? -1 : 1;
@@ -106,7 +135,15 @@ function electKernel(n: number, method: SignMethod): ElectKernel {
       out[j] = ${chain((i) => `w${i} * v${i} * a${i}`)} / (c > 0 ? c : 1);
       kept += c;
       contested += +(pos + neg > 1);
-      conflicts += +(pos > 0 && neg > 0);
+      conflicts += +(pos > 0 && neg > 0);`;
+  const body = `
+    const fr = Math.fround;
+    ${each((i) => `const f${i} = f[${i}], u${i} = u[${i}], t${i} = tb[${i}], w${i} = w[${i}]; let r${i} = ties[${i}];`)}
+    let kept = 0, contested = 0, conflicts = 0;
+    for (let j = 0; j < out.length; j++) {
+      ${each((i) => `const m${i} = u${i}[j] & 0x7fffffff;
+      const v${i} = m${i} > t${i} || (m${i} === t${i} && t${i} !== 0 && r${i} > 0 && r${i}-- > 0) ? f${i}[j] : 0;`)}
+      ${method === 'sum' ? combineSum : combineElect}
     }
     ${each((i) => `ties[${i}] = r${i};`)}
     counts[0] = kept; counts[1] = contested; counts[2] = conflicts;`;
@@ -122,10 +159,4 @@ export function weightedSum(tensors: Float32Array[], weights: number[], out: Flo
     const w = weights[i]!;
     for (let j = 0; j < out.length; j++) out[j] = out[j]! + w * t[j]!;
   });
-}
-
-export function countNonZero(t: Float32Array): number {
-  let c = 0;
-  for (let j = 0; j < t.length; j++) c += +(t[j] !== 0);
-  return c;
 }

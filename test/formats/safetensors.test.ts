@@ -171,6 +171,20 @@ describe('safetensors round trips', () => {
     await expect(strict.readFloat32('bad')).rejects.toThrow(`${file}: tensor "bad" holds Infinity at element 1`);
     await expect(strict.readManyFloat32(['ok', 'bad'])).rejects.toThrow(`${file}: tensor "bad" holds Infinity at element 1`);
     await strict.close();
+    // all F32: checked in one loop, and the tensor and element still named (in the 4-wide part and in the tail)
+    const f32 = tmp();
+    const y = Float32Array.from({ length: 11 }, (_, i) => i);
+    y[5] = NaN;
+    await writeSafetensors(f32, [
+      { name: 'x', dtype: 'F32', shape: [5], data: Float32Array.of(1, 2, 3, 4, 5) },
+      { name: 'y', dtype: 'F32', shape: [11], data: y },
+      { name: 'z', dtype: 'F32', shape: [2], data: Float32Array.of(1, -Infinity) },
+    ]);
+    const all = await SafetensorsFile.open(f32, { checkFinite: true });
+    await expect(all.readManyFloat32(['x', 'y', 'z'])).rejects.toThrow(`${f32}: tensor "y" holds NaN at element 5`);
+    await expect(all.readManyFloat32(['x', 'z'])).rejects.toThrow(`${f32}: tensor "z" holds -Infinity at element 1`);
+    expect((await all.readManyFloat32(['x'])).get('x')).toEqual(Float32Array.of(1, 2, 3, 4, 5));
+    await all.close();
   });
 });
 

@@ -7,7 +7,7 @@ import { keepThreshold, mix32, randomBits, streamKey, fillGaussian } from '../..
 import { MatmulKernel, gemmReference } from '../../src/merge/kernels/matmul.js';
 import { lowRankSvd, stackFactors, stackedGrams, innerProducts } from '../../src/merge/kernels/lowrank-svd.js';
 import { randomizedSvd } from '../../src/merge/kernels/randomized-svd.js';
-import { electAndMerge, trimElectMerge } from '../../src/merge/primitives.js';
+import { darePrune, electAndMerge, trimElectMerge, trimWeightedSum } from '../../src/merge/primitives.js';
 import { denseSum, electReference, matmul, randn, relError, singularValues, topKReference } from './reference.js';
 
 // the CUDA fallback test makes onnxruntime log the missing provider library as an error: keep the test output clean
@@ -152,6 +152,21 @@ describe('TIES elect and disjoint mean', () => {
       expect(inputs[0]).toEqual(grid(1000, 50)); // the inputs are not trimmed in place
     }
   });
+
+  it('the weighted sum with the trim fused in equals top-k then Σ w_i·p_i in float32', () => {
+    const inputs = Array.from({ length: 3 }, (_, i) => grid(1000, 60 + i));
+    const weights = [0.5, -1.25, 2];
+    for (const k of [0, 250, 1000]) {
+      const pruned = inputs.map((x) => topKReference(x, k));
+      const ref = new Float32Array(1000);
+      pruned.forEach((p, i) => p.forEach((x, j) => (ref[j] = Math.fround(ref[j]! + weights[i]! * x))));
+      const out = new Float32Array(1000);
+      const stats = { kept: 0, contested: 0, conflicts: 0 };
+      trimWeightedSum(inputs, inputs.map((x) => new TopKFilter(selectMagnitude(x, k))), weights, out, stats);
+      expect(bitsOf(out)).toEqual(bitsOf(ref));
+      expect(stats.kept).toBe(pruned.reduce((s, p) => s + p.filter((x) => x !== 0).length, 0));
+    }
+  });
 });
 
 describe('counter-based PRNG', () => {
@@ -188,6 +203,18 @@ describe('counter-based PRNG', () => {
     const chi = bins.reduce((s, o) => s + (o - e) ** 2 / e, 0);
     expect(chi).toBeLessThan(110); // 63 degrees of freedom: p ≈ 1e-4
     expect(Math.abs(kept / n - 0.3)).toBeLessThan(0.005);
+  });
+
+  it('DARE keeps exactly the entries whose random bits fall below the density, rescaled', () => {
+    const key = streamKey(5, 'model.layers.3.q_proj', 2);
+    for (const [density, offset] of [[0.3, 0], [0.3, 4_294_967_000], [0.9, 123], [0, 7]] as const) {
+      const t = randn(5000, 6);
+      const pruned = Float32Array.from(t);
+      darePrune(pruned, density, key, offset);
+      const cut = keepThreshold(density);
+      const ref = t.map((x, j) => (randomBits(key, offset + j) < cut ? x * (density > 0 ? 1 / density : 0) : 0));
+      expect(pruned).toEqual(ref);
+    }
   });
 
   it('gives standard normal values', () => {
