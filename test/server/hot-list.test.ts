@@ -3,6 +3,7 @@
 import express from 'express';
 import helmet from 'helmet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UnavailableError } from '../../src/errors.js';
 import { helmetHeaders } from '../../src/server/security-headers.js';
 import { writeTestAdapter } from '../helpers/adapters.js';
 import { listen } from '../helpers/http.js';
@@ -53,6 +54,20 @@ describe('GET /v1/adapters ahead of express', () => {
     const text = await (await fetch(`${svc.url}/metrics`)).text();
     expect(text).toMatch(/loraforge_http_request_duration_seconds_count\{method="GET",route="\/v1\/adapters",status="200"\} [1-9]/);
     expect(text).toMatch(/loraforge_http_request_duration_seconds_count\{method="GET",route="\/v1\/adapters",status="304"\} [1-9]/);
+  });
+
+  it('leaves a registry failure to express, which answers it with the error shape', async () => {
+    const snapshot = svc.registry.snapshot.bind(svc.registry);
+    svc.registry.snapshot = () => Promise.reject(new UnavailableError('redis is down'));
+    try {
+      const res = await fetch(`${svc.url}/v1/adapters`, { headers: { authorization: 'Bearer another-client' } });
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ error: { code: 'unavailable', message: 'redis is down' } });
+      // counted once, by express
+      expect(res.headers.get('ratelimit')).toMatch(/remaining=7,/);
+    } finally {
+      svc.registry.snapshot = snapshot;
+    }
   });
 
   it('leaves reads that need the token to express', async () => {
