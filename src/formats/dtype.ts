@@ -142,7 +142,7 @@ export function f64ToF32(src: Float64Array, dst: Float32Array = new Float32Array
 
 /** Decodes little-endian bytes of a float dtype. `bytes` must start at an offset aligned for the dtype. */
 export function toFloat32(bytes: Uint8Array, dtype: FloatDtype): Float32Array {
-  const aligned = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+  const aligned = bytes.byteOffset % DTYPE_SIZE[dtype] === 0 ? bytes : bytes.slice();
   const { buffer, byteOffset, byteLength } = aligned;
   switch (dtype) {
     case 'F32':

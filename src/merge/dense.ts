@@ -5,9 +5,10 @@
 // otherwise each pass rebuilds them. Only one module's M is alive at a time: the merge streams module by module.
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
 import { scaled } from './kernels/lowrank-svd.js';
+import { randomizedSvd } from './kernels/randomized-svd.js';
 import { streamKey } from './kernels/prng.js';
-import { MagnitudeSelector, type TopKFilter, type Threshold } from './kernels/select.js';
-import { darePrune, electAndMerge, type PruneStats, type SignMethod } from './primitives.js';
+import { MagnitudeSelector, TopKFilter, type Threshold } from './kernels/select.js';
+import { darePrune, trimElectMerge, trimWeightedSum, type PruneStats, type SignMethod } from './primitives.js';
 import type { ModuleInput } from './factors.js';
 
 export type DenseMethod = 'ties' | 'dare_linear' | 'dare_ties' | 'magnitude_prune';
@@ -19,6 +20,24 @@ export interface DenseOptions {
   seed: number;
   /** memory for caching one module's ΔW tiles (bytes) */
   cacheBytes: number;
+}
+
+/**
+ * Buffers reused from module to module: a fresh 64 MiB array per ΔW_i costs page faults, zeroing and garbage
+ * collection, and ORT writes the tiles straight into these (no copy of its output).
+ */
+export class TileArena {
+  private readonly buffers: Float32Array[] = [];
+
+  /** `length` values of buffer `slot`, valid until the slot is asked for again. */
+  get(slot: number, length: number): Float32Array {
+    let b = this.buffers[slot];
+    if (!b || b.length < length) {
+      b = new Float32Array(length);
+      this.buffers[slot] = b;
+    }
+    return b.subarray(0, length);
+  }
 }
 
 /** Streams the row tiles of each input's ΔW_i, rebuilding them per pass unless they fit the cache. */
@@ -33,6 +52,8 @@ export class DeltaTiles {
     private readonly kernel: MatmulKernel,
     private readonly inputs: ModuleInput[],
     cacheBytes: number,
+    /** where the tiles live: slots 0 … n−1, and slot n for the merged M (one module at a time) */
+    readonly arena: TileArena = new TileArena(),
   ) {
     const m = inputs[0]!.module;
     this.out = m.outFeatures;
@@ -63,7 +84,7 @@ export class DeltaTiles {
       for (let i = 0; i < this.inputs.length; i++) {
         const m = this.inputs[i]!.module;
         const b: Mat32 = { data: this.scaledB[i]!.subarray(row0 * m.rank, (row0 + rows) * m.rank), rows, cols: m.rank };
-        tiles.push((await this.kernel.gemm(b, { data: m.A, rows: m.rank, cols: this.inn })).data);
+        tiles.push((await this.kernel.gemm(b, { data: m.A, rows: m.rank, cols: this.inn }, {}, this.arena.get(i, rows * this.inn))).data);
       }
       if (this.cached && !mutates) this.cache = tiles;
       await fn(tiles, row0);
@@ -100,8 +121,8 @@ export async function denseMerge(
   filters: TopKFilter[] | null,
 ): Promise<DenseResult> {
   const { out, inn } = tiles;
-  const merged = new Float32Array(out * inn);
   const n = inputs.length;
+  const merged = tiles.arena.get(n, out * inn);
   const stats: PruneStats = { kept: 0, contested: 0, conflicts: 0 };
   const weights = inputs.map((x) => x.weight);
   const dare = opts.method === 'dare_linear' || opts.method === 'dare_ties';
@@ -111,24 +132,10 @@ export async function denseMerge(
   await tiles.forEach((t, row0) => {
     const len = t[0]!.length;
     const m = merged.subarray(row0 * inn, row0 * inn + len);
-    for (let i = 0; i < n; i++) {
-      if (dare) darePrune(t[i]!, opts.density, keys[i]!, row0 * inn);
-      else filters![i]!.apply(t[i]!);
-    }
-    if (electing) electAndMerge(t, weights, opts.signMethod, m, stats);
-    else {
-      for (let i = 0; i < n; i++) {
-        const p = t[i]!;
-        const w = weights[i]!;
-        let kept = 0;
-        for (let j = 0; j < len; j++) {
-          const v = p[j]!;
-          m[j] = m[j]! + w * v;
-          kept += +(v !== 0);
-        }
-        stats.kept += kept;
-      }
-    }
+    if (dare) for (let i = 0; i < n; i++) darePrune(t[i]!, opts.density, keys[i]!, row0 * inn);
+    const trims = dare ? null : filters;
+    if (electing) trimElectMerge(t, trims, weights, opts.signMethod, m, stats);
+    else trimWeightedSum(t, trims, weights, m, stats);
   }, true);
 
   let normSq = 0;
@@ -167,4 +174,43 @@ export async function adapterThresholds(
     }
   }
   return selectors.map((s) => s.result());
+}
+
+/** One module of a dense merge: everything mergeDenseModule needs, plain data (it crosses to worker threads). */
+export interface DenseModuleJob {
+  name: string;
+  inputs: ModuleInput[];
+  options: DenseOptions;
+  /** rank cap and optional energy share of the randomized SVD */
+  rank: number;
+  energy?: number;
+}
+
+export interface DenseModuleResult {
+  B: Mat32;
+  A: Mat32;
+  rank: number;
+  stats: PruneStats;
+  /** Σσ² kept by the rank cut, and ‖M‖² */
+  energy: { kept: number; total: number };
+}
+
+/**
+ * Merges one module in delta space by a pruning method and re-factors M by a randomized SVD. `filters` carry
+ * per-adapter trims (trimScope 'adapter'); without them ties and magnitude_prune trim per tensor.
+ */
+export async function mergeDenseModule(kernel: MatmulKernel, arena: TileArena, job: DenseModuleJob, filters: TopKFilter[] | null): Promise<DenseModuleResult> {
+  const { inputs, options: o } = job;
+  const tiles = new DeltaTiles(kernel, inputs, o.cacheBytes, arena);
+  const trims = o.method === 'ties' || o.method === 'magnitude_prune';
+  if (trims && !filters) filters = (await tensorThresholds(tiles, inputs.length, o.density)).map((t) => new TopKFilter(t));
+  const dm = await denseMerge(tiles, job.name, inputs, o, filters);
+  const res = await randomizedSvd(kernel, dm.merged, {
+    cap: job.rank,
+    energy: job.energy,
+    totalEnergy: dm.normSq,
+    key: streamKey(o.seed, `${job.name}#range`, 0),
+    split: 'balanced',
+  });
+  return { B: res.B, A: res.A, rank: res.rank, stats: dm.stats, energy: { kept: res.keptEnergy, total: res.totalEnergy } };
 }

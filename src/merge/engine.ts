@@ -4,13 +4,12 @@
 import { CancelledError } from '../errors.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../formats/dtype.js';
 import type { AdapterConfig, LoraAdapter, LoraModule } from '../formats/peft.js';
-import { MatmulKernel, type ComputeOptions } from './kernels/matmul.js';
+import { MatmulKernel, physicalCores, type ComputeOptions } from './kernels/matmul.js';
 import { innerProducts, lowRankSvd, stackFactors, stackedGrams, weightedNormSq } from './kernels/lowrank-svd.js';
-import { randomizedSvd } from './kernels/randomized-svd.js';
-import { streamKey } from './kernels/prng.js';
 import { TopKFilter } from './kernels/select.js';
 import { catFactors, mergeFactorsSpace, type MergedFactors, type ModuleInput } from './factors.js';
-import { adapterThresholds, DeltaTiles, denseMerge, tensorThresholds, type DenseMethod } from './dense.js';
+import { adapterThresholds, DeltaTiles, mergeDenseModule, TileArena, type DenseMethod, type DenseModuleJob, type DenseModuleResult } from './dense.js';
+import { DensePool } from './dense-pool.js';
 import { catRoundoffSq, cosines, distanceSq, overall, round, type ModuleDiagnostics, type ModuleTotals } from './diagnostics.js';
 import { planMerge, type ModuleWork } from './plan.js';
 import { parseMergeOptions } from './options.js';
@@ -55,10 +54,12 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
   checkCancel();
 
   const kernel = new MatmulKernel(hooks.compute);
+  let pool: DensePool | null = null;
   try {
     const inputsOf = (work: ModuleWork): ModuleInput[] =>
       work.present.map((i) => ({ adapter: i, module: adapters[i]!.modules.get(work.name)!, weight: options.weights[i]! }));
     const cacheBytes = hooks.denseCacheBytes ?? 1 << 30;
+    const arena = new TileArena();
     const dense = options.space === 'delta' && DENSE.has(method);
     // methods whose result is (or truncates) the exact sum: their Grams feed an SVD and a near-zero error
     const exact = method === 'cat' || method === 'svd' || (method === 'linear' && (options.space === 'delta' || adapters.length === 1));
@@ -66,13 +67,37 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
 
     let adapterFilters: TopKFilter[] | null = null;
     if (dense && trims && options.trimScope === 'adapter') {
-      const mods = plan.modules.map((w) => ({ inputs: inputsOf(w), tiles: () => new DeltaTiles(kernel, inputsOf(w), cacheBytes) }));
+      const mods = plan.modules.map((w) => ({ inputs: inputsOf(w), tiles: () => new DeltaTiles(kernel, inputsOf(w), cacheBytes, arena) }));
       const thresholds = await adapterThresholds(mods, adapters.length, options.density!, (pass, done) => {
         checkCancel();
         hooks.onProgress?.({ phase: 'select', done: (pass - 1) * mods.length + done, total: 2 * mods.length });
       });
       adapterFilters = thresholds.map((t) => new TopKFilter(t));
     }
+
+    const denseJob = (work: ModuleWork): DenseModuleJob => ({
+      name: work.name,
+      inputs: inputsOf(work),
+      options: { method: method as DenseMethod, density: options.density!, signMethod: options.majoritySignMethod, seed: options.seed, cacheBytes },
+      rank: options.rank ?? Math.max(...work.present.map((i) => adapters[i]!.modules.get(work.name)!.rank)),
+      energy: options.energy,
+    });
+    // per-tensor dense merges go to worker threads (per-adapter trims carry tie counts from module to module)
+    const workers = dense && !adapterFilters && kernel.activeDevice === 'cpu' ? (hooks.compute?.workers ?? defaultWorkers(plan.modules, physicalCores())) : 0;
+    pool = workers > 1 ? new DensePool(workers, kernel.activeDevice) : null;
+    const ahead = new Map<number, Promise<DenseModuleResult>>();
+    /** module idx's result, with the next modules sent ahead so that no thread waits */
+    const inFlight = (idx: number): Promise<DenseModuleResult> => {
+      for (let j = idx; j <= Math.min(plan.modules.length - 1, idx + pool!.size); j++) {
+        if (ahead.has(j)) continue;
+        const p = pool!.run(denseJob(plan.modules[j]!));
+        p.catch(() => undefined); // awaited in turn; a failure ahead must not count as unhandled
+        ahead.set(j, p);
+      }
+      const p = ahead.get(idx)!;
+      ahead.delete(idx);
+      return p;
+    };
 
     const modules = new Map<string, LoraModule>();
     const diagnostics: ModuleDiagnostics[] = [];
@@ -89,7 +114,6 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
         inputs.map(({ module: m }) => ({ B: { data: m.B, rows: m.outFeatures, cols: m.rank }, A: { data: m.A, rows: m.rank, cols: m.inFeatures }, scale: m.scaling })),
       );
       const sumRank = stacked.B.cols;
-      const maxRank = Math.max(...inputs.map((x) => x.module.rank));
       // the stacked factors themselves are the result: exact up to round-off
       const catForm = method === 'cat' || (options.space === 'delta' && method === 'linear' && options.energy === undefined && (options.rank ?? sumRank) >= sumRank);
       const svdFollows = exact && !catForm;
@@ -108,23 +132,11 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
         merged = { B: res.B, A: res.A, rank: res.rank, retainedEnergy: null, stats: null };
         energy = { kept: res.keptEnergy, total: res.totalEnergy };
       } else {
-        const tiles = new DeltaTiles(kernel, inputs, cacheBytes);
-        let filters: TopKFilter[] | null = null;
-        if (trims) {
-          filters = adapterFilters
-            ? inputs.map((x) => adapterFilters![x.adapter]!)
-            : (await tensorThresholds(tiles, inputs.length, options.density!)).map((t) => new TopKFilter(t));
-        }
-        const dm = await denseMerge(tiles, work.name, inputs, { method: method as DenseMethod, density: options.density!, signMethod: options.majoritySignMethod, seed: options.seed, cacheBytes }, filters);
-        const res = await randomizedSvd(kernel, dm.merged, {
-          cap: options.rank ?? maxRank,
-          energy: options.energy,
-          totalEnergy: dm.normSq,
-          key: streamKey(options.seed, `${work.name}#range`, 0),
-          split: 'balanced',
-        });
-        merged = { B: res.B, A: res.A, rank: res.rank, retainedEnergy: null, stats: dm.stats };
-        energy = { kept: res.keptEnergy, total: res.totalEnergy };
+        const res = pool
+          ? await inFlight(idx)
+          : await mergeDenseModule(kernel, arena, denseJob(work), adapterFilters && inputs.map((x) => adapterFilters![x.adapter]!));
+        merged = { B: res.B, A: res.A, rank: res.rank, retainedEnergy: null, stats: res.stats };
+        energy = res.energy;
       }
       if (merged.retainedEnergy !== null && energy === null) energy = { kept: merged.retainedEnergy, total: 1 };
 
@@ -132,13 +144,16 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
       roundTo(merged.A.data, dtype);
       let errSq: number;
       let mergedNormSq: number;
+      // an exact SVD says its error (the energy it cut): when that is small, measure in float64 straight away
+      const small = (e: number) => e < 1e-4 * targetNormSq;
+      const knownSmall = svdFollows && energy !== null && small(energy.total - energy.kept);
       if (catForm) {
         errSq = await catRoundoffSq(kernel, inputs, merged);
         mergedNormSq = targetNormSq; // equal up to round-off
       } else {
-        ({ errSq, mergedNormSq } = await distanceSq(kernel, merged, stacked, weights, targetNormSq, 'f32'));
+        ({ errSq, mergedNormSq } = await distanceSq(kernel, merged, stacked, weights, targetNormSq, knownSmall ? 'f64' : 'f32'));
       }
-      if (!catForm && errSq < 1e-4 * targetNormSq) {
+      if (!catForm && !knownSmall && small(errSq)) {
         // a small error is below float32's cancellation noise: measure it again in float64
         if (!svdFollows) {
           grams = await stackedGrams(kernel, stacked, 'f64');
@@ -208,8 +223,18 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
     };
     return { adapter, report };
   } finally {
+    await pool?.close();
     await kernel.release();
   }
+}
+
+/**
+ * Threads for a dense merge: one per core when the merge is large enough to repay starting them (a thread takes
+ * a fraction of a second to load the engine; 2^26 ΔW entries take seconds), else none.
+ */
+function defaultWorkers(modules: ModuleWork[], cores: number): number {
+  const entries = modules.reduce((s, w) => s + w.present.length * w.outFeatures * w.inFeatures, 0);
+  return entries >= 2 ** 26 ? cores : 0;
 }
 
 function commonDtype(adapters: LoraAdapter[]): 'F32' | 'F16' | 'BF16' {

@@ -5,7 +5,8 @@ import type { LoraModule } from '../formats/peft.js';
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
 import { streamKey } from './kernels/prng.js';
 import { lowRankSvd, type Grams, type Stacked } from './kernels/lowrank-svd.js';
-import { darePrune, electAndMerge, magnitudePrune, weightedSum, countNonZero, type PruneStats } from './primitives.js';
+import { darePrune, electAndMerge, trimElectMerge, trimWeightedSum, weightedSum, type PruneStats } from './primitives.js';
+import { selectMagnitude, TopKFilter } from './kernels/select.js';
 import type { MergeOptions } from './options.js';
 
 export interface ModuleInput {
@@ -96,17 +97,19 @@ function combine(
     return out;
   }
   const density = options.density!;
-  const pruned = tensors.map((t, i) => {
+  if (method === 'ties' || method === 'magnitude_prune') {
+    // the trim is fused into the combination (no pruned copies); density >= 1 keeps everything, as PEFT
+    const filters = density >= 1 ? null : tensors.map((t) => new TopKFilter(selectMagnitude(t, Math.floor(density * t.length))));
+    if (method === 'ties') trimElectMerge(tensors, filters, weights, options.majoritySignMethod, out, stats);
+    else trimWeightedSum(tensors, filters, weights, out, stats);
+    return out;
+  }
+  const dropped = tensors.map((t, i) => {
     const p = Float32Array.from(t);
-    if (method === 'dare_linear' || method === 'dare_ties') darePrune(p, density, streamKey(options.seed, `${moduleName}.${tensorName}`, inputs[i]!.adapter));
-    else magnitudePrune(p, density);
+    darePrune(p, density, streamKey(options.seed, `${moduleName}.${tensorName}`, inputs[i]!.adapter));
     return p;
   });
-  if (method === 'ties' || method === 'dare_ties') {
-    electAndMerge(pruned, weights, options.majoritySignMethod, out, stats);
-  } else {
-    weightedSum(pruned, weights, out);
-    for (const p of pruned) stats.kept += countNonZero(p);
-  }
+  if (method === 'dare_ties') electAndMerge(dropped, weights, options.majoritySignMethod, out, stats);
+  else trimWeightedSum(dropped, null, weights, out, stats);
   return out;
 }

@@ -1,8 +1,8 @@
 // PEFT's merge primitives (peft/utils/merge_utils.py) on flat float32 tensors, one tensor at a time: top-k and
 // random pruning, majority-sign election and the disjoint mean. Factors space applies them to A and B; the
 // delta-space dense path runs the same rules fused over tiles of ΔW (dense.ts) and is tested against these.
-import { keepThreshold, mix32, type StreamKey } from './kernels/prng.js';
-import { keepTopK } from './kernels/select.js';
+import { keepThreshold, type StreamKey } from './kernels/prng.js';
+import { keepTopK, type TopKFilter } from './kernels/select.js';
 
 export type SignMethod = 'total' | 'frequency';
 
@@ -30,10 +30,24 @@ export function darePrune(t: Float32Array, density: number, key: StreamKey, offs
   if (density >= 1) return;
   const cut = keepThreshold(density);
   const scale = density > 0 ? 1 / density : 0;
-  const { k0, k1 } = key;
+  // mix32(mix32(i ^ k0) + k1) < cut, inlined in int32 arithmetic: unsigned values (>>> 0) above 2^31 would be
+  // doubles in V8, several times slower; the unsigned comparison is a signed one with the top bits flipped
+  const k0 = key.k0 | 0;
+  const k1 = key.k1 | 0;
+  const cutFlipped = (cut ^ 0x80000000) | 0;
   for (let j = 0; j < t.length; j++) {
-    const bits = mix32((mix32(((offset + j) ^ k0) >>> 0) + k1) >>> 0);
-    t[j] = bits < cut ? t[j]! * scale : 0;
+    let x = (offset + j) ^ k0;
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x = ((x ^ (x >>> 16)) + k1) | 0;
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x ^= x >>> 16;
+    t[j] = (x ^ 0x80000000) < cutFlipped ? t[j]! * scale : 0;
   }
 }
 
@@ -43,52 +57,99 @@ export function darePrune(t: Float32Array, density: number, key: StreamKey, offs
  * won, divided by their count (at least 1). Weights apply after the vote, so a zero weight still counts.
  */
 export function electAndMerge(pruned: Float32Array[], weights: number[], method: SignMethod, out: Float32Array, stats?: PruneStats): void {
-  // Branch-free on the float bits (signs are random, so branches would mispredict): counts[j] packs the number
-  // of positive (low 16 bits) and negative (high 16 bits) inputs; nz is 1 exactly when |x| > 0.
+  trimElectMerge(pruned, null, weights, method, out, stats);
+}
+
+/**
+ * electAndMerge with an optional top-k trim of each input fused in (filters[i] trims input i as TopKFilter.apply
+ * would, carrying its tie count across the chunks of a tensor; the inputs are left as they are). One pass over
+ * the elements, each input read once and no temporary arrays: the step-by-step version moved ten times the
+ * memory. Float32 roundings are those of the step-by-step version (Math.fround), so results are bit-identical.
+ */
+export function trimElectMerge(
+  inputs: Float32Array[],
+  filters: TopKFilter[] | null,
+  weights: number[],
+  method: SignMethod,
+  out: Float32Array,
+  stats?: PruneStats,
+): void {
+  trimCombine(inputs, filters, weights, method, out, stats);
+}
+
+/** Σ w_i·trim(p_i) into out (magnitude pruning, DARE linear): weightedSum with the same fused trim. */
+export function trimWeightedSum(inputs: Float32Array[], filters: TopKFilter[] | null, weights: number[], out: Float32Array, stats?: PruneStats): void {
+  trimCombine(inputs, filters, weights, 'sum', out, stats);
+}
+
+function trimCombine(
+  inputs: Float32Array[],
+  filters: TopKFilter[] | null,
+  weights: number[],
+  method: SignMethod | 'sum',
+  out: Float32Array,
+  stats?: PruneStats,
+): void {
+  const n = inputs.length;
+  if (n > 0xffff) throw new Error('electAndMerge: at most 65535 inputs');
   const len = out.length;
-  if (pruned.length > 0xffff) throw new Error('electAndMerge: at most 65535 inputs');
-  const vote = new Float32Array(len);
-  const counts = new Uint32Array(len);
-  for (const p of pruned) {
-    const u = new Uint32Array(p.buffer, p.byteOffset, len);
-    for (let j = 0; j < len; j++) {
-      const x = u[j]!;
-      const nz = ((x & 0x7fffffff) + 0x7fffffff) >>> 31;
-      counts[j] = counts[j]! + (nz << ((x >>> 31) << 4));
-    }
-    if (method === 'total') for (let j = 0; j < len; j++) vote[j] = vote[j]! + p[j]!;
-  }
-  if (method === 'frequency') for (let j = 0; j < len; j++) vote[j] = (counts[j]! & 0xffff) - (counts[j]! >>> 16);
-  const uv = new Uint32Array(vote.buffer); // a zero vote is +0 here, so it elects +
-  out.fill(0);
-  for (let i = 0; i < pruned.length; i++) {
-    const p = pruned[i]!;
-    const u = new Uint32Array(p.buffer, p.byteOffset, len);
-    const w = weights[i]!;
-    for (let j = 0; j < len; j++) {
-      const x = u[j]!;
-      const agree = (((x & 0x7fffffff) + 0x7fffffff) >>> 31) & (((x ^ uv[j]!) >>> 31) ^ 1);
-      out[j] = out[j]! + w * p[j]! * agree;
-    }
-  }
-  let kept = 0;
-  let contested = 0;
-  let conflicts = 0;
-  for (let j = 0; j < len; j++) {
-    const c = counts[j]!;
-    const count = (c >>> ((uv[j]! >>> 31) << 4)) & 0xffff;
-    out[j] = out[j]! / (count + ((count - 1) >>> 31));
-    kept += count;
-    const pos = c & 0xffff;
-    const neg = c >>> 16;
-    contested += +(pos + neg > 1);
-    conflicts += +(pos > 0 && neg > 0);
-  }
+  const bits = inputs.map((p) => new Uint32Array(p.buffer, p.byteOffset, len));
+  // an untrimmed input keeps every |x| > 0 (threshold 0) and its zeros stay zeros (endless ties)
+  const tb = Uint32Array.from(inputs, (_, i) => filters?.[i]!.threshold.bits ?? 0);
+  const ties = Float64Array.from(inputs, (_, i) => filters?.[i]!.ties ?? Infinity);
+  const counts = new Float64Array(3);
+  electKernel(n, method)(inputs, bits, tb, ties, Float64Array.from(weights), out, counts);
+  if (filters) filters.forEach((f, i) => f.consumeTies(f.ties - ties[i]!));
   if (stats) {
-    stats.kept += kept;
-    stats.contested += contested;
-    stats.conflicts += conflicts;
+    stats.kept += counts[0]!;
+    stats.contested += counts[1]!;
+    stats.conflicts += counts[2]!;
   }
+}
+
+type ElectKernel = (f: Float32Array[], u: Uint32Array[], tb: Uint32Array, ties: Float64Array, w: Float64Array, out: Float32Array, counts: Float64Array) => void;
+const kernels = new Map<string, ElectKernel>();
+
+/**
+ * The fused loop, generated for n inputs: with the inputs unrolled into locals V8 keeps everything in registers
+ * (a loop over an array of inputs inside the element loop runs five times slower). Only n and the method vary.
+ * A zero is a zero kept or dropped, so a threshold of 0 (keep everything, or no trim) counts no ties: it
+ * would count down for every zero, and DARE leaves most entries zero.
+ */
+function electKernel(n: number, method: SignMethod | 'sum'): ElectKernel {
+  const key = `${n}${method}`;
+  let k = kernels.get(key);
+  if (k) return k;
+  const ids = Array.from({ length: n }, (_, i) => i);
+  const each = (f: (i: number) => string, sep = '\n') => ids.map(f).join(sep);
+  const chain = (term: (i: number) => string) => ids.reduce((acc, i) => `fr(${acc} + ${term(i)})`, '0');
+  const combineSum = `
+      out[j] = ${chain((i) => `w${i} * v${i}`)};
+      kept += ${each((i) => `+(v${i} !== 0)`, ' + ')};`;
+  const combineElect = `
+      const pos = ${each((i) => `+(v${i} > 0)`, ' + ')};
+      const neg = ${each((i) => `+(v${i} < 0)`, ' + ')};
+      const e = ${method === 'total' ? `${chain((i) => `v${i}`)} < 0` : 'neg > pos'} ? -1 : 1;
+      ${each((i) => `const a${i} = +(v${i} * e > 0);`)}
+      const c = e < 0 ? neg : pos;
+      out[j] = ${chain((i) => `w${i} * v${i} * a${i}`)} / (c > 0 ? c : 1);
+      kept += c;
+      contested += +(pos + neg > 1);
+      conflicts += +(pos > 0 && neg > 0);`;
+  const body = `
+    const fr = Math.fround;
+    ${each((i) => `const f${i} = f[${i}], u${i} = u[${i}], t${i} = tb[${i}], w${i} = w[${i}]; let r${i} = ties[${i}];`)}
+    let kept = 0, contested = 0, conflicts = 0;
+    for (let j = 0; j < out.length; j++) {
+      ${each((i) => `const m${i} = u${i}[j] & 0x7fffffff;
+      const v${i} = m${i} > t${i} || (m${i} === t${i} && t${i} !== 0 && r${i} > 0 && r${i}-- > 0) ? f${i}[j] : 0;`)}
+      ${method === 'sum' ? combineSum : combineElect}
+    }
+    ${each((i) => `ties[${i}] = r${i};`)}
+    counts[0] = kept; counts[1] = contested; counts[2] = conflicts;`;
+  k = new Function('f', 'u', 'tb', 'ties', 'w', 'out', 'counts', body) as ElectKernel;
+  kernels.set(key, k);
+  return k;
 }
 
 /** Σ w_i·t_i into out. */
@@ -98,10 +159,4 @@ export function weightedSum(tensors: Float32Array[], weights: number[], out: Flo
     const w = weights[i]!;
     for (let j = 0; j < out.length; j++) out[j] = out[j]! + w * t[j]!;
   });
-}
-
-export function countNonZero(t: Float32Array): number {
-  let c = 0;
-  for (let j = 0; j < t.length; j++) c += +(t[j] !== 0);
-  return c;
 }

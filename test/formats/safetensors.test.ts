@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -135,6 +136,27 @@ describe('safetensors round trips', () => {
     await st.close();
   });
 
+  it('reads many tensors in few reads, skipping far gaps, with the values readFloat32 gives', async () => {
+    // a 6 GB unread tensor between two groups: the big gap must not be read
+    const big = 6_000_000_000;
+    const file = tmp();
+    const tensors = {
+      a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      h: { dtype: 'F16', shape: [2], data_offsets: [8, 12] },
+      b: { dtype: 'F32', shape: [1], data_offsets: [12, 16] },
+      big: { dtype: 'U8', shape: [big], data_offsets: [16, 16 + big] },
+      c: { dtype: 'F32', shape: [2], data_offsets: [16 + big, 24 + big] },
+    };
+    writeFileSync(file, rawSafetensors(tensors, { data: 0 }));
+    truncateSync(file, statSync(file).size + 24 + big);
+    const st = await SafetensorsFile.open(file);
+    const many = await st.readManyFloat32(['c', 'a', 'h', 'b']);
+    for (const name of ['a', 'h', 'b', 'c']) expect(many.get(name)).toEqual(await st.readFloat32(name));
+    expect(many.get('a')!.buffer).toBe(many.get('b')!.buffer); // one read for the first three
+    await expect(st.readManyFloat32(['a', 'big'])).rejects.toThrow(UnsupportedError);
+    await st.close();
+  });
+
   it('refuses non-finite values when asked to check', async () => {
     const file = tmp();
     await writeSafetensors(file, [
@@ -147,7 +169,22 @@ describe('safetensors round trips', () => {
     const strict = await SafetensorsFile.open(file, { checkFinite: true });
     expect(await strict.readFloat32('ok')).toEqual(Float32Array.of(1, 2));
     await expect(strict.readFloat32('bad')).rejects.toThrow(`${file}: tensor "bad" holds Infinity at element 1`);
+    await expect(strict.readManyFloat32(['ok', 'bad'])).rejects.toThrow(`${file}: tensor "bad" holds Infinity at element 1`);
     await strict.close();
+    // all F32: checked in one loop, and the tensor and element still named (in the 4-wide part and in the tail)
+    const f32 = tmp();
+    const y = Float32Array.from({ length: 11 }, (_, i) => i);
+    y[5] = NaN;
+    await writeSafetensors(f32, [
+      { name: 'x', dtype: 'F32', shape: [5], data: Float32Array.of(1, 2, 3, 4, 5) },
+      { name: 'y', dtype: 'F32', shape: [11], data: y },
+      { name: 'z', dtype: 'F32', shape: [2], data: Float32Array.of(1, -Infinity) },
+    ]);
+    const all = await SafetensorsFile.open(f32, { checkFinite: true });
+    await expect(all.readManyFloat32(['x', 'y', 'z'])).rejects.toThrow(`${f32}: tensor "y" holds NaN at element 5`);
+    await expect(all.readManyFloat32(['x', 'z'])).rejects.toThrow(`${f32}: tensor "z" holds -Infinity at element 1`);
+    expect((await all.readManyFloat32(['x'])).get('x')).toEqual(Float32Array.of(1, 2, 3, 4, 5));
+    await all.close();
   });
 });
 
@@ -187,6 +224,29 @@ describe('streaming writer', () => {
     await expect(SafetensorsWriter.create(tmp(), [{ name: '__metadata__', dtype: 'F32', shape: [1] }])).rejects.toThrow(InvalidInputError);
     await expect(SafetensorsWriter.create(tmp(), [{ name: 'a', dtype: 'F32', shape: [-1] }])).rejects.toThrow(/non-negative integers/);
     await expect(SafetensorsWriter.create(tmp(), [{ name: 'a', dtype: 'Q4' as never, shape: [1] }])).rejects.toThrow(/unknown dtype/);
+  });
+
+  it('returns the sha256 of the file when asked and every write came in file order, and nothing otherwise', async () => {
+    const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+    const layout = [
+      { name: 'a', dtype: 'BF16' as const, shape: [3] },
+      { name: 'b', dtype: 'BF16' as const, shape: [2, 2] },
+    ];
+    const inOrder = tmp();
+    const w = await SafetensorsWriter.create(inOrder, layout, { format: 'pt' }, { sha256: true });
+    await w.write('a', ramp(3));
+    await w.write('b', ramp(4));
+    expect(await w.finish()).toBe(sha(inOrder));
+    expect(await writeSafetensors(tmp(), [{ name: 'x', dtype: 'F32', shape: [5], data: ramp(5) }], {}, { sha256: true })).toMatch(/^[0-9a-f]{64}$/);
+
+    const outOfOrder = await SafetensorsWriter.create(tmp(), layout, {}, { sha256: true });
+    await outOfOrder.write('b', ramp(4));
+    await outOfOrder.write('a', ramp(3));
+    expect(await outOfOrder.finish()).toBeUndefined();
+    const notAsked = await SafetensorsWriter.create(tmp(), layout);
+    await notAsked.write('a', ramp(3));
+    await notAsked.write('b', ramp(4));
+    expect(await notAsked.finish()).toBeUndefined();
   });
 
   it('abort removes the partial file', async () => {

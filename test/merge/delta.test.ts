@@ -158,6 +158,29 @@ describe('delta space, dense path', () => {
     expect(res.report.warnings.some((x) => /overshoot/.test(x))).toBe(false); // ties averages: scale ≈ max weight
   });
 
+  it('merges the same in worker threads as in-process, module order kept, and stops when aborted', async () => {
+    const adapters = [1, 2, 3].map((s) =>
+      makeAdapter([
+        { name: Q, out: 40, inn: 30, r: 4, seed: s },
+        { name: V, out: 20, inn: 30, r: 3, seed: s + 10 },
+      ]),
+    );
+    for (const method of ['ties', 'dare_ties', 'magnitude_prune'] as const) {
+      const recipe = { method, weights: [1, 0.5, 1], density: 0.4, rank: 6 };
+      const inProcess = await mergeAdapters(adapters, recipe, { compute: { workers: 0 } });
+      const threaded = await mergeAdapters(adapters, recipe, { compute: { workers: 2 } });
+      for (const name of [Q, V]) {
+        expect(threaded.adapter.modules.get(name)!.A).toEqual(inProcess.adapter.modules.get(name)!.A);
+        expect(threaded.adapter.modules.get(name)!.B).toEqual(inProcess.adapter.modules.get(name)!.B);
+      }
+      const noTimes = (r: typeof inProcess) => r.report.diagnostics.modules.map(({ seconds: _s, ...d }) => d);
+      expect(noTimes(threaded)).toEqual(noTimes(inProcess));
+    }
+    const ctl = new AbortController();
+    const run = mergeAdapters(adapters, { method: 'ties', weights: [1, 1, 1] }, { compute: { workers: 2 }, signal: ctl.signal, onProgress: (p) => p.done === 1 && ctl.abort() });
+    await expect(run).rejects.toThrow(CancelledError);
+  });
+
   it('trimScope adapter uses one threshold over all modules of an adapter', async () => {
     const two = [0, 1].map((i) =>
       makeAdapter([

@@ -7,7 +7,8 @@ import { keepThreshold, mix32, randomBits, streamKey, fillGaussian } from '../..
 import { MatmulKernel, gemmReference } from '../../src/merge/kernels/matmul.js';
 import { lowRankSvd, stackFactors, stackedGrams, innerProducts } from '../../src/merge/kernels/lowrank-svd.js';
 import { randomizedSvd } from '../../src/merge/kernels/randomized-svd.js';
-import { denseSum, matmul, randn, relError, singularValues } from './reference.js';
+import { darePrune, electAndMerge, trimElectMerge, trimWeightedSum } from '../../src/merge/primitives.js';
+import { denseSum, electReference, matmul, randn, relError, singularValues, topKReference } from './reference.js';
 
 // the CUDA fallback test makes onnxruntime log the missing provider library as an error: keep the test output clean
 ort.env.logLevel = 'fatal';
@@ -116,6 +117,58 @@ describe('radix select', () => {
   });
 });
 
+describe('TIES elect and disjoint mean', () => {
+  /** values on a coarse grid (many ties at any threshold), with zeros and negative zeros */
+  const grid = (n: number, seed: number) => randn(n, seed).map((x, i) => (i % 7 === 0 ? -0 : i % 5 === 0 ? 0 : Math.round(x * 4) / 4));
+  const bitsOf = (x: Float32Array) => [...new Uint32Array(x.buffer, x.byteOffset, x.length)];
+
+  it.each([1, 2, 3, 4, 5])('matches the element-by-element reference bit for bit (%i inputs)', (n) => {
+    const inputs = Array.from({ length: n }, (_, i) => grid(600, 40 + i));
+    const weights = [1, -0.5, 0, 2.25, 0.3].slice(0, n);
+    for (const method of ['total', 'frequency'] as const) {
+      const ref = electReference(inputs, weights, method);
+      const out = new Float32Array(600);
+      const stats = { kept: 0, contested: 0, conflicts: 0 };
+      electAndMerge(inputs, weights, method, out, stats);
+      expect(bitsOf(out)).toEqual(bitsOf(ref.out));
+      expect(stats).toEqual(ref.stats);
+    }
+  });
+
+  it('with the trim fused in, equals top-k then the vote, fed in chunks', () => {
+    const n = 4;
+    const inputs = Array.from({ length: n }, (_, i) => grid(1000, 50 + i));
+    const weights = [0.5, 1, 0, -1];
+    for (const k of [0, 1, 137, 300, 1000]) {
+      const ref = electReference(inputs.map((x) => topKReference(x, k)), weights, 'total');
+      const filters = inputs.map((x) => new TopKFilter(selectMagnitude(x, k)));
+      const out = new Float32Array(1000);
+      const stats = { kept: 0, contested: 0, conflicts: 0 };
+      for (const [a, b] of [[0, 333], [333, 334], [334, 1000]] as const) {
+        trimElectMerge(inputs.map((x) => x.subarray(a, b)), filters, weights, 'total', out.subarray(a, b), stats);
+      }
+      expect(bitsOf(out)).toEqual(bitsOf(ref.out));
+      expect(stats).toEqual(ref.stats);
+      expect(inputs[0]).toEqual(grid(1000, 50)); // the inputs are not trimmed in place
+    }
+  });
+
+  it('the weighted sum with the trim fused in equals top-k then Σ w_i·p_i in float32', () => {
+    const inputs = Array.from({ length: 3 }, (_, i) => grid(1000, 60 + i));
+    const weights = [0.5, -1.25, 2];
+    for (const k of [0, 250, 1000]) {
+      const pruned = inputs.map((x) => topKReference(x, k));
+      const ref = new Float32Array(1000);
+      pruned.forEach((p, i) => p.forEach((x, j) => (ref[j] = Math.fround(ref[j]! + weights[i]! * x))));
+      const out = new Float32Array(1000);
+      const stats = { kept: 0, contested: 0, conflicts: 0 };
+      trimWeightedSum(inputs, inputs.map((x) => new TopKFilter(selectMagnitude(x, k))), weights, out, stats);
+      expect(bitsOf(out)).toEqual(bitsOf(ref));
+      expect(stats.kept).toBe(pruned.reduce((s, p) => s + p.filter((x) => x !== 0).length, 0));
+    }
+  });
+});
+
 describe('counter-based PRNG', () => {
   it('mix32 matches a BigInt reference of lowbias32', () => {
     const ref = (x: number) => {
@@ -152,6 +205,18 @@ describe('counter-based PRNG', () => {
     expect(Math.abs(kept / n - 0.3)).toBeLessThan(0.005);
   });
 
+  it('DARE keeps exactly the entries whose random bits fall below the density, rescaled', () => {
+    const key = streamKey(5, 'model.layers.3.q_proj', 2);
+    for (const [density, offset] of [[0.3, 0], [0.3, 4_294_967_000], [0.9, 123], [0, 7]] as const) {
+      const t = randn(5000, 6);
+      const pruned = Float32Array.from(t);
+      darePrune(pruned, density, key, offset);
+      const cut = keepThreshold(density);
+      const ref = t.map((x, j) => (randomBits(key, offset + j) < cut ? x * (density > 0 ? 1 / density : 0) : 0));
+      expect(pruned).toEqual(ref);
+    }
+  });
+
   it('gives standard normal values', () => {
     const g = new Float32Array(100_000);
     fillGaussian(streamKey(3, 'omega', 0), 0, g);
@@ -180,6 +245,10 @@ describe('ONNX Runtime matmul graph', () => {
     expect([c32.rows, c32.cols]).toEqual([ref.rows, ref.cols]);
     expect(relError(c32.data, ref.data)).toBeLessThan(1e-6);
     expect(relError(c64.data, ref.data)).toBeLessThan(1e-14);
+    const into = new Float32Array(ref.rows * ref.cols + 4).subarray(2, 2 + ref.rows * ref.cols);
+    const c = await kernel.gemm(a, b, spec, into);
+    expect(c.data).toBe(into);
+    expect([...into]).toEqual([...c32.data]);
   });
 
   it('falls back to the CPU with a log line when the CUDA provider is not installed', async () => {
@@ -198,6 +267,7 @@ describe('ONNX Runtime matmul graph', () => {
   it('refuses mismatched shapes', async () => {
     const a = { data: new Float32Array(6), rows: 2, cols: 3 };
     await expect(kernel.gemm(a, a)).rejects.toThrow(/inner dimensions/);
+    await expect(kernel.gemm(a, a, { transB: true }, new Float32Array(3))).rejects.toThrow(/output buffer holds 3 values, not 2×2/);
   });
 });
 

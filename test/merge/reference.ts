@@ -78,3 +78,41 @@ export function denseSum(terms: { B: Float32Array; A: Float32Array; r: number; c
   }
   return d;
 }
+
+/** Keeps the k largest |x| (ties broken by index, first kept), by a full sort: the obvious top-k. */
+export function topKReference(x: Float32Array, k: number): Float32Array {
+  const order = [...x.keys()].sort((a, b) => Math.abs(x[b]!) - Math.abs(x[a]!) || a - b);
+  const out = new Float32Array(x.length);
+  for (const i of order.slice(0, k)) out[i] = x[i]!;
+  return out;
+}
+
+/**
+ * TIES elect + disjoint mean element by element, as PEFT writes it, with float32 rounding after each addition
+ * (what a Float32Array accumulator does): vote = Σp ('total') or Σsign(p) ('frequency'), a zero vote elects +.
+ */
+export function electReference(pruned: Float32Array[], weights: number[], method: 'total' | 'frequency') {
+  const len = pruned[0]!.length;
+  const out = new Float32Array(len);
+  const stats = { kept: 0, contested: 0, conflicts: 0 };
+  for (let j = 0; j < len; j++) {
+    const v = pruned.map((p) => p[j]!);
+    const pos = v.filter((x) => x > 0).length;
+    const neg = v.filter((x) => x < 0).length;
+    const vote = method === 'total' ? v.reduce((s, x) => Math.fround(s + x), 0) : pos - neg;
+    const sign = vote < 0 ? -1 : 1;
+    let acc = 0;
+    let count = 0;
+    v.forEach((x, i) => {
+      if (x * sign > 0) {
+        acc = Math.fround(acc + weights[i]! * x);
+        count++;
+      }
+    });
+    out[j] = acc / Math.max(count, 1);
+    stats.kept += count;
+    if (pos + neg > 1) stats.contested++;
+    if (pos > 0 && neg > 0) stats.conflicts++;
+  }
+  return { out, stats };
+}

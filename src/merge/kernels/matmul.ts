@@ -34,6 +34,11 @@ export interface ComputeOptions {
   device?: Device;
   /** intra-op threads (default: the number of physical cores) */
   threads?: number;
+  /**
+   * worker threads for the dense path (TIES, DARE, magnitude pruning in delta space), each with a one-thread
+   * kernel; 0 or 1 runs it in-process (default: the physical cores for a merge of 2^26 ΔW entries or more)
+   */
+  workers?: number;
   logger?: MergeLogger;
 }
 
@@ -73,9 +78,12 @@ export class MatmulKernel {
     return this.device;
   }
 
-  /** op(a)·op(b) in float32 (MLAS sgemm). */
-  async gemm(a: Mat32, b: Mat32, spec: GemmSpec = {}): Promise<Mat32> {
-    const { data, rows, cols } = await this.run(a, b, spec, 'f32');
+  /**
+   * op(a)·op(b) in float32 (MLAS sgemm). With `into` (rows×cols values) ORT writes the product there, sparing
+   * the allocation and copy of a fresh output: that is most of the cost of a product as wide as a dense ΔW tile.
+   */
+  async gemm(a: Mat32, b: Mat32, spec: GemmSpec = {}, into?: Float32Array): Promise<Mat32> {
+    const { data, rows, cols } = await this.run(a, b, spec, 'f32', into);
     return { data: data as Float32Array, rows, cols };
   }
 
@@ -91,21 +99,25 @@ export class MatmulKernel {
     for (const s of sessions) await (await s).release();
   }
 
-  private async run(a: Mat32, b: Mat32, spec: GemmSpec, precision: Precision) {
+  private async run(a: Mat32, b: Mat32, spec: GemmSpec, precision: Precision, into?: Float32Array) {
     const transA = spec.transA ?? false;
     const transB = spec.transB ?? false;
     const [m, ka] = transA ? [a.cols, a.rows] : [a.rows, a.cols];
     const [kb, n] = transB ? [b.cols, b.rows] : [b.rows, b.cols];
     if (ka !== kb) throw new Error(`gemm: inner dimensions differ (${m}×${ka} · ${kb}×${n})`);
     if (a.data.length !== a.rows * a.cols || b.data.length !== b.rows * b.cols) throw new Error('gemm: data length does not match shape');
-    if (m === 0 || n === 0) return { data: precision === 'f32' ? new Float32Array(0) : new Float64Array(0), rows: m, cols: n };
-    if (ka === 0) return { data: precision === 'f32' ? new Float32Array(m * n) : new Float64Array(m * n), rows: m, cols: n };
+    if (into && into.length !== m * n) throw new Error(`gemm: the output buffer holds ${into.length} values, not ${m}×${n}`);
+    if (m === 0 || n === 0 || ka === 0) {
+      const data = into?.fill(0) ?? (precision === 'f32' ? new Float32Array(m * n) : new Float64Array(m * n));
+      return { data, rows: m, cols: n };
+    }
     const session = await this.session(transA, transB, precision);
-    const out = await session.run({
-      A: new ort.Tensor('float32', a.data, [a.rows, a.cols]),
-      B: new ort.Tensor('float32', b.data, [b.rows, b.cols]),
-    });
-    const c = out.C!;
+    const feeds = { A: new ort.Tensor('float32', a.data, [a.rows, a.cols]), B: new ort.Tensor('float32', b.data, [b.rows, b.cols]) };
+    if (into) {
+      await session.run(feeds, { C: new ort.Tensor('float32', into, [m, n]) });
+      return { data: into, rows: m, cols: n };
+    }
+    const c = (await session.run(feeds)).C!;
     return { data: c.data as Float32Array | Float64Array, rows: m, cols: n };
   }
 

@@ -18,15 +18,29 @@ const NONE_KEPT: Threshold = { bits: 0x7f800001, above: 0, ties: 0 };
 // widen to float64 only when a selection spans more than 2^32 - 1 values (trimScope "adapter" on a huge model).
 type Counts = Uint32Array | Float64Array;
 
+/** Histograms lent to one selector at a time (selectMagnitude is synchronous, so it never holds them twice). */
+export interface SelectorCounts {
+  high: Uint32Array;
+  low: Uint32Array;
+}
+
+// thousands of small factor tensors: allocating (and collecting) 384 KiB of counts for each cost more than the passes
+const SHARED: SelectorCounts = { high: new Uint32Array(32768), low: new Uint32Array(65536) };
+
 export class MagnitudeSelector {
-  private high: Counts = new Uint32Array(32768);
+  private high: Counts;
   private low: Counts | null = null;
   private bucket = -1;
   private aboveBucket = 0;
   private total = 0;
 
-  /** Selects the k-th largest |x| (k >= 1 counts from the top). */
-  constructor(private readonly k: number) {}
+  /** Selects the k-th largest |x| (k >= 1 counts from the top), counting in `counts` when given (cleared here). */
+  constructor(
+    private readonly k: number,
+    private readonly counts?: SelectorCounts,
+  ) {
+    this.high = counts ? counts.high.fill(0) : new Uint32Array(32768);
+  }
 
   /** Pass 1: feed every value once. */
   addPass1(chunk: Float32Array): void {
@@ -50,7 +64,7 @@ export class MagnitudeSelector {
       }
       seen += c;
     }
-    this.low = this.total > 0xffffffff ? new Float64Array(65536) : new Uint32Array(65536);
+    this.low = this.total > 0xffffffff ? new Float64Array(65536) : (this.counts?.low.fill(0) ?? new Uint32Array(65536));
     return true;
   }
 
@@ -81,7 +95,7 @@ export class MagnitudeSelector {
 
 /** The k-th largest |x| of one array (both passes). */
 export function selectMagnitude(values: Float32Array, k: number): Threshold {
-  const s = new MagnitudeSelector(k);
+  const s = new MagnitudeSelector(k, SHARED);
   s.addPass1(values);
   if (s.startPass2()) s.addPass2(values);
   return s.result();
@@ -93,17 +107,27 @@ export function selectMagnitude(values: Float32Array, k: number): Threshold {
  * Feed the chunks of the selection in index order.
  */
 export class TopKFilter {
-  private ties: number;
+  /** values equal to the threshold still to keep */
+  private remaining: number;
   kept = 0;
 
-  constructor(private readonly threshold: Threshold) {
-    this.ties = threshold.ties;
+  constructor(readonly threshold: Threshold) {
+    this.remaining = threshold.ties;
+  }
+
+  get ties(): number {
+    return this.remaining;
+  }
+
+  /** Records that a fused pass (trimElectMerge) kept `n` values equal to the threshold. */
+  consumeTies(n: number): void {
+    this.remaining -= n;
   }
 
   apply(values: Float32Array): void {
     const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
     const tb = this.threshold.bits;
-    let ties = this.ties;
+    let ties = this.remaining;
     let kept = 0;
     for (let j = 0; j < bits.length; j++) {
       const x = bits[j]!;
@@ -120,7 +144,7 @@ export class TopKFilter {
       bits[j] = x & -keep;
       kept += keep;
     }
-    this.ties = ties;
+    this.remaining = ties;
     this.kept += kept;
   }
 }
