@@ -1,9 +1,9 @@
 // /v1/adapters from the client side: register (by server path or by uploading a local dir or archive), list,
 // show, remove, compatibility, download.
-import { openAsBlob } from 'node:fs';
 import path from 'node:path';
 import type { AdapterDetail, AdapterRecord, Compatibility, RegisterResult } from '../registry/types.js';
 import type { HttpClient } from './http.js';
+import { multipartBody, type FilePart } from './multipart.js';
 
 export interface RegisterOptions {
   name: string;
@@ -33,16 +33,13 @@ export class AdaptersClient {
 
   /** Uploads a local PEFT dir (its two files), or a local .zip / .tar.gz of one; streamed from disk. */
   async upload(localPath: string, options: RegisterOptions): Promise<RegisterResult> {
-    const form = new FormData();
-    for (const [key, value] of Object.entries(options)) if (value !== undefined) form.set(key, String(value));
-    if (/\.(zip|tar\.gz|tgz|tar)$/i.test(localPath)) {
-      form.set('archive', await openAsBlob(localPath), path.basename(localPath));
-    } else {
-      for (const file of ['adapter_config.json', 'adapter_model.safetensors']) {
-        form.set(file, await openAsBlob(path.join(localPath, file)), file);
-      }
-    }
-    return this.http.json('POST', '/v1/adapters', { body: form, noTimeout: true });
+    const fields: Record<string, string> = {};
+    for (const [key, value] of Object.entries(options)) if (value !== undefined) fields[key] = String(value);
+    const files: FilePart[] = /\.(zip|tar\.gz|tgz|tar)$/i.test(localPath)
+      ? [{ name: 'archive', filename: path.basename(localPath), path: localPath }]
+      : ['adapter_config.json', 'adapter_model.safetensors'].map((file) => ({ name: file, filename: file, path: path.join(localPath, file) }));
+    const { body, headers } = await multipartBody(fields, files);
+    return this.http.json('POST', '/v1/adapters', { body, headers, noTimeout: true });
   }
 
   async remove(name: string, options: { force?: boolean } = {}): Promise<AdapterRecord> {

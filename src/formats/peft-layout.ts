@@ -44,9 +44,13 @@ const FACTOR_KEY = /^(.+)\.(lora_A|lora_B)\.weight$/;
 const EMBEDDING_KEY = /^(.+)\.lora_embedding_(A|B)$/;
 const GPT2_CONV1D = /(^|\.)h\.\d+\.(attn\.c_attn|attn\.c_proj|attn\.q_attn|mlp\.c_fc|mlp\.c_proj)$/;
 
+// one collator for every comparison: localeCompare with options builds a new one per call (most of the time of
+// reading an 8B adapter's header went there)
+const collator = new Intl.Collator('en', { numeric: true });
+
 /** Orders names with their numbers compared as numbers: layers.2 before layers.10. */
 export function naturalCompare(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true });
+  return collator.compare(a, b);
 }
 
 function strip(key: string): string {

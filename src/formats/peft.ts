@@ -200,6 +200,8 @@ export interface WriteAdapterOptions {
   extraFiles?: Record<string, string | Uint8Array>;
   /** Replace an existing directory (default: refuse with a ConflictError). */
   overwrite?: boolean;
+  /** Hash the weights file while writing it (for a content-addressed store): returned as `weightsSha256`. */
+  sha256?: boolean;
 }
 
 function checkModule(m: LoraModule): void {
@@ -215,7 +217,7 @@ function checkModule(m: LoraModule): void {
  * (sorted keys) that gives every module back its rank and scaling under PEFT's rules. The directory appears
  * complete or not at all.
  */
-export async function writeAdapter(dir: string, adapter: LoraAdapter, options: WriteAdapterOptions = {}): Promise<void> {
+export async function writeAdapter(dir: string, adapter: LoraAdapter, options: WriteAdapterOptions = {}): Promise<{ weightsSha256?: string }> {
   const modules = [...adapter.modules.values()].sort((a, b) => naturalCompare(a.name, b.name));
   modules.forEach(checkModule);
   const dtype = options.dtype ?? (adapter.dtype === 'F32' || adapter.dtype === 'F16' || adapter.dtype === 'BF16' ? adapter.dtype : 'F32');
@@ -236,13 +238,15 @@ export async function writeAdapter(dir: string, adapter: LoraAdapter, options: W
       throw new InvalidInputError(`extra file name ${JSON.stringify(name)} must be a plain file name other than ${CONFIG_NAME} and ${WEIGHTS_NAME}`);
     }
   }
+  let weightsSha256: string | undefined;
   await writeDirAtomic(
     dir,
     async (tmp) => {
-      await writeSafetensors(path.join(tmp, WEIGHTS_NAME), tensors, { format: 'pt' });
+      weightsSha256 = await writeSafetensors(path.join(tmp, WEIGHTS_NAME), tensors, { format: 'pt' }, { sha256: options.sha256 });
       await writeFile(path.join(tmp, CONFIG_NAME), sortedJson(config));
       for (const [name, data] of Object.entries(options.extraFiles ?? {})) await writeFile(path.join(tmp, name), data);
     },
     { overwrite: options.overwrite },
   );
+  return { weightsSha256 };
 }

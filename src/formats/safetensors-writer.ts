@@ -1,5 +1,6 @@
 // Writing safetensors: a streaming writer whose header comes from the layout, so tensors are written one by one
 // and the data is never all in memory, and a one-call `writeSafetensors` on top of it.
+import { createHash, type Hash } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError } from '../errors.js';
@@ -39,6 +40,14 @@ function headerJson(metadata: Record<string, string>, entries: { layout: TensorL
   return `{${parts.join(',')}}`;
 }
 
+export interface WriterOptions {
+  /**
+   * Hash the file while writing it: `finish()` then returns its sha256 when every write came in file order (one
+   * dtype, tensors written in layout order), so a content-addressed store need not read it again.
+   */
+  sha256?: boolean;
+}
+
 interface Slot {
   layout: TensorLayout;
   begin: number;
@@ -54,6 +63,8 @@ interface Slot {
  */
 export class SafetensorsWriter {
   private finished = false;
+  /** bytes hashed so far, from the start of the file; the hash is dropped at the first write out of order */
+  private hashed = 0;
 
   private constructor(
     readonly path: string,
@@ -61,9 +72,10 @@ export class SafetensorsWriter {
     private readonly handle: FileHandle,
     private readonly dataOffset: number,
     private readonly slots: Map<string, Slot>,
+    private hash: Hash | undefined,
   ) {}
 
-  static async create(file: string, layout: TensorLayout[], metadata: Record<string, string> = {}): Promise<SafetensorsWriter> {
+  static async create(file: string, layout: TensorLayout[], metadata: Record<string, string> = {}, options: WriterOptions = {}): Promise<SafetensorsWriter> {
     checkMetadata(metadata);
     const slots = new Map<string, Slot>();
     for (const t of layout) {
@@ -95,7 +107,7 @@ export class SafetensorsWriter {
     const target = path.resolve(file);
     const tmpPath = tempSibling(target);
     const handle = await open(tmpPath, 'wx');
-    const writer = new SafetensorsWriter(target, tmpPath, handle, header.length, slots);
+    const writer = new SafetensorsWriter(target, tmpPath, handle, header.length, slots, options.sha256 ? createHash('sha256') : undefined);
     try {
       await writer.writeAt(header, 0);
     } catch (err) {
@@ -128,8 +140,8 @@ export class SafetensorsWriter {
     await this.put(slot, bytes);
   }
 
-  /** Checks that every tensor was written, fsyncs, and renames the file into place. */
-  async finish(): Promise<void> {
+  /** Checks that every tensor was written, fsyncs, and renames the file into place; the file's sha256 when asked for and known. */
+  async finish(): Promise<string | undefined> {
     const missing = [...this.slots.values()].filter((s) => !s.written).map((s) => s.layout.name);
     if (missing.length > 0) {
       await this.abort();
@@ -149,6 +161,9 @@ export class SafetensorsWriter {
       throw err;
     }
     await fsyncPath(path.dirname(this.path), true);
+    let size = this.dataOffset;
+    for (const slot of this.slots.values()) size = Math.max(size, this.dataOffset + slot.end);
+    return this.hash && this.hashed === size ? this.hash.digest('hex') : undefined;
   }
 
   /** Drops the partial file. Safe to call more than once, and after a failed write. */
@@ -178,6 +193,12 @@ export class SafetensorsWriter {
   }
 
   private async writeAt(bytes: Uint8Array, position: number): Promise<void> {
+    if (this.hash && position === this.hashed) {
+      this.hash.update(bytes);
+      this.hashed += bytes.length;
+    } else {
+      this.hash = undefined;
+    }
     let done = 0;
     while (done < bytes.length) {
       const { bytesWritten } = await this.handle.write(bytes, done, Math.min(IO_CHUNK, bytes.length - done), position + done);
@@ -186,14 +207,19 @@ export class SafetensorsWriter {
   }
 }
 
-/** Writes a whole safetensors file at once (atomically), tensors in the given order. */
-export async function writeSafetensors(file: string, tensors: TensorToWrite[], metadata: Record<string, string> = {}): Promise<void> {
-  const writer = await SafetensorsWriter.create(file, tensors.map(({ name, dtype, shape }) => ({ name, dtype, shape })), metadata);
+/** Writes a whole safetensors file at once (atomically), tensors in the given order; returns what `finish()` does. */
+export async function writeSafetensors(
+  file: string,
+  tensors: TensorToWrite[],
+  metadata: Record<string, string> = {},
+  options: WriterOptions = {},
+): Promise<string | undefined> {
+  const writer = await SafetensorsWriter.create(file, tensors.map(({ name, dtype, shape }) => ({ name, dtype, shape })), metadata, options);
   try {
     for (const t of tensors) await writer.write(t.name, t.data);
   } catch (err) {
     await writer.abort();
     throw err;
   }
-  await writer.finish();
+  return writer.finish();
 }

@@ -21,6 +21,11 @@ export async function sha256File(file: string): Promise<string> {
 export interface DirectoryHooks extends MergeHooks {
   /** replace an existing output directory (default: refuse) */
   overwrite?: boolean;
+  /**
+   * called once the output is in place; when given, the weights are hashed as they are written, so a
+   * content-addressed store can take the result without reading it again
+   */
+  onWritten?: (output: { weightsSha256?: string }) => void;
 }
 
 export async function mergeToDirectory(inputDirs: string[], outDir: string, optionsInput: unknown, hooks: DirectoryHooks = {}): Promise<MergeReport> {
@@ -42,11 +47,13 @@ export async function mergeToDirectory(inputDirs: string[], outDir: string, opti
   report.timings.readSeconds = Math.round(readSeconds * 1000) / 1000;
   hooks.onProgress?.({ phase: 'write', done: 0, total: 1 });
   if (hooks.signal?.aborted) throw new CancelledError('merge cancelled');
-  await writeAdapter(outDir, adapter, {
+  const written = await writeAdapter(outDir, adapter, {
     dtype: report.output.dtype,
     overwrite: hooks.overwrite ?? false,
     extraFiles: { [REPORT_FILE]: `${JSON.stringify(report, null, 2)}\n` },
+    sha256: hooks.onWritten !== undefined,
   });
+  hooks.onWritten?.(written);
   hooks.onProgress?.({ phase: 'write', done: 1, total: 1 });
   return report;
 }

@@ -1,7 +1,7 @@
 // The planner: checks that the inputs can be merged with the requested recipe and lists the per-module work.
 // Incompatible inputs are refused with the adapters and modules named, before any math runs.
 import { InvalidInputError } from '../errors.js';
-import type { LoraAdapter, LoraModule } from '../formats/peft.js';
+import { naturalCompare, type LoraAdapter, type LoraModule } from '../formats/peft.js';
 import type { MergeOptions } from './options.js';
 
 export interface ModuleWork {
@@ -22,7 +22,7 @@ export interface MergePlan {
 }
 
 /** Module paths in model order: layer 2 before layer 10. */
-export const compareModuleNames = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+export const compareModuleNames = naturalCompare;
 
 /** HF ids and local paths of one base model end in the same name ("openai-community/gpt2" and "gpt2"). */
 function baseModelKey(id: string): string {

@@ -20,7 +20,7 @@ export type ParentMessage = { type: 'run'; data: MergeThreadData } | { type: 'ca
 
 export type ThreadMessage =
   | { type: 'progress'; phase: string; done: number; total: number }
-  | { type: 'done'; report: unknown; seconds: number }
+  | { type: 'done'; report: unknown; seconds: number; weightsSha256?: string }
   | { type: 'error'; code?: string; name: string; message: string; stack?: string };
 
 const port = parentPort!;
@@ -28,6 +28,7 @@ const controller = new AbortController();
 
 async function run(data: MergeThreadData): Promise<void> {
   const started = performance.now();
+  let weightsSha256: string | undefined;
   try {
     const report = await mergeToDirectory(data.inputDirs, data.outDir, data.options, {
       onProgress: (p) => port.postMessage({ type: 'progress', phase: p.phase, done: p.done, total: p.total } satisfies ThreadMessage),
@@ -35,8 +36,9 @@ async function run(data: MergeThreadData): Promise<void> {
       labels: data.labels,
       compute: data.compute,
       denseCacheBytes: data.denseCacheBytes,
+      onWritten: (output) => (weightsSha256 = output.weightsSha256),
     });
-    port.postMessage({ type: 'done', report, seconds: (performance.now() - started) / 1000 } satisfies ThreadMessage);
+    port.postMessage({ type: 'done', report, seconds: (performance.now() - started) / 1000, weightsSha256 } satisfies ThreadMessage);
   } catch (err) {
     const e = err as Error & { code?: unknown };
     port.postMessage({

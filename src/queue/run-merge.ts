@@ -26,11 +26,11 @@ export class MergeThreads {
     return thread;
   }
 
-  /** Runs one merge; resolves with the engine's report and its wall time inside the thread. */
+  /** Runs one merge; resolves with the engine's report, its wall time inside the thread and the output weights' sha256. */
   run(
     data: MergeThreadData,
     hooks: { onProgress(p: { phase: string; done: number; total: number }): void; signal: AbortSignal },
-  ): Promise<{ report: unknown; seconds: number }> {
+  ): Promise<{ report: unknown; seconds: number; weightsSha256?: string }> {
     const thread = this.spare ?? this.spawn();
     this.spare = this.spawn();
     thread.ref();
@@ -54,7 +54,7 @@ export class MergeThreads {
 
       thread.on('message', (message: ThreadMessage) => {
         if (message.type === 'progress') hooks.onProgress(message);
-        else if (message.type === 'done') settle(() => resolve({ report: message.report, seconds: message.seconds }));
+        else if (message.type === 'done') settle(() => resolve({ report: message.report, seconds: message.seconds, weightsSha256: message.weightsSha256 }));
         else {
           settle(() =>
             reject(

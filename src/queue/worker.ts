@@ -110,7 +110,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
       const outDir = path.join(staging, 'out');
       jobLog.info({ method: data.options.method, inputs: data.inputs.map((i) => i.name) }, 'merge started');
       const engine = opts.merge ?? { device: 'cpu', denseCacheMiB: 1024 };
-      const { report, seconds: engineSeconds } = await threads.run(
+      const { report, seconds: engineSeconds, weightsSha256 } = await threads.run(
         {
           inputDirs,
           outDir,
@@ -123,18 +123,22 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
       );
       const diagnostics = report ?? JSON.parse(await readFile(path.join(outDir, 'merge-report.json'), 'utf8'));
       const registering = performance.now();
-      const result = await registry.registerStaged(outDir, {
-        name: data.output.name,
-        description: data.output.description,
-        category: data.output.category,
-        replace: data.output.replace,
-        registeredBy: data.output.registeredBy,
-        inputs: data.inputs,
-        recipe: data.options as unknown as Record<string, unknown>,
-        recipeHash: data.recipeHash,
-        summary: summaryOf(diagnostics),
-        diagnostics,
-      });
+      const result = await registry.registerStaged(
+        outDir,
+        {
+          name: data.output.name,
+          description: data.output.description,
+          category: data.output.category,
+          replace: data.output.replace,
+          registeredBy: data.output.registeredBy,
+          inputs: data.inputs,
+          recipe: data.options as unknown as Record<string, unknown>,
+          recipeHash: data.recipeHash,
+          summary: summaryOf(diagnostics),
+          diagnostics,
+        },
+        { weightsSha256 },
+      );
       const timings = {
         engineSeconds: round(engineSeconds),
         registerSeconds: round((performance.now() - registering) / 1000),

@@ -1,6 +1,8 @@
 // Getting an adapter into a staging dir (`<dataDir>/tmp/...`), from where the registry validates and stores it:
 // from a path under the configured import dir, or from an upload (the two files as multipart parts, or a .zip or
-// .tar.gz of the directory). Uploads are streamed to disk with a byte limit, never held in memory whole.
+// .tar.gz of the directory). Uploads are streamed to disk with a byte limit, never held in memory whole, and the
+// weights are hashed on the way in, so registering them needs no second read of the file.
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, realpath, rm, stat } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -57,17 +59,32 @@ function missingFile(where: string, file: string): InvalidFileError {
   return new InvalidFileError(`${where}/${file}`, `missing: a PEFT adapter dir has adapter_config.json and adapter_model.safetensors${hint}`);
 }
 
-/** Counts bytes through a stream and fails with TooLargeError past `limit`. */
-function byteLimit(limit: number, what: string): Transform {
+/** Counts bytes through a stream and fails with TooLargeError past `limit`; feeds them to `hash` when given. */
+function byteLimit(limit: number, what: string, hash?: Hash): Transform {
   let seen = 0;
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length;
-      if (seen > limit) done(tooLarge(limit, what));
-      else done(null, chunk);
+      if (seen > limit) return done(tooLarge(limit, what));
+      hash?.update(chunk);
+      done(null, chunk);
     },
   });
 }
+
+/** What was staged: the dir, and the sha256 of its weights file when it was computed while writing it. */
+export interface Staged {
+  staged: string;
+  weightsSha256?: string;
+}
+
+/** A sha256 for the weights file only: the other file is small and is read again anyway. */
+const hashFor = (file: string, hashes: Map<string, Hash>): Hash | undefined => {
+  if (file !== WEIGHTS_FILE) return undefined;
+  const hash = createHash('sha256');
+  hashes.set(file, hash);
+  return hash;
+};
 
 const tooLarge = (limit: number, what: string) =>
   new TooLargeError(`${what} is larger than the upload limit of ${limit} bytes (server.uploadLimitBytes)`, { limit });
@@ -89,7 +106,7 @@ function wantedEntry(entryPath: string): (typeof ADAPTER_FILES)[number] | undefi
   return (ADAPTER_FILES as readonly string[]).includes(base) ? (base as (typeof ADAPTER_FILES)[number]) : undefined;
 }
 
-async function extractZip(archive: string, into: string, limit: number): Promise<Set<string>> {
+async function extractZip(archive: string, into: string, limit: number, hashes: Map<string, Hash>): Promise<Set<string>> {
   const found = new Set<string>();
   const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
     yauzl.open(archive, { lazyEntries: true, autoClose: true, strictFileNames: false, validateEntrySizes: true }, (err, z) =>
@@ -107,7 +124,7 @@ async function extractZip(archive: string, into: string, limit: number): Promise
       found.add(file);
       zip.openReadStream(entry, (err, stream) => {
         if (err) return reject(new InvalidFileError(entry.fileName, err.message));
-        pipeline(stream, byteLimit(limit, entry.fileName), createWriteStream(path.join(into, file)))
+        pipeline(stream, byteLimit(limit, entry.fileName, hashFor(file, hashes)), createWriteStream(path.join(into, file)))
           .then(() => zip.readEntry())
           .catch(reject);
       });
@@ -117,7 +134,7 @@ async function extractZip(archive: string, into: string, limit: number): Promise
   return found;
 }
 
-async function extractTar(archive: string, into: string, limit: number): Promise<Set<string>> {
+async function extractTar(archive: string, into: string, limit: number, hashes: Map<string, Hash>): Promise<Set<string>> {
   const found = new Set<string>();
   const writes: Promise<void>[] = [];
   let failure: Error | undefined;
@@ -131,7 +148,7 @@ async function extractTar(archive: string, into: string, limit: number): Promise
         return entry.resume();
       }
       found.add(file);
-      writes.push(pipeline(entry as unknown as Readable, byteLimit(limit, entry.path), createWriteStream(path.join(into, file))));
+      writes.push(pipeline(entry as unknown as Readable, byteLimit(limit, entry.path, hashFor(file, hashes)), createWriteStream(path.join(into, file))));
     },
   });
   try {
@@ -145,28 +162,29 @@ async function extractTar(archive: string, into: string, limit: number): Promise
   return found;
 }
 
-async function unpackArchive(kind: ArchiveKind, archive: string, into: string, limit: number): Promise<void> {
-  const found = kind === 'zip' ? await extractZip(archive, into, limit) : await extractTar(archive, into, limit);
+/** Extracts the two files; returns the sha256 of the weights. */
+async function unpackArchive(kind: ArchiveKind, archive: string, into: string, limit: number): Promise<string> {
+  const hashes = new Map<string, Hash>();
+  const found = kind === 'zip' ? await extractZip(archive, into, limit, hashes) : await extractTar(archive, into, limit, hashes);
   await rm(archive, { force: true });
   for (const file of ADAPTER_FILES) if (!found.has(file)) throw missingFile('archive', file);
+  return hashes.get(WEIGHTS_FILE)!.digest('hex');
 }
 
 /** A raw request body that is a .zip or .tar(.gz) of the adapter dir. */
-export async function stageFromArchive(store: AdapterStore, body: Readable, kind: ArchiveKind, limit: number): Promise<string> {
+export async function stageFromArchive(store: AdapterStore, body: Readable, kind: ArchiveKind, limit: number): Promise<Staged> {
   const staged = await store.stagingDir('upload');
   try {
     const archive = path.join(staged, kind === 'zip' ? 'upload.zip' : 'upload.tar.gz');
     await pipeline(body, byteLimit(limit, 'the upload'), createWriteStream(archive));
-    await unpackArchive(kind, archive, staged, limit);
-    return staged;
+    return { staged, weightsSha256: await unpackArchive(kind, archive, staged, limit) };
   } catch (err) {
     await rm(staged, { recursive: true, force: true });
     throw err;
   }
 }
 
-export interface MultipartUpload {
-  staged: string;
+export interface MultipartUpload extends Staged {
   fields: Record<string, string>;
 }
 
@@ -179,6 +197,7 @@ export async function stageFromMultipart(store: AdapterStore, body: Readable, he
   const fields: Record<string, string> = {};
   const writes: Promise<void>[] = [];
   const received = new Set<string>();
+  const hashes = new Map<string, Hash>();
   let archive: { kind: ArchiveKind; file: string } | undefined;
   let total = 0;
   try {
@@ -204,10 +223,13 @@ export async function stageFromMultipart(store: AdapterStore, body: Readable, he
         }
         received.add(target);
         if (kind && !(ADAPTER_FILES as readonly string[]).includes(base)) archive = { kind, file: path.join(staged, target) };
+        const hash = hashFor(target, hashes);
         const counter = new Transform({
           transform(chunk: Buffer, _enc, next) {
             total += chunk.length;
-            next(total > limit ? tooLarge(limit, 'the upload') : null, chunk);
+            if (total > limit) return next(tooLarge(limit, 'the upload'));
+            hash?.update(chunk);
+            next(null, chunk);
           },
         });
         stream.on('limit', () => counter.destroy(tooLarge(limit, base)));
@@ -224,9 +246,9 @@ export async function stageFromMultipart(store: AdapterStore, body: Readable, he
     body.pipe(parser);
     await done;
     await Promise.all(writes);
-    if (archive) await unpackArchive(archive.kind, archive.file, staged, limit);
-    else for (const file of ADAPTER_FILES) if (!received.has(file)) throw missingFile('upload', file);
-    return { staged, fields };
+    if (archive) return { staged, fields, weightsSha256: await unpackArchive(archive.kind, archive.file, staged, limit) };
+    for (const file of ADAPTER_FILES) if (!received.has(file)) throw missingFile('upload', file);
+    return { staged, fields, weightsSha256: hashes.get(WEIGHTS_FILE)!.digest('hex') };
   } catch (err) {
     body.unpipe();
     body.resume(); // drain the rest so the connection can answer

@@ -135,12 +135,13 @@ export class Registry {
 
   /**
    * Registers the PEFT dir staged at `stagedDir` (inside the store's tmp area; it is consumed). Validates it,
-   * stores its files by content and records the name. Same content under the same name: unchanged; other
+   * stores its files by content and records the name. `staged.weightsSha256`: the weights' sha256 computed while
+   * staging them (trusted: only our own staging code passes it), which saves reading the file again. Same content under the same name: unchanged; other
    * content under a taken name: ConflictError unless `replace`.
    */
-  async registerStaged(stagedDir: string, meta: RegisterMeta): Promise<RegisterResult> {
+  async registerStaged(stagedDir: string, meta: RegisterMeta, staged: { weightsSha256?: string } = {}): Promise<RegisterResult> {
     try {
-      return await this.registerStagedUnsafe(stagedDir, meta);
+      return await this.registerStagedUnsafe(stagedDir, meta, staged.weightsSha256);
     } catch (err) {
       // name what the user sent, not our staging dir
       if (err instanceof Error) err.message = err.message.replaceAll(stagedDir, meta.source ?? 'adapter');
@@ -150,10 +151,10 @@ export class Registry {
     }
   }
 
-  private async registerStagedUnsafe(stagedDir: string, meta: RegisterMeta): Promise<RegisterResult> {
+  private async registerStagedUnsafe(stagedDir: string, meta: RegisterMeta, weightsSha256: string | undefined): Promise<RegisterResult> {
     const name = validName(meta.name);
     const facts = await describeAdapter(stagedDir);
-    const sha256 = await contentHash(stagedDir);
+    const sha256 = await contentHash(stagedDir, weightsSha256);
     const existing = await this.find(name);
     if (existing && existing.sha256 !== sha256 && !meta.replace) throw conflict(existing);
     if (existing && existing.sha256 === sha256) return { status: 'unchanged', adapter: existing };

@@ -23,9 +23,9 @@ async function sha256File(file: string): Promise<string> {
 
 /**
  * The content address of a PEFT dir: sha256 over the canonical JSON of its config (key order and whitespace do
- * not matter) and the sha256 of its weights file.
+ * not matter) and the sha256 of its weights file (`weightsSha256` when the caller hashed it while writing it).
  */
-export async function contentHash(dir: string): Promise<string> {
+export async function contentHash(dir: string, weightsSha256?: string): Promise<string> {
   const configPath = path.join(dir, CONFIG_FILE);
   let config: unknown;
   try {
@@ -33,7 +33,7 @@ export async function contentHash(dir: string): Promise<string> {
   } catch (err) {
     throw new InvalidFileError(CONFIG_FILE, `not valid JSON: ${(err as Error).message}`);
   }
-  const weights = await sha256File(path.join(dir, WEIGHTS_FILE));
+  const weights = weightsSha256 ?? (await sha256File(path.join(dir, WEIGHTS_FILE)));
   return createHash('sha256').update(`loraforge-peft-v1\n${canonicalJson(config)}\n${weights}\n`).digest('hex');
 }
 

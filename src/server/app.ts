@@ -6,8 +6,6 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import express from 'express';
-import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
 import type { Arena } from '../arena/arena.js';
 import type { Config } from '../config/index.js';
 import type { EvalService } from '../eval/service.js';
@@ -15,12 +13,15 @@ import type { MergeService } from '../queue/merges.js';
 import type { Registry } from '../registry/registry.js';
 import type { InferenceEngine } from '../inference/engine/index.js';
 import type { Logger } from '../util/log.js';
+import { accessLogMiddleware } from './access-log.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerInferenceMetrics } from './inference-metrics.js';
 import { httpMetricsMiddleware, type Metrics } from './metrics.js';
 import { OpenApiSpec } from './openapi.js';
-import { rateLimitMiddleware } from './ratelimit.js';
+import { serveHotListAhead } from './hot-list.js';
+import { createRateLimiter } from './ratelimit.js';
+import { helmetHeaders, securityHeadersMiddleware } from './security-headers.js';
 import { adaptersRoutes } from './routes/adapters.js';
 import { evalsRoutes } from './routes/evals.js';
 import { mergesRoutes } from './routes/merges.js';
@@ -74,28 +75,12 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('query parser', 'simple');
 
   app.use(httpMetricsMiddleware(deps.metrics));
-  app.use(
-    pinoHttp({
-      logger: deps.log,
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      quietReqLogger: true,
-      serializers: {
-        req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: req.url,
-          remoteAddress: req.remoteAddress,
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
+  app.use(accessLogMiddleware(deps.log));
   // bull-board's page uses inline scripts: no CSP there; everything else gets helmet's defaults
-  const strict = helmet();
-  const relaxed = helmet({ contentSecurityPolicy: false });
-  app.use((req, res, next) => (req.path.startsWith('/admin/') ? relaxed(req, res, next) : strict(req, res, next)));
-  app.use(rateLimitMiddleware(deps.config.rateLimitPerMinute));
+  const securityHeaders = helmetHeaders();
+  app.use(securityHeadersMiddleware(securityHeaders, helmetHeaders({ contentSecurityPolicy: false })));
+  const limiter = createRateLimiter(deps.config.rateLimitPerMinute);
+  app.use(limiter.middleware);
 
   if (deps.adminQueues && deps.adminQueues.length > 0) {
     const board = new ExpressAdapter();
@@ -121,5 +106,9 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
+  if (deps.registry) {
+    const readsNeedAuth = Boolean(deps.config.authToken) && deps.config.authReads;
+    serveHotListAhead(app, { registry: deps.registry, limiter, securityHeaders, metrics: deps.metrics, log: deps.log, readsNeedAuth });
+  }
   return app;
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -230,8 +231,9 @@ describe('writing adapters', () => {
       warnings: [],
     };
     const dir = fresh('mixed');
-    await writeAdapter(dir, adapter, { extraFiles: { 'merge-report.json': '{"ok":true}' } });
+    const { weightsSha256 } = await writeAdapter(dir, adapter, { extraFiles: { 'merge-report.json': '{"ok":true}' }, sha256: true });
     expect(readdirSync(dir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'merge-report.json']);
+    expect(weightsSha256).toBe(createHash('sha256').update(readFileSync(path.join(dir, 'adapter_model.safetensors'))).digest('hex'));
 
     const text = readFileSync(path.join(dir, 'adapter_config.json'), 'utf8');
     const json = JSON.parse(text);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -223,6 +224,29 @@ describe('streaming writer', () => {
     await expect(SafetensorsWriter.create(tmp(), [{ name: '__metadata__', dtype: 'F32', shape: [1] }])).rejects.toThrow(InvalidInputError);
     await expect(SafetensorsWriter.create(tmp(), [{ name: 'a', dtype: 'F32', shape: [-1] }])).rejects.toThrow(/non-negative integers/);
     await expect(SafetensorsWriter.create(tmp(), [{ name: 'a', dtype: 'Q4' as never, shape: [1] }])).rejects.toThrow(/unknown dtype/);
+  });
+
+  it('returns the sha256 of the file when asked and every write came in file order, and nothing otherwise', async () => {
+    const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+    const layout = [
+      { name: 'a', dtype: 'BF16' as const, shape: [3] },
+      { name: 'b', dtype: 'BF16' as const, shape: [2, 2] },
+    ];
+    const inOrder = tmp();
+    const w = await SafetensorsWriter.create(inOrder, layout, { format: 'pt' }, { sha256: true });
+    await w.write('a', ramp(3));
+    await w.write('b', ramp(4));
+    expect(await w.finish()).toBe(sha(inOrder));
+    expect(await writeSafetensors(tmp(), [{ name: 'x', dtype: 'F32', shape: [5], data: ramp(5) }], {}, { sha256: true })).toMatch(/^[0-9a-f]{64}$/);
+
+    const outOfOrder = await SafetensorsWriter.create(tmp(), layout, {}, { sha256: true });
+    await outOfOrder.write('b', ramp(4));
+    await outOfOrder.write('a', ramp(3));
+    expect(await outOfOrder.finish()).toBeUndefined();
+    const notAsked = await SafetensorsWriter.create(tmp(), layout);
+    await notAsked.write('a', ramp(3));
+    await notAsked.write('b', ramp(4));
+    expect(await notAsked.finish()).toBeUndefined();
   });
 
   it('abort removes the partial file', async () => {

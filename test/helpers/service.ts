@@ -8,7 +8,7 @@ import { LoraforgeClient } from '../../src/client/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import type { MergeService } from '../../src/queue/merges.js';
 import type { Registry } from '../../src/registry/registry.js';
-import { silentLogger } from '../../src/util/log.js';
+import { silentLogger, type Logger } from '../../src/util/log.js';
 import { deletePrefix, TEST_REDIS_URL, testPrefix } from './redis.js';
 
 export interface TestService {
@@ -33,6 +33,8 @@ export interface TestServiceOptions {
   dataDir?: string;
   /** the model engine's settings; off unless `inference: { enabled: true }` (it builds and serves a model) */
   inference?: Record<string, unknown>;
+  /** the process's logger (default: silent) */
+  log?: Logger;
 }
 
 export async function startTestService(options: TestServiceOptions): Promise<TestService> {
@@ -45,7 +47,7 @@ export async function startTestService(options: TestServiceOptions): Promise<Tes
     worker: { lockSeconds: 5, shutdownGraceSeconds: 5, ...options.workerConfig },
     inference: { enabled: false, ...options.inference },
   });
-  const rt = await openRuntime(config, silentLogger());
+  const rt = await openRuntime(config, options.log ?? silentLogger());
   const { api, registry, merges } = await startService(rt);
   if (options.worker ?? true) await startWorker(rt, registry);
   return {

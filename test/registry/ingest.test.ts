@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,6 +11,8 @@ import yazl from 'yazl';
 import { ForbiddenError, InvalidFileError, InvalidInputError, TooLargeError } from '../../src/errors.js';
 import { stageFromArchive, stageFromMultipart, stageFromPath } from '../../src/registry/ingest.js';
 import { AdapterStore } from '../../src/registry/store.js';
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 let root: string;
 let store: AdapterStore;
@@ -74,15 +77,17 @@ async function zipOf(entries: Record<string, string>): Promise<string> {
 }
 
 describe('archives', () => {
-  it('extracts the two files from a zip (in a folder) and a tar.gz, ignoring the rest', async () => {
+  it('extracts the two files from a zip (in a folder) and a tar.gz, ignoring the rest, hashing the weights', async () => {
     const zip = await zipOf({ 'my-adapter/adapter_config.json': '{"r":4}', 'my-adapter/adapter_model.safetensors': 'w', 'my-adapter/README.md': 'x' });
-    const a = await stageFromArchive(store, createReadStream(zip), 'zip', 1 << 20);
+    const { staged: a, weightsSha256: aSha } = await stageFromArchive(store, createReadStream(zip), 'zip', 1 << 20);
     expect((await readdir(a)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    expect(aSha).toBe(sha256('w'));
 
     const tgz = path.join(root, 'a.tar.gz');
     await createTar({ gzip: true, file: tgz, cwd: importDir }, ['good']);
-    const b = await stageFromArchive(store, createReadStream(tgz), 'tar', 1 << 20);
+    const { staged: b, weightsSha256: bSha } = await stageFromArchive(store, createReadStream(tgz), 'tar', 1 << 20);
     expect(await readFile(path.join(b, 'adapter_model.safetensors'), 'utf8')).toBe('weights');
+    expect(bSha).toBe(sha256('weights'));
     const fs = await import('node:fs/promises');
     await fs.rm(a, { recursive: true });
     await fs.rm(b, { recursive: true });
@@ -116,14 +121,15 @@ function multipart(parts: Array<{ name: string; filename?: string; content: stri
 }
 
 describe('multipart', () => {
-  it('stages the two files and returns the fields', async () => {
+  it('stages the two files and returns the fields and the sha256 of the weights', async () => {
     const { body, headers } = multipart([
       { name: 'name', content: 'x' },
       { name: 'adapter_config.json', filename: 'adapter_config.json', content: '{}' },
       { name: 'adapter_model.safetensors', filename: 'adapter_model.safetensors', content: 'w' },
     ]);
-    const { staged, fields } = await stageFromMultipart(store, body, headers, 1 << 20);
+    const { staged, fields, weightsSha256 } = await stageFromMultipart(store, body, headers, 1 << 20);
     expect(fields).toEqual({ name: 'x' });
+    expect(weightsSha256).toBe(sha256('w'));
     expect((await readdir(staged)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     await import('node:fs/promises').then((fs) => fs.rm(staged, { recursive: true }));
   });

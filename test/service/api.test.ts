@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MergeStreamEvent } from '../../src/client/index.js';
 import { ConflictError, InvalidFileError, InvalidInputError, NotFoundError, TooLargeError } from '../../src/errors.js';
 import { mergeToDirectory } from '../../src/merge/index.js';
+import { contentHash } from '../../src/registry/store.js';
 import { writeTestAdapter } from '../helpers/adapters.js';
 import { fixture, haveFixtures } from '../helpers/fixtures.js';
 import { startTestService, type TestService } from '../helpers/service.js';
@@ -89,11 +90,15 @@ describe('uploads, errors and cancel over HTTP', () => {
   it('registers by multipart and by tar.gz, and answers bad requests with 4xx and nothing half-written', async () => {
     const { client } = svc;
     const storeBefore = await svc.registry.store.list();
-    expect((await client.adapters.upload(path.join(work, 'gen-a'), { name: 'gen-a' })).status).toBe('created');
+    const created = await client.adapters.upload(path.join(work, 'gen-a'), { name: 'gen-a' });
+    expect(created.status).toBe('created');
+    // the weights were hashed on the way in: the address is the one a full read of the files gives
+    expect(created.adapter.sha256).toBe(await contentHash(path.join(work, 'gen-a')));
     expect((await client.adapters.upload(path.join(work, 'gen-a'), { name: 'gen-a' })).status).toBe('unchanged');
     const tgz = path.join(work, 'gen-b.tar.gz');
     await createTar({ gzip: true, file: tgz, cwd: work }, ['gen-b']);
-    expect((await client.adapters.upload(tgz, { name: 'gen-b', description: 'rank 8' })).adapter).toMatchObject({ rank: 8, description: 'rank 8' });
+    const fromArchive = await client.adapters.upload(tgz, { name: 'gen-b', description: 'rank 8' });
+    expect(fromArchive.adapter).toMatchObject({ rank: 8, description: 'rank 8', sha256: await contentHash(path.join(work, 'gen-b')) });
 
     // duplicate name with other content
     await expect(client.adapters.upload(path.join(work, 'gen-b'), { name: 'gen-a' })).rejects.toThrow(ConflictError);
@@ -143,6 +148,8 @@ describe('uploads, errors and cancel over HTTP', () => {
     const done = await client.merges.wait(ok.id);
     expect(done.state).toBe('completed');
     expect(done.result?.name).toMatch(/^linear-[0-9a-f]{8}$/);
+    // the worker's result was hashed while the engine wrote it: the address matches the stored files
+    expect(done.result?.sha256).toBe(await contentHash(svc.registry.store.pathOf(done.result!.sha256)));
     // rank 8 > cat's forbidden explicit rank: refused by the engine's own schema at the API
     await expect(client.merges.create({ adapters: ['gen-a', 'gen-b'], weights: [1, 1], method: 'cat', rank: 4 })).rejects.toThrow(InvalidInputError);
   });
@@ -160,6 +167,36 @@ describe('uploads, errors and cancel over HTTP', () => {
       }
     } finally {
       await idle.rt.lifecycle.close();
+    }
+  });
+});
+
+describe('the adapter list across API processes', () => {
+  it('shows a registration or removal made through another process on the next request, and answers 304 while unchanged', async () => {
+    // a second API process on the same Redis and store: its cached list must not hide the first one's changes
+    const other = await startTestService({ name: 'list', worker: false, prefix: svc.prefix, dataDir: svc.dataDir });
+    try {
+      const names = async () => (await other.client.adapters.list()).map((a) => a.name);
+      await other.client.adapters.list(); // warm its cache
+      await writeTestAdapter(path.join(work, 'gen-c'), { hidden: 64, kv: 32, layers: 2, rank: 2 }, 13);
+      await svc.client.adapters.upload(path.join(work, 'gen-c'), { name: 'gen-c' });
+      expect(await names()).toContain('gen-c');
+
+      const first = await fetch(`${other.url}/v1/adapters`);
+      const etag = first.headers.get('etag')!;
+      expect(etag).toMatch(/^W\/"/);
+      await first.arrayBuffer();
+      const unchanged = await fetch(`${other.url}/v1/adapters`, { headers: { 'if-none-match': etag } });
+      expect(unchanged.status).toBe(304);
+
+      await svc.client.adapters.remove('gen-c');
+      expect(await names()).not.toContain('gen-c');
+      const changed = await fetch(`${other.url}/v1/adapters`, { headers: { 'if-none-match': etag } });
+      expect(changed.status).toBe(200);
+      expect(changed.headers.get('etag')).not.toBe(etag);
+      expect(((await changed.json()) as { adapters: { name: string }[] }).adapters.map((a) => a.name)).not.toContain('gen-c');
+    } finally {
+      await other.rt.lifecycle.close();
     }
   });
 });

@@ -46,6 +46,19 @@ function parseMeta(where: string, value: unknown): z.output<typeof RegisterMetaS
   return result.data;
 }
 
+/** The list's ETag: the registry's version, bumped by every change. */
+export const listEtag = (version: string) => `W/"registry-${version}"`;
+
+/** If-None-Match against a weak tag: any listed tag equal to it, weak or not, or `*` (RFC 9110 13.1.2). */
+export function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  const opaque = etag.replace(/^W\//, '');
+  return header.split(',').some((tag) => {
+    const t = tag.trim();
+    return t === '*' || t.replace(/^W\//, '') === opaque;
+  });
+}
+
 export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router {
   const { registry } = deps;
   const limit = deps.config.uploadLimitBytes;
@@ -60,11 +73,18 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
       request: { query: z.object({ category: z.string().optional(), baseModel: z.string().optional() }) },
       responses: { 200: { description: 'adapters by name', schema: z.object({ adapters: z.array(AdapterRecordSchema) }) } },
     },
-    async ({ query }, _req, res) => {
+    async ({ query }, req, res) => {
       const snapshot = await registry.snapshot();
       if (!query.category && !query.baseModel) {
-        res.type('json').setHeader('ETag', `W/"registry-${snapshot.version}"`);
-        res.send(snapshot.json);
+        const etag = listEtag(snapshot.version);
+        res.setHeader('ETag', etag);
+        // evaluated here, not by express: its freshness check ignores If-None-Match when the request also says
+        // Cache-Control: no-cache, which fetch adds to every conditional request. Usually answered by ../hot-list.ts.
+        if (matchesEtag(req.headers['if-none-match'], etag)) {
+          res.status(304).end();
+          return;
+        }
+        res.type('json').send(snapshot.json);
         return;
       }
       let adapters = snapshot.records;
@@ -101,6 +121,7 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
       }
       const type = req.headers['content-type'] ?? '';
       let staged: string;
+      let weightsSha256: string | undefined;
       let meta: z.output<typeof RegisterMetaSchema>;
       if (req.is('application/json')) {
         const parsed = RegisterByPathSchema.safeParse(req.body);
@@ -109,7 +130,7 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
         staged = await stageFromPath(registry.store, deps.config.importDir, parsed.data.path);
       } else if (req.is('multipart/form-data')) {
         const upload = await stageFromMultipart(registry.store, req, req.headers, limit);
-        staged = upload.staged;
+        ({ staged, weightsSha256 } = upload);
         try {
           meta = parseMeta('field', upload.fields);
         } catch (err) {
@@ -124,19 +145,23 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
           );
         }
         meta = parseMeta('query', req.query);
-        staged = await stageFromArchive(registry.store, req, kind, limit).catch((err: unknown) => {
+        ({ staged, weightsSha256 } = await stageFromArchive(registry.store, req, kind, limit).catch((err: unknown) => {
           req.resume();
           throw err;
-        });
+        }));
       }
-      const result = await registry.registerStaged(staged, {
-        name: meta.name,
-        description: meta.description,
-        category: meta.category,
-        replace: meta.replace,
-        registeredBy: meta.registeredBy ?? 'api',
-        source: req.is('application/json') ? (req.body as { path: string }).path : 'upload',
-      });
+      const result = await registry.registerStaged(
+        staged,
+        {
+          name: meta.name,
+          description: meta.description,
+          category: meta.category,
+          replace: meta.replace,
+          registeredBy: meta.registeredBy ?? 'api',
+          source: req.is('application/json') ? (req.body as { path: string }).path : 'upload',
+        },
+        { weightsSha256 },
+      );
       res.status(result.status === 'unchanged' ? 200 : 201).json(result);
     },
   );
