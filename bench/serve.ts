@@ -1,7 +1,8 @@
 // Serving benchmark (`npm run bench:serve`): a random-weight checkpoint with Llama-3.2-1B's shapes, built to int4,
 // served by the real engine (worker thread, ONNX Runtime) with four rank-16 adapters. Prints prefill and decode
-// rates, 4 concurrent mixed-adapter streams against one, ms/token at context 64 and 1024, the cost of switching
-// adapter between requests, peak RSS, and the memory-bandwidth bound measured in the same run.
+// rates, 4 concurrent mixed-adapter streams against one (and 4 base-model streams against one: the ceiling the base
+// matmuls set), ms/token at context 64 and 1024, the cost of switching adapter between requests, peak RSS, and the
+// memory-bandwidth bound measured in the same run.
 //
 // The machine is shared and noisy: every figure is a median over repetitions, targets are ratios to baselines
 // measured in the same run. Settings: LORAFORGE_DATA_DIR (default ./data), BENCH_REPS (default 5).
@@ -185,22 +186,29 @@ async function main(): Promise<void> {
     const decode1: number[] = [];
     const oneStream: number[] = [];
     const fourStreams: number[] = [];
-    for (let r = 0; r < REPS; r++) {
-      decode1.push(median((await timed(engine, req(base, 16, 32, 20 + r))).gaps));
-      oneStream.push(median((await timed(engine, req(ADAPTER_NAMES[0]!, 16, 32, 30 + r))).gaps));
-      // four concurrent streams, each on its own adapter: aggregate tokens per second over the decode phase
-      const runs = await Promise.all(ADAPTER_NAMES.map((name, i) => timed(engine, req(name, 16, 32, 40 + r * 4 + i))));
+    const fourBase: number[] = [];
+    /** Four concurrent streams on these models: aggregate tokens per second while all four decode. */
+    const four = async (models: string[], seed: number): Promise<number> => {
+      const runs = await Promise.all(models.map((name, i) => timed(engine, req(name, 16, 32, seed + i))));
       const all = runs.flatMap((x) => x.arrivals).sort((a, b) => a - b);
       const start = Math.max(...runs.map((x) => x.arrivals[0]!));
       const end = Math.min(...runs.map((x) => x.arrivals[x.arrivals.length - 1]!));
       const inside = all.filter((t) => t > start && t <= end).length;
-      fourStreams.push(inside / ((end - start) / 1000));
+      return inside / ((end - start) / 1000);
+    };
+    for (let r = 0; r < REPS; r++) {
+      decode1.push(median((await timed(engine, req(base, 16, 32, 20 + r))).gaps));
+      oneStream.push(median((await timed(engine, req(ADAPTER_NAMES[0]!, 16, 32, 30 + r))).gaps));
+      fourStreams.push(await four(ADAPTER_NAMES, 40 + r * 4));
+      // the same on the base model: how batch 4 scales without LoRA (the base matmuls' own ceiling)
+      fourBase.push(await four(ADAPTER_NAMES.map(() => base), 80 + r * 4));
     }
     const after = await engine.stats();
     const outsideOrt = 1 - (after.runSeconds - before.runSeconds) / (after.stepSeconds - before.stepSeconds);
     const decodeTokS = 1000 / median(decode1);
     const oneStreamTokS = 1000 / median(oneStream);
     const fourTokS = median(fourStreams);
+    const fourBaseTokS = median(fourBase);
 
     log('measuring: ms/token at context 64 and 1024');
     // ms per token at context 64 and 1024 (interleaved, so both see the same noise)
@@ -247,6 +255,8 @@ async function main(): Promise<void> {
       oneStreamOnAdapterTokS: ratio(oneStreamTokS),
       fourAdapterStreamsAggregateTokS: ratio(fourTokS),
       fourVsOne: ratio(fourTokS / oneStreamTokS),
+      fourBaseStreamsAggregateTokS: ratio(fourBaseTokS),
+      fourBaseVsOneBase: ratio(fourBaseTokS / decodeTokS),
       msPerTokenCtx64: ratio(median(ctx64)),
       msPerTokenCtx1024: ratio(median(ctx1024)),
       ctx1024VsCtx64: ratio(median(ctx1024) / median(ctx64)),
@@ -275,6 +285,7 @@ async function main(): Promise<void> {
       ['decode, batch 1', `${results.decodeBatch1TokS} tok/s`],
       ['decode, one stream on an adapter', `${results.oneStreamOnAdapterTokS} tok/s`],
       ['decode, 4 streams on 4 adapters (aggregate)', `${results.fourAdapterStreamsAggregateTokS} tok/s`],
+      ['decode, 4 streams on the base model (aggregate)', `${results.fourBaseStreamsAggregateTokS} tok/s (${results.fourBaseVsOneBase}x batch 1)`],
       ['ms/token at context 64', `${results.msPerTokenCtx64}`],
       ['ms/token at context 1024', `${results.msPerTokenCtx1024}`],
       ['1B request (8-token prompt, 2 tokens): same adapter / switched', `${results.sameAdapterRequestMs} / ${results.switchedAdapterRequestMs} ms`],

@@ -101,6 +101,22 @@ describe('radix select', () => {
     expect([...b]).toEqual([1, -2, 0]);
   });
 
+  it('counts long chunks four ways with the same result, tail included', () => {
+    const n = (1 << 18) + 3;
+    const v = randn(n, 21).map((x, i) => (i % 3 === 0 ? Math.round(x * 8) / 8 : x)); // runs of equal buckets
+    const ref = sortedDesc(v);
+    for (const k of [1, 12_345, n >> 1, n - 1]) {
+      const whole = selectMagnitude(v, k);
+      expect(new Float32Array(new Uint32Array([whole.bits]).buffer)[0]).toBe(ref[k - 1]);
+      expect(whole.above + whole.ties).toBe(k);
+      const s = new MagnitudeSelector(k);
+      s.addPass1(v.subarray(0, 2)); // a short chunk, then a long one
+      s.addPass1(v.subarray(2));
+      if (s.startPass2()) s.addPass2(v);
+      expect(s.result()).toEqual(whole);
+    }
+  });
+
   it('gives the same threshold when fed in chunks', () => {
     const v = randn(10000, 8);
     const s = new MagnitudeSelector(2500);

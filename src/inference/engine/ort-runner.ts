@@ -29,7 +29,8 @@ export function resolveThreads(threads: number): number {
   return threads > 0 ? threads : Math.max(1, os.availableParallelism());
 }
 
-export async function openSession(modelPath: string, settings: SessionSettings): Promise<OpenedSession> {
+/** `extra` adds session options (benchmarks turn on profiling with it). */
+export async function openSession(modelPath: string, settings: SessionSettings, extra: ort.InferenceSession.SessionOptions = {}): Promise<OpenedSession> {
   const threads = resolveThreads(settings.threads);
   const options = (providers: ort.InferenceSession.ExecutionProviderConfig[]): ort.InferenceSession.SessionOptions => ({
     executionProviders: providers,
@@ -39,6 +40,7 @@ export async function openSession(modelPath: string, settings: SessionSettings):
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     extra: { session: { intra_op: { allow_spinning: settings.spinning ? '1' : '0' } } },
+    ...extra,
   });
   if (settings.executionProvider === 'cuda') {
     try {
