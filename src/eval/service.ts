@@ -2,8 +2,6 @@
 // points expanded and validated, all before anything is queued), report a job's status, follow its events, cancel
 // it, and keep a sweep's best merge under a name. The work runs in ./worker.ts, next to the inference engine.
 import { randomBytes } from 'node:crypto';
-import { copyFile, readdir, rm } from 'node:fs/promises';
-import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -301,29 +299,15 @@ export class EvalService {
           : `sweep ${id} has no completed point ${request.point}`,
       );
     }
-    const { registry } = this.opts;
-    const detail = await registry.get(point.adapter);
-    const staged = await registry.store.stagingDir('sweep-register');
-    try {
-      const from = registry.store.pathOf(detail.sha256);
-      for (const file of await readdir(from)) await copyFile(path.join(from, file), path.join(staged, file));
-      const result = await registry.registerStaged(staged, {
-        name: request.name,
-        registeredBy: 'api',
-        description: request.description ?? `best of sweep ${id}: ${point.label}`,
-        category: request.category,
-        replace: request.replace,
-        inputs: detail.inputs,
-        recipe: detail.recipe,
-        recipeHash: detail.recipeHash,
-        summary: detail.summary,
-        diagnostics: detail.diagnostics,
-      });
-      this.opts.log.info({ sweep: id, point: point.index, name: result.adapter.name }, 'sweep point registered');
-      return { point, adapter: result.adapter, status: result.status };
-    } finally {
-      await rm(staged, { recursive: true, force: true });
-    }
+    const result = await this.opts.registry.registerCopy(point.adapter, {
+      name: request.name,
+      registeredBy: 'api',
+      description: request.description ?? `best of sweep ${id}: ${point.label}`,
+      category: request.category,
+      replace: request.replace,
+    });
+    this.opts.log.info({ sweep: id, point: point.index, name: result.adapter.name }, 'sweep point registered');
+    return { point, adapter: result.adapter, status: result.status };
   }
 
   /** Retention heat map of a finished eval (models × categories) or a sweep (points × categories), as SVG. */

@@ -133,11 +133,18 @@ export class MergeService {
     const id = jobIdOf(hash);
     const name = requestedName ?? defaultMergeName(options, hash);
 
+    const done = await this.opts.registry.byRecipe(hash);
+    if (done) {
+      if (requestedName === undefined || requestedName === done.name) return { ...this.statusFromRecord(id, done), deduplicated: true };
+      // merged already under another name: the same result is registered under this one too, not merged again
+      const copy = await this.opts.registry.registerCopy(done.name, { name: requestedName, description, category, replace, registeredBy: registeredBy ?? 'api' });
+      return { ...this.statusFromRecord(id, copy.adapter), deduplicated: true };
+    }
     const existingJob = await this.queue.getJob(id);
     const existingState = existingJob ? await existingJob.getState() : undefined;
-    if (existingJob && existingState !== 'failed') return { ...(await this.statusOf(existingJob)), deduplicated: true };
-    const done = await this.opts.registry.byRecipe(hash);
-    if (done) return { ...this.statusFromRecord(id, done), deduplicated: true };
+    // queued or running: the same job (its result takes the name the first request gave); a completed job whose
+    // result has since been removed runs again below, like a failed one
+    if (existingJob && existingState !== 'failed' && existingState !== 'completed') return { ...(await this.statusOf(existingJob)), deduplicated: true };
 
     const taken = await this.opts.registry.find(name);
     if (taken && !replace) {
@@ -145,7 +152,7 @@ export class MergeService {
         existing: { name: taken.name, sha256: taken.sha256 },
       });
     }
-    // a failed or cancelled run of this recipe: a new request starts it afresh
+    // a failed or cancelled run of this recipe, or a completed one whose result was removed: start it afresh
     if (existingJob) await existingJob.remove().catch(() => undefined);
     await this.opts.redis.multi().del(cancelKey(this.opts.redisPrefix, id)).hdel(cancelledKey(this.opts.redisPrefix), id).exec();
 

@@ -3,7 +3,8 @@
 // name. A crash between storing and recording leaves only an unreferenced store dir, which `sweep` removes; a
 // crash before storing leaves only a staging dir. Every change is appended to a Redis stream (`subscribe`), so
 // the inference engine can serve a merge by name as soon as it is registered.
-import { rm } from 'node:fs/promises';
+import { copyFile, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.js';
 import type { Logger } from '../util/log.js';
@@ -195,6 +196,32 @@ export class Registry {
     if (orphan) await this.deleteIfUnreferenced(orphan);
     this.log.info({ name, sha256, status }, 'adapter registered');
     return { status: status as RegisterResult['status'], adapter: JSON.parse(stored) as AdapterRecord };
+  }
+
+  /**
+   * Registers the content of the adapter `source` under another name too, with its recipe and diagnostics (a
+   * sweep's best point, a repeated merge recipe asked for under a new name). The files are copied through
+   * staging like any registration, so the store's invariants hold.
+   */
+  async registerCopy(source: string, meta: Omit<RegisterMeta, 'inputs' | 'recipe' | 'recipeHash' | 'summary' | 'diagnostics' | 'source'>): Promise<RegisterResult> {
+    const detail = await this.get(source);
+    const staged = await this.store.stagingDir('copy');
+    try {
+      const from = this.store.pathOf(detail.sha256);
+      for (const file of await readdir(from)) await copyFile(path.join(from, file), path.join(staged, file));
+    } catch (err) {
+      await rm(staged, { recursive: true, force: true });
+      throw err;
+    }
+    return this.registerStaged(staged, {
+      ...meta,
+      source,
+      inputs: detail.inputs,
+      recipe: detail.recipe,
+      recipeHash: detail.recipeHash,
+      summary: detail.summary,
+      diagnostics: detail.diagnostics,
+    });
   }
 
   /** Removes a name; refused while a registered merge was built from its content, unless `force`. */

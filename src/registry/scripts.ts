@@ -27,7 +27,8 @@ redis.call('HSET', KEYS[1], name, rec)
 if details ~= '' then redis.call('HSET', KEYS[2], name, details) else redis.call('HDEL', KEYS[2], name) end
 redis.call('HINCRBY', KEYS[3], sha, 1)
 redis.call('HSET', KEYS[4], sha, shapes)
-if recipe ~= '' then redis.call('HSET', KEYS[5], recipe, name) end
+-- the first name registered from a recipe stands for it; copies under other names (registerCopy) leave it be
+if recipe ~= '' then redis.call('HSETNX', KEYS[5], recipe, name) end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', '1000', '*', 'type', status, 'name', name, 'sha256', sha)
 redis.call('INCR', KEYS[7])
 return {status, rec, orphan}

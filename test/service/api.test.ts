@@ -59,6 +59,15 @@ describe.skipIf(!haveFixtures)('merging the SmolLM fixtures over HTTP', () => {
     // the same recipe again: the same job, nothing merged twice
     const again = await client.merges.create(request);
     expect(again).toMatchObject({ id: queued.id, deduplicated: true, state: 'completed' });
+    // ... and under another name: the same result registered under that name too, still not merged again
+    const renamed = await client.merges.create({ ...request, name: 'medai-best' });
+    expect(renamed).toMatchObject({ id: queued.id, deduplicated: true, state: 'completed', name: 'medai-best' });
+    const copy = await client.adapters.get('medai-best');
+    expect(copy.sha256).toBe(final.result!.sha256);
+    expect(copy.recipe).toMatchObject({ method: 'ties', density: 0.5 });
+    await expect(client.merges.create({ ...request, name: 'medai-5' })).rejects.toThrow(/taken/);
+    await client.adapters.remove('medai-best');
+    expect(await client.merges.create(request)).toMatchObject({ id: queued.id, deduplicated: true, name: 'medai-ties' });
 
     const merged = await client.adapters.get('medai-ties');
     expect(merged.inputs?.map((i) => i.name)).toEqual(['medai-5', 'medai-100']);

@@ -37,8 +37,8 @@ export async function remoteMerge(client: LoraforgeClient, request: MergeRequest
   let status = await client.merges.create(request);
   if (!options.json) process.stderr.write(`${status.deduplicated ? 'same recipe as ' : 'queued '}${status.id}\n`);
   if (!options.json && status.deduplicated && request.name !== undefined && request.name !== status.name) {
-    // one recipe, one result: the earlier request's name stands
-    process.stderr.write(`that merge is (or will be) registered as ${status.name}; --name ${request.name} was not applied\n`);
+    // the same recipe is queued or running under the earlier request's name
+    process.stderr.write(`that merge is already under way and will be registered as ${status.name}; --name ${request.name} was not applied (ask again once it is done)\n`);
   }
   if (options.wait !== false && !['completed', 'failed', 'cancelled'].includes(status.state)) {
     status = await client.merges.wait(status.id, (event) => {
