@@ -52,6 +52,12 @@ describe('loraforge adapters / merge --server', () => {
     expect(merged.code).toBe(0);
     expect(JSON.parse(merged.stdout)).toMatchObject({ state: 'completed', result: { name: 'code-linux' } });
     expect((await svc.registry.get('code-linux')).inputs?.map((i) => i.name)).toEqual(['code', 'linux-commands']);
+    // what a person reads: the facts, the recipe and what the merge kept
+    const show = (await cli('adapters', 'show', 'code-linux')).stdout;
+    expect(show).toMatch(/^name +code-linux$/m);
+    expect(show).toMatch(/^base model +test\/llama-tiny$/m);
+    expect(show).toMatch(/^merge +linear of code × 0\.5, linux-commands × 0\.5$/m);
+    expect(show).toMatch(/^error vs exact sum +\d+\.\d\d%$/m);
 
     const refused = await cli('adapters', 'rm', 'code');
     expect(refused.code).toBe(2);

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.js';
 import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
 import { formatBytes } from '../options.js';
+import type { AdapterDetail } from '../../registry/types.js';
 
 type Common = ServerOptions & { json?: boolean };
 
@@ -31,8 +32,7 @@ export function adaptersCommand(program: Command): void {
     .action(async (name: string, opts: Common) => {
       const a = await clientFrom(opts).adapters.get(name);
       if (opts.json) return printJson(a);
-      const { moduleShapes, diagnostics: _diagnostics, ...facts } = a;
-      printJson({ ...facts, moduleShapes: `${Object.keys(moduleShapes).length} modules` });
+      process.stdout.write(describeAdapter(a));
     });
 
   addServerOptions(
@@ -76,4 +76,34 @@ export function adaptersCommand(program: Command): void {
       if (opts.json) return printJson(list);
       process.stdout.write(table([['NAME', 'MERGEABLE', 'WHY'], ...list.map((c) => [c.name, c.compatible ? 'yes' : 'no', c.reasons.join('; ')])]));
     });
+}
+
+const percent = (x: unknown, digits = 1) => (typeof x === 'number' ? `${(x * 100).toFixed(digits)}%` : undefined);
+
+/** `adapters show` for people: the facts, and for a merge what it was made of and what it kept (`--json`: everything). */
+function describeAdapter(a: AdapterDetail): string {
+  const rows: [string, string | undefined][] = [
+    ['name', a.name],
+    ['description', a.description],
+    ['category', a.category],
+    ['base model', a.baseModel ?? 'unknown'],
+    ['rank / alpha', `${a.rank} / ${a.alpha}`],
+    ['targets', `${a.targetModules.join(', ')} (${a.modules} modules)`],
+    ['size', `${formatBytes(a.bytes)}, ${a.parameters.toLocaleString('en-US')} parameters, ${a.dtype}`],
+    ['sha256', a.sha256],
+    ['registered', `${a.createdAt} by ${a.registeredBy}`],
+  ];
+  if (a.inputs?.length) {
+    const { method, weights: _weights, ...options } = a.recipe ?? {};
+    rows.push(['merge', `${String(method)} of ${a.inputs.map((i) => `${i.name} × ${i.weight}`).join(', ')}`]);
+    rows.push(['options', Object.entries(options).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k}=${String(v)}`).join(' ') || undefined]);
+    const s = a.summary ?? {};
+    rows.push(['error vs exact sum', percent(s.relError, 2)]);
+    rows.push(['energy kept', percent(s.retainedEnergy, 2)]);
+    rows.push(['entries kept', percent(s.keptFraction)]);
+    rows.push(['sign conflicts', percent(s.signConflict)]);
+  }
+  const shown = rows.filter((r): r is [string, string] => r[1] !== undefined && r[1] !== '');
+  const width = Math.max(...shown.map(([k]) => k.length));
+  return `${shown.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n`;
 }
