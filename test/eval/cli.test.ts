@@ -55,7 +55,7 @@ describe('loraforge eval / sweep', () => {
     const res = await cli('eval', 'code-expert', '--suite-file', suiteFile, '--heatmap', heatmap);
     expect(res.stderr).toMatch(/queued eval-[0-9a-f]{24}/);
     expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/completed: 8 items, 1 model \(inline\)/);
+    expect(res.stdout).toMatch(/completed: 8 items from inline; asked for code-expert\n/);
     expect(res.stdout).toMatch(/perplexity \(retention\) per category; experts: code=code-expert/);
     expect(res.stdout).toMatch(/code-expert\s+adapter\s+[\d.e]+ \(1\.00\)/);
     expect((await readFile(heatmap)).subarray(1, 4).toString()).toBe('PNG');

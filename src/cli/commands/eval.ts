@@ -80,7 +80,10 @@ export function formatEvalReport(report: EvalReport): string {
 }
 
 function describe(status: EvalStatus): string {
-  const head = `${status.id} ${status.state}: ${plural(status.items, 'item')}, ${plural(status.models.length, 'model')}${status.suites.length ? ` (${status.suites.join(', ')})` : ''}`;
+  const suites = status.suites.length ? ` from ${status.suites.join(', ')}` : '';
+  const models = status.models.length === 0 ? 'every adapter' : status.models.length <= 4 ? status.models.join(', ') : plural(status.models.length, 'model');
+  // the report adds the base model and each category's expert, which the request need not name
+  const head = `${status.id} ${status.state}: ${plural(status.items, 'item')}${suites}; asked for ${models}`;
   if (status.error) return `${head}\n  ${status.error.code}: ${status.error.message}\n`;
   if (status.report) return `${head}\n${formatEvalReport(status.report)}`;
   return `${head}\n`;
