@@ -9,9 +9,9 @@ import { writeTestAdapter } from '../helpers/adapters.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { createWorld, type World } from './world.js';
 
-// big enough that a TIES merge of four lasts several edit intervals even on a quiet machine (about 6 s here):
-// there is progress to show between the queued note and the result
-const SHAPE = { hidden: 1024, kv: 256, layers: 20, rank: 8, baseModel: 'test/llama-tiny' };
+// big enough that a TIES merge of four lasts several edit intervals even on a quiet machine (about 6 s here, with
+// the dense modules on every core): there is progress to show between the queued note and the result
+const SHAPE = { hidden: 1024, kv: 256, layers: 32, rank: 8, baseModel: 'test/llama-tiny' };
 const SKILLS = ['code', 'linux-commands', 'python-automation', 'troubleshooting'];
 const EDIT_INTERVAL_MS = 1500;
 /** edits are timed on arrival at the fake Discord, which adds each request's own latency */
