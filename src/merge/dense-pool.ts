@@ -6,7 +6,9 @@ import type { Worker } from 'node:worker_threads';
 import { siblingModule, startWorker } from '../util/worker.js';
 import type { Device } from './kernels/matmul.js';
 import type { DenseModuleJob, DenseModuleResult } from './dense.js';
-import type { DenseThreadData, DenseThreadReply } from './dense-thread.js';
+import type { DenseThreadData, DenseThreadMessage, DenseThreadReply } from './dense-thread.js';
+
+const CLOSE_GRACE_MS = 60_000;
 
 interface Task {
   job: DenseModuleJob;
@@ -41,9 +43,27 @@ export class DensePool {
     });
   }
 
+  /**
+   * Fails the waiting tasks and lets every thread finish the module in hand and exit by itself: terminating a
+   * thread inside an ONNX Runtime run aborts the process (seen on cancel and SIGTERM mid-merge). A thread that has
+   * not left after CLOSE_GRACE_MS is terminated.
+   */
   async close(): Promise<void> {
     this.fail(new Error('dense pool closed'));
-    await Promise.all(this.all.map((w) => w.terminate()));
+    await Promise.all(
+      this.all.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.threadId === -1) return resolve(); // already gone
+            const timer = setTimeout(() => void w.terminate(), CLOSE_GRACE_MS);
+            w.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            w.postMessage({ type: 'close' } satisfies DenseThreadMessage);
+          }),
+      ),
+    );
   }
 
   private pump(): void {
@@ -59,7 +79,7 @@ export class DensePool {
         else task.reject(new Error(reply.message));
         this.pump();
       });
-      worker.postMessage(task.job);
+      worker.postMessage({ type: 'job', job: task.job } satisfies DenseThreadMessage);
     }
   }
 

@@ -13,8 +13,9 @@ import { TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-// big enough that TIES takes several seconds on this machine: there is a "mid-merge" to kill
-const SLOW = { hidden: 512, kv: 128, layers: 8, rank: 8 };
+// about 2 s of merging here, on the dense worker threads: a kill, a SIGTERM, a cancel or a Redis restart lands
+// mid-merge (progress is sent every 250 ms), with modules running in those threads
+const SLOW = { hidden: 1024, kv: 256, layers: 16, rank: 8 };
 let work: string;
 
 beforeAll(async () => {
