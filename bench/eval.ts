@@ -15,13 +15,11 @@ import { scoreItems, type EvalEngine } from '../src/eval/evaluate.js';
 import { loadSuites, type SuiteItem } from '../src/eval/suite.js';
 import { buildModel } from '../src/inference/builder/index.js';
 import { DEMO_SKILLS, makeDemoModel } from '../src/inference/demo.js';
-import { InferenceEngine } from '../src/inference/engine/index.js';
 import { openScoreRunner, planScorePasses, encodeForScoring, tokensForLogitBudget } from '../src/inference/engine/scorer.js';
-import { staticAdapters } from '../src/inference/engine/static-adapters.js';
 import { LoraPool } from '../src/inference/engine/lora-pool.js';
 import { loadServedModel } from '../src/inference/engine/served-model.js';
 import { ModelTokenizer } from '../src/inference/tokenizer.js';
-import { silentLogger } from '../src/util/log.js';
+import { startBenchEngine } from './engine.js';
 import { ADAPTER_NAMES, ensureBenchCheckpoint } from './llama-1b-shaped.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
@@ -70,19 +68,7 @@ async function measure(
 ): Promise<Figures[]> {
   const tokenizer = await ModelTokenizer.load(modelDir);
   const items = benchItems(await loadSuites(), tokenizer);
-  const engine = await InferenceEngine.start({
-    modelDir,
-    adapters: staticAdapters(adapters),
-    log: silentLogger(),
-    threads: 0,
-    executionProvider: 'cpu',
-    spinning: false,
-    maxBatch: 8,
-    maxQueue: 8,
-    prefillChunk: 512,
-    prefillTokenBudget: 2048,
-    kvChunk: 128,
-  });
+  const engine = await startBenchEngine(modelDir, adapters);
   const out: Figures[] = [];
   try {
     const sets = [[engine.modelId], ...(options.withAdapters ? [[engine.modelId, ...adapters.map((a) => a.name)]] : [])];

@@ -12,9 +12,8 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { buildModel } from '../src/inference/builder/index.js';
 import { DEMO_SKILLS, makeDemoModel } from '../src/inference/demo.js';
-import { InferenceEngine, type Delta, type GenerateRequest } from '../src/inference/engine/index.js';
-import { staticAdapters } from '../src/inference/engine/static-adapters.js';
-import { silentLogger } from '../src/util/log.js';
+import type { InferenceEngine, Delta, GenerateRequest } from '../src/inference/engine/index.js';
+import { startBenchEngine } from './engine.js';
 import { ADAPTER_NAMES, SHAPE, ensureBenchCheckpoint } from './llama-1b-shaped.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
@@ -96,19 +95,7 @@ async function demoSwitchCost(pairs: number): Promise<{ sameMs: number; switched
   const dir = path.join(dataDir, 'bench', 'demo-model');
   if (!existsSync(dir)) await makeDemoModel(dir);
   const built = await buildModel(path.join(dir, 'base'), { dataDir, heads: ['generate'] });
-  const engine = await InferenceEngine.start({
-    modelDir: built.dir,
-    adapters: staticAdapters(DEMO_SKILLS.map((name) => ({ dir: path.join(dir, 'adapters', name), name }))),
-    log: silentLogger(),
-    threads: 0,
-    executionProvider: 'cpu',
-    spinning: false,
-    maxBatch: 8,
-    maxQueue: 8,
-    prefillChunk: 512,
-    prefillTokenBudget: 2048,
-    kvChunk: 128,
-  });
+  const engine = await startBenchEngine(built.dir, DEMO_SKILLS.map((name) => ({ dir: path.join(dir, 'adapters', name), name })));
   try {
     const [a, b] = [DEMO_SKILLS[0], DEMO_SKILLS[1]];
     const ask = (model: string) => engine.generate({ model, input: { kind: 'ids', ids: ids(8, 3).map((t) => t % 256) }, maxTokens: 2, temperature: 0, ignoreEos: true });
@@ -149,19 +136,7 @@ async function main(): Promise<void> {
   });
   log(`model: ${built.dir}${built.cached ? ' (cached)' : ''}`);
 
-  const engine = await InferenceEngine.start({
-    modelDir: built.dir,
-    adapters: staticAdapters(adapters.map((dir, i) => ({ dir, name: ADAPTER_NAMES[i]! }))),
-    log: silentLogger(),
-    threads: 0,
-    executionProvider: 'cpu',
-    spinning: false,
-    maxBatch: 8,
-    maxQueue: 8,
-    prefillChunk: 512,
-    prefillTokenBudget: 2048,
-    kvChunk: 128,
-  });
+  const engine = await startBenchEngine(built.dir, adapters.map((dir, i) => ({ dir, name: ADAPTER_NAMES[i]! })));
   const base = engine.modelId;
   try {
     log('measuring: first use of each adapter');
