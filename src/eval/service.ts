@@ -7,7 +7,7 @@ import { Queue, QueueEvents, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.js';
 import { bullConnection, bullPrefix } from '../queue/connection.js';
-import { parseFailedReason } from '../queue/merges.js';
+import { jobView } from '../queue/merges.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../util/log.js';
 import type { EvalJobResult } from './worker.js';
@@ -48,7 +48,6 @@ export interface EvalServiceOptions {
 type EvalJob = Job<EvalQueueJobData, EvalJobResult>;
 
 const newId = (kind: 'eval' | 'sweep') => `${kind}-${randomBytes(12).toString('hex')}`;
-const iso = (t: number | undefined) => (t ? new Date(t).toISOString() : undefined);
 
 export class EvalService {
   readonly queue: Queue<EvalQueueJobData, EvalJobResult>;
@@ -187,23 +186,8 @@ export class EvalService {
     throw new NotFoundError(`no ${kind} "${id}" (finished ones are kept 30 days)`);
   }
 
-  private async common(job: EvalJob) {
-    const [state, cancelRequested] = await Promise.all([job.getState(), this.opts.redis.exists(this.keys.cancel(job.id!))]);
-    const progress = job.progress && typeof job.progress === 'object' ? (job.progress as JobProgress) : null;
-    const base = {
-      progress,
-      attempts: job.attemptsMade,
-      cancelRequested: cancelRequested === 1,
-      createdAt: iso(job.timestamp),
-      startedAt: iso(job.processedOn),
-      finishedAt: iso(job.finishedOn),
-    };
-    if (state === 'completed') return { ...base, state: 'completed' as const };
-    if (state === 'failed') {
-      const error = parseFailedReason(job.failedReason);
-      return { ...base, state: error.code === 'cancelled' ? ('cancelled' as const) : ('failed' as const), error };
-    }
-    return { ...base, state: state === 'active' ? ('running' as const) : ('queued' as const) };
+  private common(job: EvalJob) {
+    return jobView<JobProgress>(job, this.opts.redis.exists(this.keys.cancel(job.id!)));
   }
 
   private async evalStatusOf(job: EvalJob): Promise<EvalStatus> {

@@ -52,6 +52,27 @@ export function parseFailedReason(reason: string | undefined): { code: string; m
   return { code: 'internal', message: text };
 }
 
+const iso = (t: number | undefined) => (t ? new Date(t).toISOString() : undefined);
+
+/** What every job's status shows (merges, evals, sweeps): state, progress, attempts, times and the error. */
+export async function jobView<P>(job: Job, cancelRequested: Promise<number>) {
+  const [state, cancel] = await Promise.all([job.getState(), cancelRequested]);
+  const common = {
+    progress: job.progress && typeof job.progress === 'object' ? (job.progress as P) : null,
+    attempts: job.attemptsMade,
+    cancelRequested: cancel === 1,
+    createdAt: iso(job.timestamp),
+    startedAt: iso(job.processedOn),
+    finishedAt: iso(job.finishedOn),
+  };
+  if (state === 'completed') return { ...common, state: 'completed' as const };
+  if (state === 'failed') {
+    const error = parseFailedReason(job.failedReason);
+    return { ...common, state: error.code === 'cancelled' ? ('cancelled' as const) : ('failed' as const), error };
+  }
+  return { ...common, state: state === 'active' ? ('running' as const) : ('queued' as const) };
+}
+
 export class MergeService {
   readonly queue: Queue<MergeJobData, MergeResult>;
   private readonly queueEvents: QueueEvents;
@@ -195,25 +216,9 @@ export class MergeService {
   }
 
   private async statusOf(job: Job<MergeJobData, MergeResult>): Promise<MergeStatus> {
-    const [state, cancelRequested] = await Promise.all([job.getState(), this.opts.redis.exists(cancelKey(this.opts.redisPrefix, job.id!))]);
-    const base = this.baseStatus(job.id!, job.data);
-    const iso = (t: number | undefined) => (t ? new Date(t).toISOString() : undefined);
-    const progress = job.progress && typeof job.progress === 'object' ? (job.progress as MergeProgress) : null;
-    const common = {
-      ...base,
-      progress,
-      attempts: job.attemptsMade,
-      cancelRequested: cancelRequested === 1,
-      createdAt: iso(job.timestamp),
-      startedAt: iso(job.processedOn),
-      finishedAt: iso(job.finishedOn),
-    };
-    if (state === 'completed') return { ...common, state: 'completed', result: job.returnvalue };
-    if (state === 'failed') {
-      const error = parseFailedReason(job.failedReason);
-      return { ...common, state: error.code === 'cancelled' ? 'cancelled' : 'failed', error };
-    }
-    return { ...common, state: state === 'active' ? 'running' : 'queued' };
+    const view = await jobView<MergeProgress>(job, this.opts.redis.exists(cancelKey(this.opts.redisPrefix, job.id!)));
+    const status = { ...this.baseStatus(job.id!, job.data), ...view };
+    return view.state === 'completed' ? { ...status, result: job.returnvalue } : status;
   }
 
   private baseStatus(id: string, data: MergeJobData) {
