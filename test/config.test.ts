@@ -1,11 +1,13 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { InvalidInputError } from '../src/errors.js';
 
-const emptyDir = () => mkdtempSync(path.join(os.tmpdir(), 'lf-config-'));
+const root = mkdtempSync(path.join(os.tmpdir(), 'lf-config-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const emptyDir = () => mkdtempSync(path.join(root, 'case-'));
 
 describe('config', () => {
   it('has working defaults with no file and no environment', () => {

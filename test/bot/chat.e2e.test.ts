@@ -12,7 +12,7 @@ import { staticAdapters } from '../../src/inference/engine/static-adapters.js';
 import { createApp } from '../../src/server/app.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { silentLogger } from '../../src/util/log.js';
-import { makeTestModel, writePeftAdapter } from '../serving/model.js';
+import { makeTestModel, removeTestModel, writePeftAdapter, type TestModel } from '../serving/model.js';
 import { createWorld, type World } from './world.js';
 
 const EDIT_INTERVAL_MS = 400;
@@ -24,9 +24,10 @@ describe('bot: /ask and /chat against the real API and engine', () => {
   let server: Server;
   let url: string;
   let world: World;
+  let model: TestModel;
 
   beforeAll(async () => {
-    const model = await makeTestModel({ maxPositions: 1024 });
+    model = await makeTestModel({ maxPositions: 1024 });
     const adapters = await Promise.all(
       ['alpha', 'beta'].map(async (name, k) => ({ name, dir: await writePeftAdapter(path.join(model.root, 'adapters', name), model.adapters[k]!) })),
     );
@@ -58,6 +59,7 @@ describe('bot: /ask and /chat against the real API and engine', () => {
     server?.closeAllConnections();
     await new Promise((r) => server?.close(r));
     await engine?.close();
+    removeTestModel(model);
   });
 
   afterEach(() => {

@@ -1,11 +1,10 @@
 // Scoring inside the engine core (the worker's scheduler): rows on the base model and on adapters from the slot
 // pool, checked against log-probs from the float64 reference's full logits; more adapters than slots; scoring
 // interleaved with generation without changing what is generated; cancellation.
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError } from '../../src/errors.js';
 import { referenceLogits } from '../inference/reference.js';
-import { CoreHarness, makeTestModel, type TestModel } from '../serving/model.js';
+import { CoreHarness, makeTestModel, removeTestModel, type TestModel } from '../serving/model.js';
 
 function referenceSum(model: TestModel, ids: number[], targetStart: number, adapter?: number): number {
   const logits = referenceLogits(model.cfg, (n) => model.tensors.get(n), ids, adapter === undefined ? undefined : model.adapters[adapter]);
@@ -25,7 +24,7 @@ describe('scoring in the engine core', () => {
   beforeAll(async () => {
     model = await makeTestModel({ score: true, slots: 2 });
   });
-  afterAll(() => rmSync(model.root, { recursive: true, force: true }));
+  afterAll(() => removeTestModel(model));
 
   it('scores rows on the base model and on more adapters than the pool has slots, as the reference says', async () => {
     // slots: 2 = slot 0 plus one adapter slot, for three adapters: the job runs in several passes and swaps adapters

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -33,15 +33,19 @@ beforeEach(async () => {
 const tmpEntries = async () => readdir(store.tmpRoot).catch(() => []);
 
 afterEach(async () => {
-  // nothing half-written is left in the staging area after a refusal
-  expect(await tmpEntries()).toEqual([]);
+  try {
+    // nothing half-written is left in the staging area after a refusal
+    expect(await tmpEntries()).toEqual([]);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });
 
 describe('stageFromPath', () => {
   it('copies a dir under the import dir into staging', async () => {
     const staged = await stageFromPath(store, importDir, 'good');
     expect(await readFile(path.join(staged, 'adapter_model.safetensors'), 'utf8')).toBe('weights');
-    await import('node:fs/promises').then((fs) => fs.rm(staged, { recursive: true }));
+    await rm(staged, { recursive: true });
   });
 
   it('refuses "..", absolute paths outside, symlinks out, and registration by path when off', async () => {
@@ -88,9 +92,8 @@ describe('archives', () => {
     const { staged: b, weightsSha256: bSha } = await stageFromArchive(store, createReadStream(tgz), 'tar', 1 << 20);
     expect(await readFile(path.join(b, 'adapter_model.safetensors'), 'utf8')).toBe('weights');
     expect(bSha).toBe(sha256('weights'));
-    const fs = await import('node:fs/promises');
-    await fs.rm(a, { recursive: true });
-    await fs.rm(b, { recursive: true });
+    await rm(a, { recursive: true });
+    await rm(b, { recursive: true });
   });
 
   it('refuses traversal entries, oversized content, corrupt archives and missing files', async () => {
@@ -131,7 +134,7 @@ describe('multipart', () => {
     expect(fields).toEqual({ name: 'x' });
     expect(weightsSha256).toBe(sha256('w'));
     expect((await readdir(staged)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
-    await import('node:fs/promises').then((fs) => fs.rm(staged, { recursive: true }));
+    await rm(staged, { recursive: true });
   });
 
   it('refuses oversized, unexpected and incomplete uploads', async () => {

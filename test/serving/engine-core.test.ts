@@ -3,7 +3,7 @@
 // seeds, the adapter pool's LRU.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { argmax, referenceLogits, type ReferenceLora } from '../inference/reference.js';
-import { CoreHarness, makeTestModel, type TestModel } from './model.js';
+import { CoreHarness, makeTestModel, removeTestModel, type TestModel } from './model.js';
 
 let model: TestModel;
 
@@ -31,6 +31,7 @@ const prompt = (seed: number, length: number) => Array.from({ length }, (_, i) =
 beforeAll(async () => {
   model = await makeTestModel();
 });
+afterAll(() => removeTestModel(model));
 
 describe('engine core on a real graph', () => {
   let harness: CoreHarness;
@@ -217,6 +218,7 @@ describe('adapter pool', () => {
       expect(String(crowd.result.error)).toMatch(/--slots/);
     } finally {
       await harness.close();
+      removeTestModel(small);
     }
   });
 });
@@ -236,6 +238,7 @@ describe('int4 graph (int8 activations)', () => {
       }
     } finally {
       await harness.close();
+      removeTestModel(int4);
     }
   });
 });

@@ -1,6 +1,6 @@
 // A tiny random Llama checkpoint with the demo tokenizer, built into a real model dir, plus a harness that drives
 // the engine core in-process (real ONNX Runtime session, real tokenizer) and collects its events.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeSafetensors } from '../../src/formats/safetensors-writer.js';
@@ -24,6 +24,7 @@ export interface TestModel {
   tensors: Map<string, Float32Array>;
   adapters: ReferenceLora[];
   eosTokenId: number;
+  /** a temp dir holding all of the above: the caller removes it (`removeTestModel`) */
   root: string;
 }
 
@@ -50,19 +51,25 @@ export async function makeTestModel(
     bos_token_id: tok.bosTokenId,
     eos_token_id: tok.eotTokenId,
   };
-  const root = mkdtempSync(path.join(os.tmpdir(), 'lf-serving-'));
+  const root = mkdtempSync(path.join(os.tmpdir(), 'lf-test-model-'));
   const checkpointDir = path.join(root, 'checkpoint');
   const list = randomCheckpointTensors(cfg, 11);
-  await writeCheckpoint(checkpointDir, cfg, list);
-  writeFileSync(path.join(checkpointDir, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson));
-  writeFileSync(path.join(checkpointDir, 'tokenizer_config.json'), JSON.stringify(tok.tokenizerConfig));
-  const built = await buildModel(checkpointDir, {
-    dataDir: path.join(root, 'data'),
-    dtype: options.dtype ?? 'fp32',
-    slots: options.slots ?? 4,
-    maxRank: 8,
-    heads: options.score ? ['generate', 'score'] : ['generate'],
-  });
+  let built: Awaited<ReturnType<typeof buildModel>>;
+  try {
+    await writeCheckpoint(checkpointDir, cfg, list);
+    writeFileSync(path.join(checkpointDir, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson));
+    writeFileSync(path.join(checkpointDir, 'tokenizer_config.json'), JSON.stringify(tok.tokenizerConfig));
+    built = await buildModel(checkpointDir, {
+      dataDir: path.join(root, 'data'),
+      dtype: options.dtype ?? 'fp32',
+      slots: options.slots ?? 4,
+      maxRank: 8,
+      heads: options.score ? ['generate', 'score'] : ['generate'],
+    });
+  } catch (err) {
+    removeTestModel({ root });
+    throw err;
+  }
   const modules = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'];
   return {
     cfg,
@@ -74,6 +81,11 @@ export async function makeTestModel(
     eosTokenId: tok.eotTokenId,
     root,
   };
+}
+
+/** Removes a test model's temp dir; safe on `undefined` (a beforeAll that failed before making it). */
+export function removeTestModel(model: { root: string } | undefined): void {
+  if (model) rmSync(model.root, { recursive: true, force: true });
 }
 
 /** A reference adapter laid out for the pool, as the engine does for a PEFT directory. */

@@ -13,7 +13,7 @@ import { createMetrics } from '../../src/server/metrics.js';
 import { silentLogger } from '../../src/util/log.js';
 import { argmax, referenceLogits, type ReferenceLora } from '../inference/reference.js';
 import { randomLora } from '../inference/checkpoints.js';
-import { makeTestModel, writePeftAdapter, type TestModel } from './model.js';
+import { makeTestModel, removeTestModel, writePeftAdapter, type TestModel } from './model.js';
 
 let model: TestModel;
 let engine: InferenceEngine;
@@ -71,6 +71,7 @@ afterAll(async () => {
   server?.closeAllConnections();
   await new Promise((r) => server?.close(r));
   await engine?.close();
+  removeTestModel(model);
 });
 
 const ids = (seed: number, length: number) => Array.from({ length }, (_, i) => 3 + ((seed * 97 + i * 53) % 250));

@@ -32,9 +32,16 @@ async function downloadAttachment(file: Attachment): Promise<{ file: string; cle
   }
   if (!response.ok) throw new InvalidInputError(`Discord answered ${response.status} for \`${file.name}\`: attach it again`);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'loraforge-upload-'));
+  const cleanup = () => rm(dir, { recursive: true, force: true });
   const target = path.join(dir, path.basename(file.name));
-  await writeFile(target, Buffer.from(await response.arrayBuffer()));
-  return { file: target, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  try {
+    await writeFile(target, Buffer.from(await response.arrayBuffer()));
+  } catch (err) {
+    // a body cut off mid-download (or a full disk) must not leave the temp dir behind
+    await cleanup();
+    throw err;
+  }
+  return { file: target, cleanup };
 }
 
 async function register(ctx: BotContext, interaction: ChatInputCommandInteraction<'cached'>, maxUploadBytes: number): Promise<void> {
