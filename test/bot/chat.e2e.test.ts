@@ -12,7 +12,7 @@ import { staticAdapters } from '../../src/inference/engine/static-adapters.js';
 import { createApp } from '../../src/server/app.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { silentLogger } from '../../src/util/log.js';
-import { makeTestModel, removeTestModel, writePeftAdapter, type TestModel } from '../serving/model.js';
+import { makeTestModel, removeTestModel, writePeftAdapter, type TestModel } from '../inference/engine/model.js';
 import { createWorld, type World } from './world.js';
 
 const EDIT_INTERVAL_MS = 400;

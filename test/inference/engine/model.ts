@@ -3,19 +3,19 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeSafetensors } from '../../src/formats/safetensors-writer.js';
-import { buildModel } from '../../src/inference/builder/index.js';
-import { makeDemoTokenizer } from '../../src/inference/demo-tokenizer.js';
-import { EngineCore, type CoreOptions } from '../../src/inference/engine/core.js';
-import { openScoreRunner } from '../../src/inference/engine/scorer.js';
-import { transposeFactors, type PreparedAdapter } from '../../src/inference/engine/lora-pool.js';
-import { openSession, OrtRunner } from '../../src/inference/engine/ort-runner.js';
-import { loadServedModel } from '../../src/inference/engine/served-model.js';
-import type { FinishEvent, GroupRequest, ScoreJobResult, TokenEvent } from '../../src/inference/engine/types.js';
-import { GREEDY, type SamplingParams } from '../../src/inference/engine/sampling.js';
-import { ModelTokenizer } from '../../src/inference/tokenizer.js';
-import { randomCheckpointTensors, randomLora, writeCheckpoint } from '../inference/checkpoints.js';
-import type { RawConfig, ReferenceLora } from '../inference/reference.js';
+import { writeSafetensors } from '../../../src/formats/safetensors-writer.js';
+import { buildModel } from '../../../src/inference/builder/index.js';
+import { makeDemoTokenizer } from '../../../src/inference/demo-tokenizer.js';
+import { EngineCore, type CoreOptions } from '../../../src/inference/engine/core.js';
+import { openScoreRunner } from '../../../src/inference/engine/scorer.js';
+import { transposeFactors, type PreparedAdapter } from '../../../src/inference/engine/lora-pool.js';
+import { openSession, OrtRunner } from '../../../src/inference/engine/ort-runner.js';
+import { loadServedModel } from '../../../src/inference/engine/served-model.js';
+import type { FinishEvent, GroupRequest, ScoreJobResult, TokenEvent } from '../../../src/inference/engine/types.js';
+import { GREEDY, type SamplingParams } from '../../../src/inference/engine/sampling.js';
+import { ModelTokenizer } from '../../../src/inference/tokenizer.js';
+import { randomCheckpointTensors, randomLora, writeCheckpoint } from '../checkpoints.js';
+import type { RawConfig, ReferenceLora } from '../reference.js';
 
 export interface TestModel {
   cfg: RawConfig;

@@ -13,7 +13,7 @@ import { createMetrics } from '../../src/server/metrics.js';
 import { silentLogger } from '../../src/util/log.js';
 import { argmax, referenceLogits, type ReferenceLora } from '../inference/reference.js';
 import { randomLora } from '../inference/checkpoints.js';
-import { makeTestModel, removeTestModel, writePeftAdapter, type TestModel } from './model.js';
+import { makeTestModel, removeTestModel, writePeftAdapter, type TestModel } from '../inference/engine/model.js';
 
 let model: TestModel;
 let engine: InferenceEngine;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { KvCache } from '../../src/inference/engine/kv-cache.js';
-import { LoraPool, transposeFactors, type LoraSite } from '../../src/inference/engine/lora-pool.js';
-import { SlotTable } from '../../src/inference/engine/slot-table.js';
-import { StopMatcher } from '../../src/inference/engine/stop.js';
+import { KvCache } from '../../../src/inference/engine/kv-cache.js';
+import { LoraPool, transposeFactors, type LoraSite } from '../../../src/inference/engine/lora-pool.js';
+import { SlotTable } from '../../../src/inference/engine/slot-table.js';
+import { StopMatcher } from '../../../src/inference/engine/stop.js';
 
 describe('stop strings', () => {
   const run = (stops: string[], pieces: string[]) => {

@@ -2,7 +2,7 @@
 // forward pass: batched prefill, ragged decode, chunked prefill, KV growth, per-row adapters, cancellation,
 // seeds, the adapter pool's LRU.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { argmax, referenceLogits, type ReferenceLora } from '../inference/reference.js';
+import { argmax, referenceLogits, type ReferenceLora } from '../reference.js';
 import { CoreHarness, makeTestModel, removeTestModel, type TestModel } from './model.js';
 
 let model: TestModel;

@@ -2,9 +2,9 @@
 // pool, checked against log-probs from the float64 reference's full logits; more adapters than slots; scoring
 // interleaved with generation without changing what is generated; cancellation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CancelledError } from '../../src/errors.js';
-import { referenceLogits } from '../inference/reference.js';
-import { CoreHarness, makeTestModel, removeTestModel, type TestModel } from '../serving/model.js';
+import { CancelledError } from '../../../src/errors.js';
+import { referenceLogits } from '../reference.js';
+import { CoreHarness, makeTestModel, removeTestModel, type TestModel } from './model.js';
 
 function referenceSum(model: TestModel, ids: number[], targetStart: number, adapter?: number): number {
   const logits = referenceLogits(model.cfg, (n) => model.tensors.get(n), ids, adapter === undefined ? undefined : model.adapters[adapter]);

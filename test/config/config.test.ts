@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config/index.js';
-import { InvalidInputError } from '../src/errors.js';
+import { loadConfig } from '../../src/config/index.js';
+import { InvalidInputError } from '../../src/errors.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'lf-config-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { counterUniform } from '../../src/inference/engine/rng.js';
+import { counterUniform } from '../../../src/inference/engine/rng.js';
 import {
   GREEDY,
   TokenHistory,
@@ -8,7 +8,7 @@ import {
   topIndices,
   topLogprobs,
   type SamplingParams,
-} from '../../src/inference/engine/sampling.js';
+} from '../../../src/inference/engine/sampling.js';
 
 // A plain reference of the documented draw: full sort of the vocabulary, then the same rules, naively.
 function referenceSample(raw: Float32Array, p: SamplingParams, prompt: number[], generated: number[], u: number): number {
