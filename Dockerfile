@@ -6,9 +6,10 @@ ARG NODE_IMAGE=node:20.19-bookworm-slim
 # ---- build: install everything, compile TypeScript, drop the dev dependencies
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-# No install scripts: onnxruntime-node ships its CPU binaries in the package (its script only fetches the CUDA
-# provider, which .npmrc skips), and the root `prepare` build needs the sources copied below.
+COPY package.json package-lock.json ./
+# No install scripts, as package.json's allowScripts says for npm 11 (this image's npm 10 ignores that field):
+# onnxruntime-node ships its CPU binaries in the package and its script would only fetch the CUDA provider, and
+# the root `prepare` build needs the sources copied below.
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
