@@ -4,7 +4,7 @@
 //  2. GET /v1/adapters with 200 adapters registered, 50 concurrent clients (autocannon): latency percentiles.
 // Medians of RUNS runs; the machine is shared (2 cores, other helpers' builds and tests): read the ratios, and
 // the load average printed with them. The API logs at info as in production (to /dev/null).
-// Targets (README "Performance"): register + merge overhead over the engine alone <= 10 %; list p99 <= 20 ms.
+// Targets (docs/BENCHMARKS.md): register + merge overhead over the engine alone <= 10 %; list p99 <= 20 ms.
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
