@@ -343,10 +343,12 @@ describe('build cache, files and refusals', () => {
   });
 
   it('refuses other architectures by name, and broken checkpoints with the tensor at fault', async () => {
-    const gpt2 = path.join(root, 'ckpt-gpt2');
-    await writeCheckpoint(gpt2, { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' }, [{ name: 'wte.weight', shape: [2, 2], data: new Float32Array(4) }]);
-    await expect(buildModel(gpt2, { dataDir })).rejects.toThrow(UnsupportedError);
-    await expect(buildModel(gpt2, { dataDir })).rejects.toThrow(/architecture GPT2LMHeadModel is not supported/);
+    const neox = path.join(root, 'ckpt-neox');
+    await writeCheckpoint(neox, { architectures: ['GPTNeoXForCausalLM'], model_type: 'gpt_neox' }, [{ name: 'embed_in.weight', shape: [2, 2], data: new Float32Array(4) }]);
+    await expect(buildModel(neox, { dataDir })).rejects.toThrow(UnsupportedError);
+    await expect(buildModel(neox, { dataDir })).rejects.toThrow(
+      /^architecture GPTNeoXForCausalLM is not supported: loraforge builds LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel checkpoints$/,
+    );
 
     const yarn = path.join(root, 'ckpt-yarn');
     await writeCheckpoint(yarn, { ...LLAMA_CONFIG, rope_scaling: { rope_type: 'yarn', factor: 4 } }, randomCheckpointTensors(LLAMA_CONFIG, 1));
@@ -377,19 +379,24 @@ describe('build cache, files and refusals', () => {
 });
 
 describe.skipIf(!haveFixtures)(`a real synthetic checkpoint with no "architectures" and "dtype" ${haveFixtures ? '' : fixturesSkipReason}`, () => {
-  it('has its config understood, and is refused for its head size, saying why', async () => {
+  it('has its config understood, and is served with plain attention for its head size 4', async () => {
     const ckpt = fixture('checkpoints/candle-llama-synthetic-milkdrift');
     const raw = JSON.parse(await readFile(path.join(ckpt, 'config.json'), 'utf8')) as RawConfig;
     expect(raw.architectures).toBeUndefined();
-    // config tolerance: model_type instead of architectures, dtype instead of torch_dtype (head_dim 4 aside)
-    expect(normalizeConfig({ ...raw, hidden_size: 16, num_attention_heads: 2 })).toMatchObject({
-      architecture: 'llama',
-      sourceDtype: 'float32',
-      numLayers: 1,
-      vocabSize: 16,
-      headDim: 8,
-      tieWordEmbeddings: false,
-    });
-    await expect(buildModel(ckpt, { dataDir, dtype: 'fp32' })).rejects.toThrow(/head dimension 4 is not supported: onnxruntime's GroupQueryAttention needs a multiple of 8/);
+    // config tolerance: model_type instead of architectures, dtype instead of torch_dtype
+    expect(normalizeConfig(raw)).toMatchObject({ architecture: 'llama', sourceDtype: 'float32', numLayers: 1, vocabSize: 16, headDim: 4, tieWordEmbeddings: false });
+    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'fp32', maxRank: 2, slots: 2 });
+    const weights = await readCheckpointTensors(ckpt);
+    const shape = runnerShape(manifest);
+    const adapter = randomLora(raw, ['self_attn.q_proj', 'self_attn.v_proj'], 2, 4, 5);
+    const runner = new GraphRunner(await openSession(dir, manifest), shape, loraPool(shape, [adapter], 2), 2, 12);
+    const prompts = [[3, 1, 4, 1, 5], [9, 2]];
+    const reference = (tokens: number[], lora?: ReferenceLora) => referenceLogits(raw, (n) => weights.get(n), tokens, lora).at(-1)!;
+    const first = await runner.prefill(prompts, [1, 0]);
+    expect(relativeError(first[0]!, reference(prompts[0]!, adapter))).toBeLessThan(FP32_TOLERANCE);
+    expect(relativeError(first[1]!, reference(prompts[1]!))).toBeLessThan(FP32_TOLERANCE);
+    const next = await runner.decode([6, 7]);
+    expect(relativeError(next[0]!, reference([...prompts[0]!, 6], adapter))).toBeLessThan(FP32_TOLERANCE);
+    expect(relativeError(next[1]!, reference([...prompts[1]!, 7]))).toBeLessThan(FP32_TOLERANCE);
   });
 });
