@@ -16,9 +16,15 @@ import { foldIntoCheckpoint } from '../../src/merge/fold.js';
 import { dequantizeInt4, quantizeInt4 } from '../../src/inference/builder/quantize.js';
 import { fixture, fixturesSkipReason, haveFixtures } from '../helpers/fixtures.js';
 import {
+  GEMMA2_CONFIG,
+  GEMMA3_CONFIG,
+  GPT2_CONFIG,
   LLAMA_CONFIG,
   MISTRAL_CONFIG,
+  PHI3_CONFIG,
   QWEN2_CONFIG,
+  QWEN3_CONFIG,
+  TINY_HEAD_CONFIG,
   randomCheckpointTensors,
   randomLora,
   readCheckpointTensors,
@@ -89,26 +95,46 @@ interface Case {
   cfg: RawConfig;
   dtype?: 'F32' | 'BF16';
   maxShardBytes?: number;
+  /** the modules of the two test adapters (PEFT names, relative to a layer) */
+  adapterModules?: [string[], string[]];
 }
+
+const LLAMA_MODULES: [string[], string[]] = [
+  ['self_attn.q_proj', 'self_attn.v_proj', 'mlp.down_proj'],
+  ['self_attn.k_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj'],
+];
 
 const CASES: Case[] = [
   { name: 'llama (GQA, llama3 rope scaling, untied)', cfg: LLAMA_CONFIG },
   { name: 'mistral (bf16, sharded, sliding window, linear rope scaling, head_dim)', cfg: MISTRAL_CONFIG, dtype: 'BF16', maxShardBytes: 40_000 },
   { name: 'qwen2 (q/k/v bias, tied, theta 1e6, `dtype` key)', cfg: QWEN2_CONFIG, dtype: 'BF16' },
+  { name: 'qwen3 (q/k norms, head_dim > hidden/heads, tied)', cfg: QWEN3_CONFIG, dtype: 'BF16' },
+  {
+    name: 'phi3 (fused qkv_proj and gate_up_proj with LoRA on them, sliding window)',
+    cfg: PHI3_CONFIG,
+    dtype: 'BF16',
+    adapterModules: [['self_attn.qkv_proj', 'mlp.down_proj'], ['self_attn.o_proj', 'mlp.gate_up_proj']],
+  },
+  { name: 'gemma3 (scaled embeddings, (1+w) norms ×4, q/k norms, GELU, local and global layers)', cfg: GEMMA3_CONFIG, dtype: 'BF16' },
+  { name: 'gemma2 (attention and final logit soft-caps, alternating windows)', cfg: GEMMA2_CONFIG },
+  {
+    name: 'gpt2 (learned positions, LayerNorm, Conv1D, fused c_attn, tied, no transformer. prefix)',
+    cfg: GPT2_CONFIG,
+    adapterModules: [['attn.c_attn', 'mlp.c_proj'], ['attn.c_proj', 'mlp.c_fc']],
+  },
+  { name: 'head_dim 4 (plain attention subgraph, GQA 2:1, sliding window)', cfg: TINY_HEAD_CONFIG },
 ];
 
-describe.each(CASES)('fp32 graph matches the float64 reference: $name', ({ cfg, dtype, maxShardBytes }) => {
+describe.each(CASES)('fp32 graph matches the float64 reference: $name', ({ cfg, dtype, maxShardBytes, adapterModules }) => {
   let weights: Map<string, Float32Array>;
   let manifest: ModelManifest;
   let dir: string;
   let session: ort.InferenceSession;
-  const adapters: ReferenceLora[] = [
-    randomLora(cfg, ['self_attn.q_proj', 'self_attn.v_proj', 'mlp.down_proj'], 4, 8, 11),
-    randomLora(cfg, ['self_attn.k_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj'], 2, 4, 12),
-  ];
+  const modules = adapterModules ?? LLAMA_MODULES;
+  const adapters: ReferenceLora[] = [randomLora(cfg, modules[0], 4, 8, 11), randomLora(cfg, modules[1], 2, 4, 12)];
 
   beforeAll(async () => {
-    const ckpt = path.join(root, `ckpt-${String(cfg.model_type)}`);
+    const ckpt = path.join(root, `ckpt-${String(cfg.model_type)}-${String(cfg.hidden_size ?? cfg.n_embd)}`);
     await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 7), { dtype, maxShardBytes });
     weights = await readCheckpointTensors(ckpt);
     ({ dir, manifest } = await buildModel(ckpt, {
@@ -237,27 +263,45 @@ describe('batching and adapters', () => {
   });
 });
 
-describe('int4', () => {
-  const cfg = LLAMA_CONFIG;
-  let ckpt: string;
-  let weights: Map<string, Float32Array>;
+/** The weights an int4 build computes with: every projection, the embedding (when hidden is a multiple of 32)
+ * and the head quantized and dequantized; Conv1D weights quantized as [out, in]; position tables as they are. */
+function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: number): Map<string, Float32Array> {
+  const shapes = new Map(randomCheckpointTensors(cfg, seed).map((t) => [t.name, t.shape]));
+  const roundTrip = (w: Float32Array, n: number, k: number) => dequantizeInt4(quantizeInt4(w, n, k));
+  const transpose = (w: Float32Array, r: number, c: number) => Float32Array.from({ length: w.length }, (_, i) => w[(i % r) * c + Math.floor(i / r)]!);
+  const out = new Map<string, Float32Array>();
+  const embedName = cfg.model_type === 'gpt2' ? 'wte.weight' : 'model.embed_tokens.weight';
+  for (const [name, w] of weights) {
+    const shape = shapes.get(name)!;
+    if (shape.length !== 2 || name === 'wpe.weight') out.set(name, w);
+    else if (name === embedName && shape[1]! % 32 !== 0) {
+      // the table stays fp32 for the lookup, the tied head is quantized
+      out.set(name, w);
+      out.set('lm_head.weight', roundTrip(w, shape[0]!, shape[1]!));
+    } else if (cfg.model_type === 'gpt2' && name !== embedName) {
+      const [i, o] = shape as [number, number];
+      out.set(name, transpose(roundTrip(transpose(w, i, o), o, i), o, i));
+    } else out.set(name, roundTrip(w, shape[0]!, shape[1]!));
+  }
+  return out;
+}
 
-  beforeAll(async () => {
-    ckpt = path.join(root, 'ckpt-int4');
+const INT4_CASES: Case[] = [
+  { name: 'llama', cfg: LLAMA_CONFIG },
+  { name: 'qwen3', cfg: QWEN3_CONFIG },
+  { name: 'phi3 (LoRA on fused qkv)', cfg: PHI3_CONFIG, adapterModules: [['self_attn.qkv_proj', 'mlp.gate_up_proj'], []] },
+  { name: 'gemma3 (hidden 48: fp32 table, int4 head)', cfg: GEMMA3_CONFIG },
+  { name: 'gpt2 (Conv1D)', cfg: GPT2_CONFIG, adapterModules: [['attn.c_attn', 'mlp.c_fc'], []] },
+];
+
+describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run on the dequantized weights: $name', ({ cfg, adapterModules }) => {
+  it('prefill and a decode step, with an adapter', async () => {
+    const ckpt = path.join(root, `ckpt-int4-${String(cfg.model_type)}`);
     await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 5));
-    weights = await readCheckpointTensors(ckpt);
-  });
-
-  it('with fp32 activations, equals the reference run on the dequantized weights', async () => {
-    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'int4', accuracyLevel: 0, maxRank: 4, slots: 2 });
-    const dequantized = new Map(
-      [...weights].map(([name, w]) => {
-        const info = randomCheckpointTensors(cfg, 5).find((t) => t.name === name)!;
-        return [name, info.shape.length === 2 ? dequantizeInt4(quantizeInt4(w, info.shape[0]!, info.shape[1]!)) : w];
-      }),
-    );
+    const dequantized = int4Weights(cfg, await readCheckpointTensors(ckpt), 5);
+    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'int4', accuracyLevel: 0, maxRank: 4, slots: 2, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] });
     const shape = runnerShape(manifest);
-    const adapter = randomLora(cfg, ['self_attn.q_proj', 'self_attn.o_proj'], 4, 8, 3);
+    const adapter = randomLora(cfg, (adapterModules ?? [['self_attn.q_proj', 'self_attn.o_proj']])[0], 4, 8, 3);
     const runner = new GraphRunner(await openSession(dir, manifest), shape, loraPool(shape, [adapter], 4), 1, 12);
     const tokens = [9, 8, 7, 6, 5];
     const logits = (await runner.prefill([tokens], [1]))[0]!;
@@ -265,6 +309,16 @@ describe('int4', () => {
     const next = (await runner.decode([4]))[0]!;
     expect(relativeError(next, referenceLogits(cfg, (n) => dequantized.get(n), [...tokens, 4], adapter).at(-1)!)).toBeLessThan(FP32_TOLERANCE);
     expect(manifest.quantization).toEqual({ bits: 4, blockSize: 32, accuracyLevel: 0, scheme: 'symmetric-rtn' });
+  });
+});
+
+describe('int4', () => {
+  const cfg = LLAMA_CONFIG;
+  let ckpt: string;
+
+  beforeAll(async () => {
+    ckpt = path.join(root, 'ckpt-int4');
+    await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 5));
   });
 
   it('stores 4-bit weights: the int4 dir is much smaller than the fp32 one', async () => {
