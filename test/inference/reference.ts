@@ -33,20 +33,24 @@ function linear(x: Float64Array, w: Float32Array, outDim: number, bias?: Float32
     for (let i = 0; i < inDim; i++) acc += x[i]! * w[o * inDim + i]!;
     y[o] = acc;
   }
-  if (lora) {
-    const xa = new Float64Array(lora.rank);
-    for (let r = 0; r < lora.rank; r++) {
-      let acc = 0;
-      for (let i = 0; i < inDim; i++) acc += x[i]! * lora.A[r * inDim + i]!;
-      xa[r] = acc;
-    }
-    for (let o = 0; o < outDim; o++) {
-      let acc = 0;
-      for (let r = 0; r < lora.rank; r++) acc += xa[r]! * lora.B[o * lora.rank + r]!;
-      y[o] = y[o]! + lora.scaling * acc;
-    }
-  }
+  if (lora) addLora(y, x, lora);
   return y;
+}
+
+/** y += scaling·(x·Aᵀ)·Bᵀ: PEFT's LoRA on the layer's output. */
+function addLora(y: Float64Array, x: Float64Array, lora: Lora): void {
+  const inDim = x.length;
+  const xa = new Float64Array(lora.rank);
+  for (let r = 0; r < lora.rank; r++) {
+    let acc = 0;
+    for (let i = 0; i < inDim; i++) acc += x[i]! * lora.A[r * inDim + i]!;
+    xa[r] = acc;
+  }
+  for (let o = 0; o < y.length; o++) {
+    let acc = 0;
+    for (let r = 0; r < lora.rank; r++) acc += xa[r]! * lora.B[o * lora.rank + r]!;
+    y[o] = y[o]! + lora.scaling * acc;
+  }
 }
 
 /** transformers' rope inverse frequencies, in float64: default, linear and llama3 rope_scaling. */
@@ -107,12 +111,15 @@ function layerNorm(x: Float64Array, w: Float32Array, b: Float32Array, eps: numbe
   return x.map((v, i) => (v - mean) * inv * w[i]! + b[i]!);
 }
 
-/** x·W (+ b) (+ scaling·(x·Aᵀ)·Bᵀ) for GPT-2's Conv1D, W stored [in, out]; PEFT's LoRA factors are as for nn.Linear. */
+/** x·W + b (+ scaling·(x·Aᵀ)·Bᵀ) for GPT-2's Conv1D, W stored [in, out]; PEFT's LoRA factors are as for nn.Linear. */
 function conv1d(x: Float64Array, w: Float32Array, outDim: number, bias: Float32Array, lora?: Lora): Float64Array {
-  const wt = new Float32Array(w.length);
-  const inDim = x.length;
-  for (let i = 0; i < inDim; i++) for (let o = 0; o < outDim; o++) wt[o * inDim + i] = w[i * outDim + o]!;
-  return linear(x, wt, outDim, bias, lora);
+  const y = Float64Array.from(bias);
+  for (let i = 0; i < x.length; i++) {
+    const xi = x[i]!;
+    for (let o = 0; o < outDim; o++) y[o] = y[o]! + xi * w[i * outDim + o]!;
+  }
+  if (lora) addLora(y, x, lora);
+  return y;
 }
 
 const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
