@@ -121,9 +121,11 @@ function checkOptions(options: BuildOptions, config: ModelConfig) {
   };
   const maxRank = int('maxRank', options.maxRank ?? 64, 1, 4096);
   const slots = int('slots', options.slots ?? 8, 2, 1024);
+  const maxPositions = int('maxPositions', options.maxPositions ?? config.maxPositionEmbeddings, 1, 1 << 22);
   // a learned position table (GPT-2) ends where it ends; rotary caches can be made longer
-  const positionLimit = archSpec(config.architecture).positions === 'learned' ? config.maxPositionEmbeddings : 1 << 22;
-  const maxPositions = int('maxPositions', options.maxPositions ?? config.maxPositionEmbeddings, 1, positionLimit);
+  if (archSpec(config.architecture).positions === 'learned' && maxPositions > config.maxPositionEmbeddings) {
+    throw new InvalidInputError(`maxPositions ${maxPositions} is beyond this ${config.architecture} model's learned positions (${config.maxPositionEmbeddings})`);
+  }
   const accuracyLevel = int('accuracyLevel', options.accuracyLevel ?? 4, 0, 4);
   const heads = [...new Set(options.heads ?? (['generate', 'score'] as HeadKind[]))];
   if (!heads.includes('generate')) throw new InvalidInputError('heads must include generate');
