@@ -8,7 +8,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, InvalidFileError, UnsupportedError } from '../../src/errors.js';
-import { buildModel, checkManifest, type ModelManifest } from '../../src/inference/builder/index.js';
+import { buildModel, checkManifest, type LoraTarget, type ModelManifest } from '../../src/inference/builder/index.js';
 import { normalizeConfig } from '../../src/inference/builder/config.js';
 import { OnnxModel } from '../../src/formats/onnx.js';
 import { writeAdapter, type LoraAdapter } from '../../src/formats/peft.js';
@@ -48,7 +48,7 @@ afterAll(async () => {
 });
 
 /** A test adapter as the PEFT adapter formats/peft writes. */
-function peftAdapter(lora: ReferenceLora): LoraAdapter {
+function peftAdapter(lora: ReferenceLora, fanInFanOut = false): LoraAdapter {
   const first = [...lora.values()][0]!;
   const modules = new Map(
     [...lora].map(([name, m]) => [
@@ -63,7 +63,7 @@ function peftAdapter(lora: ReferenceLora): LoraAdapter {
       loraAlpha: first.scaling * first.rank,
       targetModules: [...new Set([...lora.keys()].map((n) => n.split('.').at(-1)!))],
       useRslora: false,
-      fanInFanOut: false,
+      fanInFanOut,
       rankPattern: {},
       alphaPattern: {},
       modulesToSave: null,
@@ -309,6 +309,28 @@ describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run o
     const next = (await runner.decode([4]))[0]!;
     expect(relativeError(next, referenceLogits(cfg, (n) => dequantized.get(n), [...tokens, 4], adapter).at(-1)!)).toBeLessThan(FP32_TOLERANCE);
     expect(manifest.quantization).toEqual({ bits: 4, blockSize: 32, accuracyLevel: 0, scheme: 'symmetric-rtn' });
+  });
+});
+
+describe('gpt2: LoRA on Conv1D layers', () => {
+  it('fed as inputs equals the adapter folded into the checkpoint (merge/fold.ts adds (B·A)ᵀ to [in, out] weights)', async () => {
+    const cfg = GPT2_CONFIG;
+    const ckpt = path.join(root, 'ckpt-gpt2-fold-base');
+    await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 41));
+    const lora = randomLora(cfg, ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'], 4, 8, 42);
+    const adapterDir = path.join(root, 'adapter-gpt2');
+    await writeAdapter(adapterDir, peftAdapter(lora, true), { dtype: 'F32' });
+    const folded = path.join(root, 'ckpt-gpt2-folded');
+    await foldIntoCheckpoint(ckpt, adapterDir, folded);
+    const options = { dataDir, dtype: 'fp32' as const, targets: ['q', 'o', 'up', 'down'] as LoraTarget[], maxRank: 4, slots: 2 };
+    const base = await buildModel(ckpt, options);
+    const fold = await buildModel(folded, options);
+    const shape = runnerShape(base.manifest);
+    const prompt = [[3, 14, 15, 92, 65, 35]];
+    const withInputs = new GraphRunner(await openSession(base.dir, base.manifest), shape, loraPool(shape, [lora], 4), 1, 10);
+    const withFold = new GraphRunner(await openSession(fold.dir, fold.manifest), shape, loraPool(shape, [], 4), 1, 10);
+    expect(relativeError((await withInputs.prefill(prompt, [1]))[0]!, (await withFold.prefill(prompt, [0]))[0]!)).toBeLessThan(FP32_TOLERANCE);
+    expect(relativeError((await withInputs.decode([8]))[0]!, (await withFold.decode([8]))[0]!)).toBeLessThan(FP32_TOLERANCE);
   });
 });
 
