@@ -45,6 +45,9 @@ describe('normalizeConfig', () => {
     // without layer_types: every sliding_window_pattern-th layer is global
     const { layer_types: _, ...old } = GEMMA3_CONFIG;
     expect(normalizeConfig({ ...old, num_hidden_layers: 7, sliding_window_pattern: 3 }).slidingLayers).toEqual([true, true, false, true, true, false, true]);
+    // no activation named: transformers' default for the architecture
+    const { hidden_activation: _a, ...noAct } = GEMMA3_CONFIG;
+    expect(normalizeConfig(noAct).activation).toBe('gelu_tanh');
     expect(normalizeConfig({ ...GEMMA2_CONFIG, num_hidden_layers: 3 })).toMatchObject({
       slidingLayers: [true, false, true],
       attnLogitSoftcap: 1.5,

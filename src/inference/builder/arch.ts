@@ -23,6 +23,8 @@ export interface ArchSpec {
   positions: 'rope' | 'learned';
   /** gated (act(gate)·up → down) or plain (act(up) → down) MLP */
   mlp: 'gated' | 'plain';
+  /** the activation when config.json names none (transformers' config default) */
+  defaultActivation: string;
   /** linear weights stored [in, out] (GPT-2's Conv1D) instead of [out, in] */
   conv1d: boolean;
   /** the output head reuses the embedding table unless config.json says tie_word_embeddings: false */
@@ -82,6 +84,7 @@ const LLAMA_LIKE = {
   sandwichNorms: false,
   positions: 'rope',
   mlp: 'gated',
+  defaultActivation: 'silu',
   conv1d: false,
   tiedByDefault: false,
   embedScale: false,
@@ -124,6 +127,7 @@ export const ARCHS: Record<Architecture, ArchSpec> = {
     slidingByDefault: (l) => l % 2 === 0,
     queryPreAttnScalar: true,
     norm: 'rms_one_plus',
+    defaultActivation: 'gelu_pytorch_tanh',
     sandwichNorms: true,
     tiedByDefault: true,
     embedScale: true,
@@ -138,6 +142,7 @@ export const ARCHS: Record<Architecture, ArchSpec> = {
     slidingByDefault: (l, raw) => (l + 1) % (typeof raw.sliding_window_pattern === 'number' ? raw.sliding_window_pattern : 6) !== 0,
     queryPreAttnScalar: true,
     norm: 'rms_one_plus',
+    defaultActivation: 'gelu_pytorch_tanh',
     qkNorm: true,
     sandwichNorms: true,
     tiedByDefault: true,
@@ -152,6 +157,7 @@ export const ARCHS: Record<Architecture, ArchSpec> = {
     sandwichNorms: false,
     positions: 'learned',
     mlp: 'plain',
+    defaultActivation: 'gelu_new',
     conv1d: true,
     tiedByDefault: true,
     embedScale: false,

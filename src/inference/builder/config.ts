@@ -155,7 +155,7 @@ export function normalizeConfig(input: Raw, file = 'config.json'): ModelConfig {
     throw new InvalidFileError(file, `head dimension ${headDim} (hidden_size / num_attention_heads) must be an even integer`);
   }
   const eps = positive('rms_norm_eps', positive('norm_eps', arch.norm === 'layernorm' ? 1e-5 : 1e-6));
-  const actName = raw.hidden_activation ?? raw.hidden_act ?? (arch.norm === 'layernorm' ? 'gelu_new' : 'silu');
+  const actName = raw.hidden_activation ?? raw.hidden_act ?? arch.defaultActivation;
   const activation = ACTIVATIONS[String(actName)];
   if (!activation) {
     throw new UnsupportedError(`hidden_act ${JSON.stringify(actName)} is not supported: loraforge's MLPs use silu, gelu_new / gelu_pytorch_tanh or gelu`);
