@@ -8,7 +8,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, InvalidFileError, UnsupportedError } from '../../src/errors.js';
-import { buildModel, checkManifest, type ModelManifest } from '../../src/inference/builder/index.js';
+import { buildModel, checkManifest, type LoraTarget, type ModelManifest } from '../../src/inference/builder/index.js';
 import { normalizeConfig } from '../../src/inference/builder/config.js';
 import { OnnxModel } from '../../src/formats/onnx.js';
 import { writeAdapter, type LoraAdapter } from '../../src/formats/peft.js';
@@ -16,9 +16,15 @@ import { foldIntoCheckpoint } from '../../src/merge/fold.js';
 import { dequantizeInt4, quantizeInt4 } from '../../src/inference/builder/quantize.js';
 import { fixture, fixturesSkipReason, haveFixtures } from '../helpers/fixtures.js';
 import {
+  GEMMA2_CONFIG,
+  GEMMA3_CONFIG,
+  GPT2_CONFIG,
   LLAMA_CONFIG,
   MISTRAL_CONFIG,
+  PHI3_CONFIG,
   QWEN2_CONFIG,
+  QWEN3_CONFIG,
+  TINY_HEAD_CONFIG,
   randomCheckpointTensors,
   randomLora,
   readCheckpointTensors,
@@ -42,7 +48,7 @@ afterAll(async () => {
 });
 
 /** A test adapter as the PEFT adapter formats/peft writes. */
-function peftAdapter(lora: ReferenceLora): LoraAdapter {
+function peftAdapter(lora: ReferenceLora, fanInFanOut = false): LoraAdapter {
   const first = [...lora.values()][0]!;
   const modules = new Map(
     [...lora].map(([name, m]) => [
@@ -57,7 +63,7 @@ function peftAdapter(lora: ReferenceLora): LoraAdapter {
       loraAlpha: first.scaling * first.rank,
       targetModules: [...new Set([...lora.keys()].map((n) => n.split('.').at(-1)!))],
       useRslora: false,
-      fanInFanOut: false,
+      fanInFanOut,
       rankPattern: {},
       alphaPattern: {},
       modulesToSave: null,
@@ -89,26 +95,46 @@ interface Case {
   cfg: RawConfig;
   dtype?: 'F32' | 'BF16';
   maxShardBytes?: number;
+  /** the modules of the two test adapters (PEFT names, relative to a layer) */
+  adapterModules?: [string[], string[]];
 }
+
+const LLAMA_MODULES: [string[], string[]] = [
+  ['self_attn.q_proj', 'self_attn.v_proj', 'mlp.down_proj'],
+  ['self_attn.k_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj'],
+];
 
 const CASES: Case[] = [
   { name: 'llama (GQA, llama3 rope scaling, untied)', cfg: LLAMA_CONFIG },
   { name: 'mistral (bf16, sharded, sliding window, linear rope scaling, head_dim)', cfg: MISTRAL_CONFIG, dtype: 'BF16', maxShardBytes: 40_000 },
   { name: 'qwen2 (q/k/v bias, tied, theta 1e6, `dtype` key)', cfg: QWEN2_CONFIG, dtype: 'BF16' },
+  { name: 'qwen3 (q/k norms, head_dim > hidden/heads, tied)', cfg: QWEN3_CONFIG, dtype: 'BF16' },
+  {
+    name: 'phi3 (fused qkv_proj and gate_up_proj with LoRA on them, sliding window)',
+    cfg: PHI3_CONFIG,
+    dtype: 'BF16',
+    adapterModules: [['self_attn.qkv_proj', 'mlp.down_proj'], ['self_attn.o_proj', 'mlp.gate_up_proj']],
+  },
+  { name: 'gemma3 (scaled embeddings, (1+w) norms ×4, q/k norms, GELU, local and global layers)', cfg: GEMMA3_CONFIG, dtype: 'BF16' },
+  { name: 'gemma2 (attention and final logit soft-caps, alternating windows)', cfg: GEMMA2_CONFIG },
+  {
+    name: 'gpt2 (learned positions, LayerNorm, Conv1D, fused c_attn, tied, no transformer. prefix)',
+    cfg: GPT2_CONFIG,
+    adapterModules: [['attn.c_attn', 'mlp.c_proj'], ['attn.c_proj', 'mlp.c_fc']],
+  },
+  { name: 'head_dim 4 (plain attention subgraph, GQA 2:1, sliding window)', cfg: TINY_HEAD_CONFIG },
 ];
 
-describe.each(CASES)('fp32 graph matches the float64 reference: $name', ({ cfg, dtype, maxShardBytes }) => {
+describe.each(CASES)('fp32 graph matches the float64 reference: $name', ({ cfg, dtype, maxShardBytes, adapterModules }) => {
   let weights: Map<string, Float32Array>;
   let manifest: ModelManifest;
   let dir: string;
   let session: ort.InferenceSession;
-  const adapters: ReferenceLora[] = [
-    randomLora(cfg, ['self_attn.q_proj', 'self_attn.v_proj', 'mlp.down_proj'], 4, 8, 11),
-    randomLora(cfg, ['self_attn.k_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj'], 2, 4, 12),
-  ];
+  const modules = adapterModules ?? LLAMA_MODULES;
+  const adapters: ReferenceLora[] = [randomLora(cfg, modules[0], 4, 8, 11), randomLora(cfg, modules[1], 2, 4, 12)];
 
   beforeAll(async () => {
-    const ckpt = path.join(root, `ckpt-${String(cfg.model_type)}`);
+    const ckpt = path.join(root, `ckpt-${String(cfg.model_type)}-${String(cfg.hidden_size ?? cfg.n_embd)}`);
     await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 7), { dtype, maxShardBytes });
     weights = await readCheckpointTensors(ckpt);
     ({ dir, manifest } = await buildModel(ckpt, {
@@ -237,27 +263,45 @@ describe('batching and adapters', () => {
   });
 });
 
-describe('int4', () => {
-  const cfg = LLAMA_CONFIG;
-  let ckpt: string;
-  let weights: Map<string, Float32Array>;
+/** The weights an int4 build computes with: every projection, the embedding (when hidden is a multiple of 32)
+ * and the head quantized and dequantized; Conv1D weights quantized as [out, in]; position tables as they are. */
+function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: number): Map<string, Float32Array> {
+  const shapes = new Map(randomCheckpointTensors(cfg, seed).map((t) => [t.name, t.shape]));
+  const roundTrip = (w: Float32Array, n: number, k: number) => dequantizeInt4(quantizeInt4(w, n, k));
+  const transpose = (w: Float32Array, r: number, c: number) => Float32Array.from({ length: w.length }, (_, i) => w[(i % r) * c + Math.floor(i / r)]!);
+  const out = new Map<string, Float32Array>();
+  const embedName = cfg.model_type === 'gpt2' ? 'wte.weight' : 'model.embed_tokens.weight';
+  for (const [name, w] of weights) {
+    const shape = shapes.get(name)!;
+    if (shape.length !== 2 || name === 'wpe.weight') out.set(name, w);
+    else if (name === embedName && shape[1]! % 32 !== 0) {
+      // the table stays fp32 for the lookup, the tied head is quantized
+      out.set(name, w);
+      out.set('lm_head.weight', roundTrip(w, shape[0]!, shape[1]!));
+    } else if (cfg.model_type === 'gpt2' && name !== embedName) {
+      const [i, o] = shape as [number, number];
+      out.set(name, transpose(roundTrip(transpose(w, i, o), o, i), o, i));
+    } else out.set(name, roundTrip(w, shape[0]!, shape[1]!));
+  }
+  return out;
+}
 
-  beforeAll(async () => {
-    ckpt = path.join(root, 'ckpt-int4');
+const INT4_CASES: Case[] = [
+  { name: 'llama', cfg: LLAMA_CONFIG },
+  { name: 'qwen3', cfg: QWEN3_CONFIG },
+  { name: 'phi3 (LoRA on fused qkv)', cfg: PHI3_CONFIG, adapterModules: [['self_attn.qkv_proj', 'mlp.gate_up_proj'], []] },
+  { name: 'gemma3 (hidden 48: fp32 table, int4 head)', cfg: GEMMA3_CONFIG },
+  { name: 'gpt2 (Conv1D)', cfg: GPT2_CONFIG, adapterModules: [['attn.c_attn', 'mlp.c_fc'], []] },
+];
+
+describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run on the dequantized weights: $name', ({ cfg, adapterModules }) => {
+  it('prefill and a decode step, with an adapter', async () => {
+    const ckpt = path.join(root, `ckpt-int4-${String(cfg.model_type)}`);
     await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 5));
-    weights = await readCheckpointTensors(ckpt);
-  });
-
-  it('with fp32 activations, equals the reference run on the dequantized weights', async () => {
-    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'int4', accuracyLevel: 0, maxRank: 4, slots: 2 });
-    const dequantized = new Map(
-      [...weights].map(([name, w]) => {
-        const info = randomCheckpointTensors(cfg, 5).find((t) => t.name === name)!;
-        return [name, info.shape.length === 2 ? dequantizeInt4(quantizeInt4(w, info.shape[0]!, info.shape[1]!)) : w];
-      }),
-    );
+    const dequantized = int4Weights(cfg, await readCheckpointTensors(ckpt), 5);
+    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'int4', accuracyLevel: 0, maxRank: 4, slots: 2, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] });
     const shape = runnerShape(manifest);
-    const adapter = randomLora(cfg, ['self_attn.q_proj', 'self_attn.o_proj'], 4, 8, 3);
+    const adapter = randomLora(cfg, (adapterModules ?? [['self_attn.q_proj', 'self_attn.o_proj']])[0], 4, 8, 3);
     const runner = new GraphRunner(await openSession(dir, manifest), shape, loraPool(shape, [adapter], 4), 1, 12);
     const tokens = [9, 8, 7, 6, 5];
     const logits = (await runner.prefill([tokens], [1]))[0]!;
@@ -265,6 +309,38 @@ describe('int4', () => {
     const next = (await runner.decode([4]))[0]!;
     expect(relativeError(next, referenceLogits(cfg, (n) => dequantized.get(n), [...tokens, 4], adapter).at(-1)!)).toBeLessThan(FP32_TOLERANCE);
     expect(manifest.quantization).toEqual({ bits: 4, blockSize: 32, accuracyLevel: 0, scheme: 'symmetric-rtn' });
+  });
+});
+
+describe('gpt2: LoRA on Conv1D layers', () => {
+  it('fed as inputs equals the adapter folded into the checkpoint (merge/fold.ts adds (B·A)ᵀ to [in, out] weights)', async () => {
+    const cfg = GPT2_CONFIG;
+    const ckpt = path.join(root, 'ckpt-gpt2-fold-base');
+    await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 41));
+    const lora = randomLora(cfg, ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'], 4, 8, 42);
+    const adapterDir = path.join(root, 'adapter-gpt2');
+    await writeAdapter(adapterDir, peftAdapter(lora, true), { dtype: 'F32' });
+    const folded = path.join(root, 'ckpt-gpt2-folded');
+    await foldIntoCheckpoint(ckpt, adapterDir, folded);
+    const options = { dataDir, dtype: 'fp32' as const, targets: ['q', 'o', 'up', 'down'] as LoraTarget[], maxRank: 4, slots: 2 };
+    const base = await buildModel(ckpt, options);
+    const fold = await buildModel(folded, options);
+    const shape = runnerShape(base.manifest);
+    const prompt = [[3, 14, 15, 92, 65, 35]];
+    const withInputs = new GraphRunner(await openSession(base.dir, base.manifest), shape, loraPool(shape, [lora], 4), 1, 10);
+    const withFold = new GraphRunner(await openSession(fold.dir, fold.manifest), shape, loraPool(shape, [], 4), 1, 10);
+    expect(relativeError((await withInputs.prefill(prompt, [1]))[0]!, (await withFold.prefill(prompt, [0]))[0]!)).toBeLessThan(FP32_TOLERANCE);
+    expect(relativeError((await withInputs.decode([8]))[0]!, (await withFold.decode([8]))[0]!)).toBeLessThan(FP32_TOLERANCE);
+  });
+});
+
+describe('int4', () => {
+  const cfg = LLAMA_CONFIG;
+  let ckpt: string;
+
+  beforeAll(async () => {
+    ckpt = path.join(root, 'ckpt-int4');
+    await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 5));
   });
 
   it('stores 4-bit weights: the int4 dir is much smaller than the fp32 one', async () => {
@@ -343,10 +419,17 @@ describe('build cache, files and refusals', () => {
   });
 
   it('refuses other architectures by name, and broken checkpoints with the tensor at fault', async () => {
-    const gpt2 = path.join(root, 'ckpt-gpt2');
-    await writeCheckpoint(gpt2, { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' }, [{ name: 'wte.weight', shape: [2, 2], data: new Float32Array(4) }]);
-    await expect(buildModel(gpt2, { dataDir })).rejects.toThrow(UnsupportedError);
-    await expect(buildModel(gpt2, { dataDir })).rejects.toThrow(/architecture GPT2LMHeadModel is not supported/);
+    const neox = path.join(root, 'ckpt-neox');
+    await writeCheckpoint(neox, { architectures: ['GPTNeoXForCausalLM'], model_type: 'gpt_neox' }, [{ name: 'embed_in.weight', shape: [2, 2], data: new Float32Array(4) }]);
+    await expect(buildModel(neox, { dataDir })).rejects.toThrow(UnsupportedError);
+    await expect(buildModel(neox, { dataDir })).rejects.toThrow(
+      /^architecture GPTNeoXForCausalLM is not supported: loraforge builds LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel checkpoints$/,
+    );
+
+    const gpt2 = path.join(root, 'ckpt-gpt2-positions');
+    await writeCheckpoint(gpt2, GPT2_CONFIG, randomCheckpointTensors(GPT2_CONFIG, 1));
+    await expect(buildModel(gpt2, { dataDir, maxPositions: 65 })).rejects.toThrow("maxPositions 65 is beyond this gpt2 model's learned positions (64)");
+    await expect(buildModel(gpt2, { dataDir, targets: ['gate'] })).rejects.toThrow('LoRA targets gate: a gpt2 model has none of them');
 
     const yarn = path.join(root, 'ckpt-yarn');
     await writeCheckpoint(yarn, { ...LLAMA_CONFIG, rope_scaling: { rope_type: 'yarn', factor: 4 } }, randomCheckpointTensors(LLAMA_CONFIG, 1));
@@ -377,19 +460,24 @@ describe('build cache, files and refusals', () => {
 });
 
 describe.skipIf(!haveFixtures)(`a real synthetic checkpoint with no "architectures" and "dtype" ${haveFixtures ? '' : fixturesSkipReason}`, () => {
-  it('has its config understood, and is refused for its head size, saying why', async () => {
+  it('has its config understood, and is served with plain attention for its head size 4', async () => {
     const ckpt = fixture('checkpoints/candle-llama-synthetic-milkdrift');
     const raw = JSON.parse(await readFile(path.join(ckpt, 'config.json'), 'utf8')) as RawConfig;
     expect(raw.architectures).toBeUndefined();
-    // config tolerance: model_type instead of architectures, dtype instead of torch_dtype (head_dim 4 aside)
-    expect(normalizeConfig({ ...raw, hidden_size: 16, num_attention_heads: 2 })).toMatchObject({
-      architecture: 'llama',
-      sourceDtype: 'float32',
-      numLayers: 1,
-      vocabSize: 16,
-      headDim: 8,
-      tieWordEmbeddings: false,
-    });
-    await expect(buildModel(ckpt, { dataDir, dtype: 'fp32' })).rejects.toThrow(/head dimension 4 is not supported: onnxruntime's GroupQueryAttention needs a multiple of 8/);
+    // config tolerance: model_type instead of architectures, dtype instead of torch_dtype
+    expect(normalizeConfig(raw)).toMatchObject({ architecture: 'llama', sourceDtype: 'float32', numLayers: 1, vocabSize: 16, headDim: 4, tieWordEmbeddings: false });
+    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'fp32', maxRank: 2, slots: 2 });
+    const weights = await readCheckpointTensors(ckpt);
+    const shape = runnerShape(manifest);
+    const adapter = randomLora(raw, ['self_attn.q_proj', 'self_attn.v_proj'], 2, 4, 5);
+    const runner = new GraphRunner(await openSession(dir, manifest), shape, loraPool(shape, [adapter], 2), 2, 12);
+    const prompts = [[3, 1, 4, 1, 5], [9, 2]];
+    const reference = (tokens: number[], lora?: ReferenceLora) => referenceLogits(raw, (n) => weights.get(n), tokens, lora).at(-1)!;
+    const first = await runner.prefill(prompts, [1, 0]);
+    expect(relativeError(first[0]!, reference(prompts[0]!, adapter))).toBeLessThan(FP32_TOLERANCE);
+    expect(relativeError(first[1]!, reference(prompts[1]!))).toBeLessThan(FP32_TOLERANCE);
+    const next = await runner.decode([6, 7]);
+    expect(relativeError(next[0]!, reference([...prompts[0]!, 6], adapter))).toBeLessThan(FP32_TOLERANCE);
+    expect(relativeError(next[1]!, reference([...prompts[1]!, 7]))).toBeLessThan(FP32_TOLERANCE);
   });
 });

@@ -9,10 +9,11 @@ import { ConflictError, InvalidInputError } from '../../errors.js';
 import { writeDirAtomic } from '../../formats/atomic.js';
 import { Checkpoint } from '../../formats/checkpoint.js';
 import { TOKENIZER_FILES } from '../tokenizer.js';
-import { normalizeConfig, type ModelConfig } from './config.js';
-import { buildDecoderGraph, loraFeatures, type HeadKind } from './graph.js';
+import { archSpec, modulePath, resolveTargets } from './arch.js';
+import { normalizeConfig, projectionFeatures, type ModelConfig } from './config.js';
+import { buildDecoderGraph, type HeadKind } from './graph.js';
 import { BUILDER_VERSION, MANIFEST_FILE, readManifest, type GraphManifest, type ModelManifest } from './manifest.js';
-import { LORA_TARGETS, io, modulePath, type LoraTarget } from './naming.js';
+import { LORA_TARGETS, io, type LoraTarget } from './naming.js';
 import { INT4_BLOCK_SIZE, WeightSink, checkTensors, convertWeights, estimateBytes, type WeightDtype } from './weights.js';
 
 export { checkManifest, readManifest, BUILDER_VERSION, type ModelManifest } from './manifest.js';
@@ -31,7 +32,7 @@ export interface BuildOptions {
   dataDir: string;
   /** weight storage (default int4: 4-bit MatMulNBits, the fast choice on CPU) */
   dtype?: WeightDtype;
-  /** projections that take LoRA inputs (default q, k, v, o) */
+  /** projections that take LoRA inputs (default q, k, v, o), in the architecture's terms (see resolveTargets) */
   targets?: readonly LoraTarget[];
   /** largest adapter rank the engine's pool holds (default 64) */
   maxRank?: number;
@@ -105,9 +106,13 @@ async function fingerprint(checkpoint: Checkpoint): Promise<string> {
 function checkOptions(options: BuildOptions, config: ModelConfig) {
   const dtype = options.dtype ?? 'int4';
   if (dtype !== 'fp32' && dtype !== 'int4') throw new InvalidInputError(`dtype must be fp32 or int4, not ${JSON.stringify(dtype)}`);
-  const targets = [...new Set(options.targets ?? (['q', 'k', 'v', 'o'] as LoraTarget[]))];
-  for (const t of targets) {
+  const requested = [...new Set(options.targets ?? (['q', 'k', 'v', 'o'] as LoraTarget[]))];
+  for (const t of requested) {
     if (!LORA_TARGETS.includes(t)) throw new InvalidInputError(`unknown LoRA target ${JSON.stringify(t)}: choose from ${LORA_TARGETS.join(', ')}`);
+  }
+  const targets = resolveTargets(archSpec(config.architecture), requested);
+  if (requested.length > 0 && targets.length === 0) {
+    throw new InvalidInputError(`LoRA targets ${requested.join(', ')}: a ${config.architecture} model has none of them`);
   }
   targets.sort((a, b) => LORA_TARGETS.indexOf(a) - LORA_TARGETS.indexOf(b));
   const int = (name: string, value: number, min: number, max: number): number => {
@@ -117,6 +122,10 @@ function checkOptions(options: BuildOptions, config: ModelConfig) {
   const maxRank = int('maxRank', options.maxRank ?? 64, 1, 4096);
   const slots = int('slots', options.slots ?? 8, 2, 1024);
   const maxPositions = int('maxPositions', options.maxPositions ?? config.maxPositionEmbeddings, 1, 1 << 22);
+  // a learned position table (GPT-2) ends where it ends; rotary caches can be made longer
+  if (archSpec(config.architecture).positions === 'learned' && maxPositions > config.maxPositionEmbeddings) {
+    throw new InvalidInputError(`maxPositions ${maxPositions} is beyond this ${config.architecture} model's learned positions (${config.maxPositionEmbeddings})`);
+  }
   const accuracyLevel = int('accuracyLevel', options.accuracyLevel ?? 4, 0, 4);
   const heads = [...new Set(options.heads ?? (['generate', 'score'] as HeadKind[]))];
   if (!heads.includes('generate')) throw new InvalidInputError('heads must include generate');
@@ -251,8 +260,8 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
               opts.targets.map((target) => ({
                 layer,
                 target,
-                module: modulePath(layer, target),
-                ...loraFeatures(config, target),
+                module: modulePath(archSpec(config.architecture), layer, target),
+                ...projectionFeatures(config, target),
                 a: io.loraA(layer, target),
                 b: io.loraB(layer, target),
               })),

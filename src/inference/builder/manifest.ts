@@ -5,10 +5,11 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { InvalidFileError, NotFoundError } from '../../errors.js';
+import { ARCHS, type Architecture } from './arch.js';
 import { LORA_TARGETS } from './naming.js';
 
 /** Bumped whenever the graph or the manifest changes: model dirs are cached per builder version. */
-export const BUILDER_VERSION = 1;
+export const BUILDER_VERSION = 2;
 export const MANIFEST_FILE = 'manifest.json';
 
 const Dim = z.union([z.number().int().nonnegative(), z.string()]);
@@ -37,7 +38,7 @@ const RopeScalingSchema = z.union([
 ]);
 
 export const ModelConfigSchema = z.object({
-  architecture: z.enum(['llama', 'mistral', 'qwen2']),
+  architecture: z.enum(Object.keys(ARCHS) as [Architecture, ...Architecture[]]),
   hiddenSize: z.number().int(),
   intermediateSize: z.number().int(),
   numLayers: z.number().int(),
@@ -45,12 +46,19 @@ export const ModelConfigSchema = z.object({
   numKvHeads: z.number().int(),
   headDim: z.number().int(),
   vocabSize: z.number().int(),
-  rmsNormEps: z.number(),
+  normEps: z.number(),
+  activation: z.enum(['silu', 'gelu_tanh', 'gelu']),
   ropeTheta: z.number(),
   ropeScaling: RopeScalingSchema.nullable(),
+  localRopeTheta: z.number().nullable(),
   maxPositionEmbeddings: z.number().int(),
   tieWordEmbeddings: z.boolean(),
   slidingWindow: z.number().int().nullable(),
+  slidingLayers: z.array(z.boolean()),
+  attentionScale: z.number(),
+  attnLogitSoftcap: z.number().nullable(),
+  finalLogitSoftcap: z.number().nullable(),
+  embedScale: z.number(),
   bosTokenId: z.number().int().nullable(),
   eosTokenIds: z.array(z.number().int()),
   padTokenId: z.number().int().nullable(),
@@ -60,7 +68,7 @@ export const ModelConfigSchema = z.object({
 const LoraInputSchema = z.object({
   layer: z.number().int(),
   target: z.enum(LORA_TARGETS),
-  /** HF/PEFT module path, e.g. model.layers.0.self_attn.q_proj */
+  /** HF/PEFT module path, e.g. model.layers.0.self_attn.q_proj or transformer.h.0.attn.c_attn */
   module: z.string(),
   inFeatures: z.number().int(),
   outFeatures: z.number().int(),

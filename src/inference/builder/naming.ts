@@ -1,34 +1,17 @@
-// Names shared by the weight converter, the graph and the manifest: HF module paths of the LoRA targets and the
-// initializer names each representation of a weight gets in the graph.
+// Names shared by the weight converter, the graph and the manifest: the LoRA targets, the initializer names each
+// representation of a weight gets in the graph, the graph's inputs and outputs. Module paths per architecture are
+// in arch.ts.
 
-export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+/** Projections that can take LoRA inputs: `qkv` and `gate_up` are the fused modules of Phi-3 and GPT-2. */
+export const LORA_TARGETS = ['q', 'k', 'v', 'qkv', 'o', 'gate', 'up', 'gate_up', 'down'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
-
-const TARGET_MODULE: Record<LoraTarget, string> = {
-  q: 'self_attn.q_proj',
-  k: 'self_attn.k_proj',
-  v: 'self_attn.v_proj',
-  o: 'self_attn.o_proj',
-  gate: 'mlp.gate_proj',
-  up: 'mlp.up_proj',
-  down: 'mlp.down_proj',
-};
 
 export function isLoraTarget(value: string): value is LoraTarget {
   return (LORA_TARGETS as readonly string[]).includes(value);
 }
 
-/** The HF module path of a projection, e.g. `model.layers.3.self_attn.q_proj` (PEFT adapters name the same). */
-export function modulePath(layer: number, target: LoraTarget): string {
-  return `model.layers.${layer}.${TARGET_MODULE[target]}`;
-}
-
-export const EMBED = 'model.embed_tokens';
+/** An untied output head's module, the same in every supported architecture. */
 export const LM_HEAD = 'lm_head';
-export const FINAL_NORM = 'model.norm.weight';
-
-export const layerNorm = (layer: number, which: 'input' | 'post_attention'): string =>
-  `model.layers.${layer}.${which}_layernorm.weight`;
 
 /** Initializer names per representation. */
 export const weightName = {
@@ -43,8 +26,11 @@ export const weightName = {
   scales: (module: string) => `${module}.scales`,
 };
 
-export const ROPE_COS = 'rope.cos_cache';
-export const ROPE_SIN = 'rope.sin_cache';
+/** rotary caches: the global one, and Gemma 3's sliding layers' own (another base) */
+export const rope = {
+  cos: (local = false) => (local ? 'rope.local.cos_cache' : 'rope.cos_cache'),
+  sin: (local = false) => (local ? 'rope.local.sin_cache' : 'rope.sin_cache'),
+};
 
 /** Graph input and output names (the contract of shared/docs/SERVING.md). */
 export const io = {

@@ -1,11 +1,13 @@
 // Checkpoint tensors → graph initializers, one tensor at a time: read (any float dtype → f32), convert (transpose
-// for fp32 MatMul, or 4-bit quantize), hand to the sink, drop. The sink either keeps the bytes for inline
+// for fp32 MatMul, or 4-bit quantize; GPT-2's Conv1D weights are already [in, out]; Gemma's norms get their 1 + w),
+// hand to the sink, drop. The sink either keeps the bytes for inline
 // initializers (small models) or appends them to the external data file, so converting a 7B checkpoint holds one
 // tensor in memory at a time, not the model.
 import { BYTES_PER_ELEMENT, ExternalDataFile, type ExternalTensorRef, type OnnxDtype, type OnnxModel } from '../../formats/onnx.js';
 import { CancelledError, InvalidFileError } from '../../errors.js';
-import type { ModelConfig } from './config.js';
-import { EMBED, FINAL_NORM, LM_HEAD, LORA_TARGETS, ROPE_COS, ROPE_SIN, layerNorm, modulePath, weightName } from './naming.js';
+import { archSpec, archTargets, modulePath, type ArchSpec } from './arch.js';
+import { projectionFeatures, type ModelConfig } from './config.js';
+import { LM_HEAD, rope, weightName, type LoraTarget } from './naming.js';
 import { quantizeInt4 } from './quantize.js';
 import { ropeCaches } from './rope.js';
 
@@ -89,42 +91,60 @@ interface Task {
   run(): Promise<void>;
 }
 
+/** The norm modules of layer `l`, prefixed (qk norms last: they are [head_dim], the others [hidden]). */
+export function layerNorms(arch: ArchSpec, l: number): { hidden: string[]; head: string[] } {
+  const n = arch.names;
+  const p = arch.names.layer(l);
+  const hidden = [n.inputNorm, n.postAttentionNorm, n.preFeedforwardNorm, n.postFeedforwardNorm].filter((x): x is string => !!x);
+  const head = arch.qkNorm ? [n.qNorm!, n.kNorm!] : [];
+  return { hidden: hidden.map((x) => `${p}.${x}`), head: head.map((x) => `${p}.${x}`) };
+}
+
+/** The name a canonical tensor name has in the files (GPT-2 checkpoints may lack the `transformer.` prefix). */
+function storedName(arch: ArchSpec, source: TensorSource, name: string): string {
+  if (source.has(name)) return name;
+  return arch.aliases?.(name).find((a) => source.has(a)) ?? name;
+}
+
 /**
- * The checkpoint's tensors this config needs, checked for presence and shape before anything is converted, so a
- * wrong or truncated checkpoint fails at once with the tensor's name.
+ * The checkpoint's tensors this config needs (canonical names), checked for presence and shape before anything is
+ * converted, so a wrong or truncated checkpoint fails at once with the tensor's name.
  */
 function expectedShapes(config: ModelConfig, tied: boolean): Map<string, number[]> {
-  const { hiddenSize: d, intermediateSize: im, numHeads, numKvHeads, headDim, vocabSize } = config;
+  const arch = archSpec(config.architecture);
+  const { hiddenSize: d, headDim, vocabSize } = config;
   const shapes = new Map<string, number[]>();
-  shapes.set(`${EMBED}.weight`, [vocabSize, d]);
-  const dims: Record<(typeof LORA_TARGETS)[number], [number, number]> = {
-    q: [numHeads * headDim, d],
-    k: [numKvHeads * headDim, d],
-    v: [numKvHeads * headDim, d],
-    o: [d, numHeads * headDim],
-    gate: [im, d],
-    up: [im, d],
-    down: [d, im],
+  const norm = (module: string, size: number) => {
+    shapes.set(`${module}.weight`, [size]);
+    if (arch.norm === 'layernorm') shapes.set(`${module}.bias`, [size]);
   };
+  shapes.set(`${arch.names.embed}.weight`, [vocabSize, d]);
+  if (arch.names.positionTable) shapes.set(`${arch.names.positionTable}.weight`, [config.maxPositionEmbeddings, d]);
   for (let l = 0; l < config.numLayers; l++) {
-    shapes.set(layerNorm(l, 'input'), [d]);
-    shapes.set(layerNorm(l, 'post_attention'), [d]);
-    for (const t of LORA_TARGETS) shapes.set(`${modulePath(l, t)}.weight`, dims[t]);
+    const { hidden, head } = layerNorms(arch, l);
+    for (const n of hidden) norm(n, d);
+    for (const n of head) norm(n, headDim);
+    for (const t of archTargets(arch)) {
+      const { inFeatures, outFeatures } = projectionFeatures(config, t);
+      shapes.set(`${modulePath(arch, l, t)}.weight`, arch.conv1d ? [inFeatures, outFeatures] : [outFeatures, inFeatures]);
+    }
   }
-  shapes.set(FINAL_NORM, [d]);
+  norm(arch.names.finalNorm, d);
   if (!tied) shapes.set(`${LM_HEAD}.weight`, [vocabSize, d]);
   return shapes;
 }
 
-/** Whether the output head reuses the embedding table: stated in the config, or no lm_head.weight in the files. */
+/** Whether the output head reuses the embedding table: stated (or implied) by the config, or no lm_head.weight. */
 export function isTied(config: ModelConfig, source: TensorSource): boolean {
   return config.tieWordEmbeddings || !source.has(`${LM_HEAD}.weight`);
 }
 
 export function checkTensors(config: ModelConfig, source: TensorSource, file: string): void {
+  const arch = archSpec(config.architecture);
   for (const [name, shape] of expectedShapes(config, isTied(config, source))) {
-    if (!source.has(name)) throw new InvalidFileError(file, `tensor ${name} is missing: is this a complete ${config.architecture} checkpoint?`);
-    const info = source.info(name);
+    const stored = storedName(arch, source, name);
+    if (!source.has(stored)) throw new InvalidFileError(file, `tensor ${name} is missing: is this a complete ${config.architecture} checkpoint?`);
+    const info = source.info(stored);
     if (info.shape.join(',') !== shape.join(',')) {
       throw new InvalidFileError(file, `tensor ${name} has shape [${info.shape.join(', ')}], config.json implies [${shape.join(', ')}]`);
     }
@@ -133,19 +153,18 @@ export function checkTensors(config: ModelConfig, source: TensorSource, file: st
 
 /** Output bytes of the converted weights, to decide between inline and external data before converting. */
 export function estimateBytes(config: ModelConfig, dtype: WeightDtype, source: TensorSource, maxPositions: number): number {
-  let total = 2 * maxPositions * (config.headDim / 2) * 4;
+  let total = (config.localRopeTheta === null ? 2 : 4) * maxPositions * (config.headDim / 2) * 4;
   const tied = isTied(config, source);
   for (const shape of expectedShapes(config, tied).values()) {
     const n = shape.reduce((a, b) => a * b, 1);
     total += shape.length === 2 && dtype === 'int4' ? n / 2 + (n / INT4_BLOCK_SIZE) * 4 : n * 4;
   }
-  for (const name of source.tensorNames) if (name.endsWith('_proj.bias')) total += (source.info(name).shape[0] ?? 0) * 4;
   return total;
 }
 
 /**
- * Converts every tensor the graph needs into `sink`, in a fixed order. Names follow `weightName`; `graph.ts` reads
- * them back from `sink.refs`.
+ * Converts every tensor the graph needs into `sink`, in a fixed order. Names follow `weightName` over the canonical
+ * module paths of arch.ts; `graph.ts` reads them back from `sink.refs`.
  */
 export async function convertWeights(
   config: ModelConfig,
@@ -154,54 +173,56 @@ export async function convertWeights(
   options: { dtype: WeightDtype; maxPositions: number; onProgress?: (p: ConvertProgress) => void; signal?: AbortSignal },
 ): Promise<void> {
   const { dtype } = options;
+  const arch = archSpec(config.architecture);
   const tied = isTied(config, source);
   const d = config.hiddenSize;
+  const embed = arch.names.embed;
   const tasks: Task[] = [];
-  const read = async (name: string): Promise<Float32Array> => source.readFloat32(name);
+  const read = async (name: string): Promise<Float32Array> => source.readFloat32(storedName(arch, source, name));
+  const has = (name: string) => source.has(storedName(arch, source, name));
   const add = (name: string, onnxDtype: OnnxDtype, dims: number[], data: ArrayBufferView): Promise<void> => {
     if (data.byteLength !== dims.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[onnxDtype]) throw new Error(`size mismatch converting ${name}`);
     return sink.add(name, onnxDtype, dims, data);
   };
+  const addInt4 = async (module: string, w: Float32Array, n: number, k: number, scalesDims?: number[]) => {
+    const q = quantizeInt4(w, n, k, INT4_BLOCK_SIZE);
+    await add(weightName.qweight(module), 'uint8', [n, q.blocksPerRow, INT4_BLOCK_SIZE / 2], q.qweight);
+    await add(weightName.scales(module), 'float32', scalesDims ?? [n * q.blocksPerRow], q.scales);
+    return q;
+  };
   const int4Embedding = dtype === 'int4' && d % INT4_BLOCK_SIZE === 0;
 
   tasks.push({
-    name: `${EMBED}.weight`,
+    name: `${embed}.weight`,
     run: async () => {
-      const w = await read(`${EMBED}.weight`);
+      const w = await read(`${embed}.weight`);
       if (int4Embedding) {
-        const q = quantizeInt4(w, config.vocabSize, d, INT4_BLOCK_SIZE);
-        await add(weightName.qweight(EMBED), 'uint8', [config.vocabSize, q.blocksPerRow, INT4_BLOCK_SIZE / 2], q.qweight);
         // GatherBlockQuantized wants scales of the data's rank
-        await add(weightName.scales(EMBED), 'float32', [config.vocabSize, q.blocksPerRow, 1], q.scales);
+        const q = await addInt4(embed, w, config.vocabSize, d, [config.vocabSize, Math.ceil(d / INT4_BLOCK_SIZE), 1]);
         // MatMulNBits cannot read [V, blocks, 1] scales: the tied head gets its own flat copy (1/8 of the table)
         if (tied) await add(weightName.scales(LM_HEAD), 'float32', [config.vocabSize * q.blocksPerRow], q.scales);
       } else {
-        await add(weightName.plain(EMBED), 'float32', [config.vocabSize, d], w);
+        await add(weightName.plain(embed), 'float32', [config.vocabSize, d], w);
       }
       // fp32 tied head: Gemm(transB=1) reads the embedding table as it is, no copy
-      if (tied && dtype === 'int4' && !int4Embedding) {
-        const q = quantizeInt4(w, config.vocabSize, d, INT4_BLOCK_SIZE);
-        await add(weightName.qweight(LM_HEAD), 'uint8', [config.vocabSize, q.blocksPerRow, INT4_BLOCK_SIZE / 2], q.qweight);
-        await add(weightName.scales(LM_HEAD), 'float32', [config.vocabSize * q.blocksPerRow], q.scales);
-      }
+      if (tied && dtype === 'int4' && !int4Embedding) await addInt4(LM_HEAD, w, config.vocabSize, d);
     },
   });
+  if (arch.names.positionTable) {
+    const table = `${arch.names.positionTable}.weight`;
+    tasks.push({ name: table, run: async () => add(weightName.plain(arch.names.positionTable!), 'float32', [config.maxPositionEmbeddings, d], await read(table)) });
+  }
 
-  const linear = (module: string): Task => ({
+  const linear = (module: string, target: LoraTarget): Task => ({
     name: `${module}.weight`,
     run: async () => {
-      const info = source.info(`${module}.weight`);
-      const [n, k] = info.shape as [number, number];
+      const { inFeatures: k, outFeatures: n } = projectionFeatures(config, target);
       const w = await read(`${module}.weight`);
-      if (dtype === 'int4') {
-        const q = quantizeInt4(w, n, k, INT4_BLOCK_SIZE);
-        await add(weightName.qweight(module), 'uint8', [n, q.blocksPerRow, INT4_BLOCK_SIZE / 2], q.qweight);
-        await add(weightName.scales(module), 'float32', [n * q.blocksPerRow], q.scales);
-      } else {
-        await add(weightName.transposed(module), 'float32', [k, n], transpose(w, n, k));
-      }
-      if (source.has(`${module}.bias`)) {
-        const bias = source.info(`${module}.bias`);
+      // Conv1D stores [in, out], which is what MatMul reads; MatMulNBits wants [out, in]
+      if (dtype === 'int4') await addInt4(module, arch.conv1d ? transpose(w, k, n) : w, n, k);
+      else await add(weightName.transposed(module), 'float32', [k, n], arch.conv1d ? w : transpose(w, n, k));
+      if (has(`${module}.bias`)) {
+        const bias = source.info(storedName(arch, source, `${module}.bias`));
         if (bias.shape.join(',') !== String(n)) {
           throw new InvalidFileError('checkpoint', `tensor ${module}.bias has shape [${bias.shape.join(', ')}], expected [${n}]`);
         }
@@ -209,38 +230,47 @@ export async function convertWeights(
       }
     },
   });
-  const vector = (name: string): Task => ({ name, run: async () => add(name, 'float32', [d], await read(name)) });
+  const norm = (module: string, size: number): Task => ({
+    name: `${module}.weight`,
+    run: async () => {
+      const w = await read(`${module}.weight`);
+      // Gemma's RMSNorm multiplies by (1 + w), computed in float32 as transformers does
+      await add(weightName.plain(module), 'float32', [size], arch.norm === 'rms_one_plus' ? w.map((v) => Math.fround(1 + v)) : w);
+      if (arch.norm === 'layernorm') await add(weightName.bias(module), 'float32', [size], await read(`${module}.bias`));
+    },
+  });
 
   for (let l = 0; l < config.numLayers; l++) {
-    tasks.push(vector(layerNorm(l, 'input')));
-    for (const t of ['q', 'k', 'v', 'o'] as const) tasks.push(linear(modulePath(l, t)));
-    tasks.push(vector(layerNorm(l, 'post_attention')));
-    for (const t of ['gate', 'up', 'down'] as const) tasks.push(linear(modulePath(l, t)));
+    const { hidden, head } = layerNorms(arch, l);
+    for (const n of hidden) tasks.push(norm(n, d));
+    for (const n of head) tasks.push(norm(n, config.headDim));
+    for (const t of archTargets(arch)) tasks.push(linear(modulePath(arch, l, t), t));
   }
-  tasks.push(vector(FINAL_NORM));
+  tasks.push(norm(arch.names.finalNorm, d));
   if (!tied) {
     tasks.push({
       name: `${LM_HEAD}.weight`,
       run: async () => {
         const w = await read(`${LM_HEAD}.weight`);
-        if (dtype === 'int4') {
-          const q = quantizeInt4(w, config.vocabSize, d, INT4_BLOCK_SIZE);
-          await add(weightName.qweight(LM_HEAD), 'uint8', [config.vocabSize, q.blocksPerRow, INT4_BLOCK_SIZE / 2], q.qweight);
-          await add(weightName.scales(LM_HEAD), 'float32', [config.vocabSize * q.blocksPerRow], q.scales);
-        } else {
-          await add(weightName.plain(LM_HEAD), 'float32', [config.vocabSize, d], w);
+        if (dtype === 'int4') await addInt4(LM_HEAD, w, config.vocabSize, d);
+        else await add(weightName.plain(LM_HEAD), 'float32', [config.vocabSize, d], w);
+      },
+    });
+  }
+  if (arch.positions === 'rope') {
+    tasks.push({
+      name: 'rope caches',
+      run: async () => {
+        const caches: [boolean, number, ModelConfig['ropeScaling']][] = [[false, config.ropeTheta, config.ropeScaling]];
+        if (config.localRopeTheta !== null) caches.push([true, config.localRopeTheta, null]);
+        for (const [local, ropeTheta, ropeScaling] of caches) {
+          const { cos, sin } = ropeCaches({ headDim: config.headDim, ropeTheta, ropeScaling }, options.maxPositions);
+          await add(rope.cos(local), 'float32', [options.maxPositions, config.headDim / 2], cos);
+          await add(rope.sin(local), 'float32', [options.maxPositions, config.headDim / 2], sin);
         }
       },
     });
   }
-  tasks.push({
-    name: 'rope caches',
-    run: async () => {
-      const { cos, sin } = ropeCaches(config, options.maxPositions);
-      await add(ROPE_COS, 'float32', [options.maxPositions, config.headDim / 2], cos);
-      await add(ROPE_SIN, 'float32', [options.maxPositions, config.headDim / 2], sin);
-    },
-  });
 
   for (let i = 0; i < tasks.length; i++) {
     if (options.signal?.aborted) throw new CancelledError('model build cancelled');

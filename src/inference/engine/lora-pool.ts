@@ -38,6 +38,8 @@ export interface PrepareLimits {
   maxRank: number;
   /** the LoRA targets the graph was built with, for the message when an adapter needs more */
   targets: readonly string[];
+  /** the target a module path is in the served architecture (GPT-2's mlp.c_proj is `down`), for that message */
+  targetOf?: (module: string) => string | undefined;
 }
 
 /** Checks an adapter against the graph's LoRA sites and lays its factors out for the pool. */
@@ -56,10 +58,13 @@ export function prepareAdapter(adapter: LoraAdapter, sites: readonly LoraSite[],
     }
     const index = byModule.get(mod.name);
     if (index === undefined) {
-      const projection = mod.name.split('.').pop() ?? mod.name;
+      const target = limits.targetOf?.(mod.name) ?? (mod.name.split('.').pop() ?? mod.name).replace(/_proj$/, '');
+      if (limits.targets.includes(target)) {
+        throw new UnsupportedError(`adapter ${label} has LoRA on ${mod.name}, which the served model does not have: it was trained for another base model`);
+      }
       throw new UnsupportedError(
         `adapter ${label} has LoRA on ${mod.name}, which this model's graph has no LoRA input for ` +
-          `(built with targets ${limits.targets.join(',')}): rebuild the model with --targets including ${projection.replace(/_proj$/, '')}, ` +
+          `(built with targets ${limits.targets.join(',')}): rebuild the model with --targets including ${target}, ` +
           'or check that the adapter was trained for this base model',
       );
     }

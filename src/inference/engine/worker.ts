@@ -2,6 +2,7 @@
 // cache, the adapter pool and the scheduler live here and the main thread stays free for HTTP.
 import { parentPort, workerData } from 'node:worker_threads';
 import { readAdapter } from '../../formats/peft.js';
+import { archSpec, targetOfModule } from '../builder/arch.js';
 import { checkManifest } from '../builder/manifest.js';
 import { ModelTokenizer } from '../tokenizer.js';
 import { EngineCore, type CoreSink, type ScoringSetup } from './core.js';
@@ -38,11 +39,13 @@ async function main(): Promise<void> {
       }
     : null;
   const { spec } = model;
+  const arch = archSpec(model.manifest.config.architecture);
+  const targetOf = (module: string) => targetOfModule(arch, module);
   const core = new EngineCore(
     spec,
     runner,
     tokenizer,
-    async (ref) => prepareAdapter(await readAdapter(ref.dir), spec.sites, { maxRank: spec.maxRank, targets: spec.targets }, ref.label),
+    async (ref) => prepareAdapter(await readAdapter(ref.dir), spec.sites, { maxRank: spec.maxRank, targets: spec.targets, targetOf }, ref.label),
     sink,
     init.core,
     scoring,

@@ -1,0 +1,122 @@
+// What every block of the decoder graph shares: the model being written, the architecture's switches, the
+// converted weights, constant helpers, and the one projection every block uses (base weight, bias, the row's
+// LoRA from the slot pool).
+import { OnnxModel, type Dim, type OnnxDtype } from '../../../formats/onnx.js';
+import { archSpec, modulePath, type ArchSpec } from '../arch.js';
+import { projectionFeatures, type ModelConfig } from '../config.js';
+import { io, weightName, type LoraTarget } from '../naming.js';
+import { INT4_BLOCK_SIZE, type WeightDtype, type WeightSink } from '../weights.js';
+
+export type HeadKind = 'generate' | 'score';
+
+export interface IoSpec {
+  name: string;
+  dtype: OnnxDtype;
+  /** numbers are fixed sizes; strings are symbolic dims, equal names meaning equal sizes */
+  shape: Dim[];
+}
+
+export interface GraphSpec {
+  config: ModelConfig;
+  dtype: WeightDtype;
+  targets: readonly LoraTarget[];
+  /** MatMulNBits accuracy_level: 0 = fp32 activations, 4 = int8 activations (fastest on CPU) */
+  accuracyLevel: number;
+  head: HeadKind;
+  /** written into the model's metadata */
+  metadata?: Record<string, string>;
+}
+
+export const MS = { domain: 'com.microsoft' };
+
+export class GraphContext {
+  readonly m: OnnxModel;
+  readonly arch: ArchSpec;
+  readonly config: ModelConfig;
+  readonly inputs: IoSpec[] = [];
+  readonly outputs: IoSpec[] = [];
+
+  constructor(
+    readonly spec: GraphSpec,
+    readonly weights: WeightSink,
+  ) {
+    this.config = spec.config;
+    this.arch = archSpec(spec.config.architecture);
+    this.m = new OnnxModel({
+      opsets: { '': 21, 'com.microsoft': 1 },
+      graphName: `loraforge_${spec.config.architecture}_${spec.head}`,
+      producerName: 'loraforge',
+    });
+    for (const [k, v] of Object.entries(spec.metadata ?? {})) this.m.metadataProp(k, v);
+    weights.declareIn(this.m);
+  }
+
+  input(name: string, dtype: OnnxDtype, shape: Dim[]): string {
+    this.inputs.push({ name, dtype, shape });
+    return this.m.input(name, dtype, shape);
+  }
+
+  output(name: string, dtype: OnnxDtype, shape: Dim[]): void {
+    this.outputs.push({ name, dtype, shape });
+    this.m.output(name, dtype, shape);
+  }
+
+  has(name: string): boolean {
+    return this.weights.refs.has(name);
+  }
+
+  /** A converted weight by initializer name; a name the converter did not write is a builder bug. */
+  weight(name: string): string {
+    if (!this.has(name)) throw new Error(`builder: weight ${name} was not converted`);
+    return name;
+  }
+
+  /** An int64 constant, [n] (or a scalar with `scalar`), written once per name. */
+  int64(name: string, values: number[], scalar = false): string {
+    if (this.m.has(name)) return name;
+    return this.m.initializer(name, 'int64', scalar ? [] : [values.length], BigInt64Array.from(values.map(BigInt)));
+  }
+
+  /** A float32 scalar constant, written once per name. */
+  f32(name: string, value: number): string {
+    if (this.m.has(name)) return name;
+    return this.m.initializer(name, 'float32', [], Float32Array.of(value));
+  }
+
+  node(op: string, inputs: readonly string[], output: string, attrs: Parameters<OnnxModel['node']>[3] = {}, ms = false): string {
+    return this.m.node(op, inputs, [output], attrs, ms ? MS : {});
+  }
+
+  /** One projection: base weight (+ bias) (+ the row's adapter from the slot pool). */
+  projection(l: number, target: LoraTarget, src: string): string {
+    const { m, spec } = this;
+    const module = modulePath(this.arch, l, target);
+    const p = `/L${l}/${target}`;
+    const { inFeatures: k, outFeatures: n } = projectionFeatures(this.config, target);
+    let out =
+      spec.dtype === 'int4'
+        ? m.node(
+            'MatMulNBits',
+            [src, this.weight(weightName.qweight(module)), this.weight(weightName.scales(module))],
+            [`${p}/base`],
+            { K: k, N: n, bits: 4, block_size: INT4_BLOCK_SIZE, accuracy_level: spec.accuracyLevel },
+            MS,
+          )
+        : m.node('MatMul', [src, this.weight(weightName.transposed(module))], [`${p}/base`]);
+    if (this.has(weightName.bias(module))) out = m.node('Add', [out, weightName.bias(module)], [`${p}/biased`]);
+    if (!spec.targets.includes(target)) return out;
+    // Gather each row's A/B from the pool, then two batched MatMuls: [b,s,in]@[b,in,r]@[b,r,out]. On a fused
+    // module (qkv, gate_up) the delta lands on the fused output, before the split, as PEFT applies it.
+    m.node('Gather', [io.loraA(l, target), io.adapterIdx], [`${p}/lora_A`], { axis: 0 });
+    m.node('Gather', [io.loraB(l, target), io.adapterIdx], [`${p}/lora_B`], { axis: 0 });
+    m.node('MatMul', [src, `${p}/lora_A`], [`${p}/lora_xa`]);
+    m.node('MatMul', [`${p}/lora_xa`, `${p}/lora_B`], [`${p}/lora_delta`]);
+    return m.node('Add', [out, `${p}/lora_delta`], [`${p}/out`]);
+  }
+
+  /** Splits the last axis of `x` into parts of these sizes. */
+  split(x: string, sizes: number[], names: string[]): string[] {
+    this.m.node('Split', [x, this.int64(`/const/split_${sizes.join('_')}`, sizes)], names, { axis: -1 });
+    return names;
+  }
+}
