@@ -5,11 +5,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildModel } from '../../src/inference/builder/index.js';
-import { makeDemoTokenizer } from '../../src/inference/demo-tokenizer.js';
-import { CoreHarness, type TestModel } from '../serving/model.js';
-import { GEMMA3_CONFIG, GPT2_CONFIG, PHI3_CONFIG, QWEN3_CONFIG, TINY_HEAD_CONFIG, randomCheckpointTensors, randomLora, readCheckpointTensors, writeCheckpoint } from './checkpoints.js';
-import { argmax, referenceLogits, type RawConfig, type ReferenceLora } from './reference.js';
+import { buildModel } from '../../../src/inference/builder/index.js';
+import { makeDemoTokenizer } from '../../../src/inference/demo-tokenizer.js';
+import { CoreHarness, type TestModel } from './model.js';
+import { GEMMA3_CONFIG, GPT2_CONFIG, PHI3_CONFIG, QWEN3_CONFIG, TINY_HEAD_CONFIG, randomCheckpointTensors, randomLora, readCheckpointTensors, writeCheckpoint } from '../checkpoints.js';
+import { argmax, referenceLogits, type RawConfig, type ReferenceLora } from '../reference.js';
 
 const CASES: { name: string; cfg: RawConfig; modules: string[] }[] = [
   { name: 'gpt2', cfg: GPT2_CONFIG, modules: ['attn.c_attn', 'attn.c_proj', 'mlp.c_proj'] },
