@@ -40,6 +40,10 @@ export const ConfigSchema = z.object({
       rateLimitPerMinute: z.coerce.number().int().positive().default(600),
       jsonBodyLimit: z.string().default('1mb'),
       uploadLimitBytes: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+      /** an uploaded archive may expand to at most this many times its size (past 16 MiB): archive bombs */
+      archiveMaxRatio: z.coerce.number().positive().default(100),
+      /** entries an uploaded archive may hold (a PEFT dir has two files; a training output dir a few dozen) */
+      archiveMaxEntries: z.coerce.number().int().positive().default(1000),
       /** adapters may be registered from paths under this directory only; unset = registering by path is off */
       importDir: z.string().optional(),
     })
