@@ -150,3 +150,24 @@ describe('multipart', () => {
     await expect(stageFromMultipart(store, half.body, half.headers, limits(2000))).rejects.toThrow(/adapter_model.safetensors/);
   });
 });
+
+describe('staging sweep', () => {
+  it('removes upload staging untouched for a minute, keeps live uploads and younger merge staging', async () => {
+    const { utimes } = await import('node:fs/promises');
+    const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000);
+    const dead = await store.stagingDir('upload');
+    await writeFile(path.join(dead, 'upload.archive'), 'half');
+    await utimes(path.join(dead, 'upload.archive'), minutesAgo(2), minutesAgo(2));
+    await utimes(dead, minutesAgo(2), minutesAgo(2));
+    // an old dir whose file is still being written is a live upload
+    const live = await store.stagingDir('upload');
+    await writeFile(path.join(live, 'upload.archive'), 'growing');
+    await utimes(live, minutesAgo(5), minutesAgo(5));
+    const merge = await store.stagingDir('merge-x');
+    await utimes(merge, minutesAgo(2), minutesAgo(2));
+
+    expect(await store.sweepLeftovers(6 * 3600_000)).toEqual([dead]);
+    expect((await tmpEntries()).sort()).toEqual([path.basename(live), path.basename(merge)].sort());
+    expect((await store.sweepLeftovers(0)).sort()).toEqual([live, merge].sort());
+  });
+});
