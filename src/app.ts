@@ -159,6 +159,7 @@ export async function startWorker(rt: Runtime, registry: Registry): Promise<Runn
     log: rt.log,
     concurrency: w.concurrency,
     lockMs: w.lockSeconds * 1000,
+    maxStalledCount: w.maxStalledCount,
     shutdownGraceMs: w.shutdownGraceSeconds * 1000,
     merge: rt.config.merge,
   });
