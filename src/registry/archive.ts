@@ -9,6 +9,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { Parser as TarParser, type ReadEntry } from 'tar';
 import yauzl from 'yauzl';
@@ -65,7 +66,7 @@ class Budget {
     this.max = Math.min(limits.bytes, ratioCap);
   }
 
-  /** Counts `n` more bytes (written, or skipped in a tar); throws past the budget. */
+  /** Counts `n` more bytes; throws past the budget. */
   take(n: number): void {
     this.check(n);
     this.used += n;
@@ -159,7 +160,24 @@ const tooManyEntries = (max: number) => new InvalidFileError(ARCHIVE, `holds mor
 const notAFile = (name: string, what: string) =>
   new InvalidFileError(ARCHIVE, `"${clip(name)}" is ${what}, not a file: archive the file itself (tar -h, zip without -y)`);
 
-async function extractTar(archive: string, writer: AdapterWriter, maxEntries: number, parser: TarParser): Promise<void> {
+/** Counts every byte against `budget`; passes them on until `ended()` says the tar has ended. */
+const counted = (budget: Budget, ended: () => boolean) =>
+  new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      try {
+        budget.take(chunk.length);
+      } catch (err) {
+        return done(err as Error);
+      }
+      done(null, ended() ? undefined : chunk);
+    },
+  });
+
+/**
+ * A tar, gunzipped here so that every byte the parser reads (headers, skipped entries, whatever follows the
+ * end) counts against `read`, a budget of its own; the files written count against the writer's.
+ */
+async function extractTar(archive: string, gzip: boolean, writer: AdapterWriter, read: Budget, maxEntries: number, parser: TarParser): Promise<void> {
   let entries = 0;
   parser.on('entry', (entry: ReadEntry) => {
     // a destroyed entry the parser still writes to emits 'error': the write's own failure is reported already
@@ -168,11 +186,7 @@ async function extractTar(archive: string, writer: AdapterWriter, maxEntries: nu
       if (++entries > maxEntries) throw tooManyEntries(maxEntries);
       const { file, escapes: out } = classify(entry.path);
       if (out) throw escapes(entry.path);
-      if (!file) {
-        // a tar entry's size is what the parser reads for it: skipped entries count too
-        writer.budget.take(entry.size);
-        return void entry.resume();
-      }
+      if (!file) return void entry.resume();
       if (entry.type === 'SymbolicLink' || entry.type === 'Link') throw notAFile(entry.path, `a ${entry.type === 'Link' ? 'hard' : 'symbolic'} link`);
       if (entry.type !== 'File' && entry.type !== 'OldFile' && entry.type !== 'ContiguousFile') throw notAFile(entry.path, `a ${entry.type}`);
       writer.budget.check(entry.size);
@@ -185,7 +199,15 @@ async function extractTar(archive: string, writer: AdapterWriter, maxEntries: nu
   // the parser ends by 'finish' or by 'error' (strict: a bad header, a truncation, an abort); it may be aborted
   // after that too, so it keeps a listener
   parser.on('error', (err: unknown) => writer.fail(asArchiveError(err)));
-  await pipeline(createReadStream(archive), parser as unknown as NodeJS.WritableStream).catch((err: unknown) => writer.fail(asArchiveError(err)));
+  // past the tar's end (two empty blocks) the parser would gather every byte into one buffer, copied anew for
+  // each chunk: what follows is counted, not passed on (tar pads to 10 KiB records; the rest is junk or a bomb)
+  let ended = false;
+  parser.on('eof', () => (ended = true));
+  const count = counted(read, () => ended);
+  const source = createReadStream(archive);
+  const destination = parser as unknown as NodeJS.WritableStream;
+  const plain = gzip ? pipeline(source, createGunzip(), count, destination) : pipeline(source, count, destination);
+  await plain.catch((err: unknown) => writer.fail(asArchiveError(err)));
 }
 
 type ZipEvent = { entry: yauzl.Entry } | { end: true };
@@ -262,15 +284,15 @@ export async function extractAdapter(archive: string, into: string, limits: Arch
     const start = head.length === 0 ? 'it is empty' : `it starts with ${head.subarray(0, 8).toString('hex')}`;
     throw new InvalidFileError(label, `not a zip, tar or tar.gz archive (${start}): send the adapter dir's two files, or one archive of it`);
   }
-  const budget = new Budget(limits, (await stat(archive)).size);
+  const size = (await stat(archive)).size;
   if (kind === 'zip') {
-    const writer = new AdapterWriter(into, budget, () => undefined);
+    const writer = new AdapterWriter(into, new Budget(limits, size), () => undefined);
     await extractZip(archive, writer, limits.entries);
     return writer.finish();
   }
   // on the first failure the parser stops reading (a zip stops at its next entry)
   const parser = new TarParser({ strict: true });
-  const writer = new AdapterWriter(into, budget, () => parser.abort(new Error('stopped')));
-  await extractTar(archive, writer, limits.entries, parser);
+  const writer = new AdapterWriter(into, new Budget(limits, size), () => parser.abort(new Error('stopped')));
+  await extractTar(archive, kind === 'tar.gz', writer, new Budget(limits, size), limits.entries, parser);
   return writer.finish();
 }

@@ -215,6 +215,9 @@ describe('hostile uploads against one API process', () => {
     await expectRefused(await postRaw(zipBomb, 'application/zip'), [422], /archive bomb/);
     const skipped = gzipSync(tarOf(tarEntry('padding.bin', Buffer.alloc(40 * MiB)), ...adapterEntries('')));
     await expectRefused(await postRaw(skipped, 'application/octet-stream'), [422], /archive bomb/);
+    // a valid tar.gz, then a second gzip member of zeros past the tar's end: every byte read counts
+    const trailing = Buffer.concat([gzipSync(tarOf(...adapterEntries())), gzipSync(Buffer.alloc(64 * MiB))]);
+    await expectRefused(await postRaw(trailing, 'application/gzip'), [422], /archive bomb/);
   }, 120_000);
 
   it('bodies past the limit: declared, chunked, and a multipart part', async () => {
