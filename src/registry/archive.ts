@@ -1,8 +1,9 @@
 // Unpacking an uploaded .zip, .tar or .tar.gz of a PEFT dir, bounded by what is written, never by what the
 // archive's headers claim. The kind is read from the first bytes (a browser or Discord may label a tar.gz
 // application/gzip or application/octet-stream). Only adapter_config.json and adapter_model.safetensors are
-// written (at the top level or inside one folder); every entry is counted, its path checked, and the bytes
-// written are counted against one budget: the upload limit, and at most `ratio` times the archive's own size.
+// written (at the top level or inside one folder); every entry is counted and its path checked; the bytes
+// written, and for a tar every byte read, count against a budget: the upload limit, and at most `ratio` times
+// the archive's own size.
 // Any failure stops the reading, ends every write in flight and rejects once; the caller removes the staging.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
@@ -51,7 +52,7 @@ function classify(entryPath: string): { file?: AdapterFile; escapes?: true } {
   return (ADAPTER_FILES as readonly string[]).includes(base) ? { file: base as AdapterFile } : {};
 }
 
-/** The one count of content bytes, against the smaller of the upload limit and the ratio budget. */
+/** A count of content bytes, against the smaller of the upload limit and the ratio budget. */
 class Budget {
   private used = 0;
   private readonly max: number;
