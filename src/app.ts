@@ -2,8 +2,8 @@
 // `loraforge serve`, `worker` and `all` are compositions of the start* functions here; a new part (the model
 // engine, the bot) adds its own start function and one line in `startAll`.
 import { existsSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { Arena } from './arena/arena.js';
@@ -83,10 +83,7 @@ export async function startApi(rt: Runtime, parts: Partial<AppDeps> = {}): Promi
     readiness: { redis: () => rt.redis.ping() },
     ...parts,
   });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(rt.config.server.port, rt.config.server.host, () => resolve(s));
-    s.once('error', reject);
-  });
+  const server = await listenOn(createServer(app), rt.config.server.host, rt.config.server.port);
   // SSE streams hold connections open: close() must not wait for them
   rt.lifecycle.add('http', () => new Promise<void>((resolve) => {
     server.close(() => resolve());
@@ -97,6 +94,29 @@ export async function startApi(rt: Runtime, parts: Partial<AppDeps> = {}): Promi
   const url = `http://${rt.config.server.host}:${port}`;
   rt.log.info({ url }, 'API listening');
   return { url, server };
+}
+
+/** Starts `server` listening; a port in use or not ours to take is a setting to fix, said in one line. */
+export function listenOn<S extends NetServer>(server: S, host: string, port: number): Promise<S> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: NodeJS.ErrnoException) => {
+      const why: Record<string, string> = {
+        EADDRINUSE: 'the port is in use by another process',
+        EACCES: 'this user may not listen on that port',
+        EADDRNOTAVAIL: 'that address is not one of this machine',
+      };
+      reject(
+        why[err.code ?? '']
+          ? new InvalidInputError(`cannot listen on ${host}:${port}: ${why[err.code!]} (set PORT or --port, LORAFORGE_HOST or --host)`)
+          : err,
+      );
+    };
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.off('error', failed);
+      resolve(server);
+    });
+  });
 }
 
 /** The adapter registry over this process's Redis connection and data dir. */
@@ -139,6 +159,7 @@ export async function startWorker(rt: Runtime, registry: Registry): Promise<Runn
     log: rt.log,
     concurrency: w.concurrency,
     lockMs: w.lockSeconds * 1000,
+    maxStalledCount: w.maxStalledCount,
     shutdownGraceMs: w.shutdownGraceSeconds * 1000,
     merge: rt.config.merge,
   });

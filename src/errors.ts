@@ -125,3 +125,15 @@ export class CancelledError extends LoraforgeError {
 export function isLoraforgeError(err: unknown): err is LoraforgeError {
   return err instanceof LoraforgeError;
 }
+
+/**
+ * `text` cut to at most `max` characters, with an ellipsis where it was cut: for names and values from the
+ * outside echoed in messages, so one hostile name cannot make an error line of megabytes.
+ */
+export function clip(text: string, max = 120): string {
+  if (text.length <= max) return text;
+  let end = Math.max(0, max - 1);
+  // never cut a surrogate pair in two
+  if (end > 0 && /[\uD800-\uDBFF]/.test(text[end - 1]!)) end--;
+  return `${text.slice(0, end)}…`;
+}

@@ -1,6 +1,9 @@
 // Long-running commands (serve, worker, all): build a config and logger from the flags, run, and on SIGINT or
-// SIGTERM stop every part in order before exiting. A second signal exits at once.
+// SIGTERM stop every part in order before exiting. A second signal exits at once. A start that fails stops what
+// it had started, so the process exits with its one-line error instead of idling on open connections.
+import { createServer } from 'node:net';
 import type { Command } from 'commander';
+import { listenOn } from '../app.js';
 import { loadConfig, type Config } from '../config/index.js';
 import type { Lifecycle } from '../util/lifecycle.js';
 import { createLogger, type Logger } from '../util/log.js';
@@ -31,6 +34,27 @@ export function daemonConfig(overrides: Record<string, unknown>): { config: Conf
   const config = loadConfig({ overrides });
   const log = createLogger({ level: config.log.level, format: config.log.format });
   return { config, log };
+}
+
+/**
+ * Fails fast, before the model is built, when the API's port cannot be taken (in use, or not this user's); the
+ * API's own listen reports the same way should the port be taken meanwhile.
+ */
+export async function checkPortFree(config: Config): Promise<void> {
+  const { host, port } = config.server;
+  if (port === 0) return;
+  const probe = await listenOn(createServer(), host, port);
+  await new Promise((resolve) => probe.close(resolve));
+}
+
+/** Runs `start`; when it fails, closes every part started so far, then rethrows. */
+export async function startOrClose<T>(lifecycle: Lifecycle, log: Logger, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    await lifecycle.close((name, closeErr) => log.debug({ err: closeErr, part: name }, 'error while stopping after a failed start'));
+    throw err;
+  }
 }
 
 /** Resolves when the process was asked to stop and every part in `lifecycle` has been closed. */

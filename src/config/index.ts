@@ -40,6 +40,10 @@ export const ConfigSchema = z.object({
       rateLimitPerMinute: z.coerce.number().int().positive().default(600),
       jsonBodyLimit: z.string().default('1mb'),
       uploadLimitBytes: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+      /** an uploaded archive may expand to at most this many times its size (past 16 MiB): archive bombs */
+      archiveMaxRatio: z.coerce.number().positive().default(100),
+      /** entries an uploaded archive may hold (a PEFT dir has two files; a training output dir a few dozen) */
+      archiveMaxEntries: z.coerce.number().int().positive().default(1000),
       /** adapters may be registered from paths under this directory only; unset = registering by path is off */
       importDir: z.string().optional(),
     })
@@ -53,6 +57,11 @@ export const ConfigSchema = z.object({
       shutdownGraceSeconds: z.coerce.number().min(0).default(30),
       /** attempts per merge for transient failures (bad input is never retried) */
       attempts: z.coerce.number().int().min(1).max(20).default(3),
+      /**
+       * a merge whose worker died (killed, out of memory, machine gone) runs again this many times; the next death
+       * fails it for good, so a merge that kills every worker that takes it cannot take them all down in turn
+       */
+      maxStalledCount: z.coerce.number().int().min(0).max(1000).default(5),
     })
     .prefault({}),
   /** the merge engine (CLI merges and queue workers alike) */
@@ -195,6 +204,7 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_API_AUTH_READS: 'server.authReads',
   LORAFORGE_RATE_LIMIT: 'server.rateLimitPerMinute',
   LORAFORGE_WORKER_LOCK_SECONDS: 'worker.lockSeconds',
+  LORAFORGE_WORKER_MAX_STALLED: 'worker.maxStalledCount',
   LORAFORGE_MERGE_DEVICE: 'merge.device',
   LORAFORGE_MERGE_THREADS: 'merge.threads',
   LORAFORGE_MODEL: 'inference.model',

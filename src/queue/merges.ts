@@ -45,8 +45,19 @@ export interface MergeServiceOptions {
 export const USER_ERRORS: ReadonlySet<string> = new Set<ErrorCode>(['invalid_input', 'invalid_file', 'unsupported', 'not_found', 'conflict', 'too_large', 'cancelled', 'forbidden']);
 
 /** failedReason is "<code>: <message>" for our errors (see worker.ts). */
-export function parseFailedReason(reason: string | undefined): { code: string; message: string } {
+/** BullMQ's reason for a job whose worker died more often than its worker's maxStalledCount allows. */
+const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
+
+export function parseFailedReason(reason: string | undefined, stalled = 0): { code: string; message: string } {
   const text = reason ?? 'unknown failure';
+  if (text === STALLED_TOO_OFTEN) {
+    return {
+      code: 'internal',
+      message:
+        `the worker running it died ${stalled} times (killed, or out of memory), more than worker.maxStalledCount allows: ` +
+        'not run again; check the workers\' logs and memory, then submit it again',
+    };
+  }
   const m = /^([a-z_]+): (.*)$/s.exec(text);
   if (m && (USER_ERRORS.has(m[1]!) || m[1] === 'unavailable' || m[1] === 'internal')) return { code: m[1]!, message: m[2]! };
   return { code: 'internal', message: text };
@@ -67,7 +78,7 @@ export async function jobView<P>(job: Job, cancelRequested: Promise<number>) {
   };
   if (state === 'completed') return { ...common, state: 'completed' as const };
   if (state === 'failed') {
-    const error = parseFailedReason(job.failedReason);
+    const error = parseFailedReason(job.failedReason, job.stalledCounter);
     return { ...common, state: error.code === 'cancelled' ? ('cancelled' as const) : ('failed' as const), error };
   }
   return { ...common, state: state === 'active' ? ('running' as const) : ('queued' as const) };

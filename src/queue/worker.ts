@@ -2,7 +2,8 @@
 // result atomically and registers it with its recipe and diagnostics.
 //
 // Crash safety: a worker killed mid-merge loses its job lock; BullMQ's stalled check puts the job back and
-// another attempt runs it from scratch. A result lands in the store by rename only, and its registration is one
+// another attempt runs it from scratch, up to `maxStalledCount` times; past that the job fails for good (a
+// merge that kills every worker taking it, say by running it out of memory, must not take them all down). A result lands in the store by rename only, and its registration is one
 // Lua script keyed by the recipe, so a repeated attempt registers nothing twice. SIGTERM: stop taking jobs, let
 // active ones finish within a grace period, then hand them back to the queue.
 import path from 'node:path';
@@ -28,6 +29,8 @@ export interface MergeWorkerOptions {
   lockMs?: number;
   /** how often this worker looks for jobs whose worker died */
   stalledIntervalMs?: number;
+  /** times a job whose worker died runs again; the next death fails it (config worker.maxStalledCount) */
+  maxStalledCount?: number;
   /** SIGTERM: how long active merges may run on before they are handed back */
   shutdownGraceMs?: number;
   /** how often a running merge checks its cancel flag (the control channel is the fast path) */
@@ -174,7 +177,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
     concurrency: opts.concurrency,
     lockDuration,
     stalledInterval: opts.stalledIntervalMs ?? lockDuration,
-    maxStalledCount: 2,
+    maxStalledCount: opts.maxStalledCount ?? 5,
   });
   worker.on('error', (err) => log.warn({ err: err.message }, 'merge worker connection error'));
   worker.on('stalled', (jobId) => log.warn({ job: jobId }, 'a merge job stalled (its worker died): it runs again'));

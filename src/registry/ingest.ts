@@ -3,16 +3,15 @@
 // .tar.gz of the directory). Uploads are streamed to disk with a byte limit, never held in memory whole, and the
 // weights are hashed on the way in, so registering them needs no second read of the file.
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { copyFile, realpath, rm, stat } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
-import { Parser as TarParser, type ReadEntry } from 'tar';
-import yauzl from 'yauzl';
-import { ForbiddenError, InvalidFileError, InvalidInputError, TooLargeError } from '../errors.js';
+import { clip, ForbiddenError, InvalidFileError, InvalidInputError, TooLargeError } from '../errors.js';
+import { extractAdapter, type ArchiveLimits } from './archive.js';
 import { ADAPTER_FILES, WEIGHTS_FILE, type AdapterStore } from './store.js';
 
 const isInside = (root: string, p: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
@@ -59,126 +58,87 @@ function missingFile(where: string, file: string): InvalidFileError {
   return new InvalidFileError(`${where}/${file}`, `missing: a PEFT adapter dir has adapter_config.json and adapter_model.safetensors${hint}`);
 }
 
-/** Counts bytes through a stream and fails with TooLargeError past `limit`; feeds them to `hash` when given. */
-function byteLimit(limit: number, what: string, hash?: Hash): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      seen += chunk.length;
-      if (seen > limit) return done(tooLarge(limit, what));
-      hash?.update(chunk);
-      done(null, chunk);
-    },
-  });
-}
-
 /** What was staged: the dir, and the sha256 of its weights file when it was computed while writing it. */
 export interface Staged {
   staged: string;
   weightsSha256?: string;
 }
 
-/** A sha256 for the weights file only: the other file is small and is read again anyway. */
-const hashFor = (file: string, hashes: Map<string, Hash>): Hash | undefined => {
-  if (file !== WEIGHTS_FILE) return undefined;
-  const hash = createHash('sha256');
-  hashes.set(file, hash);
-  return hash;
-};
+const tooLarge = (limit: number) =>
+  new TooLargeError(`the upload is larger than the limit of ${limit} bytes (server.uploadLimitBytes)`, { limit });
 
-const tooLarge = (limit: number, what: string) =>
-  new TooLargeError(`${what} is larger than the upload limit of ${limit} bytes (server.uploadLimitBytes)`, { limit });
+/** The client closed the connection before its body was complete: nothing is answered, staging is removed. */
+export const clientGone = () => new InvalidInputError('the client went away before the upload was complete');
 
-export type ArchiveKind = 'zip' | 'tar';
-
-export function archiveKindOf(fileName: string, contentType = ''): ArchiveKind | undefined {
-  const name = fileName.toLowerCase();
-  if (name.endsWith('.zip') || contentType.includes('zip')) return 'zip';
-  if (name.endsWith('.tar.gz') || name.endsWith('.tgz') || name.endsWith('.tar') || /gzip|x-tar/.test(contentType)) return 'tar';
-  return undefined;
+/**
+ * Watches a request body for the client going away mid-body (a 'close' before its end, or an 'error') and calls
+ * `onGone`; returns the function that stops watching.
+ */
+function whenGone(body: Readable, onGone: (err: Error) => void): () => void {
+  const closed = () => {
+    if (!body.readableEnded) onGone(clientGone());
+  };
+  const failed = () => onGone(clientGone());
+  body.on('close', closed);
+  body.on('error', failed);
+  return () => {
+    body.off('close', closed);
+    body.off('error', failed);
+  };
 }
 
-/** Which adapter file an archive entry is: only the two files at the top level or inside one folder count. */
-function wantedEntry(entryPath: string): (typeof ADAPTER_FILES)[number] | undefined {
-  const parts = entryPath.replace(/\\/g, '/').split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.length === 0 || parts.length > 2 || parts.includes('..')) return undefined;
-  const base = parts[parts.length - 1]!;
-  return (ADAPTER_FILES as readonly string[]).includes(base) ? (base as (typeof ADAPTER_FILES)[number]) : undefined;
-}
-
-async function extractZip(archive: string, into: string, limit: number, hashes: Map<string, Hash>): Promise<Set<string>> {
-  const found = new Set<string>();
-  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-    yauzl.open(archive, { lazyEntries: true, autoClose: true, strictFileNames: false, validateEntrySizes: true }, (err, z) =>
-      err ? reject(new InvalidFileError('upload.zip', `not a readable zip: ${err.message}`)) : resolve(z),
-    ),
-  );
-  await new Promise<void>((resolve, reject) => {
-    zip.on('error', (err: Error) => reject(new InvalidFileError('upload.zip', err.message)));
-    zip.on('end', () => resolve());
-    zip.on('entry', (entry: yauzl.Entry) => {
-      const file = wantedEntry(entry.fileName);
-      if (!file || entry.fileName.endsWith('/')) return zip.readEntry();
-      if (found.has(file)) return reject(new InvalidInputError(`the archive holds ${file} more than once`));
-      if (entry.uncompressedSize > limit) return reject(tooLarge(limit, entry.fileName));
-      found.add(file);
-      zip.openReadStream(entry, (err, stream) => {
-        if (err) return reject(new InvalidFileError(entry.fileName, err.message));
-        pipeline(stream, byteLimit(limit, entry.fileName, hashFor(file, hashes)), createWriteStream(path.join(into, file)))
-          .then(() => zip.readEntry())
-          .catch(reject);
-      });
-    });
-    zip.readEntry();
-  });
-  return found;
-}
-
-async function extractTar(archive: string, into: string, limit: number, hashes: Map<string, Hash>): Promise<Set<string>> {
-  const found = new Set<string>();
-  const writes: Promise<void>[] = [];
-  let failure: Error | undefined;
-  const parser = new TarParser({
-    strict: true,
-    onReadEntry: (entry: ReadEntry) => {
-      const file = entry.type === 'File' ? wantedEntry(entry.path) : undefined;
-      if (!file || failure) return entry.resume();
-      if (found.has(file)) {
-        failure = new InvalidInputError(`the archive holds ${file} more than once`);
-        return entry.resume();
+/**
+ * Copies `source` to `file`, counting the bytes against `limit` through `counter` (shared by every part of one
+ * request); `hash` is fed the bytes when given.
+ */
+function writeCounted(source: Readable, file: string, counter: { add(n: number): void }, hash?: Hash): { done: Promise<void>; out: WriteStream } {
+  const out = createWriteStream(file);
+  const count = new Transform({
+    transform(chunk: Buffer, _enc, next) {
+      try {
+        counter.add(chunk.length);
+      } catch (err) {
+        return next(err as Error);
       }
-      found.add(file);
-      writes.push(pipeline(entry as unknown as Readable, byteLimit(limit, entry.path, hashFor(file, hashes)), createWriteStream(path.join(into, file))));
+      hash?.update(chunk);
+      next(null, chunk);
     },
   });
-  try {
-    await pipeline(createReadStream(archive), parser as unknown as NodeJS.WritableStream);
-    await Promise.all(writes);
-  } catch (err) {
-    if (err instanceof TooLargeError || err instanceof InvalidInputError) throw err;
-    throw new InvalidFileError('upload.tar.gz', `not a readable tar or tar.gz archive: ${(err as Error).message}`);
-  }
-  if (failure) throw failure;
-  return found;
+  return { done: pipeline(source, count, out), out };
 }
 
-/** Extracts the two files; returns the sha256 of the weights. */
-async function unpackArchive(kind: ArchiveKind, archive: string, into: string, limit: number): Promise<string> {
-  const hashes = new Map<string, Hash>();
-  const found = kind === 'zip' ? await extractZip(archive, into, limit, hashes) : await extractTar(archive, into, limit, hashes);
-  await rm(archive, { force: true });
-  for (const file of ADAPTER_FILES) if (!found.has(file)) throw missingFile('archive', file);
-  return hashes.get(WEIGHTS_FILE)!.digest('hex');
-}
+const byteCounter = (limit: number) => {
+  let seen = 0;
+  return {
+    add(n: number) {
+      seen += n;
+      if (seen > limit) throw tooLarge(limit);
+    },
+  };
+};
 
-/** A raw request body that is a .zip or .tar(.gz) of the adapter dir. */
-export async function stageFromArchive(store: AdapterStore, body: Readable, kind: ArchiveKind, limit: number): Promise<Staged> {
+/**
+ * A raw request body that is a .zip, .tar or .tar.gz of the adapter dir (the kind read from its first bytes).
+ * The request is never destroyed here: past the limit the rest of the body is read and dropped, so the answer
+ * reaches a client that sends everything before it reads. A client that goes away leaves no staging behind.
+ */
+export async function stageFromArchive(store: AdapterStore, body: Readable, limits: ArchiveLimits): Promise<Staged> {
   const staged = await store.stagingDir('upload');
+  const archive = path.join(staged, 'upload.archive');
+  // the body flows through a pass-through: a failed write ends it, never the request itself
+  const pass = new PassThrough();
+  const stopWatching = whenGone(body, (err) => pass.destroy(err));
   try {
-    const archive = path.join(staged, kind === 'zip' ? 'upload.zip' : 'upload.tar.gz');
-    await pipeline(body, byteLimit(limit, 'the upload'), createWriteStream(archive));
-    return { staged, weightsSha256: await unpackArchive(kind, archive, staged, limit) };
+    body.pipe(pass);
+    await writeCounted(pass, archive, byteCounter(limits.bytes)).done;
+    stopWatching();
+    const weightsSha256 = await extractAdapter(archive, staged, limits);
+    await rm(archive, { force: true });
+    return { staged, weightsSha256 };
   } catch (err) {
+    stopWatching();
+    body.unpipe(pass);
+    body.resume();
     await rm(staged, { recursive: true, force: true });
     throw err;
   }
@@ -188,69 +148,86 @@ export interface MultipartUpload extends Staged {
   fields: Record<string, string>;
 }
 
+const isAdapterFile = (name: string): name is (typeof ADAPTER_FILES)[number] => (ADAPTER_FILES as readonly string[]).includes(name);
+
 /**
  * A multipart/form-data body: the parts `adapter_config.json` and `adapter_model.safetensors` (recognised by
- * file name), or one .zip / .tar.gz part; other parts are text fields (name, description, ...).
+ * file name), or one part holding a .zip / .tar / .tar.gz (any other file name; the kind is read from its
+ * bytes); other parts are text fields (name, description, ...). Bytes of all parts count against one limit.
  */
-export async function stageFromMultipart(store: AdapterStore, body: Readable, headers: IncomingHttpHeaders, limit: number): Promise<MultipartUpload> {
+export async function stageFromMultipart(store: AdapterStore, body: Readable, headers: IncomingHttpHeaders, limits: ArchiveLimits): Promise<MultipartUpload> {
+  let parser: busboy.Busboy;
+  try {
+    parser = busboy({ headers, limits: { fileSize: limits.bytes, files: 3, fields: 20, fieldSize: 64 * 1024, parts: 30 } });
+  } catch (err) {
+    throw new InvalidInputError(`bad multipart request: ${clip((err as Error).message, 200)}`);
+  }
   const staged = await store.stagingDir('upload');
   const fields: Record<string, string> = {};
   const writes: Promise<void>[] = [];
+  const outs: WriteStream[] = [];
   const received = new Set<string>();
-  const hashes = new Map<string, Hash>();
-  let archive: { kind: ArchiveKind; file: string } | undefined;
-  let total = 0;
+  const counter = byteCounter(limits.bytes);
+  const weightsHash = createHash('sha256');
+  let archive: { file: string; name: string } | undefined;
+  // the first failure wins, from the parser, a part's write or the client; it may come after the parser's end
+  let failure: Error | undefined;
+  let fail: (err: Error) => void = () => undefined;
+  const stopWatching = whenGone(body, (err) => fail(err));
   try {
-    let parser: busboy.Busboy;
-    try {
-      parser = busboy({ headers, limits: { fileSize: limit, files: 3, fields: 20, fieldSize: 64 * 1024 } });
-    } catch (err) {
-      throw new InvalidInputError(`bad multipart request: ${(err as Error).message}`);
-    }
     const done = new Promise<void>((resolve, reject) => {
+      fail = (err) => {
+        if (failure) return;
+        failure = err;
+        // end every write in flight, so each settles and the staging can go
+        for (const out of outs) out.destroy(err);
+        reject(err);
+      };
       parser.on('field', (name, value) => (fields[name] = value));
       parser.on('file', (_field, stream, info) => {
-        const base = path.basename(info.filename ?? '');
-        const kind = archiveKindOf(base, info.mimeType);
-        const target = (ADAPTER_FILES as readonly string[]).includes(base) ? base : kind ? `upload.${kind === 'zip' ? 'zip' : 'tar.gz'}` : undefined;
-        if (!target) {
+        const name = path.basename(info.filename ?? '');
+        const target = isAdapterFile(name) ? name : 'upload.archive';
+        if (failure || received.has(target)) {
           stream.resume();
-          return reject(new InvalidInputError(`unexpected file "${base}": send adapter_config.json and adapter_model.safetensors, or one .zip or .tar.gz`));
-        }
-        if (received.has(target)) {
-          stream.resume();
-          return reject(new InvalidInputError(`${base} sent twice`));
+          return fail(
+            new InvalidInputError(
+              target === 'upload.archive'
+                ? `more than one archive or unexpected file ("${clip(name)}"): send adapter_config.json and adapter_model.safetensors, or one .zip / .tar.gz`
+                : `${name} sent twice`,
+            ),
+          );
         }
         received.add(target);
-        if (kind && !(ADAPTER_FILES as readonly string[]).includes(base)) archive = { kind, file: path.join(staged, target) };
-        const hash = hashFor(target, hashes);
-        const counter = new Transform({
-          transform(chunk: Buffer, _enc, next) {
-            total += chunk.length;
-            if (total > limit) return next(tooLarge(limit, 'the upload'));
-            hash?.update(chunk);
-            next(null, chunk);
-          },
-        });
-        stream.on('limit', () => counter.destroy(tooLarge(limit, base)));
-        const write = pipeline(stream, counter, createWriteStream(path.join(staged, target)));
-        write.catch((err: unknown) => {
-          stream.resume();
-          reject(err);
-        });
-        writes.push(write);
+        if (target === 'upload.archive') archive = { file: path.join(staged, target), name };
+        const write = writeCounted(stream, path.join(staged, target), counter, target === WEIGHTS_FILE ? weightsHash : undefined);
+        outs.push(write.out);
+        stream.on('limit', () => write.out.destroy(tooLarge(limits.bytes)));
+        writes.push(
+          write.done.catch((err: unknown) => {
+            stream.resume();
+            fail(err as Error);
+          }),
+        );
       });
-      parser.on('error', (err: Error) => reject(new InvalidInputError(`bad multipart request: ${err.message}`)));
+      parser.on('error', (err: Error) => fail(new InvalidInputError(`bad multipart request: ${clip(err.message, 200)}`)));
       parser.on('close', () => resolve());
     });
     body.pipe(parser);
     await done;
     await Promise.all(writes);
-    if (archive) return { staged, fields, weightsSha256: await unpackArchive(archive.kind, archive.file, staged, limit) };
+    stopWatching();
+    if (failure) throw failure;
+    if (archive) {
+      if (received.size > 1) throw new InvalidInputError('send either the two files or one archive, not both');
+      const weightsSha256 = await extractAdapter(archive.file, staged, limits, clip(archive.name || 'the file part'));
+      await rm(archive.file, { force: true });
+      return { staged, fields, weightsSha256 };
+    }
     for (const file of ADAPTER_FILES) if (!received.has(file)) throw missingFile('upload', file);
-    return { staged, fields, weightsSha256: hashes.get(WEIGHTS_FILE)!.digest('hex') };
+    return { staged, fields, weightsSha256: weightsHash.digest('hex') };
   } catch (err) {
-    body.unpipe();
+    stopWatching();
+    body.unpipe(parser);
     body.resume(); // drain the rest so the connection can answer
     await Promise.allSettled(writes);
     await rm(staged, { recursive: true, force: true });

@@ -315,8 +315,9 @@ export class Registry {
   }
 
   /**
-   * Deletes leftovers: store dirs no name refers to (an interrupted registration) and temp dirs older than
-   * `graceMs`. Safe to run while others register: each content address is checked under its lock.
+   * Deletes leftovers: store dirs no name refers to (an interrupted registration), temp dirs older than `graceMs`
+   * and upload staging untouched for a minute (AdapterStore.sweepLeftovers). Safe to run while others register:
+   * each content address is checked under its lock.
    */
   async sweep(graceMs = 6 * 3600_000): Promise<string[]> {
     const removed = await this.store.sweepLeftovers(graceMs);

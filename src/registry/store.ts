@@ -15,6 +15,19 @@ export const ADAPTER_FILES = [CONFIG_FILE, WEIGHTS_FILE] as const;
 
 const SHA_RE = /^[0-9a-f]{64}$/;
 
+/** Upload staging untouched this long is a request that died with its process (a live upload writes as it goes). */
+export const UPLOAD_GRACE_MS = 60_000;
+
+/** The newest mtime of a dir and the entries directly in it (a staging dir holds files only). */
+async function lastWrite(dir: string): Promise<number> {
+  let newest = (await stat(dir)).mtimeMs;
+  for (const name of await readdir(dir).catch(() => [])) {
+    const mtime = await stat(path.join(dir, name)).then((s) => s.mtimeMs, () => 0);
+    newest = Math.max(newest, mtime);
+  }
+  return newest;
+}
+
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
@@ -98,10 +111,12 @@ export class AdapterStore {
   }
 
   /**
-   * Removes leftovers of interrupted work older than `graceMs`: temp and half-deleted dirs in the store (names
-   * starting with "."), and staging dirs. Returns what it removed.
+   * Removes leftovers of interrupted work: temp and half-deleted dirs in the store (names starting with ".") and
+   * staging dirs, once nothing in them was written for `graceMs`; the staging of uploads and imports (requests of
+   * an API process, which writes to them as the bytes come) once nothing was written for `uploadGraceMs`.
+   * Returns what it removed.
    */
-  async sweepLeftovers(graceMs: number): Promise<string[]> {
+  async sweepLeftovers(graceMs: number, uploadGraceMs = Math.min(graceMs, UPLOAD_GRACE_MS)): Promise<string[]> {
     const removed: string[] = [];
     const now = Date.now();
     const scan = async (dir: string, pick: (name: string) => boolean) => {
@@ -113,8 +128,9 @@ export class AdapterStore {
       }
       for (const name of names.filter(pick)) {
         const p = path.join(dir, name);
+        const grace = dir === this.tmpRoot && /^(upload|import)-/.test(name) ? uploadGraceMs : graceMs;
         try {
-          if (now - (await stat(p)).mtimeMs < graceMs) continue;
+          if (now - (await lastWrite(p)) < grace) continue;
           await rm(p, { recursive: true, force: true });
           removed.push(p);
         } catch {

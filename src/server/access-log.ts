@@ -10,6 +10,9 @@ const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** Logs `req` once its response is sent or abandoned; `started` is its performance.now() on arrival. */
 export function logWhenDone(log: Logger, req: IncomingMessage, res: ServerResponse, started: number): void {
+  // read now: by 'close' a destroyed request has let go of its socket (req.socket is null), and a throw in
+  // this listener would end the process
+  const remoteAddress = req.socket.remoteAddress;
   // 'close' comes after 'finish', and alone when the client went away before the answer was sent
   res.once('close', () => {
     const status = res.statusCode;
@@ -18,7 +21,7 @@ export function logWhenDone(log: Logger, req: IncomingMessage, res: ServerRespon
     if (!log.isLevelEnabled(level)) return;
     log[level](
       {
-        req: { method: req.method, url: (req as { originalUrl?: string }).originalUrl ?? req.url, remoteAddress: req.socket.remoteAddress },
+        req: { method: req.method, url: (req as { originalUrl?: string }).originalUrl ?? req.url, remoteAddress },
         res: { statusCode: status },
         responseTime: Math.round(performance.now() - started),
       },

@@ -30,6 +30,7 @@ beforeEach(async () => {
   await writeFile(path.join(root, 'outside', 'adapter_model.safetensors'), 'secret');
 });
 
+const limits = (bytes: number) => ({ bytes, ratio: 100, entries: 1000 });
 const tmpEntries = async () => readdir(store.tmpRoot).catch(() => []);
 
 afterEach(async () => {
@@ -83,13 +84,13 @@ async function zipOf(entries: Record<string, string>): Promise<string> {
 describe('archives', () => {
   it('extracts the two files from a zip (in a folder) and a tar.gz, ignoring the rest, hashing the weights', async () => {
     const zip = await zipOf({ 'my-adapter/adapter_config.json': '{"r":4}', 'my-adapter/adapter_model.safetensors': 'w', 'my-adapter/README.md': 'x' });
-    const { staged: a, weightsSha256: aSha } = await stageFromArchive(store, createReadStream(zip), 'zip', 1 << 20);
+    const { staged: a, weightsSha256: aSha } = await stageFromArchive(store, createReadStream(zip), limits(1 << 20));
     expect((await readdir(a)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     expect(aSha).toBe(sha256('w'));
 
     const tgz = path.join(root, 'a.tar.gz');
     await createTar({ gzip: true, file: tgz, cwd: importDir }, ['good']);
-    const { staged: b, weightsSha256: bSha } = await stageFromArchive(store, createReadStream(tgz), 'tar', 1 << 20);
+    const { staged: b, weightsSha256: bSha } = await stageFromArchive(store, createReadStream(tgz), limits(1 << 20));
     expect(await readFile(path.join(b, 'adapter_model.safetensors'), 'utf8')).toBe('weights');
     expect(bSha).toBe(sha256('weights'));
     await rm(a, { recursive: true });
@@ -101,11 +102,11 @@ describe('archives', () => {
     const evil = await zipOf({ 'aa/aa/adapter_config.json': '{}', 'adapter_model.safetensors': 'w' });
     const bytes = await readFile(evil);
     await writeFile(evil, Buffer.from(bytes.toString('latin1').replaceAll('aa/aa/adapter_config', '../../adapter_config'), 'latin1'));
-    await expect(stageFromArchive(store, createReadStream(evil), 'zip', 1 << 20)).rejects.toThrow(/adapter_config.json/);
+    await expect(stageFromArchive(store, createReadStream(evil), limits(1 << 20))).rejects.toThrow(/adapter_config.json/);
     const big = await zipOf({ 'adapter_config.json': '{}', 'adapter_model.safetensors': 'x'.repeat(5000) });
-    await expect(stageFromArchive(store, createReadStream(big), 'zip', 4000)).rejects.toThrow(TooLargeError);
-    await expect(stageFromArchive(store, Readable.from([Buffer.from('not a zip at all')]), 'zip', 1 << 20)).rejects.toThrow(InvalidFileError);
-    await expect(stageFromArchive(store, Readable.from([Buffer.from('not a tar at all, not even close'.repeat(40))]), 'tar', 1 << 20)).rejects.toThrow(
+    await expect(stageFromArchive(store, createReadStream(big), limits(4000))).rejects.toThrow(TooLargeError);
+    await expect(stageFromArchive(store, Readable.from([Buffer.from('not a zip at all')]), limits(1 << 20))).rejects.toThrow(InvalidFileError);
+    await expect(stageFromArchive(store, Readable.from([Buffer.from('not a tar at all, not even close'.repeat(40))]), limits(1 << 20))).rejects.toThrow(
       InvalidFileError,
     );
   });
@@ -130,7 +131,7 @@ describe('multipart', () => {
       { name: 'adapter_config.json', filename: 'adapter_config.json', content: '{}' },
       { name: 'adapter_model.safetensors', filename: 'adapter_model.safetensors', content: 'w' },
     ]);
-    const { staged, fields, weightsSha256 } = await stageFromMultipart(store, body, headers, 1 << 20);
+    const { staged, fields, weightsSha256 } = await stageFromMultipart(store, body, headers, limits(1 << 20));
     expect(fields).toEqual({ name: 'x' });
     expect(weightsSha256).toBe(sha256('w'));
     expect((await readdir(staged)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
@@ -142,10 +143,31 @@ describe('multipart', () => {
       { name: 'a', filename: 'adapter_config.json', content: '{}' },
       { name: 'b', filename: 'adapter_model.safetensors', content: 'x'.repeat(3000) },
     ]);
-    await expect(stageFromMultipart(store, big.body, big.headers, 2000)).rejects.toThrow(TooLargeError);
+    await expect(stageFromMultipart(store, big.body, big.headers, limits(2000))).rejects.toThrow(TooLargeError);
     const odd = multipart([{ name: 'a', filename: 'model.bin', content: 'x' }]);
-    await expect(stageFromMultipart(store, odd.body, odd.headers, 2000)).rejects.toThrow(/unexpected file "model.bin"/);
+    await expect(stageFromMultipart(store, odd.body, odd.headers, limits(2000))).rejects.toThrow(/model.bin: not a zip, tar or tar.gz archive/);
     const half = multipart([{ name: 'a', filename: 'adapter_config.json', content: '{}' }]);
-    await expect(stageFromMultipart(store, half.body, half.headers, 2000)).rejects.toThrow(/adapter_model.safetensors/);
+    await expect(stageFromMultipart(store, half.body, half.headers, limits(2000))).rejects.toThrow(/adapter_model.safetensors/);
+  });
+});
+
+describe('staging sweep', () => {
+  it('removes upload staging untouched for a minute, keeps live uploads and younger merge staging', async () => {
+    const { utimes } = await import('node:fs/promises');
+    const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000);
+    const dead = await store.stagingDir('upload');
+    await writeFile(path.join(dead, 'upload.archive'), 'half');
+    await utimes(path.join(dead, 'upload.archive'), minutesAgo(2), minutesAgo(2));
+    await utimes(dead, minutesAgo(2), minutesAgo(2));
+    // an old dir whose file is still being written is a live upload
+    const live = await store.stagingDir('upload');
+    await writeFile(path.join(live, 'upload.archive'), 'growing');
+    await utimes(live, minutesAgo(5), minutesAgo(5));
+    const merge = await store.stagingDir('merge-x');
+    await utimes(merge, minutesAgo(2), minutesAgo(2));
+
+    expect(await store.sweepLeftovers(6 * 3600_000)).toEqual([dead]);
+    expect((await tmpEntries()).sort()).toEqual([path.basename(live), path.basename(merge)].sort());
+    expect((await store.sweepLeftovers(0)).sort()).toEqual([live, merge].sort());
   });
 });

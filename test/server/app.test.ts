@@ -24,6 +24,8 @@ function deps(overrides: Partial<AppDeps['config']> = {}, readiness?: AppDeps['r
       rateLimitPerMinute: 1000,
       jsonBodyLimit: '1kb',
       uploadLimitBytes: 1024,
+      archiveMaxRatio: 100,
+      archiveMaxEntries: 1000,
       ...overrides,
     },
     log: silentLogger(),

@@ -3,13 +3,14 @@
 // started here when none answers.
 import type { Command } from 'commander';
 import { openRuntime, startAll } from '../../app.js';
-import { addServerFlags, serverConfig, untilSignal, type ServerFlags } from '../daemon.js';
+import { addServerFlags, checkPortFree, serverConfig, startOrClose, untilSignal, type ServerFlags } from '../daemon.js';
 
 export function allCommand(program: Command): void {
   addServerFlags(program.command('all').description('run everything in one process: the API, the model engine (the demo model unless LORAFORGE_MODEL), a merge worker, and the Discord bot when DISCORD_TOKEN is set')).action(async (opts: ServerFlags) => {
     const { config, log } = serverConfig(opts);
+    await checkPortFree(config);
     const rt = await openRuntime(config, log, { autoStartRedis: true });
-    const { api, engine } = await startAll(rt);
+    const { api, engine } = await startOrClose(rt.lifecycle, log, () => startAll(rt));
     log.info(`loraforge is running: API at ${api.url}, queue dashboard at ${api.url}/admin/queues; Ctrl-C stops`);
     if (engine) {
       // the demo model's adapters are registered by skill name; a real checkpoint starts with its base model

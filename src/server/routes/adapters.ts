@@ -1,50 +1,19 @@
-// /v1/adapters: register (by path under the import dir, or by upload), list, show, remove, download, and which
-// adapters can be merged with one.
-import { rm } from 'node:fs/promises';
+// /v1/adapters: list, show, remove, download, and which adapters can be merged with one; registering (by path
+// or upload) is ./adapters-register.ts. One function per endpoint, composed by `adaptersRoutes`.
 import type { Router } from 'express';
 import { create as createTar } from 'tar';
 import { z } from 'zod';
-import { InvalidInputError, TooLargeError, UnavailableError } from '../../errors.js';
-import { archiveKindOf, stageFromArchive, stageFromMultipart, stageFromPath } from '../../registry/ingest.js';
+import { UnavailableError } from '../../errors.js';
 import type { Registry } from '../../registry/registry.js';
 import { ADAPTER_FILES } from '../../registry/store.js';
-import {
-  AdapterDetailSchema,
-  AdapterNameSchema,
-  AdapterRecordSchema,
-  CategorySchema,
-  CompatibilitySchema,
-  RegisterResultSchema,
-} from '../../registry/types.js';
+import { AdapterDetailSchema, AdapterNameSchema, AdapterRecordSchema, CompatibilitySchema } from '../../registry/types.js';
 import type { RouteDeps } from '../app.js';
 import { ApiRouter } from '../openapi.js';
-import { describeIssues, queryFlag } from '../validate.js';
-
-const boolField = z
-  .union([z.boolean(), z.enum(['true', 'false', '1', '0', ''])])
-  .optional()
-  .transform((v) => v === true || v === 'true' || v === '1' || v === '');
-
-/** Metadata of a registration; sent as JSON fields, multipart fields, or query parameters of an archive upload. */
-const RegisterMetaSchema = z.object({
-  name: AdapterNameSchema,
-  description: z.string().max(2000).optional(),
-  category: CategorySchema.optional(),
-  replace: boolField.meta({ description: 'replace other content registered under this name' }),
-  registeredBy: z.string().min(1).max(200).optional().meta({ description: 'who registers it (the bot sends the Discord user)' }),
-});
-
-const RegisterByPathSchema = RegisterMetaSchema.extend({
-  path: z.string().min(1).meta({ description: 'the adapter dir, absolute or relative to the server\'s import dir' }),
-});
+import { queryFlag } from '../validate.js';
+import { registerAdapterRoute } from './adapters-register.js';
 
 const NameParams = z.object({ name: AdapterNameSchema });
-
-function parseMeta(where: string, value: unknown): z.output<typeof RegisterMetaSchema> {
-  const result = RegisterMetaSchema.safeParse(value);
-  if (!result.success) throw new InvalidInputError(describeIssues(where, result.error.issues), result.error.issues);
-  return result.data;
-}
+const tags = ['adapters'];
 
 /** The list's ETag: the registry's version, bumped by every change. */
 export const listEtag = (version: string) => `W/"registry-${version}"`;
@@ -60,11 +29,17 @@ export function matchesEtag(header: string | undefined, etag: string): boolean {
 }
 
 export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router {
-  const { registry } = deps;
-  const limit = deps.config.uploadLimitBytes;
   const r = new ApiRouter(deps.openapi);
-  const tags = ['adapters'];
+  listRoute(r, deps.registry);
+  registerAdapterRoute(r, deps);
+  showRoute(r, deps.registry);
+  removeRoute(r, deps.registry);
+  compatibleRoute(r, deps.registry);
+  downloadRoute(r, deps.registry);
+  return r.router;
+}
 
+function listRoute(r: ApiRouter, registry: Registry): void {
   r.get(
     '/v1/adapters',
     {
@@ -93,79 +68,9 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
       return { adapters };
     },
   );
+}
 
-  r.post(
-    '/v1/adapters',
-    {
-      summary: 'register an adapter',
-      description:
-        'JSON {name, path}: a PEFT dir under the server\'s import dir. multipart/form-data: fields name, description, ' +
-        'category, replace and the files adapter_config.json + adapter_model.safetensors, or one .zip / .tar.gz of the dir. ' +
-        'application/zip or application/gzip body: the archive, with the fields as query parameters. ' +
-        '201 when created or replaced, 200 when the same content was registered under this name already; 409 when the name holds other content.',
-      tags,
-      rawBody: {
-        'application/json': RegisterByPathSchema,
-        'multipart/form-data': RegisterMetaSchema.extend({ files: z.array(z.string()).meta({ description: 'binary parts' }) }),
-        'application/zip': z.string().meta({ format: 'binary' }),
-        'application/gzip': z.string().meta({ format: 'binary' }),
-      },
-      responses: { 200: { description: 'unchanged', schema: RegisterResultSchema }, 201: { description: 'created or replaced', schema: RegisterResultSchema } },
-    },
-    async (_input, req, res) => {
-      const declared = Number(req.headers['content-length'] ?? 0);
-      if (declared > limit) {
-        // read and drop the body: fetch-style clients only see an answer once they have sent everything
-        req.resume();
-        throw new TooLargeError(`the upload (${declared} bytes) is larger than the limit of ${limit} bytes (server.uploadLimitBytes)`, { limit });
-      }
-      const type = req.headers['content-type'] ?? '';
-      let staged: string;
-      let weightsSha256: string | undefined;
-      let meta: z.output<typeof RegisterMetaSchema>;
-      if (req.is('application/json')) {
-        const parsed = RegisterByPathSchema.safeParse(req.body);
-        if (!parsed.success) throw new InvalidInputError(describeIssues('body', parsed.error.issues), parsed.error.issues);
-        meta = parsed.data;
-        staged = await stageFromPath(registry.store, deps.config.importDir, parsed.data.path);
-      } else if (req.is('multipart/form-data')) {
-        const upload = await stageFromMultipart(registry.store, req, req.headers, limit);
-        ({ staged, weightsSha256 } = upload);
-        try {
-          meta = parseMeta('field', upload.fields);
-        } catch (err) {
-          await rm(staged, { recursive: true, force: true });
-          throw err;
-        }
-      } else {
-        const kind = archiveKindOf(String(req.query.filename ?? ''), type);
-        if (!kind) {
-          throw new InvalidInputError(
-            `unsupported Content-Type "${type}": send JSON {name, path}, multipart/form-data with the two files, or a zip / tar.gz body`,
-          );
-        }
-        meta = parseMeta('query', req.query);
-        ({ staged, weightsSha256 } = await stageFromArchive(registry.store, req, kind, limit).catch((err: unknown) => {
-          req.resume();
-          throw err;
-        }));
-      }
-      const result = await registry.registerStaged(
-        staged,
-        {
-          name: meta.name,
-          description: meta.description,
-          category: meta.category,
-          replace: meta.replace,
-          registeredBy: meta.registeredBy ?? 'api',
-          source: req.is('application/json') ? (req.body as { path: string }).path : 'upload',
-        },
-        { weightsSha256 },
-      );
-      res.status(result.status === 'unchanged' ? 200 : 201).json(result);
-    },
-  );
-
+function showRoute(r: ApiRouter, registry: Registry): void {
   r.get(
     '/v1/adapters/:name',
     {
@@ -176,7 +81,9 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
     },
     ({ params }) => registry.get(params.name),
   );
+}
 
+function removeRoute(r: ApiRouter, registry: Registry): void {
   r.delete(
     '/v1/adapters/:name',
     {
@@ -188,7 +95,9 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
     },
     async ({ params, query }) => ({ removed: await registry.remove(params.name, { force: query.force }) }),
   );
+}
 
+function compatibleRoute(r: ApiRouter, registry: Registry): void {
   r.get(
     '/v1/adapters/:name/compatible',
     {
@@ -199,7 +108,9 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
     },
     async ({ params }) => ({ adapter: params.name, adapters: await registry.compatible(params.name) }),
   );
+}
 
+function downloadRoute(r: ApiRouter, registry: Registry): void {
   r.get(
     '/v1/adapters/:name/download',
     {
@@ -220,6 +131,4 @@ export function adaptersRoutes(deps: RouteDeps & { registry: Registry }): Router
       tar.pipe(res);
     },
   );
-
-  return r.router;
 }
