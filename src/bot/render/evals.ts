@@ -69,7 +69,7 @@ export function evalView(status: EvalStatus, startedBy: string, heatmap: Buffer 
       .map(([c, e]) => `${c}: ${e.note}`);
     embed.setDescription(
       truncate(
-        `${codeBlock(table, 3400)}\nRetention = (ppl_base − ppl_model) / (ppl_base − ppl_expert): 1 keeps the skill, 0 lost it. ${notes.length > 0 ? `\n${notes.join('\n')}` : ''}`,
+        `${codeBlock(table, 3400)}\nRetention = (ppl_base − ppl_model) / (ppl_base − ppl_expert), from the item-weighted perplexity: 1 keeps the skill, 0 lost it. ${notes.length > 0 ? `\n${notes.join('\n')}` : ''}`,
         4096,
       ),
     );
