@@ -117,7 +117,7 @@ export function defaultWeights(method: MergeMethod, n: number): number[] {
 }
 
 /** The default weights in words, for help texts. */
-export const DEFAULT_WEIGHTS_TEXT = `1/n each for ${listMethods(MERGE_METHODS.filter((m) => !traitsOf(m).electSigns))}, 1 each for ${listMethods(
+export const DEFAULT_WEIGHTS_TEXT = `1/n each for ${listMethods(MERGE_METHODS.filter((m) => !traitsOf(m).electSigns), 'and')}, 1 each for ${listMethods(
   MERGE_METHODS.filter((m) => traitsOf(m).electSigns),
   'and',
 )} (they average the agreeing entries): the scale of one adapter`;
