@@ -14,6 +14,7 @@ import { OnnxModel } from '../../src/formats/onnx.js';
 import { writeAdapter, type LoraAdapter } from '../../src/formats/peft.js';
 import { foldIntoCheckpoint } from '../../src/merge/fold.js';
 import { dequantizeInt4, quantizeInt4 } from '../../src/inference/builder/quantize.js';
+import { adapterConfig } from '../helpers/adapters.js';
 import { fixture, fixturesSkipReason, haveFixtures } from '../helpers/fixtures.js';
 import {
   LLAMA_CONFIG,
@@ -51,21 +52,11 @@ function peftAdapter(lora: ReferenceLora): LoraAdapter {
     ]),
   );
   return {
-    config: {
-      baseModel: null,
+    config: adapterConfig({
       r: first.rank,
       loraAlpha: first.scaling * first.rank,
       targetModules: [...new Set([...lora.keys()].map((n) => n.split('.').at(-1)!))],
-      useRslora: false,
-      fanInFanOut: false,
-      rankPattern: {},
-      alphaPattern: {},
-      modulesToSave: null,
-      layersToTransform: null,
-      layersPattern: null,
-      taskType: 'CAUSAL_LM',
-      raw: {},
-    },
+    }),
     modules,
     savedModules: new Map(),
     dtype: 'F32',
