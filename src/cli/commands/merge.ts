@@ -104,8 +104,8 @@ export function mergeCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nMethods (details: README "Merging"):\n' +
-        MERGE_METHODS.map((m) => `  ${m.padEnd(16)}${METHODS[m].summary}\n`).join('') +
-        `Default weights: ${DEFAULT_WEIGHTS_TEXT}; several full updates added together overshoot.\n` +
+        MERGE_METHODS.map((m) => `  ${m.padEnd(18)}${METHODS[m].summary}\n`).join('') +
+        `Default weights: ${DEFAULT_WEIGHTS_TEXT}.\nLarger ones overshoot: several full updates added together.\n` +
         "DARE's masks are keyed by --seed, module and each adapter's position: list the adapters in another order and\n" +
         'the masks change (so does the merge).\n\n' +
         'Example:\n  loraforge merge --method ties --weights 0.4,0.2,0.2,0.2 --density 0.2 ./code ./linux ./python ./debug --out ./merged',
