@@ -9,7 +9,8 @@ import { MatmulKernel, physicalCores, type ComputeOptions } from './kernels/matm
 import { ModuleDispatch } from './dispatch.js';
 import { measureModule } from './measure.js';
 import { moduleDiagnostics, overall, type ModuleDiagnostics, type ModuleTotals } from './diagnostics.js';
-import { planMerge } from './plan.js';
+import { planMerge, type ModuleWork } from './plan.js';
+import type { MergedFactors } from './factors.js';
 import { parseMergeOptions, traitsOf } from './options.js';
 import { buildReport, type MergeReport } from './report.js';
 
@@ -82,18 +83,7 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
       const d = moduleDiagnostics(m, error, options.space, electSigns, (performance.now() - t0) / 1000);
       diagnostics.push(d.diagnostics);
       totals.push(d.totals);
-      const { merged } = m;
-      modules.set(work.name, {
-        name: work.name,
-        kind: work.kind,
-        rank: merged.rank,
-        alpha: merged.rank,
-        scaling: 1,
-        inFeatures: work.inFeatures,
-        outFeatures: work.outFeatures,
-        A: merged.A.data,
-        B: merged.B.data,
-      });
+      modules.set(work.name, outputModule(work, m.merged));
     }
     hooks.onProgress?.({ phase: 'merge', done: total, total });
     checkCancel();
@@ -116,6 +106,12 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
     await dispatch?.close();
     await kernel.release();
   }
+}
+
+/** The merged factors as a module of the output adapter: alpha = rank, so its scaling 1 is baked in. */
+function outputModule(work: ModuleWork, merged: MergedFactors): LoraModule {
+  const { name, kind, inFeatures, outFeatures } = work;
+  return { name, kind, rank: merged.rank, alpha: merged.rank, scaling: 1, inFeatures, outFeatures, A: merged.A.data, B: merged.B.data };
 }
 
 function commonDtype(adapters: LoraAdapter[]): 'F32' | 'F16' | 'BF16' {
