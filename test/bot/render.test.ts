@@ -5,6 +5,7 @@ import { commandDefinitions, MERGE_METHODS } from '../../src/bot/commands.js';
 import { deployCommands } from '../../src/bot/deploy.js';
 import { describeFailure } from '../../src/bot/failures.js';
 import { adapterListMessage, discordActor, PAGE_SIZE, showActor } from '../../src/bot/render/adapters.js';
+import { sweepView, type SweepStatus } from '../../src/bot/render/evals.js';
 import { mergeView } from '../../src/bot/render/merge.js';
 import { MERGE_METHODS as ENGINE_METHODS, takes, traitsOf } from '../../src/merge/options.js';
 import { ForbiddenError, InvalidInputError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../src/errors.js';
@@ -121,6 +122,31 @@ describe('failures', () => {
     const bug = describeFailure(new TypeError('x is undefined'));
     expect(bug.bug).toBe(true);
     expect(bug.text).toBe(`💥 Something went wrong inside the bot (error id \`${bug.errorId}\`). Operators can find it in the bot's log.`);
+  });
+});
+
+describe('sweep view', () => {
+  const status = (totalPoints: number, requestedPoints: number): SweepStatus => ({
+    id: 'sweep-1',
+    kind: 'sweep',
+    state: 'queued',
+    progress: null,
+    attempts: 0,
+    cancelRequested: false,
+    search: 'random',
+    adapters: ['a', 'b'],
+    suites: [],
+    items: 8,
+    totalPoints,
+    requestedPoints,
+    baseline: null,
+    ranking: [],
+    best: null,
+  });
+
+  it('says when a random search runs all the space has, fewer points than asked', () => {
+    expect(sweepView(status(10, 24), 'u1', null).embeds[0]!.title).toMatch(/Sweep \(random, 10 recipes, all the space has \(24 asked\)\) over a, b/);
+    expect(sweepView(status(10, 10), 'u1', null).embeds[0]!.title).toMatch(/Sweep \(random, 10 recipes\) over a, b/);
   });
 });
 
