@@ -117,10 +117,10 @@ export function defaultWeights(method: MergeMethod, n: number): number[] {
 }
 
 /** The default weights in words, for help texts. */
-export const DEFAULT_WEIGHTS_TEXT = `1/n each for ${listMethods(MERGE_METHODS.filter((m) => !traitsOf(m).electSigns), 'and')}, 1 each for ${listMethods(
-  MERGE_METHODS.filter((m) => traitsOf(m).electSigns),
-  'and',
-)} (they average the agreeing entries): the scale of one adapter`;
+export const DEFAULT_WEIGHTS_TEXT = (() => {
+  const [summing, electing] = [false, true].map((e) => MERGE_METHODS.filter((m) => traitsOf(m).electSigns === e));
+  return `1/n each for ${listMethods(summing!, 'and')}, 1 each for ${listMethods(electing!, 'and')} (they average the agreeing entries): the scale of one adapter`;
+})();
 
 /** "a, b, c or d" */
 export function listMethods(methods: Iterable<MergeMethod>, last = 'or'): string {
