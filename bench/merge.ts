@@ -15,6 +15,7 @@ import { mergeToDirectory } from '../src/merge/index.js';
 import { MatmulKernel } from '../src/merge/kernels/matmul.js';
 import { symmetricEigen } from '../src/merge/kernels/eigen.js';
 import { randomBits, streamKey } from '../src/merge/kernels/prng.js';
+import { adapterConfig } from '../test/helpers/adapters.js';
 
 const HIDDEN = 4096;
 const KV = 1024;
@@ -54,21 +55,13 @@ function syntheticAdapter(seed: number): LoraAdapter {
       });
     }
   return {
-    config: {
+    config: adapterConfig({
       baseModel: 'meta-llama/Meta-Llama-3-8B',
       r: RANK,
       loraAlpha: 32,
       targetModules: TARGETS.map((t) => t[0]),
-      useRslora: false,
-      fanInFanOut: false,
-      rankPattern: {},
-      alphaPattern: {},
-      modulesToSave: null,
-      layersToTransform: null,
-      layersPattern: null,
-      taskType: 'CAUSAL_LM',
       raw: { peft_type: 'LORA', task_type: 'CAUSAL_LM', lora_dropout: 0.05 },
-    },
+    }),
     modules,
     savedModules: new Map(),
     dtype: 'F32',

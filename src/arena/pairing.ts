@@ -2,6 +2,7 @@
 // adapters with few votes get more battles, among adapters of the same base model (one engine serves one base
 // model; an unknown base model is taken to match). Then a coin flip decides which one answers as A.
 import { InvalidInputError, NotFoundError } from '../errors.js';
+import { sameBaseModel } from '../formats/peft.js';
 import type { Uniform } from './random.js';
 import type { ArenaAdapter, Side } from './types.js';
 
@@ -11,7 +12,7 @@ export interface PairRequest {
 }
 
 function sameBase(x: ArenaAdapter, y: ArenaAdapter): boolean {
-  return x.baseModel === null || y.baseModel === null || x.baseModel === y.baseModel;
+  return x.baseModel === null || y.baseModel === null || sameBaseModel(x.baseModel, y.baseModel);
 }
 
 function pick(pool: readonly ArenaAdapter[], votes: ReadonlyMap<string, number>, uniform: Uniform): ArenaAdapter {

@@ -5,7 +5,6 @@
 export const CHOICES = ['A', 'B', 'tie', 'bad'] as const;
 export type Choice = (typeof CHOICES)[number];
 export type Side = 'A' | 'B';
-export const SIDES: readonly Side[] = ['A', 'B'];
 
 /** What the arena needs to know about an adapter: a subset of the registry's record. */
 export interface ArenaAdapter {

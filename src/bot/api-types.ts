@@ -6,4 +6,5 @@ export type AdapterDetail = Awaited<ReturnType<LoraforgeClient['adapters']['get'
 export type RegisterResult = Awaited<ReturnType<LoraforgeClient['adapters']['registerPath']>>;
 export type MergeStatus = Awaited<ReturnType<LoraforgeClient['merges']['get']>>;
 export type MergeRequest = Parameters<LoraforgeClient['merges']['create']>[0];
+export type MergeMethod = MergeRequest['method'];
 export type MergeProgress = Extract<MergeStreamEvent, { event: 'progress' }>['data'];

@@ -8,36 +8,31 @@ import {
   type SlashCommandStringOption,
   type SlashCommandSubcommandBuilder,
 } from 'discord.js';
+import type { MergeMethod } from './api-types.js';
 
-export const MERGE_METHODS = ['linear', 'cat', 'svd', 'ties', 'dare_ties', 'dare_linear', 'magnitude_prune'] as const;
-export type MergeMethodName = (typeof MERGE_METHODS)[number];
-
-const METHOD_HELP: Record<MergeMethodName, string> = {
-  linear: 'Weighted sum of the adapters’ updates (exact)',
-  cat: 'Concatenate the adapters (exact sum, rank adds up)',
-  svd: 'Weighted sum truncated to a rank by SVD',
-  ties: 'TIES: trim small values, elect signs, average agreeing ones',
-  dare_ties: 'DARE (random drop and rescale) then TIES sign election',
-  dare_linear: 'DARE (random drop and rescale) then a weighted sum',
-  magnitude_prune: 'Keep the largest values of each update, then sum',
+/**
+ * Each method's subcommand: its description and the optional knobs it shows (weights and adapters are common to
+ * all). Keyed by the API's method type (the merge engine's METHODS table), so a method added there does not
+ * compile here until it has a row; test/bot/render.test.ts checks the knobs against the engine's traits.
+ */
+const METHOD_COMMANDS: Record<MergeMethod, { help: string; density: boolean; rank: boolean; seed: boolean }> = {
+  linear: { help: 'Weighted sum of the adapters’ updates (exact)', density: false, rank: false, seed: false },
+  cat: { help: 'Concatenate the adapters (exact sum, rank adds up)', density: false, rank: false, seed: false },
+  svd: { help: 'Weighted sum truncated to a rank by SVD', density: false, rank: true, seed: false },
+  ties: { help: 'TIES: trim small values, elect signs, average agreeing ones', density: true, rank: true, seed: false },
+  dare_ties: { help: 'DARE (random drop and rescale) then TIES sign election', density: true, rank: true, seed: true },
+  dare_linear: { help: 'DARE (random drop and rescale) then a weighted sum', density: true, rank: true, seed: true },
+  magnitude_prune: { help: 'Keep the largest values of each update, then sum', density: true, rank: true, seed: false },
 };
 
-/** Which optional knobs each method has (weights and adapters are common to all). */
-const METHOD_OPTIONS: Record<MergeMethodName, { density: boolean; rank: boolean; seed: boolean }> = {
-  linear: { density: false, rank: false, seed: false },
-  cat: { density: false, rank: false, seed: false },
-  svd: { density: false, rank: true, seed: false },
-  ties: { density: true, rank: true, seed: false },
-  dare_ties: { density: true, rank: true, seed: true },
-  dare_linear: { density: true, rank: true, seed: true },
-  magnitude_prune: { density: true, rank: true, seed: false },
-};
+/** The `/merge` subcommands, in the order Discord lists them. */
+export const MERGE_METHODS = Object.keys(METHOD_COMMANDS) as MergeMethod[];
 
-function mergeMethodSubcommand(method: MergeMethodName) {
+function mergeMethodSubcommand(method: MergeMethod) {
   return (s: SlashCommandSubcommandBuilder) => {
-    const knobs = METHOD_OPTIONS[method];
+    const knobs = METHOD_COMMANDS[method];
     s.setName(method)
-      .setDescription(METHOD_HELP[method])
+      .setDescription(knobs.help)
       .addStringOption((o) => o.setName('weights').setDescription('One weight per adapter, in order, e.g. 1,1,1,1').setRequired(true).setMaxLength(400));
     if (knobs.density) {
       s.addNumberOption((o) => o.setName('density').setDescription('Fraction of each update to keep, in (0, 1] (default 0.2)').setMinValue(0).setMaxValue(1));

@@ -34,6 +34,8 @@ export interface SweepJobData {
   suites: string[];
   search: 'grid' | 'random';
   points: MergeOptions[];
+  /** random search: the samples asked for (more than `points` when the space has fewer distinct points) */
+  requestedPoints?: number;
 }
 
 export type EvalQueueJobData = EvalJobData | SweepJobData;
@@ -111,6 +113,9 @@ export const SweepStatusSchema = z.object({
   suites: z.array(z.string()),
   items: z.number().int(),
   totalPoints: z.number().int(),
+  requestedPoints: z.number().int().meta({
+    description: 'points asked for: the samples of a random search, else the grid size; more than totalPoints when the space has fewer distinct points',
+  }),
   baseline: SweepBaselineSchema.nullable(),
   /** finished points, best first: by the worst category's retention, then the mean */
   ranking: z.array(SweepPointResultSchema),

@@ -3,7 +3,9 @@
 //
 // Choices, documented in docs/eval.md:
 //  - an item's score is the mean negative log-likelihood per reference token; a category's mean NLL averages its
-//    items with equal weight (a long answer does not outweigh short ones), and its perplexity is exp of that;
+//    items with equal weight (a long answer does not outweigh short ones), and its perplexity is exp of that:
+//    retention uses this item-weighted perplexity. The token-weighted one (total NLL over total reference
+//    tokens, what language-model papers report) is given beside it;
 //  - the expert of a category is the adapter registered with that category (registry `category`), or the one
 //    the request names; with several, the best on the category's suite, so retention is never flattered;
 //  - retention is undefined (null, with a note) when the category has no expert, or when the expert does not
@@ -33,6 +35,8 @@ interface CategoryStats {
   items: number;
   tokens: number;
   meanNll: number;
+  /** Σ over items of nll·tokens: the category's total NLL */
+  totalNll: number;
   passed: number;
   checked: number;
 }
@@ -42,10 +46,11 @@ function categoryStats(items: readonly ItemRef[], scores: readonly ItemScore[]):
   items.forEach((item, i) => {
     const s = scores[i]!;
     let c = out.get(item.category);
-    if (!c) out.set(item.category, (c = { items: 0, tokens: 0, meanNll: 0, passed: 0, checked: 0 }));
+    if (!c) out.set(item.category, (c = { items: 0, tokens: 0, meanNll: 0, totalNll: 0, passed: 0, checked: 0 }));
     c.items += 1;
     c.tokens += s.tokens;
     c.meanNll += s.nll;
+    c.totalNll += s.nll * s.tokens;
     if (s.passed !== null) {
       c.checked += 1;
       if (s.passed) c.passed += 1;
@@ -130,6 +135,8 @@ export function aggregate(input: AggregateInput): Aggregate {
     const perCategory: Record<string, CategoryScore> = {};
     const retained: number[] = [];
     let nllSum = 0;
+    let totalNll = 0;
+    let tokens = 0;
     let checked = 0;
     let passed = 0;
     for (const category of categories) {
@@ -140,6 +147,8 @@ export function aggregate(input: AggregateInput): Aggregate {
       const r = retention(pplBase, ppl, expert.model === null ? null : Math.exp(nllOf(expert.model, category)), expert.model);
       if (r.value !== null) retained.push(r.value);
       nllSum += c.meanNll;
+      totalNll += c.totalNll;
+      tokens += c.tokens;
       checked += c.checked;
       passed += c.passed;
       perCategory[category] = {
@@ -147,6 +156,8 @@ export function aggregate(input: AggregateInput): Aggregate {
         tokens: c.tokens,
         meanNll: c.meanNll,
         perplexity: ppl,
+        tokenNll: tokenNll(c.totalNll, c.tokens),
+        tokenPerplexity: Math.exp(tokenNll(c.totalNll, c.tokens)),
         passRate: c.checked > 0 ? c.passed / c.checked : null,
         retention: r.value,
         ...(r.note ? { note: r.note } : {}),
@@ -161,6 +172,9 @@ export function aggregate(input: AggregateInput): Aggregate {
       overall: {
         meanNll,
         perplexity: Math.exp(meanNll),
+        tokens,
+        tokenNll: tokenNll(totalNll, tokens),
+        tokenPerplexity: Math.exp(tokenNll(totalNll, tokens)),
         passRate: checked > 0 ? passed / checked : null,
         worstRetention: retained.length > 0 ? Math.min(...retained) : null,
         meanRetention: retained.length > 0 ? retained.reduce((a, b) => a + b, 0) / retained.length : null,
@@ -171,8 +185,13 @@ export function aggregate(input: AggregateInput): Aggregate {
   return { categories, experts: Object.fromEntries(experts), models: reports };
 }
 
+/** Total NLL over total reference tokens (0 for no tokens, as an empty category scores nothing). */
+const tokenNll = (total: number, tokens: number) => (tokens > 0 ? total / tokens : 0);
+
+type Ranked = Pick<ModelReport['overall'], 'worstRetention' | 'meanRetention' | 'meanNll'>;
+
 /** Orders by the worst category's retention, then the mean (both descending); undefined retention last. */
-export function compareByRetention(a: ModelReport['overall'], b: ModelReport['overall']): number {
+export function compareByRetention(a: Ranked, b: Ranked): number {
   const worst = (b.worstRetention ?? -Infinity) - (a.worstRetention ?? -Infinity);
   if (worst !== 0 && !Number.isNaN(worst)) return worst;
   const mean = (b.meanRetention ?? -Infinity) - (a.meanRetention ?? -Infinity);

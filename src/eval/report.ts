@@ -7,9 +7,11 @@ export type EvalModelKind = (typeof EVAL_MODEL_KINDS)[number];
 
 export const CategoryScoreSchema = z.object({
   items: z.number().int(),
-  tokens: z.number().int(),
-  meanNll: z.number().meta({ description: 'mean over items of the mean negative log-likelihood per reference token (nats)' }),
-  perplexity: z.number(),
+  tokens: z.number().int().meta({ description: 'reference tokens scored' }),
+  meanNll: z.number().meta({ description: 'item-weighted: mean over items of the mean negative log-likelihood per reference token (nats)' }),
+  perplexity: z.number().meta({ description: 'exp(meanNll), item-weighted: retention is computed from this one' }),
+  tokenNll: z.number().meta({ description: 'token-weighted: total negative log-likelihood over total reference tokens (nats)' }),
+  tokenPerplexity: z.number().meta({ description: 'exp(tokenNll): long answers weigh more; shown beside, not used by retention' }),
   passRate: z.number().nullable().meta({ description: 'share of items whose generated answer passed its checks; null when not checked' }),
   retention: z
     .number()
@@ -20,8 +22,11 @@ export const CategoryScoreSchema = z.object({
 export type CategoryScore = z.infer<typeof CategoryScoreSchema>;
 
 export const OverallScoreSchema = z.object({
-  meanNll: z.number(),
-  perplexity: z.number(),
+  meanNll: z.number().meta({ description: 'mean over categories of their item-weighted meanNll' }),
+  perplexity: z.number().meta({ description: 'exp(meanNll)' }),
+  tokens: z.number().int().meta({ description: 'reference tokens scored over all categories' }),
+  tokenNll: z.number().meta({ description: 'total negative log-likelihood over all reference tokens' }),
+  tokenPerplexity: z.number().meta({ description: 'exp(tokenNll)' }),
   passRate: z.number().nullable(),
   worstRetention: z.number().nullable(),
   meanRetention: z.number().nullable(),

@@ -90,6 +90,3 @@ export const SweepRequestSchema = ScoringOptionsSchema.extend({
 });
 export type SweepRequest = z.output<typeof SweepRequestSchema>;
 export type SweepRequestInput = z.input<typeof SweepRequestSchema>;
-
-/** One point of a sweep: the merge options (weights included) it tries. */
-export const SweepPointSchema = z.object({ index: z.number().int(), options: z.record(z.string(), z.unknown()) });

@@ -28,7 +28,7 @@ import type { EvalReport } from './report.js';
 import type { EvalRequest, SweepRequest } from './requests.js';
 import { BUILTIN_SUITES_DIR, loadSuites, validateItems, type SuiteItem } from './suite.js';
 import { readSweepState } from './sweep.js';
-import { sweepPoints } from './sweep-space.js';
+import { DEFAULT_RANDOM_SAMPLES, sweepPoints } from './sweep-space.js';
 
 export type EvalJobEvent = { type: 'progress'; progress: JobProgress } | { type: 'state'; state: 'queued' | 'running' } | { type: 'finished' };
 
@@ -160,6 +160,7 @@ export class EvalService {
       suites,
       search: request.search,
       points,
+      requestedPoints: request.search === 'random' ? (request.samples ?? DEFAULT_RANDOM_SAMPLES) : points.length,
     };
     const job = await this.add(newId('sweep'), data);
     this.opts.log.info({ id: job.id, points: points.length, adapters }, 'sweep queued');
@@ -216,6 +217,7 @@ export class EvalService {
       suites: data.suites,
       items: data.items.length,
       totalPoints: data.points.length,
+      requestedPoints: data.requestedPoints ?? data.points.length,
       baseline: state.baseline,
       ranking: state.ranking,
       best: state.ranking.find((p) => p.state === 'completed') ?? null,

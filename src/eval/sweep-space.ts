@@ -3,7 +3,7 @@
 // lets an interrupted sweep resume by point index.
 import { InvalidInputError } from '../errors.js';
 import { SeededRandom } from '../inference/rng.js';
-import { MergeOptionsSchema, PRUNING_METHODS, type MergeMethod, type MergeOptions } from '../merge/options.js';
+import { MergeOptionsSchema, PRUNING_METHODS, takes, type MergeMethod, type MergeOptions } from '../merge/options.js';
 import { canonicalJson } from '../util/canonical-json.js';
 import type { SweepRequest } from './requests.js';
 
@@ -68,7 +68,7 @@ export function sweepPoints(request: Pick<SweepRequest, 'search' | 'space' | 'sa
       const pruning = PRUNING_METHODS.has(method);
       for (const density of pruning ? densities : [undefined]) {
         for (const w of vectors) {
-          for (const rank of method === 'cat' ? [undefined] : ranks) add({ method, density, weights: w, rank });
+          for (const rank of takes(method, 'rank') ? ranks : [undefined]) add({ method, density, weights: w, rank });
         }
       }
     }
@@ -90,7 +90,7 @@ export function sweepPoints(request: Pick<SweepRequest, 'search' | 'space' | 'sa
     const method = pick(methods);
     const density = PRUNING_METHODS.has(method) ? (isRange(densities) ? draw(densities) : pick(densities)) : undefined;
     const w = isRange(weights) ? new Array<number>(n).fill(draw(weights)) : weightVector(pick(weights), n);
-    const rank = method === 'cat' ? undefined : pick(ranks);
+    const rank = takes(method, 'rank') ? pick(ranks) : undefined;
     add({ method, density, weights: w, rank });
   }
   return points;

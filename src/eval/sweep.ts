@@ -53,14 +53,7 @@ export async function readSweepState(redis: Redis, redisPrefix: string, id: stri
 
 /** Best first: completed points by worst retention, then mean, then mean NLL; failed points last, by index. */
 export function rankPoints(points: readonly SweepPointResult[]): SweepPointResult[] {
-  const overall = (p: SweepPointResult) => ({
-    meanNll: p.meanNll ?? Infinity,
-    perplexity: 0,
-    passRate: null,
-    worstRetention: p.worstRetention ?? null,
-    meanRetention: p.meanRetention ?? null,
-    retainedCategories: 0,
-  });
+  const overall = (p: SweepPointResult) => ({ meanNll: p.meanNll ?? Infinity, worstRetention: p.worstRetention ?? null, meanRetention: p.meanRetention ?? null });
   return [...points].sort((a, b) => {
     if (a.state !== b.state) return a.state === 'completed' ? -1 : 1;
     if (a.state === 'failed') return a.index - b.index;

@@ -8,6 +8,7 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CancelledError, NotFoundError, isLoraforgeError } from '../errors.js';
+import { listenForCancels, pollCancelFlag } from '../queue/cancel.js';
 import { bullConnection, bullPrefix } from '../queue/connection.js';
 import { USER_ERRORS } from '../queue/merges.js';
 import type { Registry } from '../registry/registry.js';
@@ -92,10 +93,7 @@ export async function startEvalWorker(opts: EvalWorkerOptions): Promise<RunningE
     const jobLog = log.child({ job: job.id, attempt: job.attemptsMade + 1 });
     const shutdown = new AbortController();
     active.set(job.id!, shutdown);
-    const cancel = new AbortController();
-    const poll = setInterval(() => {
-      void redis.exists(keys.cancel(job.id!)).then((n) => n === 1 && cancel.abort('cancelled by request'), () => undefined);
-    }, opts.cancelPollMs ?? 1_000);
+    const cancel = pollCancelFlag(redis, keys.cancel(job.id!), opts.cancelPollMs ?? 1_000);
     const signal = AbortSignal.any([shutdown.signal, cancel.signal, ...(cancelSignal ? [cancelSignal] : [])]);
     const onProgress = throttledProgress(job);
     try {
@@ -138,7 +136,7 @@ export async function startEvalWorker(opts: EvalWorkerOptions): Promise<RunningE
       const code = isLoraforgeError(err) ? err.code : 'internal';
       throw new Error(`${code}: ${(err as Error).message}`, { cause: err });
     } finally {
-      clearInterval(poll);
+      cancel.stop();
       active.delete(job.id!);
     }
   };
@@ -156,17 +154,7 @@ export async function startEvalWorker(opts: EvalWorkerOptions): Promise<RunningE
   worker.on('error', (err) => log.warn({ err: err.message }, 'eval worker connection error'));
   worker.on('stalled', (jobId) => log.warn({ job: jobId }, 'an eval job stalled (its process died): it runs again'));
 
-  const control = redis.duplicate();
-  control.on('error', () => undefined);
-  control.on('message', (_channel, message: string) => {
-    try {
-      const { type, id } = JSON.parse(message) as { type: string; id: string };
-      if (type === 'cancel' && worker.cancelJob(id, 'cancelled by request')) log.info({ job: id }, 'cancelling eval job');
-    } catch {
-      // not ours
-    }
-  });
-  await control.subscribe(keys.control);
+  const stopListening = await listenForCancels(redis, keys.control, (id, reason) => worker.cancelJob(id, reason), (id) => log.info({ job: id }, 'cancelling eval job'));
   await worker.waitUntilReady();
   log.info('eval worker ready');
 
@@ -180,7 +168,7 @@ export async function startEvalWorker(opts: EvalWorkerOptions): Promise<RunningE
         await worker.close();
       } finally {
         clearTimeout(timer);
-        control.disconnect();
+        stopListening();
       }
     },
   };

@@ -250,3 +250,19 @@ export async function writeAdapter(dir: string, adapter: LoraAdapter, options: W
   );
   return { weightsSha256 };
 }
+
+/**
+ * The name that identifies a base model across the ways one is written: the last segment of an HF id or a local
+ * path, lower-cased, trailing slashes dropped. So `openai-community/gpt2` (HF moved its legacy root-level models
+ * under organisations), `gpt2`, `GPT2`, `/models/gpt2/` and `C:\models\gpt2` are one model, as are mirrors such as
+ * `unsloth/Llama-3.2-1B` and `meta-llama/Llama-3.2-1B`. A name cannot tell a fine-tune re-published under its
+ * original's name from that original; the merge planner's shape check still refuses another architecture.
+ */
+export function baseModelKey(id: string): string {
+  return id.replace(/[\\/]+$/, '').split(/[\\/]/).pop()!.toLowerCase();
+}
+
+/** Whether two base-model names denote one model (baseModelKey): what merging, serving and the arena all accept. */
+export function sameBaseModel(a: string, b: string): boolean {
+  return baseModelKey(a) === baseModelKey(b);
+}

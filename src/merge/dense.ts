@@ -1,7 +1,7 @@
-// Delta space, dense path (ties, dare_linear, dare_ties, magnitude_prune): these rules act on the entries of each
-// adapter's true update ΔW_i = s_i·B_i·A_i, so ΔW_i is built (in ONNX Runtime) a tile of rows at a time, trimmed
-// by an exact radix-select threshold or dropped by counter-based DARE masks, combined into the merged M, and M is
-// re-factored to a LoRA by a randomized SVD. One module's tiles are cached while they fit `cacheBytes`;
+// Delta space, dense path (the methods that are not exact: ties, dare_*, magnitude_prune): they act on the
+// entries of each adapter's true update ΔW_i = s_i·B_i·A_i, so ΔW_i is built (in ONNX Runtime) a tile of rows at a
+// time, trimmed by an exact radix-select threshold or dropped by counter-based DARE masks, combined into the merged
+// M, and M is re-factored to a LoRA by a randomized SVD. One module's tiles are cached while they fit `cacheBytes`;
 // otherwise each pass rebuilds them. Only one module's M is alive at a time: the merge streams module by module.
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
 import { scaled } from './kernels/lowrank-svd.js';
@@ -10,11 +10,11 @@ import { streamKey } from './kernels/prng.js';
 import { MagnitudeSelector, TopKFilter, type Threshold } from './kernels/select.js';
 import { darePrune, trimElectMerge, trimWeightedSum, type PruneStats, type SignMethod } from './primitives.js';
 import type { ModuleInput } from './factors.js';
-
-export type DenseMethod = 'ties' | 'dare_linear' | 'dare_ties' | 'magnitude_prune';
+import { traitsOf, type MergeMethod } from './options.js';
 
 export interface DenseOptions {
-  method: DenseMethod;
+  /** a method that is not exact (its traits say how it prunes and whether it elects signs) */
+  method: MergeMethod;
   density: number;
   signMethod: SignMethod;
   seed: number;
@@ -125,8 +125,8 @@ export async function denseMerge(
   const merged = tiles.arena.get(n, out * inn);
   const stats: PruneStats = { kept: 0, contested: 0, conflicts: 0 };
   const weights = inputs.map((x) => x.weight);
-  const dare = opts.method === 'dare_linear' || opts.method === 'dare_ties';
-  const electing = opts.method === 'ties' || opts.method === 'dare_ties';
+  const { sparsify, electSigns } = traitsOf(opts.method);
+  const dare = sparsify === 'random';
   const keys = inputs.map((x) => streamKey(opts.seed, moduleName, x.adapter));
 
   await tiles.forEach((t, row0) => {
@@ -134,7 +134,7 @@ export async function denseMerge(
     const m = merged.subarray(row0 * inn, row0 * inn + len);
     if (dare) for (let i = 0; i < n; i++) darePrune(t[i]!, opts.density, keys[i]!, row0 * inn);
     const trims = dare ? null : filters;
-    if (electing) trimElectMerge(t, trims, weights, opts.signMethod, m, stats);
+    if (electSigns) trimElectMerge(t, trims, weights, opts.signMethod, m, stats);
     else trimWeightedSum(t, trims, weights, m, stats);
   }, true);
 
@@ -202,8 +202,7 @@ export interface DenseModuleResult {
 export async function mergeDenseModule(kernel: MatmulKernel, arena: TileArena, job: DenseModuleJob, filters: TopKFilter[] | null): Promise<DenseModuleResult> {
   const { inputs, options: o } = job;
   const tiles = new DeltaTiles(kernel, inputs, o.cacheBytes, arena);
-  const trims = o.method === 'ties' || o.method === 'magnitude_prune';
-  if (trims && !filters) filters = (await tensorThresholds(tiles, inputs.length, o.density)).map((t) => new TopKFilter(t));
+  if (traitsOf(o.method).sparsify === 'magnitude' && !filters) filters = (await tensorThresholds(tiles, inputs.length, o.density)).map((t) => new TopKFilter(t));
   const dm = await denseMerge(tiles, job.name, inputs, o, filters);
   const res = await randomizedSvd(kernel, dm.merged, {
     cap: job.rank,

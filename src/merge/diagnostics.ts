@@ -5,7 +5,9 @@
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
 import { type Precision, type Stacked } from './kernels/lowrank-svd.js';
 import type { PruneStats } from './primitives.js';
-import type { ModuleInput } from './factors.js';
+import { catStack, type ModuleInput } from './factors.js';
+import type { DispatchedModule } from './dispatch.js';
+import type { ModuleError } from './measure.js';
 
 export interface ModuleDiagnostics {
   module: string;
@@ -88,6 +90,46 @@ export async function distanceSq(
   let cross = 0;
   for (let p = 0; p < k; p++) for (let q = 0; q < R; q++) cross += bx[p * w + k + q]! * rowWeight[q]! * ax[(k + q) * k + p]!;
   return { errSq: Math.max(0, mergedNormSq - 2 * cross + targetNormSq), mergedNormSq: Math.max(0, mergedNormSq) };
+}
+
+/** A merged module's diagnostics, and what it adds to the overall figures. */
+export function moduleDiagnostics(
+  m: DispatchedModule,
+  e: ModuleError,
+  space: 'delta' | 'factors',
+  electSigns: boolean,
+  seconds: number,
+): { diagnostics: ModuleDiagnostics; totals: ModuleTotals } {
+  const { work, inputs, merged, energy } = m;
+  const { errSq, mergedNormSq, targetNormSq, inner } = e;
+  // entries the pruning saw: the A's and B's in factors space, the ΔW_i in delta space
+  const entries = merged.stats
+    ? inputs.length * (space === 'factors' ? inputs[0]!.module.A.length + inputs[0]!.module.B.length : work.outFeatures * work.inFeatures)
+    : 0;
+  const diagnostics: ModuleDiagnostics = {
+    module: work.name,
+    rank: merged.rank,
+    adapters: work.present,
+    relError: targetNormSq > 0 ? round(Math.sqrt(errSq / targetNormSq)) : null,
+    retainedEnergy: energy ? round(energy.total > 0 ? energy.kept / energy.total : 1) : null,
+    norm: round(Math.sqrt(targetNormSq)),
+    mergedNorm: round(Math.sqrt(mergedNormSq)),
+    interference: cosines(inner, inputs.length),
+    keptFraction: merged.stats && entries > 0 ? round(merged.stats.kept / entries) : null,
+    signConflict: merged.stats && electSigns ? round(merged.stats.contested > 0 ? merged.stats.conflicts / merged.stats.contested : 0) : null,
+    seconds: round(seconds),
+  };
+  const totals: ModuleTotals = {
+    errSq,
+    normSq: targetNormSq,
+    keptEnergy: energy?.kept ?? null,
+    totalEnergy: energy?.total ?? null,
+    inner,
+    adapters: work.present,
+    stats: merged.stats,
+    entries,
+  };
+  return { diagnostics, totals };
 }
 
 export function cosines(inner: Float64Array, n: number): number[][] {
@@ -178,25 +220,17 @@ export async function catRoundoffSq(kernel: MatmulKernel, inputs: ModuleInput[],
   const inn = merged.A.cols;
   const out = merged.B.rows;
   const w = 2 * R;
+  const exact = catStack(inputs); // c_i·A_i in float64: its float32 rounding is part of the error
   const x = new Float32Array(out * w); // [B | δB]
   const y = new Float32Array(w * inn); // [δA; A']
   y.set(merged.A.data, R * inn);
-  let off = 0;
-  for (const { module: m, weight } of inputs) {
-    const c = weight * m.scaling;
-    const r = m.rank;
-    const a = m.A;
-    const b = m.B;
-    const base = off * inn;
-    for (let j = 0; j < r * inn; j++) y[base + j] = merged.A.data[base + j]! - c * a[j]!;
-    for (let row = 0; row < out; row++)
-      for (let j = 0; j < r; j++) {
-        const exact = b[row * r + j]!;
-        x[row * w + off + j] = exact;
-        x[row * w + R + off + j] = merged.B.data[row * R + off + j]! - exact;
-      }
-    off += r;
-  }
+  for (let j = 0; j < R * inn; j++) y[j] = merged.A.data[j]! - exact.A[j]!;
+  for (let row = 0; row < out; row++)
+    for (let j = 0; j < R; j++) {
+      const b = exact.B[row * R + j]!;
+      x[row * w + j] = b;
+      x[row * w + R + j] = merged.B.data[row * R + j]! - b;
+    }
   const gx = (await kernel.gemm({ data: x, rows: out, cols: w }, { data: x, rows: out, cols: w }, { transA: true })).data;
   const gy = (await kernel.gemm({ data: y, rows: w, cols: inn }, { data: y, rows: w, cols: inn }, { transB: true })).data;
   let s = 0;

@@ -5,9 +5,9 @@ import type { LoraModule } from '../formats/peft.js';
 import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
 import { streamKey } from './kernels/prng.js';
 import { lowRankSvd, type Grams, type Stacked } from './kernels/lowrank-svd.js';
-import { darePrune, electAndMerge, trimElectMerge, trimWeightedSum, weightedSum, type PruneStats } from './primitives.js';
+import { darePrune, trimElectMerge, trimWeightedSum, weightedSum, type PruneStats } from './primitives.js';
 import { selectMagnitude, TopKFilter } from './kernels/select.js';
-import type { MergeOptions } from './options.js';
+import { traitsOf, type MergeMethod, type MergeOptions } from './options.js';
 
 export interface ModuleInput {
   /** index of the adapter in the merge's input list */
@@ -25,12 +25,15 @@ export interface MergedFactors {
   stats: PruneStats | null;
 }
 
-/** cat: A' = [c_1A_1; …; c_nA_n], B' = [B_1 … B_n]; exact, rank Σr_i, in both spaces. */
-export function catFactors(inputs: ModuleInput[]): MergedFactors {
+/**
+ * The cat stack B' = [B_1 … B_n] (out×Σr_i), A' = [c_1A_1; …; c_nA_n] with c_i = w_i·s_i, A' in float64 (cat
+ * rounds it to float32; the diagnostics measure that rounding).
+ */
+export function catStack(inputs: ModuleInput[]): { B: Float32Array; A: Float64Array; rank: number } {
   const out = inputs[0]!.module.outFeatures;
   const inn = inputs[0]!.module.inFeatures;
   const rank = inputs.reduce((s, x) => s + x.module.rank, 0);
-  const A = new Float32Array(rank * inn);
+  const A = new Float64Array(rank * inn);
   const B = new Float32Array(out * rank);
   let off = 0;
   for (const { module: m, weight } of inputs) {
@@ -43,22 +46,31 @@ export function catFactors(inputs: ModuleInput[]): MergedFactors {
     for (let row = 0; row < out; row++) for (let j = 0; j < r; j++) B[row * rank + off + j] = b[row * r + j]!;
     off += r;
   }
-  return { B: { data: B, rows: out, cols: rank }, A: { data: A, rows: rank, cols: inn }, rank, retainedEnergy: null, stats: null };
+  return { B, A, rank };
+}
+
+/** cat: the stack itself; exact, rank Σr_i, in both spaces. */
+export function catFactors(inputs: ModuleInput[]): MergedFactors {
+  const out = inputs[0]!.module.outFeatures;
+  const inn = inputs[0]!.module.inFeatures;
+  const { B, A, rank } = catStack(inputs);
+  return { B: { data: B, rows: out, cols: rank }, A: { data: new Float32Array(A), rows: rank, cols: inn }, rank, retainedEnergy: null, stats: null };
 }
 
 export async function mergeFactorsSpace(
   kernel: MatmulKernel,
-  method: MergeOptions['method'],
+  method: MergeMethod,
   moduleName: string,
   inputs: ModuleInput[],
   options: MergeOptions,
   stacked: Stacked,
   grams: Grams,
 ): Promise<MergedFactors> {
-  if (method === 'cat') return catFactors(inputs);
+  const traits = traitsOf(method);
+  if (traits.factors === 'stack') return catFactors(inputs);
   const out = inputs[0]!.module.outFeatures;
   const inn = inputs[0]!.module.inFeatures;
-  if (method === 'svd') {
+  if (traits.factors === 'svd') {
     // PEFT's default rank is max r_i; its layout puts the singular values in B
     const cap = options.rank ?? Math.max(...inputs.map((x) => x.module.rank));
     const res = await lowRankSvd(kernel, stacked, grams, inputs.map((x) => x.weight), { cap, energy: options.energy, split: 'peft' });
@@ -76,13 +88,13 @@ export async function mergeFactorsSpace(
     A: { data: A, rows: rank, cols: inn },
     rank,
     retainedEnergy: null,
-    stats: method === 'linear' ? null : stats,
+    stats: traits.sparsify === 'none' && !traits.electSigns ? null : stats,
   };
 }
 
 /** One of PEFT's task-arithmetic combinations over same-shaped tensors (the A's, or the B's). */
 function combine(
-  method: MergeOptions['method'],
+  method: MergeMethod,
   moduleName: string,
   tensorName: string,
   inputs: ModuleInput[],
@@ -91,25 +103,25 @@ function combine(
   options: MergeOptions,
   stats: PruneStats,
 ): Float32Array {
+  const { sparsify, electSigns } = traitsOf(method);
   const out = new Float32Array(tensors[0]!.length);
-  if (method === 'linear') {
+  if (sparsify === 'none' && !electSigns) {
     weightedSum(tensors, weights, out);
     return out;
   }
   const density = options.density!;
-  if (method === 'ties' || method === 'magnitude_prune') {
+  let filters: TopKFilter[] | null = null;
+  if (sparsify === 'magnitude' && density < 1) {
     // the trim is fused into the combination (no pruned copies); density >= 1 keeps everything, as PEFT
-    const filters = density >= 1 ? null : tensors.map((t) => new TopKFilter(selectMagnitude(t, Math.floor(density * t.length))));
-    if (method === 'ties') trimElectMerge(tensors, filters, weights, options.majoritySignMethod, out, stats);
-    else trimWeightedSum(tensors, filters, weights, out, stats);
-    return out;
+    filters = tensors.map((t) => new TopKFilter(selectMagnitude(t, Math.floor(density * t.length))));
+  } else if (sparsify === 'random') {
+    tensors = tensors.map((t, i) => {
+      const p = Float32Array.from(t);
+      darePrune(p, density, streamKey(options.seed, `${moduleName}.${tensorName}`, inputs[i]!.adapter));
+      return p;
+    });
   }
-  const dropped = tensors.map((t, i) => {
-    const p = Float32Array.from(t);
-    darePrune(p, density, streamKey(options.seed, `${moduleName}.${tensorName}`, inputs[i]!.adapter));
-    return p;
-  });
-  if (method === 'dare_ties') electAndMerge(dropped, weights, options.majoritySignMethod, out, stats);
-  else trimWeightedSum(dropped, null, weights, out, stats);
+  if (electSigns) trimElectMerge(tensors, filters, weights, options.majoritySignMethod, out, stats);
+  else trimWeightedSum(tensors, filters, weights, out, stats);
   return out;
 }

@@ -1,8 +1,8 @@
 // The planner: checks that the inputs can be merged with the requested recipe and lists the per-module work.
 // Incompatible inputs are refused with the adapters and modules named, before any math runs.
 import { InvalidInputError } from '../errors.js';
-import { naturalCompare, type LoraAdapter, type LoraModule } from '../formats/peft.js';
-import type { MergeOptions } from './options.js';
+import { baseModelKey, naturalCompare, type LoraAdapter, type LoraModule } from '../formats/peft.js';
+import { traitsOf, type MergeOptions } from './options.js';
 
 export interface ModuleWork {
   name: string;
@@ -23,11 +23,6 @@ export interface MergePlan {
 
 /** Module paths in model order: layer 2 before layer 10. */
 export const compareModuleNames = naturalCompare;
-
-/** HF ids and local paths of one base model end in the same name ("openai-community/gpt2" and "gpt2"). */
-function baseModelKey(id: string): string {
-  return id.replace(/[\\/]+$/, '').split(/[\\/]/).pop()!.toLowerCase();
-}
 
 export function planMerge(adapters: LoraAdapter[], labels: string[], options: MergeOptions): MergePlan {
   const n = adapters.length;
@@ -67,11 +62,12 @@ export function planMerge(adapters: LoraAdapter[], labels: string[], options: Me
   if (modules.length === 0) throw new InvalidInputError('the adapters have no LoRA modules to merge');
 
   let method = options.method;
-  if (options.space === 'factors' && n === 1 && method !== 'linear' && method !== 'cat' && method !== 'svd') {
+  if (options.space === 'factors' && n === 1 && !traitsOf(method).exact) {
     warnings.push(`PEFT merges a single adapter with "linear" whatever the method; ${method} was replaced by linear (use delta space to prune one adapter)`);
     method = 'linear';
   }
-  if (options.space === 'factors' && !['cat', 'svd'].includes(method)) {
+  // PEFT's entry-by-entry combination of the A's and of the B's
+  if (options.space === 'factors' && traitsOf(method).factors !== 'stack' && traitsOf(method).factors !== 'svd') {
     for (const work of modules) {
       const ranks = work.present.map((i) => adapters[i]!.modules.get(work.name)!.rank);
       if (new Set(ranks).size > 1) {
@@ -104,7 +100,7 @@ export function planMerge(adapters: LoraAdapter[], labels: string[], options: Me
     }
   });
 
-  if (options.density !== undefined && options.density >= 1 && method !== 'linear' && method !== 'cat' && method !== 'svd') {
+  if (options.density !== undefined && options.density >= 1 && traitsOf(method).sparsify !== 'none') {
     warnings.push(`density ${options.density} keeps every entry: ${method} prunes nothing`);
   }
   const overshoot = overshootWarning(options, method);
@@ -123,7 +119,7 @@ function describe(m: LoraModule): string {
  */
 function overshootWarning(options: MergeOptions, method: MergeOptions['method']): string | null {
   const w = options.weights;
-  const averaging = method === 'ties' || method === 'dare_ties';
+  const averaging = traitsOf(method).electSigns;
   const scale = averaging ? Math.max(...w.map(Math.abs)) : w.reduce((a, b) => a + b, 0);
   if (options.space === 'delta' && scale > 1.5) {
     const what = averaging ? `the largest weight is ${round(scale)}` : `the weights sum to ${round(scale)}`;
@@ -132,7 +128,7 @@ function overshootWarning(options: MergeOptions, method: MergeOptions['method'])
       'are the sane start, and a sweep over the weights finds the best'
     );
   }
-  if (options.space === 'factors' && method === 'linear' && w.length > 1) {
+  if (options.space === 'factors' && traitsOf(method).factors === 'sum' && w.length > 1) {
     return 'factors-space linear multiplies the summed factors, so cross terms B_i·A_j join the result (see relError); delta space is exact';
   }
   return null;

@@ -6,6 +6,7 @@ import { Queue, QueueEvents, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Gauge, Histogram, type Registry as MetricsRegistry } from 'prom-client';
 import { ConflictError, InvalidInputError, NotFoundError, type ErrorCode } from '../errors.js';
+import { baseModelKey } from '../formats/peft.js';
 import type { MergeOptions } from '../merge/options.js';
 import type { Registry } from '../registry/registry.js';
 import type { AdapterRecord } from '../registry/types.js';
@@ -154,7 +155,7 @@ export class MergeService {
       );
     }
     const records = await this.resolve(adapters);
-    const bases = new Set(records.map((r) => r.baseModel).filter((b): b is string => b !== null));
+    const bases = new Set(records.map((r) => r.baseModel).filter((b): b is string => b !== null).map(baseModelKey));
     if (bases.size > 1) {
       throw new InvalidInputError(
         `the adapters were trained on different base models (${records.map((r) => `${r.name}: ${r.baseModel}`).join(', ')}): merge adapters of one base model`,

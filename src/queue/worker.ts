@@ -13,6 +13,7 @@ import type { Redis } from 'ioredis';
 import { CancelledError, NotFoundError, isLoraforgeError } from '../errors.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../util/log.js';
+import { listenForCancels, pollCancelFlag } from './cancel.js';
 import { bullConnection, bullPrefix, cancelKey, controlChannel } from './connection.js';
 import { USER_ERRORS } from './merges.js';
 import { MergeThreads } from './run-merge.js';
@@ -90,10 +91,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
     const { data } = job;
     const shutdown = new AbortController();
     active.set(job.id!, shutdown);
-    const cancel = new AbortController();
-    const poll = setInterval(() => {
-      void redis.exists(cancelKey(redisPrefix, job.id!)).then((n) => n === 1 && cancel.abort('cancelled by request'), () => undefined);
-    }, opts.cancelPollMs ?? 2_000);
+    const cancel = pollCancelFlag(redis, cancelKey(redisPrefix, job.id!), opts.cancelPollMs ?? 2_000);
     const signal = AbortSignal.any([shutdown.signal, cancel.signal, ...(cancelSignal ? [cancelSignal] : [])]);
     let staging: string | undefined;
     try {
@@ -164,7 +162,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
       const code = isLoraforgeError(err) ? err.code : 'internal';
       throw new Error(`${code}: ${(err as Error).message}`, { cause: err });
     } finally {
-      clearInterval(poll);
+      cancel.stop();
       active.delete(job.id!);
       if (staging) await rm(staging, { recursive: true, force: true });
     }
@@ -183,17 +181,9 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
   worker.on('stalled', (jobId) => log.warn({ job: jobId }, 'a merge job stalled (its worker died): it runs again'));
 
   // the fast path of cancel: the API publishes, the worker that runs the job aborts it
-  const control = redis.duplicate();
-  control.on('error', () => undefined);
-  control.on('message', (_channel, message: string) => {
-    try {
-      const { type, id } = JSON.parse(message) as { type: string; id: string };
-      if (type === 'cancel' && worker.cancelJob(id, 'cancelled by request')) log.info({ job: id }, 'cancelling merge');
-    } catch {
-      // not ours
-    }
-  });
-  await control.subscribe(controlChannel(redisPrefix));
+  const stopListening = await listenForCancels(redis, controlChannel(redisPrefix), (id, reason) => worker.cancelJob(id, reason), (id) =>
+    log.info({ job: id }, 'cancelling merge'),
+  );
   await worker.waitUntilReady();
   log.info({ concurrency: opts.concurrency }, 'merge worker ready');
 
@@ -208,7 +198,7 @@ export async function startMergeWorker(opts: MergeWorkerOptions): Promise<Runnin
         await worker.close();
       } finally {
         clearTimeout(timer);
-        control.disconnect();
+        stopListening();
         await threads.close();
       }
     },

@@ -7,6 +7,7 @@ import { copyFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.js';
+import { sameBaseModel } from '../formats/peft.js';
 import type { Logger } from '../util/log.js';
 import { describeAdapter } from './describe.js';
 import { withLock } from './lock.js';
@@ -253,7 +254,7 @@ export class Registry {
       const theirs = shapes[i] ? (JSON.parse(shapes[i]!) as ModuleShapes) : {};
       const reasons: string[] = [];
       let compatible = true;
-      if (self.baseModel && other.baseModel && self.baseModel !== other.baseModel) {
+      if (self.baseModel && other.baseModel && !sameBaseModel(self.baseModel, other.baseModel)) {
         compatible = false;
         reasons.push(`base model ${other.baseModel} differs from ${self.baseModel}`);
       } else if (!self.baseModel || !other.baseModel) {

@@ -13,6 +13,21 @@ const adapters: ArenaAdapter[] = [
 ];
 
 describe('choosePair', () => {
+  it('pairs adapters whose base models are one model written two ways (gpt2, openai-community/gpt2)', () => {
+    const pool: ArenaAdapter[] = [
+      { name: 'x', baseModel: 'gpt2' },
+      { name: 'y', baseModel: 'openai-community/gpt2' },
+      { name: 'z', baseModel: 'openai-community/gpt2-medium' },
+    ];
+    const pair = choosePair(pool, new Map(), { a: 'x', b: 'y' }, seededUniform(3));
+    expect([pair.A.name, pair.B.name].sort()).toEqual(['x', 'y']);
+    expect(() => choosePair(pool, new Map(), { a: 'x', b: 'z' }, seededUniform(3))).toThrow(InvalidInputError);
+    for (let i = 0; i < 50; i++) {
+      const drawn = choosePair(pool, new Map(), { a: 'x' }, seededUniform(i));
+      expect([drawn.A.name, drawn.B.name].sort()).toEqual(['x', 'y']);
+    }
+  });
+
   it('keeps the named adapters and flips a fair coin for the sides', () => {
     const uniform = seededUniform(1);
     let aFirst = 0;

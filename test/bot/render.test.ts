@@ -5,7 +5,9 @@ import { commandDefinitions, MERGE_METHODS } from '../../src/bot/commands.js';
 import { deployCommands } from '../../src/bot/deploy.js';
 import { describeFailure } from '../../src/bot/failures.js';
 import { adapterListMessage, discordActor, PAGE_SIZE, showActor } from '../../src/bot/render/adapters.js';
+import { sweepView, type SweepStatus } from '../../src/bot/render/evals.js';
 import { mergeView } from '../../src/bot/render/merge.js';
+import { MERGE_METHODS as ENGINE_METHODS, takes, traitsOf } from '../../src/merge/options.js';
 import { ForbiddenError, InvalidInputError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../src/errors.js';
 import { FakeDiscord } from '../fake-discord/index.js';
 
@@ -123,6 +125,31 @@ describe('failures', () => {
   });
 });
 
+describe('sweep view', () => {
+  const status = (totalPoints: number, requestedPoints: number): SweepStatus => ({
+    id: 'sweep-1',
+    kind: 'sweep',
+    state: 'queued',
+    progress: null,
+    attempts: 0,
+    cancelRequested: false,
+    search: 'random',
+    adapters: ['a', 'b'],
+    suites: [],
+    items: 8,
+    totalPoints,
+    requestedPoints,
+    baseline: null,
+    ranking: [],
+    best: null,
+  });
+
+  it('says when a random search runs all the space has, fewer points than asked', () => {
+    expect(sweepView(status(10, 24), 'u1', null).embeds[0]!.title).toMatch(/Sweep \(random, 10 recipes, all the space has \(24 asked\)\) over a, b/);
+    expect(sweepView(status(10, 10), 'u1', null).embeds[0]!.title).toMatch(/Sweep \(random, 10 recipes\) over a, b/);
+  });
+});
+
 describe('command definitions', () => {
   let fake: FakeDiscord;
   beforeAll(async () => {
@@ -142,6 +169,20 @@ describe('command definitions', () => {
     // density is optional: the API fills in 0.2
     const ties = merge.options?.find((o) => o.name === 'ties');
     expect(ties && 'options' in ties ? ties.options?.find((o) => o.name === 'density')?.required : 'no ties').toBeFalsy();
+  });
+
+  it('offers every method of the merge engine, each knob only where the method takes it', () => {
+    const merge = commandDefinitions().find((c) => c.name === 'merge')!;
+    const subs = new Map((merge.options ?? []).map((o) => [o.name, ('options' in o ? (o.options ?? []) : []).map((x) => x.name)]));
+    expect([...MERGE_METHODS].sort()).toEqual([...ENGINE_METHODS].sort());
+    for (const method of ENGINE_METHODS) {
+      const options = subs.get(method)!;
+      // density where the method drops entries (and there always: it is the method's point)
+      expect(options.includes('density'), method).toBe(takes(method, 'density'));
+      if (options.includes('rank')) expect(takes(method, 'rank'), method).toBe(true);
+      // the seed shown is the random drop's
+      expect(options.includes('seed'), method).toBe(traitsOf(method).sparsify === 'random');
+    }
   });
 
   it('deploys to a guild or globally with one bulk overwrite, as Discord accepts them', async () => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobStreamEvent } from '../../src/client/eval.js';
+import { fewerPoints } from '../../src/cli/commands/sweep.js';
 import type { EvalStatus } from '../../src/eval/jobs.js';
 import { loadSuites, type SuiteItem } from '../../src/eval/suite.js';
 import { demoWithExperts, startEvalStack, type DemoWithExperts, type EvalStack } from './stack.js';
@@ -89,6 +90,14 @@ describe('evals over HTTP', () => {
     await expect(stack.client.evals.get('eval-000000000000000000000000')).rejects.toMatchObject({ status: 404 });
     await expect(stack.client.evals.get('nonsense')).rejects.toMatchObject({ status: 400 });
     expect(await stack.evals.queue.getJobCounts('waiting', 'active', 'completed', 'failed')).toEqual(before);
+  });
+
+  it('says when a random sweep asks for more points than its space has', async () => {
+    const queued = await stack.client.sweeps.create({ items, search: 'random', samples: 24, space: { method: ['linear'], weights: [0.25, 0.5] } });
+    expect(queued).toMatchObject({ totalPoints: 2, requestedPoints: 24 });
+    expect(fewerPoints(queued)).toBe(' (of 24 asked: the space has only 2 distinct points)');
+    await stack.client.sweeps.cancel(queued.id);
+    expect((await stack.client.sweeps.wait(queued.id)).state).toBe('cancelled');
   });
 
   it('cancels an eval', async () => {

@@ -56,7 +56,8 @@ describe('loraforge eval / sweep', () => {
     expect(res.stderr).toMatch(/queued eval-[0-9a-f]{24}/);
     expect(res.code).toBe(0);
     expect(res.stdout).toMatch(/completed: 8 items from inline; asked for code-expert\n/);
-    expect(res.stdout).toMatch(/perplexity \(retention\) per category; experts: code=code-expert/);
+    expect(res.stdout).toMatch(/perplexity \(retention\) per category, item-weighted .*retention uses it\); ppl\/token: token-weighted .*; experts: code=code-expert/);
+    expect(res.stdout).toMatch(/worst\s+mean\s+ppl\/token\s+tokens\n/);
     expect(res.stdout).toMatch(/code-expert\s+adapter\s+[\d.e]+ \(1\.00\)/);
     expect((await readFile(heatmap)).subarray(1, 4).toString()).toBe('PNG');
 

@@ -17,6 +17,7 @@ import { writeAdapter, type LoraAdapter } from '../../src/formats/peft.js';
 import type { ModelManifest } from '../../src/inference/builder/manifest.js';
 import { encodeForScoring } from '../../src/inference/engine/scorer.js';
 import { ModelTokenizer } from '../../src/inference/tokenizer.js';
+import { adapterConfig } from '../helpers/adapters.js';
 import type { ReferenceLora } from '../inference/reference.js';
 
 const { onnx } = onnxProto;
@@ -136,21 +137,7 @@ export function expertFactors(w: Float64Array, direction: Float64Array, strength
 /** A PEFT adapter with one rank-1 module (alpha 1, so scaling 1). */
 export function rank1Adapter(baseModel: string, module: string, A: Float32Array, B: Float32Array): LoraAdapter {
   return {
-    config: {
-      baseModel,
-      r: 1,
-      loraAlpha: 1,
-      targetModules: [module.split('.').at(-1)!],
-      useRslora: false,
-      fanInFanOut: false,
-      rankPattern: {},
-      alphaPattern: {},
-      modulesToSave: null,
-      layersToTransform: null,
-      layersPattern: null,
-      taskType: 'CAUSAL_LM',
-      raw: {},
-    },
+    config: adapterConfig({ baseModel, r: 1, loraAlpha: 1, targetModules: [module.split('.').at(-1)!] }),
     modules: new Map([[module, { name: module, kind: 'linear', rank: 1, alpha: 1, scaling: 1, inFeatures: A.length, outFeatures: B.length, A, B }]]),
     savedModules: new Map(),
     dtype: 'F32',

@@ -83,6 +83,23 @@ describe('aggregate', () => {
     expect(coder.categories.shell!.retention).toBeCloseTo((20 - 25) / (20 - 10), 10);
   });
 
+  it('gives the token-weighted perplexity beside the item-weighted one that retention uses', () => {
+    // code items of 1 and 3 tokens at ppl 4 and 9: item-weighted ppl 6; token-weighted exp((ln 4 + 3·ln 9) / 4)
+    const long = new Map(scores);
+    long.set('merge', [{ nll: L(4), tokens: 1, passed: null }, { nll: L(9), tokens: 3, passed: null }, s(L(15), true), s(L(15), null)]);
+    const merge = aggregate({ items, models, scores: long }).models.find((m) => m.model === 'merge')!;
+    const code = merge.categories.code!;
+    expect(code.tokens).toBe(4);
+    expect(code.perplexity).toBeCloseTo(6, 10);
+    expect(code.tokenPerplexity).toBeCloseTo(Math.exp((L(4) + 3 * L(9)) / 4), 10);
+    expect(code.tokenNll).toBeCloseTo((L(4) + 3 * L(9)) / 4, 10);
+    expect(code.retention).toBeCloseTo(2 / 3, 10); // from the item-weighted 6, as before
+    const shellTokens = merge.categories.shell!.tokens;
+    expect(merge.overall.tokens).toBe(4 + shellTokens);
+    expect(merge.overall.tokenNll).toBeCloseTo((L(4) + 3 * L(9) + shellTokens * L(15)) / (4 + shellTokens), 10);
+    expect(merge.overall.tokenPerplexity).toBeCloseTo(Math.exp(merge.overall.tokenNll), 10);
+  });
+
   it('leaves retention undefined where the expert does not beat the base, and ranks on the rest', () => {
     const weak = new Map(scores);
     weak.set('sheller', [s(L(12)), s(L(12)), s(L(30)), s(L(30))]);

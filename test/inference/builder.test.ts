@@ -14,6 +14,7 @@ import { OnnxModel } from '../../src/formats/onnx.js';
 import { writeAdapter, type LoraAdapter } from '../../src/formats/peft.js';
 import { foldIntoCheckpoint } from '../../src/merge/fold.js';
 import { dequantizeInt4, quantizeInt4 } from '../../src/inference/builder/quantize.js';
+import { adapterConfig } from '../helpers/adapters.js';
 import { fixture, fixturesSkipReason, haveFixtures } from '../helpers/fixtures.js';
 import {
   GEMMA2_CONFIG,
@@ -57,21 +58,12 @@ function peftAdapter(lora: ReferenceLora, fanInFanOut = false): LoraAdapter {
     ]),
   );
   return {
-    config: {
-      baseModel: null,
+    config: adapterConfig({
       r: first.rank,
       loraAlpha: first.scaling * first.rank,
       targetModules: [...new Set([...lora.keys()].map((n) => n.split('.').at(-1)!))],
-      useRslora: false,
       fanInFanOut,
-      rankPattern: {},
-      alphaPattern: {},
-      modulesToSave: null,
-      layersToTransform: null,
-      layersPattern: null,
-      taskType: 'CAUSAL_LM',
-      raw: {},
-    },
+    }),
     modules,
     savedModules: new Map(),
     dtype: 'F32',

@@ -1,5 +1,6 @@
 // In-memory LoRA adapters for the merge tests.
 import type { LoraAdapter, LoraModule } from '../../src/formats/peft.js';
+import { adapterConfig } from '../helpers/adapters.js';
 import { randn } from './reference.js';
 
 export interface ModuleSpec {
@@ -34,21 +35,14 @@ export function makeAdapter(modules: ModuleSpec[], opts: { base?: string | null;
   const r = Math.max(...mods.map((m) => m.rank));
   const leaf = [...new Set(mods.map((m) => m.name.split('.').pop()!))];
   return {
-    config: {
+    config: adapterConfig({
       baseModel: opts.base === undefined ? 'HuggingFaceTB/SmolLM-135M-Instruct' : opts.base,
       r,
       loraAlpha: mods[0]!.alpha,
       targetModules: leaf,
       useRslora: opts.rslora ?? false,
-      fanInFanOut: false,
-      rankPattern: {},
-      alphaPattern: {},
-      modulesToSave: null,
-      layersToTransform: null,
-      layersPattern: null,
-      taskType: 'CAUSAL_LM',
       raw: { peft_type: 'LORA', r, lora_alpha: mods[0]!.alpha, use_rslora: opts.rslora ?? false, task_type: 'CAUSAL_LM', lora_dropout: 0.05 },
-    },
+    }),
     modules: new Map(mods.map((m) => [m.name, m])),
     savedModules: new Map(),
     dtype: opts.dtype ?? 'F32',

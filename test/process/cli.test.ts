@@ -59,6 +59,10 @@ describe('loraforge adapters / merge --server', () => {
     expect(show).toMatch(/^merge +linear of code × 0\.5, linux-commands × 0\.5$/m);
     expect(show).toMatch(/^error vs exact sum +\d+\.\d\d%$/m);
 
+    // without --weights, linear takes 1/n each: the recipe above, so the same merge comes back
+    const same = await cli('merges', 'create', 'code', 'linux-commands', '--method', 'linear', '--json');
+    expect(JSON.parse(same.stdout)).toMatchObject({ name: 'code-linux', deduplicated: true, adapters: [{ weight: 0.5 }, { weight: 0.5 }] });
+
     const refused = await cli('adapters', 'rm', 'code');
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/^loraforge: "code" is an input of the registered merge code-linux/);

@@ -11,7 +11,8 @@ import {
 } from 'discord.js';
 import type { LoraforgeClient } from '../../client/index.js';
 import { InvalidInputError } from '../../errors.js';
-import { MERGE_METHODS, type MergeMethodName } from '../commands.js';
+import type { MergeMethod } from '../api-types.js';
+import { MERGE_METHODS } from '../commands.js';
 import { requireOperator, type BotContext } from '../context.js';
 import { formatNumber } from '../format.js';
 import type { JobKind } from '../job-tracker.js';
@@ -78,10 +79,10 @@ export function parseSweepWeights(text: string): Array<number | number[]> | Rang
   );
 }
 
-export function parseMethods(text: string): MergeMethodName[] {
+export function parseMethods(text: string): MergeMethod[] {
   return parseNameList(text).map((m) => {
     if (!(MERGE_METHODS as readonly string[]).includes(m)) throw new InvalidInputError(`methods: \`${m}\` is not a merge method; use ${MERGE_METHODS.join(', ')}`);
-    return m as MergeMethodName;
+    return m as MergeMethod;
   });
 }
 

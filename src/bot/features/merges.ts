@@ -9,9 +9,9 @@ import {
   type ModalSubmitInteraction,
 } from 'discord.js';
 import { InvalidInputError } from '../../errors.js';
-import type { MergeProgress, MergeRequest, MergeStatus } from '../api-types.js';
+import type { MergeMethod, MergeProgress, MergeRequest, MergeStatus } from '../api-types.js';
 import type { BattleReveals } from '../battle-reveals.js';
-import { MERGE_METHODS, type MergeMethodName } from '../commands.js';
+import { MERGE_METHODS } from '../commands.js';
 import { requireOperator, type BotContext } from '../context.js';
 import { checkDensity, parseNameList, parseWeights, resolveMergeInputs } from '../options.js';
 import { discordActor } from '../render/adapters.js';
@@ -22,7 +22,7 @@ import { answerPrompt } from './ask.js';
 import { followJob } from './follow.js';
 import { startBattle } from './arena.js';
 
-async function startMerge(ctx: BotContext, interaction: ChatInputCommandInteraction<'cached'>, method: MergeMethodName): Promise<void> {
+async function startMerge(ctx: BotContext, interaction: ChatInputCommandInteraction<'cached'>, method: MergeMethod): Promise<void> {
   requireOperator(interaction, ctx.settings, 'merge adapters');
   // everything the bot can check by itself is checked before it defers, so mistakes get an instant answer
   const weights = parseWeights(interaction.options.getString('weights', true));

@@ -69,7 +69,7 @@ export function evalView(status: EvalStatus, startedBy: string, heatmap: Buffer 
       .map(([c, e]) => `${c}: ${e.note}`);
     embed.setDescription(
       truncate(
-        `${codeBlock(table, 3400)}\nRetention = (ppl_base − ppl_model) / (ppl_base − ppl_expert): 1 keeps the skill, 0 lost it. ${notes.length > 0 ? `\n${notes.join('\n')}` : ''}`,
+        `${codeBlock(table, 3400)}\nRetention = (ppl_base − ppl_model) / (ppl_base − ppl_expert), from the item-weighted perplexity: 1 keeps the skill, 0 lost it. ${notes.length > 0 ? `\n${notes.join('\n')}` : ''}`,
         4096,
       ),
     );
@@ -89,10 +89,13 @@ export function evalView(status: EvalStatus, startedBy: string, heatmap: Buffer 
 }
 
 /** The sweep's message; once completed, the recipes ranked by their worst category, and a button to keep the best. */
+/** ", all the space has (24 asked)" when a random search asked for more points than there are. */
+const fewer = (s: SweepStatus) => (s.requestedPoints > s.totalPoints ? `, all the space has (${s.requestedPoints} asked)` : '');
+
 export function sweepView(status: SweepStatus, startedBy: string, heatmap: Buffer | null): MessageView {
   const embed = new EmbedBuilder()
     .setColor(COLORS[status.state])
-    .setTitle(truncate(`${ICONS[status.state]} Sweep (${status.search}, ${status.totalPoints} recipes) over ${status.adapters.join(', ')}`, 256));
+    .setTitle(truncate(`${ICONS[status.state]} Sweep (${status.search}, ${status.totalPoints} recipes${fewer(status)}) over ${status.adapters.join(', ')}`, 256));
   const running = stateText(status);
   const done = status.ranking.filter((p) => p.state === 'completed');
   if (running !== null) embed.setDescription(running);

@@ -54,7 +54,7 @@ export function formatPerplexity(p: number): string {
 
 /** Per model one row; per category perplexity and retention (and the pass rate when checks ran). */
 export function formatEvalReport(report: EvalReport): string {
-  const header = ['model', 'kind', ...report.categories, 'worst', 'mean'];
+  const header = ['model', 'kind', ...report.categories, 'worst', 'mean', 'ppl/token', 'tokens'];
   const rows = report.models.map((m) => [
     m.model,
     m.kind,
@@ -65,6 +65,9 @@ export function formatEvalReport(report: EvalReport): string {
     }),
     fmt(m.overall.worstRetention),
     fmt(m.overall.meanRetention),
+    // reports from before the token-weighted figures have none
+    m.overall.tokenPerplexity === undefined ? 'n/a' : formatPerplexity(m.overall.tokenPerplexity),
+    m.overall.tokens === undefined ? 'n/a' : String(m.overall.tokens),
   ]);
   const notes = report.categories
     .map((c) => report.experts[c]!)
@@ -72,7 +75,8 @@ export function formatEvalReport(report: EvalReport): string {
     .map((e) => `note: ${e.note}`);
   const undefinedRetention = new Set(report.models.flatMap((m) => Object.values(m.categories).map((s) => s.note).filter(Boolean)));
   return (
-    `perplexity (retention)${report.checks ? ' check pass rate' : ''} per category; experts: ` +
+    `perplexity (retention)${report.checks ? ' check pass rate' : ''} per category, item-weighted (each item's mean NLL ` +
+    'per token averaged; retention uses it); ppl/token: token-weighted over all categories (total NLL / tokens); experts: ' +
     `${report.categories.map((c) => `${c}=${report.experts[c]?.model ?? 'none'}`).join(', ')}\n` +
     table([header, ...rows]) +
     [...notes, ...[...undefinedRetention].map((n) => `note: ${n}`)].map((n) => `${n}\n`).join('')

@@ -4,7 +4,18 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
-import { MERGE_METHODS, mergeToDirectory, parseMergeOptions, REPORT_FILE, type MergeReport } from '../../merge/index.js';
+import {
+  DEFAULT_WEIGHTS_TEXT,
+  defaultWeights,
+  listMethods,
+  MERGE_METHODS,
+  mergeToDirectory,
+  METHODS,
+  parseMergeOptions,
+  PRUNING_METHODS,
+  REPORT_FILE,
+  type MergeReport,
+} from '../../merge/index.js';
 import { createLogger } from '../../util/log.js';
 import { clientFrom } from '../api-client.js';
 import { choiceOption, formatCount, integerOption, numberListOption, numberOption } from '../options.js';
@@ -75,13 +86,13 @@ export function mergeCommand(program: Command): void {
     .argument('<adapters...>', 'adapter directories (adapter_config.json + adapter_model.safetensors), all of one base model')
     .requiredOption('--method <method>', `one of ${MERGE_METHODS.join(', ')}`, choiceOption('--method', MERGE_METHODS))
     .option('-o, --out <dir>', 'output adapter directory (must not exist unless --force); not with --server')
-    .option('-w, --weights <list>', 'one weight per adapter, comma separated (default: 1/n each, summing to 1)', numberListOption('--weights'))
+    .option('-w, --weights <list>', `one weight per adapter, comma separated (default: ${DEFAULT_WEIGHTS_TEXT})`, numberListOption('--weights'))
     .option('--space <space>', 'delta: exact, on each s·B·A (default); factors: PEFT add_weighted_adapter numbers', choiceOption('--space', ['delta', 'factors'] as const))
-    .option('--density <d>', 'share of entries kept by ties, dare_* and magnitude_prune (default 0.2)', numberOption('--density'))
+    .option('--density <d>', `share of entries kept by ${listMethods(PRUNING_METHODS)} (default 0.2)`, numberOption('--density'))
     .option('--majority-sign <how>', 'TIES sign vote: total (default) or frequency', choiceOption('--majority-sign', ['total', 'frequency'] as const))
     .option('--rank <r>', 'rank of the result (default: Σr for linear/cat/svd, max r for pruning methods)', integerOption('--rank', 1))
     .option('--energy <share>', 'smallest rank per module keeping this share of Σσ² (e.g. 0.99), capped at --rank', numberOption('--energy'))
-    .option('--seed <n>', 'seed of DARE masks and the randomized SVD (default 0)', integerOption('--seed'))
+    .option('--seed <n>', 'seed of DARE masks (keyed by adapter position: reordering changes them) and the randomized SVD (default 0)', integerOption('--seed'))
     .option('--trim-scope <scope>', 'top-k per tensor (default) or per adapter over all its modules', choiceOption('--trim-scope', ['tensor', 'adapter'] as const))
     .option('--dtype <dtype>', 'F32, F16 or BF16 (default: the inputs\')', choiceOption('--dtype', ['F32', 'F16', 'BF16'] as const))
     .option('--device <device>', 'cpu, or cuda when onnxruntime has its CUDA provider (LORAFORGE_MERGE_DEVICE)', choiceOption('--device', ['cpu', 'cuda'] as const))
@@ -93,11 +104,10 @@ export function mergeCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nMethods (details: README "Merging"):\n' +
-        '  linear, cat, svd        exact weighted sum Σ w_i·s_i·B_i·A_i (svd/linear truncate with --rank or --energy)\n' +
-        '  ties, dare_ties         trim/drop entries, elect a sign per entry, average the agreeing ones\n' +
-        '  dare_linear             drop entries at random (keep --density, rescale), then weighted sum\n' +
-        '  magnitude_prune         keep the largest --density share of entries, then weighted sum\n' +
-        'Weights summing to about 1 are the sane start; several full updates added together overshoot.\n\n' +
+        MERGE_METHODS.map((m) => `  ${m.padEnd(18)}${METHODS[m].summary}\n`).join('') +
+        `Default weights: ${DEFAULT_WEIGHTS_TEXT}.\nLarger ones overshoot: several full updates added together.\n` +
+        "DARE's masks are keyed by --seed, module and each adapter's position: list the adapters in another order and\n" +
+        'the masks change (so does the merge).\n\n' +
         'Example:\n  loraforge merge --method ties --weights 0.4,0.2,0.2,0.2 --density 0.2 ./code ./linux ./python ./debug --out ./merged',
     )
     .action(async (adapters: string[], flags: MergeFlags) => {
@@ -105,7 +115,7 @@ export function mergeCommand(program: Command): void {
       const log = createLogger({ level: config.log.level, format: config.log.format });
       const options = {
         method: flags.method,
-        weights: flags.weights ?? adapters.map(() => 1 / adapters.length),
+        weights: flags.weights ?? defaultWeights(flags.method, adapters.length),
         ...(flags.space && { space: flags.space }),
         ...(flags.density !== undefined && { density: flags.density }),
         ...(flags.majoritySign && { majoritySignMethod: flags.majoritySign }),

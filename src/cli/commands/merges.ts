@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { LoraforgeClient } from '../../client/index.js';
 import type { MergeStreamEvent } from '../../client/merges.js';
 import { InvalidInputError } from '../../errors.js';
+import { DEFAULT_WEIGHTS_TEXT, defaultWeights, listMethods, MERGE_METHODS, PRUNING_METHODS, type MergeMethod } from '../../merge/options.js';
 import type { MergeRequestInput, MergeStatus } from '../../queue/types.js';
 import { addServerOptions, clientFrom, printJson, type ServerOptions } from '../api-client.js';
 
@@ -17,6 +18,8 @@ function numberList(flag: string) {
     return list;
   };
 }
+
+const isMethod = (m: unknown): m is MergeMethod => (MERGE_METHODS as readonly unknown[]).includes(m);
 
 function describe(status: MergeStatus): string {
   const head = `${status.id} ${status.state}: ${status.name} (${status.method} of ${status.adapters.map((a) => `${a.name}×${a.weight}`).join(', ')})`;
@@ -56,9 +59,9 @@ export function mergesCommand(program: Command): void {
   const merges = program.command('merges').description('merges queued on a loraforge server (run by its workers)');
 
   addServerOptions(merges.command('create <adapters...>').description('queue a merge of registered adapters and follow it'))
-    .requiredOption('--method <method>', 'linear, cat, svd, ties, dare_linear, dare_ties or magnitude_prune')
-    .option('--weights <list>', 'one weight per adapter, comma-separated (default: 1 each)', numberList('--weights'))
-    .option('--density <d>', 'share of entries kept (ties, dare_*, magnitude_prune; default 0.2)', Number)
+    .requiredOption('--method <method>', listMethods(MERGE_METHODS))
+    .option('--weights <list>', `one weight per adapter, comma-separated (default: ${DEFAULT_WEIGHTS_TEXT})`, numberList('--weights'))
+    .option('--density <d>', `share of entries kept (${listMethods(PRUNING_METHODS)}; default 0.2)`, Number)
     .option('--rank <r>', 'rank of the result', Number)
     .option('--energy <e>', 'keep this share of the energy (0..1]', Number)
     .option('--space <space>', 'delta (default) or factors (PEFT add_weighted_adapter)')
@@ -73,7 +76,8 @@ export function mergesCommand(program: Command): void {
       const request = {
         adapters,
         method: opts.method,
-        weights: (opts.weights as number[] | undefined) ?? adapters.map(() => 1),
+        // an unknown method gets no default: the API names the methods it takes
+        weights: (opts.weights as number[] | undefined) ?? (isMethod(opts.method) ? defaultWeights(opts.method, adapters.length) : undefined),
         density: opts.density,
         rank: opts.rank,
         energy: opts.energy,

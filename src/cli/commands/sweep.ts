@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { SweepStatus } from '../../client/eval.js';
 import { InvalidInputError } from '../../errors.js';
 import type { SweepRequestInput } from '../../eval/requests.js';
+import { listMethods, PRUNING_METHODS } from '../../merge/options.js';
 import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
 import { parseExperts, progressLine, readSuiteFiles } from './eval.js';
 
@@ -40,6 +41,13 @@ export function parseWeights(values: string[] | undefined): Array<number | numbe
 }
 
 const fmt = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
+
+/** " (of 24 asked: the space has only 10 distinct points)" when a random search ran out of distinct points. */
+export function fewerPoints(status: Pick<SweepStatus, 'totalPoints' | 'requestedPoints'>): string {
+  return status.requestedPoints > status.totalPoints
+    ? ` (of ${status.requestedPoints} asked: the space has only ${status.totalPoints} distinct points)`
+    : '';
+}
 
 export function formatSweep(status: SweepStatus): string {
   const categories = status.baseline?.categories ?? [];
@@ -82,10 +90,10 @@ export function sweepCommand(program: Command): void {
       .description('search merge settings (method, density, weights, rank) for the recipe that keeps every skill (default adapters: the category experts)'),
   )
     .option('--method <list>', 'methods to try (default linear,ties,dare_ties)', collect)
-    .option('--density <list>', 'densities for ties/dare/magnitude_prune, e.g. 0.2,0.5 or 0.1:0.9 with --random (default 0.3,0.6)', collect)
+    .option('--density <list>', `densities for ${listMethods(PRUNING_METHODS)}, e.g. 0.2,0.5 or 0.1:0.9 with --random (default 0.3,0.6)`, collect)
     .option('--weights <list>', 'weights: 0.25 (every adapter) or 0.4/0.2/0.2/0.2 (one each), comma-separated; lo:hi with --random (default 1/n,2/n)', collect)
     .option('--rank <list>', 'ranks of the result to try', collect)
-    .option('--random <n>', 'random search: try n points of the space instead of the whole grid', Number)
+    .option('--random <n>', 'random search: try n distinct points of the space instead of the whole grid (all of them when it has fewer)', Number)
     .option('--seed <n>', 'random search seed (same seed, same points)', Number)
     .option('--space <space>', 'merge space for every point: delta (default) or factors')
     .option('--max-points <n>', 'refuse a grid larger than this (default 64)', Number)
@@ -119,7 +127,7 @@ export function sweepCommand(program: Command): void {
         format: opts.format,
       } as SweepRequestInput;
       let status = await client.sweeps.create(request);
-      if (!opts.json) process.stderr.write(`queued ${status.id}: ${status.totalPoints} points\n`);
+      if (!opts.json) process.stderr.write(`queued ${status.id}: ${status.totalPoints} points${fewerPoints(status)}\n`);
       if (opts.wait !== false) {
         status = await client.sweeps.wait(status.id, (event) => {
           const line = progressLine(event);

@@ -11,6 +11,7 @@ import {
   UnavailableError,
   UnsupportedError,
 } from '../../errors.js';
+import { sameBaseModel } from '../../formats/peft.js';
 import type { Logger } from '../../util/log.js';
 import { siblingModule, startWorker } from '../../util/worker.js';
 import { ModelTokenizer, type ChatMessage } from '../tokenizer.js';
@@ -603,12 +604,6 @@ export class InferenceEngine {
 function usage(promptTokens: number, choices: Choice[]): Usage {
   const completionTokens = choices.reduce((sum, c) => sum + c.completionTokens, 0);
   return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
-}
-
-/** Loose base-model name comparison: "org/Name" and "Name" (any case) are the same model. */
-function sameBaseModel(a: string, b: string): boolean {
-  const last = (s: string) => s.replace(/\/+$/, '').split('/').pop()!.toLowerCase();
-  return last(a) === last(b);
 }
 
 /** Validated sampling parameters (the API validates shapes; this guards the engine for every caller). */

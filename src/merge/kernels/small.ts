@@ -109,10 +109,3 @@ export function multiply(
   }
   return out;
 }
-
-/** Σ_pq x[p,q]·y[q,p] = tr(X·Y) for n×n X and Y. */
-export function traceOfProduct(x: Float64Array, y: Float64Array, n: number): number {
-  let s = 0;
-  for (let p = 0; p < n; p++) for (let q = 0; q < n; q++) s += x[p * n + q]! * y[q * n + p]!;
-  return s;
-}
