@@ -3,7 +3,7 @@
 // `check_target_module_exists`, peft/utils/other.py `get_pattern_key`), reproduced exactly so that what we read
 // and write means what it means to PEFT.
 import { z } from 'zod';
-import { InvalidFileError, UnsupportedError } from '../errors.js';
+import { clip, InvalidFileError, quote, UnsupportedError } from '../errors.js';
 
 export interface AdapterConfig {
   baseModel: string | null;
@@ -72,10 +72,11 @@ const REFUSED: { field: string; when: (v: unknown) => boolean; why: string }[] =
 const BASE_CHANGING_INITS = /^(pissa|olora|corda|loftq)/i;
 
 function describeIssue(issue: z.core.$ZodIssue, json: Record<string, unknown>): string {
-  const field = issue.path.map(String).join('.');
+  const field = clip(issue.path.map(String).join('.'), 80);
   let found: unknown = json;
   for (const key of issue.path) found = (found as Record<PropertyKey, unknown> | undefined)?.[key as PropertyKey];
-  return `"${field}" ${issue.message.replace(/^Invalid input: /, '')} (found ${JSON.stringify(found)?.slice(0, 80)})`;
+  // the config's depth was bounded when it was read, so stringifying a value cannot overflow the stack
+  return `"${field}" ${clip(issue.message.replace(/^Invalid input: /, ''), 200)} (found ${clip(JSON.stringify(found) ?? 'nothing', 80)})`;
 }
 
 /**
@@ -88,7 +89,7 @@ export function parseAdapterConfig(json: unknown, file: string, warnings: string
   const peftType = raw.peft_type;
   if (peftType !== undefined && peftType !== 'LORA') {
     throw new UnsupportedError(
-      `${file}: this is a ${typeof peftType === 'string' ? peftType : JSON.stringify(peftType)} adapter (peft_type); loraforge works with LoRA adapters only (peft_type "LORA")`,
+      `${file}: this is a ${clip(typeof peftType === 'string' ? peftType : (JSON.stringify(peftType) ?? ''), 60)} adapter (peft_type); loraforge works with LoRA adapters only (peft_type "LORA")`,
     );
   }
   for (const { field, when, why } of REFUSED) {
@@ -99,11 +100,11 @@ export function parseAdapterConfig(json: unknown, file: string, warnings: string
   const c = parsed.data;
   if (peftType === undefined) warnings.push(`${file} has no peft_type; reading it as LoRA because it has LoRA fields`);
   if (c.bias && c.bias !== 'none') {
-    throw new UnsupportedError(`${file}: bias: "${c.bias}" trains the base model's biases too, which loraforge does not merge; retrain with bias: "none"`);
+    throw new UnsupportedError(`${file}: bias: ${quote(c.bias)} trains the base model's biases too, which loraforge does not merge; retrain with bias: "none"`);
   }
   if (typeof raw.init_lora_weights === 'string' && BASE_CHANGING_INITS.test(raw.init_lora_weights)) {
     warnings.push(
-      `init_lora_weights is "${raw.init_lora_weights}": unless the adapter was converted when saved, its factors are relative to a modified base model`,
+      `init_lora_weights is ${quote(raw.init_lora_weights, 60)}: unless the adapter was converted when saved, its factors are relative to a modified base model`,
     );
   }
   for (const pattern of [...Object.keys(c.rank_pattern ?? {}), ...Object.keys(c.alpha_pattern ?? {})]) compilePattern(file, pattern, 'suffix');
@@ -148,14 +149,14 @@ export function compilePattern(file: string, pattern: string, kind: 'full' | 'su
   const hit = compiled.get(cacheKey);
   if (hit) return hit;
   if (pattern.length > 2000 || NESTED_QUANTIFIER.test(pattern)) {
-    throw new UnsupportedError(`${file}: the pattern ${JSON.stringify(pattern.slice(0, 80))} is too long or has nested quantifiers, which can take exponential time to match; list the module names instead`);
+    throw new UnsupportedError(`${file}: the pattern ${quote(pattern, 80)} is too long or has nested quantifiers, which can take exponential time to match; list the module names instead`);
   }
   let re: RegExp;
   try {
     const source = { full: `^(?:${pattern})$`, suffix: `^(?:.*\\.)?(?:${pattern})$`, layer: `^.*\\.(?:${pattern})\\.(\\d+)\\.` }[kind];
     re = new RegExp(source);
   } catch (err) {
-    throw new InvalidFileError(file, `${JSON.stringify(pattern)} is not a regular expression loraforge can read (${(err as Error).message})`);
+    throw new InvalidFileError(file, `${quote(pattern, 80)} is not a regular expression loraforge can read (${clip((err as Error).message, 200)})`);
   }
   compiled.set(cacheKey, re);
   return re;
