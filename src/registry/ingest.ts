@@ -13,6 +13,7 @@ import busboy from 'busboy';
 import { Parser as TarParser, type ReadEntry } from 'tar';
 import yauzl from 'yauzl';
 import { ForbiddenError, InvalidFileError, InvalidInputError, TooLargeError } from '../errors.js';
+import { openAdapterFiles } from '../formats/adapter-files.js';
 import { ADAPTER_FILES, WEIGHTS_FILE, type AdapterStore } from './store.js';
 
 const isInside = (root: string, p: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
@@ -36,6 +37,12 @@ export async function stageFromPath(store: AdapterStore, importDir: string | und
   });
   if (!isInside(root, real)) throw new ForbiddenError(`path "${requested}" leads outside the import dir (symlink to ${real})`);
   if (!(await stat(real)).isDirectory()) throw new InvalidInputError(`"${requested}" is a file: give the adapter's directory`);
+  // the same checks as the CLI and the worker, before a byte is copied (a FIFO or /dev/zero would never end);
+  // messages name the path as the user gave it
+  await openAdapterFiles(real).catch((err: unknown) => {
+    if (err instanceof Error) err.message = err.message.replaceAll(real, requested);
+    throw err;
+  });
 
   const staged = await store.stagingDir('import');
   try {
