@@ -107,7 +107,12 @@ export function parseAdapterConfig(json: unknown, file: string, warnings: string
       `init_lora_weights is ${quote(raw.init_lora_weights, 60)}: unless the adapter was converted when saved, its factors are relative to a modified base model`,
     );
   }
-  for (const pattern of [...Object.keys(c.rank_pattern ?? {}), ...Object.keys(c.alpha_pattern ?? {})]) compilePattern(file, pattern, 'suffix');
+  const patterns = [...Object.keys(c.rank_pattern ?? {}), ...Object.keys(c.alpha_pattern ?? {})];
+  // every module is matched against every key: a hostile config could make that take minutes
+  if (patterns.length > MAX_PATTERN_KEYS) {
+    throw new InvalidFileError(file, `rank_pattern and alpha_pattern hold ${patterns.length} keys, over the ${MAX_PATTERN_KEYS} loraforge reads`);
+  }
+  for (const pattern of patterns) compilePattern(file, pattern, 'suffix');
   if (typeof c.target_modules === 'string') compilePattern(file, c.target_modules, 'full');
   if (typeof c.exclude_modules === 'string') compilePattern(file, c.exclude_modules, 'full');
   for (const pattern of typeof c.layers_pattern === 'string' ? [c.layers_pattern] : (c.layers_pattern ?? [])) compilePattern(file, pattern, 'layer');
@@ -136,6 +141,9 @@ export function parseAdapterConfig(json: unknown, file: string, warnings: string
 // PEFT's matching rules
 
 const compiled = new Map<string, RegExp>();
+const MAX_CACHED_PATTERNS = 10_000;
+/** Far above real configs (a per-module rank_pattern of a 405B model has under 900 keys). */
+const MAX_PATTERN_KEYS = 4096;
 
 /** A nested quantifier such as (a+)+ can take exponential time on a crafted name: such patterns are refused. */
 const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*[+*{]/;
@@ -158,6 +166,7 @@ export function compilePattern(file: string, pattern: string, kind: 'full' | 'su
   } catch (err) {
     throw new InvalidFileError(file, `${quote(pattern, 80)} is not a regular expression loraforge can read (${clip((err as Error).message, 200)})`);
   }
+  if (compiled.size >= MAX_CACHED_PATTERNS) compiled.clear(); // patterns come from uploads: keep the cache bounded
   compiled.set(cacheKey, re);
   return re;
 }

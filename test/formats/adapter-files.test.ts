@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clip, InvalidFileError, MAX_MESSAGE_CHARS, NotFoundError, oneLine, quote, UnsupportedError } from '../../src/errors.js';
 import { countNonFinite, fromFloat32, toFloat32, type FloatDtype } from '../../src/formats/dtype.js';
 import { jsonDepth, parseJsonText, readJsonObject } from '../../src/formats/json-file.js';
-import { inspectAdapter, openAdapterFiles } from '../../src/formats/peft.js';
+import { inspectAdapter, openAdapterFiles, parseAdapterConfig } from '../../src/formats/peft.js';
 import { SafetensorsFile, writeSafetensors } from '../../src/formats/safetensors.js';
 import { writeTestAdapter } from '../helpers/adapters.js';
 
@@ -101,6 +101,13 @@ describe('openAdapterFiles', () => {
     }
     await expect(openAdapterFiles(path.join(root, 'absent'))).rejects.toThrow(NotFoundError);
     await expect(openAdapterFiles(path.join(good, 'adapter_config.json'))).rejects.toThrow(/is a file; give the adapter directory/);
+  });
+
+  it('refuses more rank_pattern keys than it will match every module against', () => {
+    const rankPattern = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`layers.${i}.q_proj`, 4]));
+    expect(() => parseAdapterConfig({ peft_type: 'LORA', r: 4, rank_pattern: rankPattern }, 'c.json')).toThrow(
+      'c.json: rank_pattern and alpha_pattern hold 5000 keys, over the 4096 loraforge reads',
+    );
   });
 
   it('refuses a bad config before saying the weights are missing (it says more)', async () => {
