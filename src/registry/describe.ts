@@ -1,6 +1,7 @@
 // What the registry records about an adapter dir, read by formats' inspectAdapter: the directory checked by
 // openAdapterFiles (as the CLI and the worker do), the config and the safetensors header, and every tensor's
 // values read once so NaN and ±inf are refused at the door. A bad adapter is refused with formats' own message.
+import path from 'node:path';
 import { inspectAdapter, openAdapterFiles } from '../formats/peft.js';
 import type { ModuleShapes } from './types.js';
 
@@ -14,6 +15,8 @@ export interface AdapterFacts {
   parameters: number;
   bytes: number;
   moduleShapes: ModuleShapes;
+  /** formats' warnings (at most 5), absent when there are none */
+  warnings?: string[];
 }
 
 export async function describeAdapter(dir: string): Promise<AdapterFacts> {
@@ -32,5 +35,7 @@ export async function describeAdapter(dir: string): Promise<AdapterFacts> {
     parameters: summary.parameters,
     bytes: summary.bytes,
     moduleShapes,
+    // the staging dir means nothing to whoever reads the record: files are named alone
+    ...(summary.warnings.length > 0 && { warnings: summary.warnings.slice(0, 5).map((w) => w.replaceAll(summary.dir + path.sep, '')) }),
   };
 }

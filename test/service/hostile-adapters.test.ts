@@ -149,5 +149,9 @@ describe('the API on broken adapters', () => {
     expect(listed).toEqual(kept.sort());
     expect(kept.length).toBeGreaterThanOrEqual(6); // valid, BOM and doubly wrapped, by path and by upload
     expect(await readdir(path.join(svc.dataDir, 'tmp')).catch(() => [])).toEqual([]);
+    // the doubly wrapped adapter is registered under the module names it wraps, and the record says so
+    const wrapped = await svc.registry.get(`case-${cases.findIndex((c) => c.name.startsWith('keys wrapped twice'))}`);
+    expect(Object.keys(wrapped.moduleShapes)[0]).toBe('model.layers.0.self_attn.q_proj');
+    expect(wrapped.warnings).toEqual([expect.stringMatching(/^8 tensor key\(s\) carry PEFT's prefix twice/)]);
   });
 });
