@@ -51,9 +51,17 @@ export function quote(text: string, max = 120): string {
   return JSON.stringify(clip(text, max));
 }
 
-/** One line (line breaks become "; "), at most MAX_MESSAGE_CHARS: what the CLI and the API print. */
+/**
+ * One line (line breaks become "; "), at most MAX_MESSAGE_CHARS, without control characters (a hostile name
+ * could carry terminal escapes): what the CLI and the API print.
+ */
 export function oneLine(message: string): string {
-  return clip(message.replace(/\s*[\r\n]+\s*/g, '; ').trim(), MAX_MESSAGE_CHARS);
+  const flat = message
+    .replace(/\s*[\r\n]+\s*/g, '; ')
+    .replace(/\t/g, ' ')
+    // eslint-disable-next-line no-control-regex -- control characters are what this removes
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '\ufffd');
+  return clip(flat.trim(), MAX_MESSAGE_CHARS);
 }
 
 export class LoraforgeError extends Error {

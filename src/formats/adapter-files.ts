@@ -74,7 +74,8 @@ async function member(dir: string, realDir: string, name: string): Promise<{ fil
   if (link.isSymbolicLink()) {
     try {
       file = await realpath(p);
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new InvalidFileError(shown, 'is a symlink loop; put the file itself there');
       throw new InvalidFileError(shown, 'is a symlink that leads nowhere (its target is missing); put the file itself there');
     }
     const blobs = blobsDirOf(realDir);

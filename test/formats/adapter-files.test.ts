@@ -29,6 +29,7 @@ describe('messages', () => {
     expect(clip('ab😀cd', 4)).toBe('ab…'); // the emoji's pair would be cut: dropped whole
     expect(quote('x'.repeat(500), 10)).toBe(`"${'x'.repeat(9)}…"`);
     expect(oneLine('a\n  b\r\nc')).toBe('a; b; c');
+    expect(oneLine('name \u001b[2J\u0000\tx')).toBe('name \ufffd[2J\ufffd x'); // no terminal escapes
     const err = new InvalidFileError('f', `line one\nline two ${'y'.repeat(5000)}`);
     expect(err.message).toMatch(/^f: line one; line two y+…$/);
     expect(err.message.length).toBe(MAX_MESSAGE_CHARS);
