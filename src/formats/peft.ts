@@ -1,5 +1,6 @@
 // PEFT LoRA adapter directories (adapter_config.json + adapter_model.safetensors) ⇄ typed adapters.
-// `inspectAdapter` reads the config and the safetensors header only (cheap validation for a registry);
+// Both readers enter a directory through openAdapterFiles (adapter-files.ts). `inspectAdapter` reads the config
+// and the safetensors header (cheap validation), and every value once when asked (registration refuses NaN/inf);
 // `readAdapter` also loads the factors; `writeAdapter` writes a directory PEFT loads unchanged, atomically.
 // The config rules live in peft-config.ts, the tensor-table rules in peft-layout.ts, config writing in peft-write.ts.
 import { writeFile } from 'node:fs/promises';
