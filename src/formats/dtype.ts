@@ -188,9 +188,35 @@ function firstAllOnes32(bits: Uint32Array): number {
   return -1;
 }
 
-/** The same for 16-bit patterns whose exponent is `mask` (f16: 0x7c00, bf16: 0x7f80). */
-function firstAllOnes16(bits: Uint16Array, mask: number): number {
-  for (let i = 0; i < bits.length; i++) if ((bits[i]! & mask) === mask) return i;
+/**
+ * The same for 16-bit patterns whose exponent field is `width` bits above bit `shift` (f16: 10, 5; bf16: 7, 8),
+ * read two at a time from 32-bit words and tested four words at once.
+ */
+function firstAllOnes16(bits: Uint16Array, shift: number, width: number): number {
+  const max = (1 << width) - 1;
+  const carry = 1 << width;
+  const hi = shift + 16;
+  const mask = max << shift;
+  if (bits.byteOffset % 4 === 0) {
+    const words = new Uint32Array(bits.buffer, bits.byteOffset, bits.length >>> 1);
+    const n4 = words.length & ~3;
+    for (let i = 0; i < n4; i += 4) {
+      const w0 = words[i]!;
+      const w1 = words[i + 1]!;
+      const w2 = words[i + 2]!;
+      const w3 = words[i + 3]!;
+      const e =
+        (((w0 >>> shift) & max) + 1) | (((w0 >>> hi) & max) + 1) | (((w1 >>> shift) & max) + 1) | (((w1 >>> hi) & max) + 1) |
+        (((w2 >>> shift) & max) + 1) | (((w2 >>> hi) & max) + 1) | (((w3 >>> shift) & max) + 1) | (((w3 >>> hi) & max) + 1);
+      if (e & carry) return scan16(bits, mask, 2 * i);
+    }
+    return scan16(bits, mask, 2 * n4);
+  }
+  return scan16(bits, mask, 0);
+}
+
+function scan16(bits: Uint16Array, mask: number, from: number): number {
+  for (let i = from; i < bits.length; i++) if ((bits[i]! & mask) === mask) return i;
   return -1;
 }
 
@@ -228,7 +254,7 @@ export function countNonFinite(bytes: Uint8Array, dtype: FloatDtype): NonFiniteC
   }
   const words = dtype === 'F32' ? new Uint32Array(buffer, byteOffset, byteLength / 4) : new Uint16Array(buffer, byteOffset, byteLength / 2);
   const mask = { F32: 0x7f800000, F16: 0x7c00, BF16: 0x7f80 }[dtype];
-  out.first = words instanceof Uint32Array ? firstAllOnes32(words) : firstAllOnes16(words, mask);
+  out.first = words instanceof Uint32Array ? firstAllOnes32(words) : dtype === 'F16' ? firstAllOnes16(words, 10, 5) : firstAllOnes16(words, 7, 8);
   if (out.first < 0) return out; // the usual case: one fast scan and done
   const mantissa = { F32: 0x007fffff, F16: 0x03ff, BF16: 0x007f }[dtype];
   for (let i = out.first; i < words.length; i++) {

@@ -134,6 +134,14 @@ describe('value scan', () => {
       const first = values.findIndex((v) => !Number.isFinite(v));
       expect({ dtype, ...countNonFinite(bytes, dtype) }).toEqual({ dtype, nan, inf, first });
       expect(nan + inf).toBeGreaterThan(40);
+      // an odd number of elements starting off a 4-byte boundary (the 16-bit scan reads words two at a time)
+      const part = bytes.subarray(size * 1, size * 4000);
+      const partValues = values.subarray(1, 4000);
+      expect(countNonFinite(part, dtype)).toEqual({
+        nan: partValues.filter(Number.isNaN).length,
+        inf: partValues.filter((v) => v === Infinity || v === -Infinity).length,
+        first: partValues.findIndex((v) => !Number.isFinite(v)),
+      });
     }
     expect(countNonFinite(fromFloat32(Float32Array.of(1, 2, 3), 'BF16'), 'BF16')).toEqual({ nan: 0, inf: 0, first: -1 });
   });
