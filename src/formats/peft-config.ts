@@ -96,7 +96,7 @@ export function parseAdapterConfig(json: unknown, file: string, warnings: string
     if (when(raw[field])) throw new UnsupportedError(`${file}: ${why}`);
   }
   const parsed = ConfigSchema.safeParse(raw);
-  if (!parsed.success) throw new InvalidFileError(file, parsed.error.issues.map((i) => describeIssue(i, raw)).join('; '));
+  if (!parsed.success) throw new InvalidFileError(file, parsed.error.issues.slice(0, 5).map((i) => describeIssue(i, raw)).join('; '));
   const c = parsed.data;
   if (peftType === undefined) warnings.push(`${file} has no peft_type; reading it as LoRA because it has LoRA fields`);
   if (c.bias && c.bias !== 'none') {
