@@ -2,14 +2,11 @@
 // weights, all written atomically (a failed or cancelled merge leaves nothing behind).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import path from 'node:path';
 import { CancelledError } from '../errors.js';
-import { readAdapter, writeAdapter, type LoraAdapter } from '../formats/peft.js';
+import { openAdapterFiles, readAdapter, writeAdapter, type LoraAdapter } from '../formats/peft.js';
 import { mergeAdapters, type MergeHooks } from './engine.js';
 import { parseMergeOptions } from './options.js';
 import { REPORT_FILE, type MergeReport } from './report.js';
-
-export const WEIGHTS_FILE = 'adapter_model.safetensors';
 
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -36,8 +33,9 @@ export async function mergeToDirectory(inputDirs: string[], outDir: string, opti
   for (let i = 0; i < inputDirs.length; i++) {
     hooks.onProgress?.({ phase: 'read', done: i, total: inputDirs.length });
     if (hooks.signal?.aborted) throw new CancelledError('merge cancelled');
-    const dir = inputDirs[i]!;
-    const [adapter, sha] = await Promise.all([readAdapter(dir), sha256File(path.join(dir, WEIGHTS_FILE))]);
+    // checked before anything is read: a FIFO or /dev/zero as the weights would never end the hash
+    const files = await openAdapterFiles(inputDirs[i]!);
+    const [adapter, sha] = await Promise.all([readAdapter(files), sha256File(files.weights)]);
     adapters.push(adapter);
     hashes.push(sha);
   }
