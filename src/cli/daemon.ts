@@ -1,9 +1,10 @@
 // Long-running commands (serve, worker, all): build a config and logger from the flags, run, and on SIGINT or
-// SIGTERM stop every part in order before exiting. A second signal exits at once.
+// SIGTERM stop every part in order before exiting. A second signal exits at once. The config and the logger are
+// imported when the command runs, so that `loraforge --help` loads neither.
 import type { Command } from 'commander';
-import { loadConfig, type Config } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import type { Lifecycle } from '../util/lifecycle.js';
-import { createLogger, type Logger } from '../util/log.js';
+import type { Logger } from '../util/log.js';
 
 export interface ServerFlags {
   host?: string;
@@ -20,14 +21,15 @@ export function addServerFlags(command: Command): Command {
 }
 
 /** The configuration of a process that runs the API, with its command line flags over the environment. */
-export function serverConfig(opts: ServerFlags): { config: Config; log: Logger } {
+export function serverConfig(opts: ServerFlags): Promise<{ config: Config; log: Logger }> {
   return daemonConfig({
     server: { ...(opts.host ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) },
     ...(opts.model ? { inference: { model: opts.model } } : {}),
   });
 }
 
-export function daemonConfig(overrides: Record<string, unknown>): { config: Config; log: Logger } {
+export async function daemonConfig(overrides: Record<string, unknown>): Promise<{ config: Config; log: Logger }> {
+  const [{ loadConfig }, { createLogger }] = await Promise.all([import('../config/index.js'), import('../util/log.js')]);
   const config = loadConfig({ overrides });
   const log = createLogger({ level: config.log.level, format: config.log.format });
   return { config, log };

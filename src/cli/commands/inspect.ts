@@ -1,13 +1,13 @@
 // `loraforge inspect <adapter dir>`: what an adapter is: its config, modules, ranks, dtype, size, and the norm of
 // each module's update ‖s·B·A‖ (from r×r Gram products, so even large adapters inspect in a moment).
 import type { Command } from 'commander';
-import { inspectAdapter, readAdapter, type AdapterSummary } from '../../formats/peft.js';
-import { MatmulKernel } from '../../merge/kernels/matmul.js';
+import type { AdapterSummary } from '../../formats/peft.js';
 import { formatBytes, formatCount } from '../options.js';
 import { table } from '../progress.js';
 
 /** ‖s·B·A‖_F per module: s·sqrt(tr(BᵀB·AAᵀ)). */
 async function updateNorms(dir: string): Promise<Map<string, number>> {
+  const [{ readAdapter }, { MatmulKernel }] = await Promise.all([import('../../formats/peft.js'), import('../../merge/kernels/matmul.js')]);
   const adapter = await readAdapter(dir);
   const kernel = new MatmulKernel();
   try {
@@ -60,6 +60,7 @@ export function inspectCommand(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .option('--no-norms', 'read only the config and the safetensors header, not the weights')
     .action(async (dir: string, flags: { json?: boolean; norms: boolean }) => {
+      const { inspectAdapter } = await import('../../formats/peft.js');
       const summary = await inspectAdapter(dir);
       const norms = flags.norms ? await updateNorms(dir) : null;
       if (flags.json) {

@@ -1,18 +1,18 @@
 // `loraforge merge --method ties --weights 1,1,1,1 --density 0.2 ./a ./b ./c ./d --out ./merged`: merges PEFT
 // adapter directories into a new one, with merge-report.json beside it and a summary of what the merge kept.
+// The merge engine, zod and ONNX Runtime are imported when the command runs, so `--help` starts at once.
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
-import { MERGE_METHODS, mergeToDirectory, parseMergeOptions, REPORT_FILE, type MergeReport } from '../../merge/index.js';
-import { createLogger } from '../../util/log.js';
+import type { MergeMethod } from '../../merge/index.js';
+import { REPORT_FILE, type MergeReport } from '../../merge/report.js';
 import { clientFrom } from '../api-client.js';
 import { choiceOption, formatCount, integerOption, numberListOption, numberOption } from '../options.js';
 import { progressPrinter, table } from '../progress.js';
 import { remoteMerge } from './merges.js';
 
 interface MergeFlags {
-  method: (typeof MERGE_METHODS)[number];
+  method: MergeMethod;
   out: string;
   weights?: number[];
   space?: 'delta' | 'factors';
@@ -73,7 +73,7 @@ export function mergeCommand(program: Command): void {
     .command('merge')
     .description('merge PEFT LoRA adapters into one (written as a PEFT adapter directory with merge-report.json)')
     .argument('<adapters...>', 'adapter directories (adapter_config.json + adapter_model.safetensors), all of one base model')
-    .requiredOption('--method <method>', `one of ${MERGE_METHODS.join(', ')}`, choiceOption('--method', MERGE_METHODS))
+    .requiredOption('--method <method>', 'the merge method (see Methods below)')
     .option('-o, --out <dir>', 'output adapter directory (must not exist unless --force); not with --server')
     .option('-w, --weights <list>', 'one weight per adapter, comma separated (default: 1/n each, summing to 1)', numberListOption('--weights'))
     .option('--space <space>', 'delta: exact, on each s·B·A (default); factors: PEFT add_weighted_adapter numbers', choiceOption('--space', ['delta', 'factors'] as const))
@@ -101,6 +101,12 @@ export function mergeCommand(program: Command): void {
         'Example:\n  loraforge merge --method ties --weights 0.4,0.2,0.2,0.2 --density 0.2 ./code ./linux ./python ./debug --out ./merged',
     )
     .action(async (adapters: string[], flags: MergeFlags) => {
+      const [{ loadConfig }, { createLogger }, { MERGE_METHODS, mergeToDirectory, parseMergeOptions }] = await Promise.all([
+        import('../../config/index.js'),
+        import('../../util/log.js'),
+        import('../../merge/index.js'),
+      ]);
+      choiceOption('--method', MERGE_METHODS)(flags.method);
       const config = loadConfig({ overrides: flags.device ? { merge: { device: flags.device } } : {} });
       const log = createLogger({ level: config.log.level, format: config.log.format });
       const options = {
@@ -118,7 +124,7 @@ export function mergeCommand(program: Command): void {
       // refuse a bad recipe before reading anything, so the only output is the one line that says what to fix
       const recipe = parseMergeOptions(options);
       if (flags.server) {
-        await remoteMerge(clientFrom({ server: flags.server, token: flags.token }), { ...recipe, adapters, name: flags.name }, { json: flags.json });
+        await remoteMerge(await clientFrom({ server: flags.server, token: flags.token }), { ...recipe, adapters, name: flags.name }, { json: flags.json });
         return;
       }
       if (!flags.out) throw new InvalidInputError('--out <dir> is required (or --server <url> to merge registered adapters on a server)');

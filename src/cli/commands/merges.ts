@@ -85,13 +85,13 @@ export function mergesCommand(program: Command): void {
         replace: opts.replace === true,
         registeredBy: os.userInfo().username,
       } as MergeRequestInput;
-      await remoteMerge(clientFrom(opts), request, { wait: opts.wait !== false, json: opts.json });
+      await remoteMerge(await clientFrom(opts), request, { wait: opts.wait !== false, json: opts.json });
     });
 
   addServerOptions(merges.command('show <id>').description('status of a merge'))
     .option('--json', 'print JSON')
     .action(async (id: string, opts: Common) => {
-      const status = await clientFrom(opts).merges.get(id);
+      const status = await (await clientFrom(opts)).merges.get(id);
       if (opts.json) printJson(status);
       else process.stdout.write(`${describe(status)}\n`);
     });
@@ -99,7 +99,7 @@ export function mergesCommand(program: Command): void {
   addServerOptions(merges.command('wait <id>').description('follow a merge to its end'))
     .option('--json', 'print JSON')
     .action(async (id: string, opts: Common) => {
-      const status = await clientFrom(opts).merges.wait(id, (event) => {
+      const status = await (await clientFrom(opts)).merges.wait(id, (event) => {
         const line = progressLine(event);
         if (line && !opts.json) process.stderr.write(`${line}\n`);
       });
@@ -110,7 +110,7 @@ export function mergesCommand(program: Command): void {
 
   addServerOptions(merges.command('cancel <id>').description('cancel a queued or running merge'))
     .action(async (id: string, opts: Common) => {
-      const status = await clientFrom(opts).merges.cancel(id);
+      const status = await (await clientFrom(opts)).merges.cancel(id);
       process.stdout.write(`${describe(status)}\n`);
     });
 }
