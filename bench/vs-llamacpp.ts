@@ -173,12 +173,14 @@ async function main(): Promise<void> {
     ['decode, batch 1 (base)', 'llama.cpp decode', 'loraforge decode, base'],
     ['decode, batch 1 (rank-16 adapter)', 'llama.cpp decode', 'loraforge decode, adapter'],
     ['prefill, 128 tokens', 'llama.cpp prefill 128', 'loraforge prefill 128'],
-    ...(parallel ? [['4 streams, aggregate', 'llama.cpp 4 sequences', 'loraforge 4 adapter streams'] as [string, string, string]] : []),
+    ['4 streams, aggregate', 'llama.cpp 4 sequences', 'loraforge 4 adapter streams'],
   ];
   console.log(`${'tok/s'.padEnd(36)}${'llama.cpp'.padStart(10)}${'loraforge'.padStart(11)}${'ratio'.padStart(8)}`);
   for (const [label, llama, ours] of rows) {
-    const [l, o] = [med(llama), med(ours)];
-    console.log(`${label.padEnd(36)}${l.toFixed(1).padStart(10)}${o.toFixed(1).padStart(11)}${(o / l).toFixed(2).padStart(8)}`);
+    const o = med(ours);
+    const l = results.has(llama) ? med(llama) : null;
+    const [lt, rt] = l === null ? ['–', '–'] : [l.toFixed(1), (o / l).toFixed(2)];
+    console.log(`${label.padEnd(36)}${lt.padStart(10)}${o.toFixed(1).padStart(11)}${rt.padStart(8)}`);
   }
 }
 
