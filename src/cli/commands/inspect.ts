@@ -2,13 +2,13 @@
 // each module's update ‖s·B·A‖ (from r×r Gram products, so even large adapters inspect in a moment). Unlike a
 // merge or a registration, it shows an adapter holding NaN or ±inf (flagged) rather than refusing it.
 import type { Command } from 'commander';
-import { inspectAdapter, openAdapterFiles, readAdapter, type AdapterFiles, type AdapterSummary } from '../../formats/peft.js';
-import { MatmulKernel } from '../../merge/kernels/matmul.js';
+import type { AdapterFiles, AdapterSummary } from '../../formats/peft.js';
 import { formatBytes, formatCount } from '../options.js';
 import { table } from '../progress.js';
 
 /** ‖s·B·A‖_F per module: s·sqrt(tr(BᵀB·AAᵀ)). */
 async function updateNorms(files: AdapterFiles): Promise<Map<string, number>> {
+  const [{ readAdapter }, { MatmulKernel }] = await Promise.all([import('../../formats/peft.js'), import('../../merge/kernels/matmul.js')]);
   const adapter = await readAdapter(files, { checkFinite: false });
   const kernel = new MatmulKernel();
   try {
@@ -62,6 +62,7 @@ export function inspectCommand(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .option('--no-norms', 'read only the config and the safetensors header, not the weights')
     .action(async (dir: string, flags: { json?: boolean; norms: boolean }) => {
+      const { inspectAdapter, openAdapterFiles } = await import('../../formats/peft.js');
       const files = await openAdapterFiles(dir);
       const summary = await inspectAdapter(files, flags.norms ? { values: 'count' } : {});
       const norms = flags.norms ? await updateNorms(files) : null;
