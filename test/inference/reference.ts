@@ -86,8 +86,15 @@ function rope(x: Float64Array, offset: number, headDim: number, inv: Float64Arra
 
 /**
  * Logits at every position of `tokens` (positions 0..n-1). `lora` applies one adapter to the modules it names.
+ * `taps.values`, when given, receives each layer's value rows (v_proj output per position).
  */
-export function referenceLogits(cfg: RawConfig, tensor: TensorLookup, tokens: readonly number[], lora?: ReferenceLora): Float64Array[] {
+export function referenceLogits(
+  cfg: RawConfig,
+  tensor: TensorLookup,
+  tokens: readonly number[],
+  lora?: ReferenceLora,
+  taps?: { values: Float64Array[][] },
+): Float64Array[] {
   const get = (name: string): Float32Array => {
     const t = tensor(name);
     if (!t) throw new Error(`reference: tensor ${name} missing`);
@@ -116,6 +123,7 @@ export function referenceLogits(cfg: RawConfig, tensor: TensorLookup, tokens: re
     const q = xs.map((x) => lin('self_attn.q_proj', x, H * hd));
     const k = xs.map((x) => lin('self_attn.k_proj', x, KVH * hd));
     const v = xs.map((x) => lin('self_attn.v_proj', x, KVH * hd));
+    taps?.values.push(v);
     for (let t = 0; t < T; t++) {
       for (let n = 0; n < H; n++) rope(q[t]!, n * hd, hd, inv, t);
       for (let n = 0; n < KVH; n++) rope(k[t]!, n * hd, hd, inv, t);
