@@ -13,6 +13,7 @@ import { makeDemoModelCommand } from './commands/make-demo-model.js';
 import { mergeCommand } from './commands/merge.js';
 import { mergesCommand } from './commands/merges.js';
 import { registerCommandsCommand } from './commands/register-commands.js';
+import { routersCommand } from './commands/routers.js';
 import { serveCommand } from './commands/serve.js';
 import { sweepCommand } from './commands/sweep.js';
 import { workerCommand } from './commands/worker.js';
@@ -24,6 +25,7 @@ const modules: CommandModule[] = [
   allCommand,
   adaptersCommand,
   mergesCommand,
+  routersCommand,
   buildModelCommand,
   generateCommand,
   makeDemoModelCommand,
