@@ -217,6 +217,16 @@ export async function startEngine(rt: Runtime, registry: Registry): Promise<Infe
   return engine;
 }
 
+/** Who can battle in the arena: every registered adapter and merge, and every router. */
+export function arenaContestants(registry: Registry, routers: RouterStore): ArenaAdapterSource {
+  return {
+    list: async () => [
+      ...(await registry.list()),
+      ...(await routers.list()).map((r) => ({ name: r.name, baseModel: r.baseModel, registeredBy: r.createdBy })),
+    ],
+  };
+}
+
 /** Router records on the runtime's Redis. */
 export function openRouterStore(rt: Runtime): RouterStore {
   return new RouterStore(rt.redis, rt.config.redis.prefix);
@@ -231,7 +241,7 @@ export async function startService(
   startRegistrySweeper(rt, registry);
   const merges = await openMerges(rt, registry, metrics);
   const engine = rt.config.inference.enabled ? await startEngine(rt, registry) : undefined;
-  const arena = openArena(rt, { adapters: registry, engine });
+  const arena = openArena(rt, { adapters: arenaContestants(registry, openRouterStore(rt)), engine });
   // evals and sweeps run where the model is: without an engine, their routes answer 404
   const evals = engine ? await startEvals(rt, { engine, registry, merges }) : undefined;
   const routers = engine ? new RouterService({ engine, registry, store: openRouterStore(rt), suitesDir: rt.config.eval.suitesDir }) : undefined;
