@@ -333,6 +333,7 @@ export async function startEvals(rt: Runtime, parts: { engine: InferenceEngine; 
     ...common,
     log: rt.log.child({ part: 'evals' }),
     suitesDir: rt.config.eval.suitesDir,
+    routers: openRouterStore(rt),
     attempts: rt.config.eval.attempts,
   });
   rt.lifecycle.add('eval queue', () => evals.close());

@@ -94,4 +94,15 @@ describe('bot: routers against the whole stack', () => {
     const closed = await stack.client.arena.close(battleId);
     expect(new Set(Object.values(closed.models ?? {}))).toEqual(new Set(['skills', 'code-expert']));
   });
+
+  it('/merge warns before a recipe likely to hurt, and says what to try', async () => {
+    const { fake, alice } = world;
+    const merge = fake.command(alice, 'merge linear', { weights: '1,1', adapters: 'code-expert, linux-commands-expert', name: 'too-strong' });
+    await merge.reply((m) => m.content.startsWith('Queued'));
+    const warning = await fake.waitFor(
+      () => fake.messagesIn(fake.channelId).find((m) => m.content.startsWith('⚠️ linear with weights summing to 2')),
+      'the warning',
+    );
+    expect(warning.content).toMatch(/Try weights summing to about 1 \(e\.g\. 0\.5 each\), a sweep .* or a router/);
+  });
 });

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatEvalReport } from '../../src/cli/commands/eval.js';
 import { LoraforgeError } from '../../src/errors.js';
 import { splitSuite } from '../../src/eval/split.js';
 import { loadSuites } from '../../src/eval/suite.js';
@@ -124,5 +125,50 @@ describe('routers through the API', () => {
     const doc = (await (await fetch(`${stack.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
     expect(Object.keys(doc.paths['/v1/routers']!)).toEqual(expect.arrayContaining(['get', 'post']));
     expect(Object.keys(doc.paths['/v1/routers/{name}']!)).toEqual(expect.arrayContaining(['get', 'delete']));
+  });
+});
+
+describe('evals of a router', () => {
+  it('scores the test part only, never a calibration item, and reports retention per category and routing accuracy', async () => {
+    const created = await stack.client.evals.create({ models: ['skills'] });
+    const status = await stack.client.evals.wait(created.id);
+    expect(status.state).toBe('completed');
+    const report = status.report!;
+    expect(report.part).toBe('test');
+    const all = await loadSuites();
+    const parts = splitSuite(all);
+    const calibration = new Set((await stack.client.routers.get('skills')).calibration.itemIds);
+    expect(report.items.length).toBe(all.filter((i) => parts.get(i.id) === 'test').length);
+    for (const item of report.items) {
+      expect(parts.get(item.id)).toBe('test');
+      expect(calibration.has(item.id)).toBe(false);
+    }
+    const router = report.models.find((m) => m.model === 'skills')!;
+    expect(router.kind).toBe('router');
+    expect(Object.keys(router.categories).sort()).toEqual([...CATEGORIES].sort());
+    const routing = report.routing!.skills!;
+    expect(routing.items).toBe(report.items.length);
+    expect(Object.values(routing.chosen).reduce((a, b) => a + b, 0)).toBe(report.items.length);
+    expect(Object.keys(routing.chosen).every((m) => MEMBERS.includes(m))).toBe(true);
+    expect(routing.accuracy).toBeGreaterThanOrEqual(0);
+    expect(formatEvalReport(report)).toMatch(/scored the test part of the suites\n[\s\S]*\nrouting of skills: \d+% of \d+ items to a member of their category \(code \d+%/);
+  });
+
+  it('refuses to score the calibration part, and scores adapters on every item by default', async () => {
+    expect(await status(stack.client.evals.create({ models: ['skills'], part: 'all' }))).toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/calibration prompts of router skills/),
+    });
+    const plain = await stack.client.evals.create({ models: ['code-expert'], suites: ['code'] });
+    expect(plain.items).toBe((await loadSuites(['code'])).length);
+  });
+});
+
+describe('merge warnings through the API', () => {
+  it('queues a recipe likely to hurt, with warnings saying why and what to try', async () => {
+    const risky = await stack.client.merges.create({ adapters: ['code-expert', 'linux-commands-expert'], method: 'linear', weights: [1, 1], name: 'too-strong' });
+    expect(risky.warnings).toEqual([expect.stringMatching(/^linear with weights summing to 2 .* Try weights summing to about 1 \(e\.g\. 0\.5 each\)/)]);
+    const fine = await stack.client.merges.create({ adapters: ['code-expert', 'linux-commands-expert'], method: 'linear', weights: [0.5, 0.5], name: 'halves' });
+    expect(fine.warnings).toBeUndefined();
   });
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
+import { mergeWarnings } from '../../queue/warnings.js';
 import { MERGE_METHODS, mergeToDirectory, parseMergeOptions, REPORT_FILE, type MergeReport } from '../../merge/index.js';
 import { createLogger } from '../../util/log.js';
 import { clientFrom } from '../api-client.js';
@@ -117,6 +118,7 @@ export function mergeCommand(program: Command): void {
       };
       // refuse a bad recipe before reading anything, so the only output is the one line that says what to fix
       const recipe = parseMergeOptions(options);
+      if (!flags.server) for (const warning of mergeWarnings(recipe)) process.stderr.write(`warning: ${warning}\n`);
       if (flags.server) {
         await remoteMerge(clientFrom({ server: flags.server, token: flags.token }), { ...recipe, adapters, name: flags.name }, { json: flags.json });
         return;
