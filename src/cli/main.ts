@@ -16,6 +16,7 @@ import { registerCommandsCommand } from './commands/register-commands.js';
 import { routersCommand } from './commands/routers.js';
 import { serveCommand } from './commands/serve.js';
 import { sweepCommand } from './commands/sweep.js';
+import { tuneCommand } from './commands/tune.js';
 import { workerCommand } from './commands/worker.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
@@ -34,6 +35,7 @@ const modules: CommandModule[] = [
   foldCommand,
   evalCommand,
   sweepCommand,
+  tuneCommand,
   botCommand,
   registerCommandsCommand,
   healthcheckCommand,

@@ -1,8 +1,8 @@
-// `loraforge routers create|list|show|rm` and `loraforge eval <router>` as a user runs them: the real CLI process
-// (from sources, through tsx) against a running API with the engine; refusals on one line with exit code 2; the
-// warning of a merge likely to hurt on stderr.
+// `loraforge routers create|list|show|rm`, `loraforge eval <router>` and `loraforge tune` as a user runs them: the
+// real CLI process (from sources, through tsx) against a running API with the engine and a merge worker; refusals on
+// one line with exit code 2; the warning of a merge likely to hurt on stderr.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +33,7 @@ describe('loraforge routers', () => {
 
   beforeAll(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'loraforge-routers-cli-'));
-    stack = await startEvalStack(await demoWithExperts(root), { name: 'routers-cli', mergeWorker: false });
+    stack = await startEvalStack(await demoWithExperts(root), { name: 'routers-cli' });
   }, 240_000);
 
   afterAll(async () => {
@@ -85,5 +85,26 @@ describe('loraforge routers', () => {
     const res = await cli('merges', 'create', 'code-expert', 'linux-commands-expert', '--method', 'ties', '--space', 'factors', '--weights', '1,1', '--no-wait');
     expect(res.code, res.stderr).toBe(0);
     expect(res.stderr).toMatch(/^warning: ties in factors space with weights summing to 2 is likely to hurt every skill: .*\nqueued merge-/);
+  });
+
+  it('tune: CMA-ES over the weights on the dev part, the best reported on the test part, resumable from its state file', async () => {
+    const state = path.join(root, 'tune.json');
+    const args = ['tune', 'code-expert', 'linux-commands-expert', '--name', 'tuned', '--suite', 'code,linux-commands', '--state', state];
+    const first = await cli(...args, '--budget', '2');
+    expect(first.code, first.stderr).toBe(0);
+    const lines = first.stderr.trim().split('\n');
+    expect(lines).toEqual([
+      expect.stringMatching(/^eval 1\/2: [\d.]+, [\d.]+ → worst dev retention -?[\d.]+; best tuned-0$/),
+      expect.stringMatching(/^eval 2\/2: [\d.]+, [\d.]+ → worst dev retention -?[\d.]+; best tuned-[01]$/),
+    ]);
+    expect(first.stdout).toMatch(/^best tuned-[01]: weights [\d.]+, [\d.]+; worst retention -?[\d.]+ on dev, -?[\d.]+ on test\n$/);
+    const recorded = JSON.parse(await readFile(state, 'utf8')) as { evaluations: Array<{ weights: number[]; merge: string }> };
+    expect((await stack.registry.find('tuned-0'))?.recipe).toMatchObject({ method: 'linear', weights: recorded.evaluations[0]!.weights });
+
+    // a longer budget on the same state replays the recorded evaluations and runs only the new one
+    const resumed = await cli(...args, '--budget', '3', '--json');
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ evaluations: 3, best: expect.stringMatching(/^tuned-[012]$/) });
+    expect(await stack.registry.find('tuned-2')).toBeDefined();
   });
 });
