@@ -55,7 +55,7 @@ describe('routers through the API', () => {
     for (const id of router.calibration.itemIds!) expect(parts.get(id)).toBe('calibration');
 
     expect((await stack.client.routers.list()).map((r) => r.name)).toEqual(['skills']);
-    expect(await stack.client.routers.get('skills')).toMatchObject({ name: 'skills', rule: 'value-mid' });
+    expect(await stack.client.routers.get('skills')).toMatchObject({ name: 'skills', rule: 'value-last' });
     const models = [];
     for await (const m of openai.models.list()) models.push(m);
     expect(models.find((m) => m.id === 'skills')).toMatchObject({ loraforge: { router: true, members: MEMBERS } });

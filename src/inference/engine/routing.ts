@@ -15,7 +15,7 @@ export const ROUTING_RULES = ['value-last', 'value-mid', 'logprobs'] as const;
 export type RoutingRule = (typeof ROUTING_RULES)[number];
 
 /** The rule measured best on the suites (docs/ROUTERS.md). */
-export const DEFAULT_ROUTING_RULE: RoutingRule = 'value-mid';
+export const DEFAULT_ROUTING_RULE: RoutingRule = 'value-last';
 /** Cosine-similarity lead the best centroid needs over the runner-up (docs/ROUTERS.md says how it was chosen). */
 export const DEFAULT_ROUTING_MARGIN = 0.02;
 
