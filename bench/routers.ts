@@ -32,7 +32,9 @@ async function modelAndAdapters(): Promise<{ checkpoint: string; adapters: Array
   const given = process.env.LORAFORGE_ROUTER_MODEL;
   if (given) {
     const root = path.dirname(path.resolve(given));
-    return { checkpoint: path.resolve(given), adapters: DEMO_SKILLS.map((name) => ({ name, dir: path.join(root, 'adapters', name) })) };
+    // the skills whose adapters are there (all four once trained; none: rules are compared on the base alone)
+    const found = DEMO_SKILLS.map((name) => ({ name, dir: path.join(root, 'adapters', name) })).filter((a) => existsSync(path.join(a.dir, 'adapter_config.json')));
+    return { checkpoint: path.resolve(given), adapters: found.length >= 2 ? found : DEMO_SKILLS.map((name) => ({ name, dir: path.join(root, 'adapters', name) })) };
   }
   const dir = path.join(dataDir, 'bench-routers-demo');
   if (!existsSync(path.join(dir, 'base', 'config.json'))) await makeDemoModel(dir);
