@@ -44,6 +44,9 @@ export interface BuildOptions {
   maxPositions?: number;
   /** MatMulNBits accuracy_level for int4 (default 4: int8 activations, as onnxruntime-genai does on CPU) */
   accuracyLevel?: number;
+  /** q/k/v and gate/up stored apart (Llama, Mistral, Qwen, Gemma) run as one fused matmul each, LoRA still per
+   * projection (default true: fewer, larger kernels; docs/BENCHMARKS.md) */
+  fuseProjections?: boolean;
   /** weights above this many bytes go to an external data file (default 64 MiB) */
   externalDataThreshold?: number;
   onProgress?: (progress: BuildProgress) => void;
@@ -129,7 +132,8 @@ function checkOptions(options: BuildOptions, config: ModelConfig) {
   const accuracyLevel = int('accuracyLevel', options.accuracyLevel ?? 4, 0, 4);
   const heads = [...new Set(options.heads ?? (['generate', 'score'] as HeadKind[]))];
   if (!heads.includes('generate')) throw new InvalidInputError('heads must include generate');
-  return { dtype, targets, maxRank, slots, maxPositions, accuracyLevel: dtype === 'int4' ? accuracyLevel : 0, heads };
+  const fuse = options.fuseProjections ?? true;
+  return { dtype, targets, maxRank, slots, maxPositions, accuracyLevel: dtype === 'int4' ? accuracyLevel : 0, heads, fuse };
 }
 
 async function fileSizes(dir: string): Promise<Record<string, number>> {
@@ -197,6 +201,7 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
           await convertWeights(config, checkpoint, sink, {
             dtype: opts.dtype,
             maxPositions: opts.maxPositions,
+            fuse: opts.fuse,
             signal: options.signal,
             onProgress: (p) => progress({ phase: 'convert', done: p.done, total: p.total, detail: p.tensor }),
           });
@@ -213,6 +218,7 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
               dtype: opts.dtype,
               targets: opts.targets,
               accuracyLevel: opts.accuracyLevel,
+              fuse: opts.fuse,
               head,
               metadata: { 'loraforge.builder_version': String(BUILDER_VERSION), 'loraforge.checkpoint_hash': checkpointHash },
             },
