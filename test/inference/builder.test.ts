@@ -30,7 +30,7 @@ import {
   readCheckpointTensors,
   writeCheckpoint,
 } from './checkpoints.js';
-import { referenceLogits, relativeError, type RawConfig, type ReferenceLora } from './reference.js';
+import { argmax, referenceLogits, relativeError, type RawConfig, type ReferenceLora } from './reference.js';
 import { GraphRunner, loraPool } from './runner.js';
 
 const SESSION: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, logSeverityLevel: 3 };
@@ -309,6 +309,78 @@ describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run o
     const next = (await runner.decode([4]))[0]!;
     expect(relativeError(next, referenceLogits(cfg, (n) => dequantized.get(n), [...tokens, 4], adapter).at(-1)!)).toBeLessThan(FP32_TOLERANCE);
     expect(manifest.quantization).toEqual({ bits: 4, blockSize: 32, accuracyLevel: 0, scheme: 'symmetric-rtn' });
+  });
+});
+
+const EVERY_LLAMA_MODULE = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
+
+describe.each([
+  { name: 'llama', cfg: LLAMA_CONFIG },
+  { name: 'qwen2 (q/k/v bias)', cfg: QWEN2_CONFIG },
+])('q/k/v and gate/up fused at build time equal the separate projections: $name', ({ cfg }) => {
+  let ckpt: string;
+  let weights: Map<string, Float32Array>;
+  const everywhere = randomLora(cfg, EVERY_LLAMA_MODULE, 4, 8, 61);
+  const onlyK = randomLora(cfg, ['self_attn.k_proj', 'mlp.up_proj'], 2, 4, 62);
+  const prompt = [7, 3, 9, 12, 5, 40];
+
+  beforeAll(async () => {
+    ckpt = path.join(root, `ckpt-fuse-${String(cfg.model_type)}`);
+    await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 17));
+    weights = await readCheckpointTensors(ckpt);
+  });
+
+  async function open(options: { dtype: 'fp32' | 'int4'; accuracyLevel?: number; fuseProjections: boolean }) {
+    const built = await buildModel(ckpt, { dataDir, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'], maxRank: 4, slots: 3, ...options });
+    return { ...built, session: await openSession(built.dir, built.manifest), onnx: await readFile(path.join(built.dir, 'model.onnx')) };
+  }
+
+  /** `steps` greedy tokens after the prompt on `slot`, with every step's logits. */
+  async function greedy(session: ort.InferenceSession, manifest: ModelManifest, slot: number, steps: number, forced?: number[]) {
+    const shape = runnerShape(manifest);
+    const runner = new GraphRunner(session, shape, loraPool(shape, [everywhere, onlyK], 4), 1, 24);
+    const logits = [(await runner.prefill([prompt], [slot]))[0]!];
+    const tokens: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      tokens.push(argmax(logits.at(-1)!));
+      logits.push((await runner.decode([forced?.[i] ?? tokens.at(-1)!]))[0]!);
+    }
+    return { tokens, logits };
+  }
+
+  it('fp32: the same logits (and the reference) and greedy tokens, with an adapter on every target and on one part', async () => {
+    const separate = await open({ dtype: 'fp32', fuseProjections: false });
+    const fused = await open({ dtype: 'fp32', fuseProjections: true });
+    // the fused weights are in the graph, and the LoRA inputs and every graph input are as before
+    expect(fused.onnx.includes('loraforge_fused_qkv')).toBe(true);
+    expect(fused.onnx.includes('loraforge_fused_gate_up')).toBe(true);
+    expect(separate.onnx.includes('loraforge_fused_')).toBe(false);
+    expect(fused.manifest.lora).toEqual(separate.manifest.lora);
+    expect(fused.manifest.graphs.generate.inputs).toEqual(separate.manifest.graphs.generate.inputs);
+    for (const [slot, adapter] of [[0, undefined], [1, everywhere], [2, onlyK]] as const) {
+      const a = await greedy(separate.session, separate.manifest, slot, 6);
+      const b = await greedy(fused.session, fused.manifest, slot, 6);
+      expect(b.tokens).toEqual(a.tokens);
+      for (let i = 0; i < a.logits.length; i++) expect(relativeError(b.logits[i]!, a.logits[i]!)).toBeLessThan(FP32_TOLERANCE);
+      const expected = referenceLogits(cfg, (n) => weights.get(n), [...prompt, ...b.tokens], adapter);
+      expect(relativeError(b.logits.at(-1)!, expected.at(-1)!)).toBeLessThan(FP32_TOLERANCE);
+      // each adapter moves the logits well beyond the tolerance, so a delta on the wrong slice would show
+      if (adapter) expect(relativeError(b.logits[0]!, (await greedy(fused.session, fused.manifest, 0, 0)).logits[0]!)).toBeGreaterThan(1e-2);
+    }
+  });
+
+  it('int4: the same quantized weights, so the same logits with fp32 and with int8 activations', async () => {
+    for (const accuracyLevel of [0, 4]) {
+      const separate = await open({ dtype: 'int4', accuracyLevel, fuseProjections: false });
+      const fused = await open({ dtype: 'int4', accuracyLevel, fuseProjections: true });
+      for (const slot of [0, 1]) {
+        const a = await greedy(separate.session, separate.manifest, slot, 6);
+        // teacher-forced on the separate build's tokens, so one close call does not change every later step
+        const b = await greedy(fused.session, fused.manifest, slot, 6, a.tokens);
+        expect(b.tokens).toEqual(a.tokens);
+        for (let i = 0; i < a.logits.length; i++) expect(relativeError(b.logits[i]!, a.logits[i]!)).toBeLessThan(FP32_TOLERANCE);
+      }
+    }
   });
 });
 
