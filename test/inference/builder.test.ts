@@ -265,16 +265,16 @@ describe('batching and adapters', () => {
 
 /** The weights an int4 build computes with: every projection, the embedding (when hidden is a multiple of 32)
  * and the head quantized and dequantized; Conv1D weights quantized as [out, in]; position tables as they are. */
-function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: number): Map<string, Float32Array> {
+function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: number, blockSize = 32): Map<string, Float32Array> {
   const shapes = new Map(randomCheckpointTensors(cfg, seed).map((t) => [t.name, t.shape]));
-  const roundTrip = (w: Float32Array, n: number, k: number) => dequantizeInt4(quantizeInt4(w, n, k));
+  const roundTrip = (w: Float32Array, n: number, k: number) => dequantizeInt4(quantizeInt4(w, n, k, blockSize));
   const transpose = (w: Float32Array, r: number, c: number) => Float32Array.from({ length: w.length }, (_, i) => w[(i % r) * c + Math.floor(i / r)]!);
   const out = new Map<string, Float32Array>();
   const embedName = cfg.model_type === 'gpt2' ? 'wte.weight' : 'model.embed_tokens.weight';
   for (const [name, w] of weights) {
     const shape = shapes.get(name)!;
     if (shape.length !== 2 || name === 'wpe.weight') out.set(name, w);
-    else if (name === embedName && shape[1]! % 32 !== 0) {
+    else if (name === embedName && shape[1]! % blockSize !== 0) {
       // the table stays fp32 for the lookup, the tied head is quantized
       out.set(name, w);
       out.set('lm_head.weight', roundTrip(w, shape[0]!, shape[1]!));
@@ -286,20 +286,22 @@ function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: n
   return out;
 }
 
-const INT4_CASES: Case[] = [
+const INT4_CASES: (Case & { blockSize?: number })[] = [
   { name: 'llama', cfg: LLAMA_CONFIG },
+  { name: 'llama, blocks of 64', cfg: LLAMA_CONFIG, blockSize: 64 },
   { name: 'qwen3', cfg: QWEN3_CONFIG },
   { name: 'phi3 (LoRA on fused qkv)', cfg: PHI3_CONFIG, adapterModules: [['self_attn.qkv_proj', 'mlp.gate_up_proj'], []] },
   { name: 'gemma3 (hidden 48: fp32 table, int4 head)', cfg: GEMMA3_CONFIG },
   { name: 'gpt2 (Conv1D)', cfg: GPT2_CONFIG, adapterModules: [['attn.c_attn', 'mlp.c_fc'], []] },
 ];
 
-describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run on the dequantized weights: $name', ({ cfg, adapterModules }) => {
+describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run on the dequantized weights: $name', ({ cfg, adapterModules, blockSize = 32 }) => {
   it('prefill and a decode step, with an adapter', async () => {
-    const ckpt = path.join(root, `ckpt-int4-${String(cfg.model_type)}`);
+    const ckpt = path.join(root, `ckpt-int4-${String(cfg.model_type)}-${blockSize}`);
     await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 5));
-    const dequantized = int4Weights(cfg, await readCheckpointTensors(ckpt), 5);
-    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'int4', accuracyLevel: 0, maxRank: 4, slots: 2, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] });
+    const dequantized = int4Weights(cfg, await readCheckpointTensors(ckpt), 5, blockSize);
+    const targets: LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'int4', accuracyLevel: 0, int4BlockSize: blockSize, maxRank: 4, slots: 2, targets });
     const shape = runnerShape(manifest);
     const adapter = randomLora(cfg, (adapterModules ?? [['self_attn.q_proj', 'self_attn.o_proj']])[0], 4, 8, 3);
     const runner = new GraphRunner(await openSession(dir, manifest), shape, loraPool(shape, [adapter], 4), 1, 12);
@@ -308,7 +310,7 @@ describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run o
     expect(relativeError(logits, referenceLogits(cfg, (n) => dequantized.get(n), tokens, adapter).at(-1)!)).toBeLessThan(FP32_TOLERANCE);
     const next = (await runner.decode([4]))[0]!;
     expect(relativeError(next, referenceLogits(cfg, (n) => dequantized.get(n), [...tokens, 4], adapter).at(-1)!)).toBeLessThan(FP32_TOLERANCE);
-    expect(manifest.quantization).toEqual({ bits: 4, blockSize: 32, accuracyLevel: 0, scheme: 'symmetric-rtn' });
+    expect(manifest.quantization).toEqual({ bits: 4, blockSize, accuracyLevel: 0, scheme: 'symmetric-rtn' });
   });
 });
 
@@ -502,6 +504,7 @@ describe('build cache, files and refusals', () => {
     await writeCheckpoint(gpt2, GPT2_CONFIG, randomCheckpointTensors(GPT2_CONFIG, 1));
     await expect(buildModel(gpt2, { dataDir, maxPositions: 65 })).rejects.toThrow("maxPositions 65 is beyond this gpt2 model's learned positions (64)");
     await expect(buildModel(gpt2, { dataDir, targets: ['gate'] })).rejects.toThrow('LoRA targets gate: a gpt2 model has none of them');
+    await expect(buildModel(gpt2, { dataDir, int4BlockSize: 48 })).rejects.toThrow('int4BlockSize must be a power of 2, not 48');
 
     const yarn = path.join(root, 'ckpt-yarn');
     await writeCheckpoint(yarn, { ...LLAMA_CONFIG, rope_scaling: { rope_type: 'yarn', factor: 4 } }, randomCheckpointTensors(LLAMA_CONFIG, 1));

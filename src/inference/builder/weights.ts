@@ -14,6 +14,7 @@ import { ropeCaches } from './rope.js';
 
 export type WeightDtype = 'fp32' | 'int4';
 
+/** MatMulNBits / GatherBlockQuantized block size along the input dim (the builder's default) */
 export const INT4_BLOCK_SIZE = 32;
 
 /** What the converter needs of a checkpoint (formats/checkpoint's `Checkpoint` has it). */
@@ -163,12 +164,12 @@ export function checkTensors(config: ModelConfig, source: TensorSource, file: st
 }
 
 /** Output bytes of the converted weights, to decide between inline and external data before converting. */
-export function estimateBytes(config: ModelConfig, dtype: WeightDtype, source: TensorSource, maxPositions: number): number {
+export function estimateBytes(config: ModelConfig, dtype: WeightDtype, source: TensorSource, maxPositions: number, blockSize = INT4_BLOCK_SIZE): number {
   let total = (config.localRopeTheta === null ? 2 : 4) * maxPositions * (config.headDim / 2) * 4;
   const tied = isTied(config, source);
   for (const shape of expectedShapes(config, tied).values()) {
     const n = shape.reduce((a, b) => a * b, 1);
-    total += shape.length === 2 && dtype === 'int4' ? n / 2 + (n / INT4_BLOCK_SIZE) * 4 : n * 4;
+    total += shape.length === 2 && dtype === 'int4' ? n / 2 + (n / blockSize) * 4 : n * 4;
   }
   return total;
 }
@@ -186,11 +187,14 @@ export async function convertWeights(
     maxPositions: number;
     /** write q/k/v and gate/up as one fused weight each where the checkpoint stores them apart */
     fuse?: boolean;
+    /** int4 block size along the input dim (default INT4_BLOCK_SIZE) */
+    blockSize?: number;
     onProgress?: (p: ConvertProgress) => void;
     signal?: AbortSignal;
   },
 ): Promise<void> {
   const { dtype } = options;
+  const blockSize = options.blockSize ?? INT4_BLOCK_SIZE;
   const arch = archSpec(config.architecture);
   const tied = isTied(config, source);
   const d = config.hiddenSize;
@@ -203,13 +207,13 @@ export async function convertWeights(
     return sink.add(name, onnxDtype, dims, data);
   };
   const addQuantized = async (module: string, q: Int4Weight, scalesDims?: number[]) => {
-    await add(weightName.qweight(module), 'uint8', [q.n, q.blocksPerRow, INT4_BLOCK_SIZE / 2], q.qweight);
+    await add(weightName.qweight(module), 'uint8', [q.n, q.blocksPerRow, blockSize / 2], q.qweight);
     await add(weightName.scales(module), 'float32', scalesDims ?? [q.n * q.blocksPerRow], q.scales);
     return q;
   };
   const addInt4 = (module: string, w: Float32Array, n: number, k: number, scalesDims?: number[]) =>
-    addQuantized(module, quantizeInt4(w, n, k, INT4_BLOCK_SIZE), scalesDims);
-  const int4Embedding = dtype === 'int4' && d % INT4_BLOCK_SIZE === 0;
+    addQuantized(module, quantizeInt4(w, n, k, blockSize), scalesDims);
+  const int4Embedding = dtype === 'int4' && d % blockSize === 0;
 
   tasks.push({
     name: `${embed}.weight`,
@@ -217,7 +221,7 @@ export async function convertWeights(
       const w = await read(`${embed}.weight`);
       if (int4Embedding) {
         // GatherBlockQuantized wants scales of the data's rank
-        const q = await addInt4(embed, w, config.vocabSize, d, [config.vocabSize, Math.ceil(d / INT4_BLOCK_SIZE), 1]);
+        const q = await addInt4(embed, w, config.vocabSize, d, [config.vocabSize, Math.ceil(d / blockSize), 1]);
         // MatMulNBits cannot read [V, blocks, 1] scales: the tied head gets its own flat copy (1/8 of the table)
         if (tied) await add(weightName.scales(LM_HEAD), 'float32', [config.vocabSize * q.blocksPerRow], q.scales);
       } else {
@@ -265,13 +269,13 @@ export async function convertWeights(
       for (const [i, t] of parts.entries()) {
         const w = await read(`${modulePath(arch, l, t)}.weight`);
         const r = arch.conv1d ? transpose(w, k, outs[i]!) : w;
-        if (dtype === 'int4') quantized.push(quantizeInt4(r, outs[i]!, k, INT4_BLOCK_SIZE));
+        if (dtype === 'int4') quantized.push(quantizeInt4(r, outs[i]!, k, blockSize));
         else rows.push(r);
       }
       if (dtype === 'int4') {
         const qweight = concat(new Uint8Array(n * quantized[0]!.qweight.length / outs[0]!), quantized.map((q) => q.qweight));
         const scales = concat(new Float32Array(n * quantized[0]!.blocksPerRow), quantized.map((q) => q.scales));
-        await addQuantized(module, { n, k, blockSize: INT4_BLOCK_SIZE, blocksPerRow: quantized[0]!.blocksPerRow, qweight, scales });
+        await addQuantized(module, { n, k, blockSize, blocksPerRow: quantized[0]!.blocksPerRow, qweight, scales });
       } else {
         await add(weightName.transposed(module), 'float32', [k, n], transpose(concat(new Float32Array(n * k), rows), n, k));
       }

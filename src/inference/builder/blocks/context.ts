@@ -5,7 +5,7 @@ import { OnnxModel, type Dim, type OnnxDtype } from '../../../formats/onnx.js';
 import { FUSE_GROUPS, archSpec, fusableGroups, modulePath, type ArchSpec, type FuseGroup } from '../arch.js';
 import { projectionFeatures, type ModelConfig } from '../config.js';
 import { fusedModule, io, weightName, type LoraTarget } from '../naming.js';
-import { INT4_BLOCK_SIZE, type WeightDtype, type WeightSink } from '../weights.js';
+import type { WeightDtype, WeightSink } from '../weights.js';
 
 export type HeadKind = 'generate' | 'score';
 
@@ -22,6 +22,8 @@ export interface GraphSpec {
   targets: readonly LoraTarget[];
   /** MatMulNBits accuracy_level: 0 = fp32 activations, 4 = int8 activations (fastest on CPU) */
   accuracyLevel: number;
+  /** int4 block size along the input dim */
+  blockSize: number;
   /** q/k/v and gate/up were converted as one fused weight each where the checkpoint stores them apart */
   fuse?: boolean;
   head: HeadKind;
@@ -98,7 +100,7 @@ export class GraphContext {
             'MatMulNBits',
             [src, this.weight(weightName.qweight(module)), this.weight(weightName.scales(module))],
             [`${p}/base`],
-            { K: k, N: n, bits: 4, block_size: INT4_BLOCK_SIZE, accuracy_level: spec.accuracyLevel },
+            { K: k, N: n, bits: 4, block_size: spec.blockSize, accuracy_level: spec.accuracyLevel },
             MS,
           )
         : m.node('MatMul', [src, this.weight(weightName.transposed(module))], [`${p}/base`]);
