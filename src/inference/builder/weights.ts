@@ -1,9 +1,9 @@
 // Checkpoint tensors → graph initializers, one tensor at a time: read (any float dtype → f32), convert (transpose
 // for fp32 MatMul, or 4-bit quantize; GPT-2's Conv1D weights are already [in, out]; Gemma's norms get their 1 + w),
 // hand to the sink, drop. Projections that share an input (q/k/v, gate/up) may be fused: their output rows
-// concatenated into one weight, exact because 4-bit blocks run along the input dim. The sink either keeps the bytes for inline
-// initializers (small models) or appends them to the external data file, so converting a 7B checkpoint holds one
-// tensor in memory at a time, not the model.
+// concatenated into one weight, exact because 4-bit blocks run along the input dim. The sink either keeps the
+// bytes for inline initializers (small models) or appends them to the external data file, so converting a 7B
+// checkpoint holds one tensor (or one fused group) in memory at a time, not the model.
 import { BYTES_PER_ELEMENT, ExternalDataFile, type ExternalTensorRef, type OnnxDtype, type OnnxModel } from '../../formats/onnx.js';
 import { CancelledError, InvalidFileError } from '../../errors.js';
 import { FUSE_GROUPS, archSpec, archTargets, fusableGroups, modulePath, type ArchSpec } from './arch.js';

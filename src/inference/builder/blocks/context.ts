@@ -112,8 +112,9 @@ export class GraphContext {
     if (!this.spec.targets.includes(target)) return base;
     const { m } = this;
     const p = `/L${l}/${target}`;
-    // Gather each row's A/B from the pool, then two batched MatMuls: [b,s,in]@[b,in,r]@[b,r,out]. On a fused
-    // module (qkv, gate_up) the delta lands on the fused output, before the split, as PEFT applies it.
+    // Gather each row's A/B from the pool, then two batched MatMuls: [b,s,in]@[b,in,r]@[b,r,out]. On a module the
+    // checkpoint stores fused (qkv, gate_up) the delta lands on the fused output, before the split, as PEFT
+    // applies it; on parts fused at build time, on each part's slice.
     m.node('Gather', [io.loraA(l, target), io.adapterIdx], [`${p}/lora_A`], { axis: 0 });
     m.node('Gather', [io.loraB(l, target), io.adapterIdx], [`${p}/lora_B`], { axis: 0 });
     m.node('MatMul', [src, `${p}/lora_A`], [`${p}/lora_xa`]);
