@@ -30,6 +30,7 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY config ./config
+COPY assets ./assets
 COPY --chmod=755 docker/entrypoint.sh /usr/local/bin/loraforge-entrypoint
 RUN mkdir -p /data && chown node:node /data
 USER node

@@ -1,7 +1,6 @@
 // The composition root: builds each process's parts from the config and passes them down (no global singletons).
 // `loraforge serve`, `worker` and `all` are compositions of the start* functions here; a new part (the model
 // engine, the bot) adds its own start function and one line in `startAll`.
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import path from 'node:path';
@@ -16,7 +15,8 @@ import { InvalidInputError, UnavailableError } from './errors.js';
 import { RouterService, storedRouters } from './eval/routers.js';
 import { EvalService } from './eval/service.js';
 import { startEvalWorker } from './eval/worker.js';
-import { DEMO_SKILLS, makeDemoModel } from './inference/demo.js';
+import { DEMO_SKILLS } from './inference/demo.js';
+import { checkDemoAssets } from './inference/demo-assets.js';
 import { InferenceEngine, type AdapterResolver, type ResolvedAdapter } from './inference/engine/index.js';
 import { prepareModel } from './inference/prepare.js';
 import { MergeService } from './queue/merges.js';
@@ -189,27 +189,28 @@ export function registryAdapters(registry: Registry): AdapterResolver {
 }
 
 /**
- * The demo model (random weights) in `<dataDir>/demo-model`, written on first use, with its four skill adapters
- * registered under their names unless those names are taken. Returns the checkpoint dir.
+ * The trained demo model shipped in assets/demo (checked against its manifest), with its four skill adapters
+ * registered under their names and categories unless those names are taken. Returns the checkpoint dir.
  */
 export async function ensureDemoModel(rt: Runtime, registry: Registry): Promise<string> {
-  const dir = path.resolve(rt.config.dataDir, 'demo-model');
-  if (!existsSync(path.join(dir, 'base', 'config.json'))) {
-    rt.log.info({ dir }, 'writing the demo model (random weights: its text is nonsense; set LORAFORGE_MODEL to serve a real checkpoint)');
-    await makeDemoModel(dir);
-  }
+  const demo = await checkDemoAssets();
   for (const skill of DEMO_SKILLS) {
+    const existing = await registry.find(skill);
+    // a data dir from before the trained demo holds random adapters under these names: replace those
+    if (existing?.registeredBy === 'loraforge demo' && existing.description?.endsWith('(random weights)')) {
+      await registry.remove(skill).catch((err: Error) => rt.log.warn({ skill, err: err.message }, 'kept the old random demo adapter'));
+    }
     if (await registry.find(skill)) continue;
-    const staged = await stageFromPath(registry.store, path.join(dir, 'adapters'), skill);
+    const staged = await stageFromPath(registry.store, path.join(demo.dir, 'adapters'), skill);
     await registry.registerStaged(staged, {
       name: skill,
       registeredBy: 'loraforge demo',
       category: skill,
-      description: `demo adapter "${skill}" (random weights)`,
-      source: `demo-model/adapters/${skill}`,
+      description: `demo adapter "${skill}": a LoRA trained on the ${skill} corpus of tools/demo-model`,
+      source: `assets/demo/adapters/${skill}`,
     });
   }
-  return path.join(dir, 'base');
+  return demo.checkpointDir;
 }
 
 /** The model engine: the configured checkpoint (or the demo model) built once, adapters by registry name. */

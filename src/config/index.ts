@@ -79,7 +79,7 @@ export const ConfigSchema = z.object({
     .object({
       /** serve a model from the API process (`loraforge serve`, `loraforge all`) */
       enabled: z.boolean().default(true),
-      /** HF checkpoint dir to serve; unset = the demo model, generated once into <dataDir>/demo-model */
+      /** HF checkpoint dir to serve; unset = the trained demo model in assets/demo */
       model: z.string().optional(),
       /** the id the base model is served under; default: the checkpoint's name */
       modelId: z.string().optional(),

@@ -1,7 +1,8 @@
-// The demo model: a small Llama-architecture checkpoint and four PEFT adapters named after the product's skills,
-// deterministic from a seed. Real in format (config.json, bf16 safetensors, a trained byte-level BPE tokenizer.json,
-// tokenizer_config.json with a chat template, generation_config.json, PEFT adapter dirs), so it goes through the
-// same code as a downloaded checkpoint; random in content, so its text is nonsense.
+// A random demo model (`loraforge make-demo-model`, tests, benchmarks): a small Llama-architecture checkpoint and four
+// PEFT adapters named after the product's skills, deterministic from a seed. `npm start` serves the trained one in
+// assets/demo instead (demo-assets.ts). Real in format (config.json, bf16 safetensors, a trained byte-level BPE
+// tokenizer.json, tokenizer_config.json with a chat template, generation_config.json, PEFT adapter dirs), so it goes
+// through the same code as a downloaded checkpoint; random in content, so its text is nonsense.
 //
 // The weights are random values on the 4-bit grid (per block of 32 inputs: a power-of-two scale times integers in
 // [-7, 7], one of them ±8), so the int4 build stores them exactly and int4 and fp32 builds answer alike; only the

@@ -1,6 +1,7 @@
 // The product story from Discord, on what `npm start` runs (registry, merge queue and worker, engine serving the
-// demo model with its four skill adapters registered, arena): list the adapters, merge all four, ask the merge from
-// its result card, battle it against one of its inputs, vote, and look at the leaderboard.
+// trained demo model with its four skill adapters registered, arena): list the adapters, ask the base and a skill
+// adapter, merge all four, ask the merge from its result card, battle it against one of its inputs, vote, and look at
+// the leaderboard.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_MODEL_NAME, DEMO_SKILLS } from '../../src/inference/demo.js';
 import type { FakeMessage } from '../fake-discord/index.js';
@@ -43,6 +44,12 @@ describe('bot: the product story on the npm start composition', () => {
     const { fake, bob } = world;
     const reply = await fake.command(bob, 'ask', { prompt: 'Show disk usage', max_tokens: 16, temperature: 0 }).reply((m) => /\n-# \d+ tokens in/.test(m.content));
     expect(reply.content.startsWith(`> Show disk usage\n-# 🧠 ${DEMO_MODEL_NAME} · temperature 0\n`)).toBe(true);
+  });
+
+  it('/ask with a skill adapter gets a recognisable answer from the trained demo model', async () => {
+    const { fake, bob } = world;
+    const reply = await fake.command(bob, 'ask', { prompt: 'The disk on web1 is full', adapter: 'troubleshooting', max_tokens: 64, temperature: 0 }).reply((m) => /\n-# \d+ tokens in/.test(m.content));
+    expect(reply.content).toContain('du -sh');
   });
 
   it('merges all four skills and asks the merge from its result card', async () => {

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Rebuilds assets/demo and config/suites from scratch: the eval suites, the base, then the four adapters at once
+# (one process each, one thread each: Debian's torch runs one-thread oneDNN kernels best on a busy 2-core machine).
+# Usage: tools/demo-model/build.sh [seed]   (from the repository root; logs in /tmp/demo-*.log)
+set -eu
+seed=${1:-0}
+out=assets/demo
+train="/usr/bin/python3 -u tools/demo-model/train.py"
+trap 'rm -f "$out/.manifest.lock"' EXIT
+rm -rf "$out" && mkdir -p "$out"
+$train suites --seed "$seed"
+$train base --seed "$seed" --base-steps 900 > /tmp/demo-base.log 2>&1
+pids=""
+for skill in code linux-commands python-automation troubleshooting; do
+  $train adapter --skill "$skill" --seed "$seed" --adapter-steps 640 --batch 8 --adapter-lr 5e-3 > "/tmp/demo-$skill.log" 2>&1 &
+  pids="$pids $!"
+done
+for p in $pids; do wait "$p"; done
