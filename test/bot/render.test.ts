@@ -187,9 +187,9 @@ describe('command definitions', () => {
 
   it('deploys to a guild or globally with one bulk overwrite, as Discord accepts them', async () => {
     const base = { token: fake.token, applicationId: fake.applicationId, discordApi: fake.apiUrl };
-    expect(await deployCommands({ ...base, guildId: fake.guild.id })).toEqual({ scope: 'guild', names: ['adapter', 'merge', 'ask', 'chat', 'compare', 'leaderboard', 'eval', 'sweep'] });
+    expect(await deployCommands({ ...base, guildId: fake.guild.id })).toEqual({ scope: 'guild', names: ['adapter', 'merge', 'ask', 'chat', 'compare', 'leaderboard', 'eval', 'sweep', 'router'] });
     expect(await deployCommands(base)).toMatchObject({ scope: 'global' });
-    expect(fake.commands.get('global')?.map((c) => c.name)).toEqual(['adapter', 'merge', 'ask', 'chat', 'compare', 'leaderboard', 'eval', 'sweep']);
+    expect(fake.commands.get('global')?.map((c) => c.name)).toEqual(['adapter', 'merge', 'ask', 'chat', 'compare', 'leaderboard', 'eval', 'sweep', 'router']);
     expect(fake.requestsTo('PUT', /commands$/)).toHaveLength(2);
     expect(fake.violations).toEqual([]);
     await expect(deployCommands({ ...base, token: 'wrong' })).rejects.toThrow(/Discord refused the bot token/);
