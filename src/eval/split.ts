@@ -1,0 +1,41 @@
+// Deterministic parts of the suites: calibration (routers learn from it), dev (tuning) and test (reported). Within
+// each category items are ordered by the sha256 of their id, and the first quarter (at least one item) is
+// calibration, the next quarter dev, the rest test: every category has items in each part however small its suite
+// is, and the same suite always splits the same way. Evals of a router also skip the items recorded as its
+// calibration, so a suite edited after the router was made still never scores them.
+import { createHash } from 'node:crypto';
+import { byCategory, type SuiteItem } from './suite.js';
+
+export const SUITE_PARTS = ['calibration', 'dev', 'test'] as const;
+export type SuitePart = (typeof SUITE_PARTS)[number];
+/** What an eval scores: one part, or every item (evals of adapters and merges only). */
+export type ScoredPart = Exclude<SuitePart, 'calibration'> | 'all';
+
+const order = (id: string) => createHash('sha256').update(id).digest('hex');
+
+/** Each item's part. */
+export function splitSuite<T extends Pick<SuiteItem, 'id' | 'category'>>(items: readonly T[]): Map<string, SuitePart> {
+  const parts = new Map<string, SuitePart>();
+  for (const group of byCategory(items).values()) {
+    const sorted = [...group].sort((a, b) => (order(a.id) < order(b.id) ? -1 : 1));
+    const quarter = Math.max(1, Math.ceil(sorted.length / 4));
+    sorted.forEach((item, i) => parts.set(item.id, i < quarter ? 'calibration' : i < 2 * quarter ? 'dev' : 'test'));
+  }
+  return parts;
+}
+
+/** The items of one part, in suite order. */
+export function itemsOfPart<T extends Pick<SuiteItem, 'id' | 'category'>>(items: readonly T[], part: SuitePart): T[] {
+  const parts = splitSuite(items);
+  return items.filter((item) => parts.get(item.id) === part);
+}
+
+/** Up to `n` calibration items of a category, in hash order (the same ones every time). */
+export function calibrationItems<T extends Pick<SuiteItem, 'id' | 'category'>>(items: readonly T[], category: string, n: number): T[] {
+  return itemsOfPart(
+    items.filter((item) => item.category === category),
+    'calibration',
+  )
+    .sort((a, b) => (order(a.id) < order(b.id) ? -1 : 1))
+    .slice(0, n);
+}
