@@ -10,6 +10,7 @@ import { CancelledError, isLoraforgeError } from '../errors.js';
 import { defaultWeights, MergeOptionsSchema, type MergeOptions } from '../merge/options.js';
 import { USER_ERRORS } from '../queue/merges.js';
 import type { MergeStatus } from '../queue/types.js';
+import { canonicalJson } from '../util/canonical-json.js';
 import { Cmaes } from './cmaes.js';
 import type { EvalHooks } from './evaluate.js';
 import { evalKeys, type JobProgress, type SweepJobData, type SweepPointResult, type TuneResult, type TuneSpec } from './jobs.js';
@@ -22,11 +23,14 @@ export const DEFAULT_BUDGET = 40;
 const FAILED_FITNESS = 10;
 const TEST_FIELD = 'test';
 
-/** The search's start: every weight at the method's default (1/n summing, 1 electing), spread 40% of it. */
+/**
+ * The search's start: every weight at the method's default (1/n summing, 1 electing), spread as much again, at
+ * most 0.3 of the bounds' range (Hansen's rule of thumb): a budget of a few generations must be able to reach 2/n.
+ */
 export function tuneStart(spec: Pick<TuneSpec, 'base' | 'layerGroups'>, n: number): { x0: number[]; sigma0: number } {
   const w = defaultWeights(spec.base.method, n);
   const x0 = spec.layerGroups ? w.flatMap((wi) => new Array<number>(spec.layerGroups!).fill(wi)) : w;
-  return { x0, sigma0: 0.4 * w[0]! };
+  return { x0, sigma0: Math.min(w[0]!, 0.3 * (TUNE_BOUNDS.upper - TUNE_BOUNDS.lower)) };
 }
 
 /** The merge recipe of a point: x is one weight per adapter, or per adapter per group (adapter-major, weights 1). */
@@ -92,6 +96,11 @@ export async function runTunedSweep(
   for (let start = 0; start < total; start += es.lambda) {
     const asked = es.ask().slice(0, total - start);
     const points = asked.map((c) => tuneOptions(spec, n, c.x));
+    points.forEach((options, k) => {
+      const stored = done.get(start + k);
+      // a replay asks for the points it stored; anything else means the job's data or the optimizer changed
+      if (stored && canonicalJson(stored.options) !== canonicalJson(options)) log.warn({ sweep: id, point: start + k }, 'a stored point differs from the replayed one: its stored value is used');
+    });
     // the generation's missing merges are queued together; each is scored as soon as it is registered
     const merges = points.map((options, k) =>
       done.has(start + k)
