@@ -1,10 +1,10 @@
 // Throughput of the formats layer: half-precision conversions against a plain per-element baseline, and lazy
-// safetensors reads against reading the whole file. Run with `npm run bench:formats`. Medians of 5 runs; the
+// safetensors reads against reading the whole file, and the NaN/inf scan registration runs against both. Run with `npm run bench:formats`. Medians of 5 runs; the
 // machine is shared, so compare the ratios, not the absolute numbers.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../src/formats/dtype.js';
+import { bf16ToF32, countNonFinite, f16ToF32, f32ToBf16, f32ToF16 } from '../src/formats/dtype.js';
 import { SafetensorsFile, SafetensorsWriter } from '../src/formats/safetensors.js';
 
 const N = 1 << 24; // 16M elements
@@ -60,6 +60,8 @@ const rows: [string, number, number | null][] = [
   ['f32 → f16 (bits, RNE)', await time(() => f32ToF16(x)), null],
   ['bf16 → f32 (shift)', await time(() => bf16ToF32(b)), null],
   ['f32 → bf16 (bits, RNE)', await time(() => f32ToBf16(x)), await time(() => naiveF32ToBf16(x))],
+  ['NaN/inf count, f32', await time(() => countNonFinite(new Uint8Array(x.buffer), 'F32')), await time(() => x.filter((v) => !Number.isFinite(v)).length)],
+  ['NaN/inf count, f16', await time(() => countNonFinite(new Uint8Array(h.buffer), 'F16')), await time(() => f16ToF32(h).filter((v) => !Number.isFinite(v)).length)],
 ];
 for (const [name, ms, baseline] of rows) {
   console.log(`  ${name.padEnd(24)} ${ms.toFixed(1).padStart(7)} ms  ${rate(ms).padStart(14)}${baseline ? `  (${(baseline / ms).toFixed(1)}× the per-element baseline)` : ''}`);
@@ -82,12 +84,14 @@ try {
   const allMs = await time(async () => {
     for (const t of layout) await st.readFloat32(t.name);
   });
+  const scanMs = await time(() => st.scanNonFinite());
   await st.close();
   const wholeMs = await time(() => readFileSync(file));
   console.log(`safetensors, ${tensors} × 4 MiB F32 (256 MiB), median of ${RUNS}`);
   console.log(`  streaming write + fsync     ${writeMs.toFixed(0).padStart(6)} ms  (${(256 / (writeMs / 1000)).toFixed(0)} MiB/s)`);
   console.log(`  read one tensor (lazy)      ${oneMs.toFixed(1).padStart(6)} ms  (${(wholeMs / oneMs).toFixed(0)}× faster than reading the whole file)`);
   console.log(`  read every tensor           ${allMs.toFixed(0).padStart(6)} ms  (${(allMs / wholeMs).toFixed(2)}× fs.readFileSync of the whole file)`);
+  console.log(`  NaN/inf scan (registration) ${scanMs.toFixed(0).padStart(6)} ms  (${(scanMs / wholeMs).toFixed(2)}× fs.readFileSync of the whole file)`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

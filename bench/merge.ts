@@ -1,11 +1,15 @@
-// npm run bench:merge [-- --quick] [-- --heavy]
+// npm run bench:merge [-- --quick] [-- --heavy] [-- --only <label substring>]
 // Synthetic adapters at Llama-3-8B shapes (hidden 4096, kv 1024, 32 layers, r = 16 on q, k, v, o, 4 adapters,
 // written as F32 files), merged by every method and space, each run in a fresh child process so its wall time
-// (reading and writing included) and peak RSS are its own. The naive baseline, measured in the same run, is what
-// PEFT's svd path does: form the dense ΔW and take a dense SVD (here: Gram in ONNX Runtime + our float64
-// eigensolver), timed on one k_proj module and extrapolated to q/o_proj and the whole model.
+// (reading and writing included) and peak RSS are its own. Beside it, the wall time of the whole command a user
+// types (`loraforge merge …` from the built dist/, start-up included), run interleaved with the in-process runs.
+// Baselines measured in the same run: the naive path PEFT's svd takes (form the dense ΔW and take a dense SVD,
+// here Gram in ONNX Runtime + our float64 eigensolver, timed on one k_proj module and extrapolated to q/o_proj
+// and the whole model), and for factors-space TIES PEFT's own rules in numpy (bench/peft-ties-reference.py, when
+// /usr/bin/python3 has numpy; the product never needs Python).
 // Machines are shared and noisy: compare the ratios, and the medians of several runs.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,6 +82,8 @@ interface Case {
 const weights = [0.25, 0.25, 0.25, 0.25];
 const quick = process.argv.includes('--quick');
 const heavy = process.argv.includes('--heavy');
+const onlyArg = process.argv.indexOf('--only');
+const only = onlyArg > 0 ? process.argv[onlyArg + 1]! : null;
 const CASES: Case[] = [
   ...(['linear', 'ties', 'dare_linear', 'dare_ties', 'magnitude_prune'] as const).map((method) => ({
     label: `factors ${method}`,
@@ -95,7 +101,33 @@ const CASES: Case[] = [
         { label: 'delta magnitude_prune (r 64)', options: { method: 'magnitude_prune', weights, density: 0.2, rank: 64 }, runs: 1 },
       ]
     : []),
-].filter((c) => !quick || !c.label.startsWith('delta ties'));
+]
+  .filter((c) => !quick || !c.label.startsWith('delta ties'))
+  .filter((c) => only === null || c.label.includes(only));
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(root, 'bin/loraforge.js');
+const HAVE_DIST = existsSync(path.join(root, 'dist/cli/main.js'));
+const PYTHON = '/usr/bin/python3';
+
+/** The command line a user types for a case's options. */
+function cliArgs(dirs: string[], out: string, o: Record<string, unknown>): string[] {
+  const args = ['merge', '--method', String(o.method), '--weights', (o.weights as number[]).join(','), '--out', out];
+  if (o.space) args.push('--space', String(o.space));
+  if (o.density !== undefined) args.push('--density', String(o.density));
+  if (o.rank !== undefined) args.push('--rank', String(o.rank));
+  return [...args, ...dirs];
+}
+
+/** Wall seconds of a whole command, from spawn to exit. */
+function wallOf(command: string, args: string[]): number {
+  const t0 = performance.now();
+  const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${command} ${args.slice(0, 3).join(' ')} … exited ${r.status}: ${r.stderr}`);
+  return (performance.now() - t0) / 1000;
+}
+
+const numpyReady = spawnSync(PYTHON, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
 
 /** Child: one merge, timed from reading to written, then its peak RSS. */
 async function child(dirs: string[], out: string, options: Record<string, unknown>): Promise<void> {
@@ -170,10 +202,14 @@ async function main(): Promise<void> {
     const naiveTotal = LAYERS * (2 * naive.q + 2 * naive.kv);
     console.log(`  per module: k_proj ${naive.kv.toFixed(2)} s (measured), q_proj ${naive.q.toFixed(1)} s (extrapolated); whole model ≈ ${naiveTotal.toFixed(0)} s`);
 
+    if (!HAVE_DIST) console.log('(no dist/: `npm run build` first to time the whole `loraforge merge` command)');
     const self = fileURLToPath(import.meta.url);
     const rows: string[][] = [];
     for (const c of CASES) {
       const results: { seconds: number; cpuSeconds: number; maxRssMiB: number; perModule: number; relError: number | null }[] = [];
+      const commandWalls: number[] = [];
+      const numpyWalls: number[] = [];
+      const ties = c.options.space === 'factors' && c.options.method === 'ties' && numpyReady;
       for (let run = 0; run < c.runs; run++) {
         const out = path.join(tmp, `out-${rows.length}-${run}`);
         const stdout = execFileSync(process.execPath, ['--import', 'tsx', self, '--child', JSON.stringify({ dirs, out, options: c.options })], {
@@ -183,10 +219,26 @@ async function main(): Promise<void> {
         });
         results.push(JSON.parse(stdout));
         await rm(out, { recursive: true, force: true });
+        if (HAVE_DIST) {
+          commandWalls.push(wallOf(process.execPath, [BIN, ...cliArgs(dirs, out, c.options)]));
+          await rm(out, { recursive: true, force: true });
+        }
+        if (ties) {
+          const file = path.join(tmp, 'numpy.safetensors');
+          const args = [path.join(root, 'bench/peft-ties-reference.py'), String(c.options.density), file, (c.options.weights as number[]).join(','), ...dirs];
+          numpyWalls.push(wallOf(PYTHON, args));
+          await rm(file, { force: true });
+        }
       }
       const seconds = median(results.map((r) => r.seconds));
+      const command = commandWalls.length ? median(commandWalls) : null;
+      if (numpyWalls.length) {
+        const np = median(numpyWalls);
+        console.log(`  numpy (PEFT's ties rules, python3 wall, load and write included): ${np.toFixed(2)} s; loraforge merge command / numpy = ${command === null ? '–' : (command / np).toFixed(2)}`);
+      }
       const row = [
         c.label,
+        command === null ? '–' : command.toFixed(2),
         seconds.toFixed(2),
         median(results.map((r) => r.cpuSeconds)).toFixed(2),
         String(c.runs),
@@ -198,11 +250,13 @@ async function main(): Promise<void> {
       rows.push(row);
       console.log(`  ${row.join('  ')}`);
     }
-    console.log('\nmethod / space                    wall s  CPU s  runs  peak RSS MiB  × faster than naive  s/module  relError vs ΔW*');
+    console.log('\nmethod / space                 command s  wall s  CPU s  runs  peak RSS MiB  × faster than naive  s/module  relError vs ΔW*');
     for (const r of rows) {
-      console.log(`${r[0]!.padEnd(32)}${r[1]!.padStart(8)}${r[2]!.padStart(7)}${r[3]!.padStart(6)}${r[4]!.padStart(14)}${r[5]!.padStart(21)}${r[6]!.padStart(10)}${r[7]!.padStart(17)}`);
+      console.log(
+        `${r[0]!.padEnd(32)}${r[1]!.padStart(8)}${r[2]!.padStart(8)}${r[3]!.padStart(7)}${r[4]!.padStart(6)}${r[5]!.padStart(14)}${r[6]!.padStart(21)}${r[7]!.padStart(10)}${r[8]!.padStart(17)}`,
+      );
     }
-    console.log('(wall and CPU seconds: medians, reading and writing the files included; the machine may be shared, so compare ratios)');
+    console.log('(command: the whole `loraforge merge` from the shell, start-up included; wall and CPU: in process, reading to written; medians; the machine may be shared, so compare ratios)');
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

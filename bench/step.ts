@@ -4,7 +4,9 @@
 // The differences separate the LoRA subgraph from the base matmuls. With BENCH_PROFILE=1 it also writes ORT's
 // per-node profile of a few steps of each case and prints the time by operator kind.
 // Settings: LORAFORGE_DATA_DIR (default ./data), BENCH_REPS (default 15), BENCH_CONTEXT (past positions, default
-// 32), BENCH_ACCURACY (MatMulNBits accuracy_level, default the builder's), BENCH_THREADS (default 0 = all cores).
+// 32), BENCH_ACCURACY (MatMulNBits accuracy_level, default the builder's), BENCH_THREADS (default 0 = all cores),
+// BENCH_SPIN (off, on, or compare: two sessions, ORT's threads sleeping or spinning during a run, interleaved
+// step by step; default off).
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +25,8 @@ const CONTEXT = Number(process.env.BENCH_CONTEXT ?? 32);
 const THREADS = Number(process.env.BENCH_THREADS ?? 0);
 const KV_CHUNK = Number(process.env.BENCH_KV_CHUNK ?? 128);
 const ACCURACY = process.env.BENCH_ACCURACY === undefined ? undefined : Number(process.env.BENCH_ACCURACY);
+const SPIN = process.env.BENCH_SPIN ?? 'off';
+const SPINS = SPIN === 'compare' ? [false, true] : [SPIN === 'on'];
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -69,32 +73,45 @@ const cases = [
 
 async function measure(profile: boolean): Promise<void> {
   const profileDir = profile ? mkdtempSync(path.join(os.tmpdir(), 'loraforge-step-')) : '';
-  const settings = { threads: THREADS, executionProvider: 'cpu' as const, spinning: false };
-  const opened = await openSession(model.onnxPath, settings, profile ? { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'p') } : {});
-  const runner = new OrtRunner(opened.session, spec);
-  const times = cases.map(() => [] as number[]);
-  for (const c of cases) await runner.run(c.input, kv, pool); // warm-up
+  const spins = profile ? [SPINS[0]!] : SPINS;
+  const sessions = [];
+  for (const spinning of spins) {
+    const settings = { threads: THREADS, executionProvider: 'cpu' as const, spinning };
+    const opened = await openSession(model.onnxPath, settings, profile ? { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'p') } : {});
+    sessions.push({ spinning, opened, runner: new OrtRunner(opened.session, spec), times: cases.map(() => [] as number[]) });
+  }
+  for (const s of sessions) for (const c of cases) await s.runner.run(c.input, kv, pool); // warm-up
   for (let r = 0; r < (profile ? 5 : REPS); r++) {
     for (const [i, c] of cases.entries()) {
-      const t0 = performance.now();
-      await runner.run(c.input, kv, pool);
-      times[i]!.push(performance.now() - t0);
+      for (const s of sessions) {
+        const t0 = performance.now();
+        await s.runner.run(c.input, kv, pool);
+        s.times[i]!.push(performance.now() - t0);
+      }
     }
   }
-  if (!profile) {
-    const ms = times.map(median);
-    console.log(`decode step, context ${CONTEXT} (kv capacity ${kv.capacity}), ${opened.threads} threads, accuracy_level ${built.manifest.quantization?.accuracyLevel}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, medians of ${REPS}:`);
-    for (const [i, c] of cases.entries()) console.log(`  ${c.name.padEnd(22)} ${ms[i]!.toFixed(1).padStart(7)} ms/step  ${((1000 * c.input.batch) / ms[i]!).toFixed(2).padStart(6)} tok/s`);
-    console.log(`  LoRA part: batch 1 ${(ms[1]! - ms[0]!).toFixed(1)} ms, batch 4 ${(ms[3]! - ms[2]!).toFixed(1)} ms; base batch 4 / batch 1 ${(ms[2]! / ms[0]!).toFixed(2)}x`);
-    console.log(`  4 adapter streams vs one: ${((4 * ms[1]!) / ms[3]!).toFixed(2)}x`);
-  } else {
-    opened.session.endProfiling();
-    await runner.release();
+  if (profile) {
+    sessions[0]!.opened.session.endProfiling();
+    await sessions[0]!.runner.release();
     printProfile(path.join(profileDir, readdirSync(profileDir)[0]!));
     rmSync(profileDir, { recursive: true, force: true });
     return;
   }
-  await runner.release();
+  for (const s of sessions) {
+    const ms = s.times.map(median);
+    console.log(
+      `decode step, context ${CONTEXT} (kv capacity ${kv.capacity}), ${s.opened.threads} threads, spinning ${s.spinning ? 'on' : 'off'}, accuracy_level ${built.manifest.quantization?.accuracyLevel}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, medians of ${REPS}:`,
+    );
+    for (const [i, c] of cases.entries()) console.log(`  ${c.name.padEnd(22)} ${ms[i]!.toFixed(1).padStart(7)} ms/step  ${((1000 * c.input.batch) / ms[i]!).toFixed(2).padStart(6)} tok/s`);
+    console.log(`  LoRA part: batch 1 ${(ms[1]! - ms[0]!).toFixed(1)} ms, batch 4 ${(ms[3]! - ms[2]!).toFixed(1)} ms; base batch 4 / batch 1 ${(ms[2]! / ms[0]!).toFixed(2)}x`);
+    console.log(`  4 adapter streams vs one: ${((4 * ms[1]!) / ms[3]!).toFixed(2)}x`);
+  }
+  if (sessions.length === 2) {
+    const [off, on] = sessions.map((s) => s.times.map(median));
+    console.log('spinning on / off, step time (below 1: spinning is faster):');
+    for (const [i, c] of cases.entries()) console.log(`  ${c.name.padEnd(22)} ${(on![i]! / off![i]!).toFixed(3)}`);
+  }
+  for (const s of sessions) await s.runner.release();
 }
 
 /** Sums ORT's node events by run (runs go through the cases in order) and by operator kind, LoRA nodes apart. */

@@ -31,12 +31,45 @@ const STATUS: Record<ErrorCode, number> = {
   cancelled: 499,
 };
 
+/** The longest error message any front door prints: a hostile file can hold megabytes in one name. */
+export const MAX_MESSAGE_CHARS = 1000;
+
+/**
+ * `text` cut to at most `max` characters, ending with "…" when cut (never inside a surrogate pair). For quoting
+ * user input (names, values) in messages: every folder uses this one.
+ */
+export function clip(text: string, max = 120): string {
+  if (text.length <= max) return text;
+  let end = Math.max(0, max - 1);
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--; // keep a pair whole
+  return `${text.slice(0, end)}…`;
+}
+
+/** A user-given name as a JSON string for a message, clipped first (so the quotes survive the cut). */
+export function quote(text: string, max = 120): string {
+  return JSON.stringify(clip(text, max));
+}
+
+/**
+ * One line (line breaks become "; "), at most MAX_MESSAGE_CHARS, without control characters (a hostile name
+ * could carry terminal escapes): what the CLI and the API print.
+ */
+export function oneLine(message: string): string {
+  const flat = message
+    .replace(/\s*[\r\n]+\s*/g, '; ')
+    .replace(/\t/g, ' ')
+    // eslint-disable-next-line no-control-regex -- control characters are what this removes
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '\ufffd');
+  return clip(flat.trim(), MAX_MESSAGE_CHARS);
+}
+
 export class LoraforgeError extends Error {
   readonly code: ErrorCode;
   readonly details: unknown;
 
   constructor(code: ErrorCode, message: string, details?: unknown, options?: { cause?: unknown }) {
-    super(message, options);
+    super(oneLine(message), options);
     this.name = new.target.name;
     this.code = code;
     this.details = details;
@@ -124,16 +157,4 @@ export class CancelledError extends LoraforgeError {
 
 export function isLoraforgeError(err: unknown): err is LoraforgeError {
   return err instanceof LoraforgeError;
-}
-
-/**
- * `text` cut to at most `max` characters, with an ellipsis where it was cut: for names and values from the
- * outside echoed in messages, so one hostile name cannot make an error line of megabytes.
- */
-export function clip(text: string, max = 120): string {
-  if (text.length <= max) return text;
-  let end = Math.max(0, max - 1);
-  // never cut a surrogate pair in two
-  if (end > 0 && /[\uD800-\uDBFF]/.test(text[end - 1]!)) end--;
-  return `${text.slice(0, end)}…`;
 }

@@ -1,8 +1,8 @@
 // The CLI's connection to a loraforge API: --server (or LORAFORGE_API_URL, else the configured host and port)
-// and --token (or LORAFORGE_API_TOKEN).
+// and --token (or LORAFORGE_API_TOKEN). The client and the config are imported when a command runs, not when the
+// CLI starts (zod and yaml alone take longer than the rest of `loraforge --help`).
 import type { Command } from 'commander';
-import { LoraforgeClient } from '../client/index.js';
-import { loadConfig } from '../config/index.js';
+import type { LoraforgeClient } from '../client/index.js';
 
 export interface ServerOptions {
   server?: string;
@@ -15,7 +15,8 @@ export function addServerOptions(command: Command): Command {
     .option('--token <token>', 'API bearer token (LORAFORGE_API_TOKEN)');
 }
 
-export function clientFrom(options: ServerOptions): LoraforgeClient {
+export async function clientFrom(options: ServerOptions): Promise<LoraforgeClient> {
+  const [{ LoraforgeClient }, { loadConfig }] = await Promise.all([import('../client/index.js'), import('../config/index.js')]);
   const config = loadConfig();
   const host = config.server.host === '0.0.0.0' ? '127.0.0.1' : config.server.host;
   const baseUrl = options.server ?? process.env.LORAFORGE_API_URL ?? `http://${host}:${config.server.port}`;

@@ -1,12 +1,12 @@
 // Long-running commands (serve, worker, all): build a config and logger from the flags, run, and on SIGINT or
-// SIGTERM stop every part in order before exiting. A second signal exits at once. A start that fails stops what
-// it had started, so the process exits with its one-line error instead of idling on open connections.
+// SIGTERM stop every part in order before exiting. A second signal exits at once. The config and the logger are
+// imported when the command runs, so that `loraforge --help` loads neither. A start that fails stops what it had
+// started, so the process exits with its one-line error instead of idling on open connections.
 import { createServer } from 'node:net';
 import type { Command } from 'commander';
-import { listenOn } from '../app.js';
-import { loadConfig, type Config } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import type { Lifecycle } from '../util/lifecycle.js';
-import { createLogger, type Logger } from '../util/log.js';
+import type { Logger } from '../util/log.js';
 
 export interface ServerFlags {
   host?: string;
@@ -23,14 +23,15 @@ export function addServerFlags(command: Command): Command {
 }
 
 /** The configuration of a process that runs the API, with its command line flags over the environment. */
-export function serverConfig(opts: ServerFlags): { config: Config; log: Logger } {
+export function serverConfig(opts: ServerFlags): Promise<{ config: Config; log: Logger }> {
   return daemonConfig({
     server: { ...(opts.host ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) },
     ...(opts.model ? { inference: { model: opts.model } } : {}),
   });
 }
 
-export function daemonConfig(overrides: Record<string, unknown>): { config: Config; log: Logger } {
+export async function daemonConfig(overrides: Record<string, unknown>): Promise<{ config: Config; log: Logger }> {
+  const [{ loadConfig }, { createLogger }] = await Promise.all([import('../config/index.js'), import('../util/log.js')]);
   const config = loadConfig({ overrides });
   const log = createLogger({ level: config.log.level, format: config.log.format });
   return { config, log };
@@ -43,6 +44,7 @@ export function daemonConfig(overrides: Record<string, unknown>): { config: Conf
 export async function checkPortFree(config: Config): Promise<void> {
   const { host, port } = config.server;
   if (port === 0) return;
+  const { listenOn } = await import('../app.js');
   const probe = await listenOn(createServer(), host, port);
   await new Promise((resolve) => probe.close(resolve));
 }

@@ -175,3 +175,94 @@ export function fromFloat32(values: Float32Array, dtype: FloatDtype): Uint8Array
     }
   }
 }
+
+/** Index of the first f32 bit pattern with an all-ones exponent (NaN or ±inf), or -1; four values per test. */
+function firstAllOnes32(bits: Uint32Array): number {
+  const n4 = bits.length & ~3;
+  let i = 0;
+  for (; i < n4; i += 4) {
+    const e = (((bits[i]! >>> 23) & 255) + 1) | (((bits[i + 1]! >>> 23) & 255) + 1) | (((bits[i + 2]! >>> 23) & 255) + 1) | (((bits[i + 3]! >>> 23) & 255) + 1);
+    if (e & 256) break;
+  }
+  for (; i < bits.length; i++) if ((bits[i]! & 0x7f800000) === 0x7f800000) return i;
+  return -1;
+}
+
+/**
+ * The same for 16-bit patterns whose exponent field is `width` bits above bit `shift` (f16: 10, 5; bf16: 7, 8),
+ * read two at a time from 32-bit words and tested four words at once.
+ */
+function firstAllOnes16(bits: Uint16Array, shift: number, width: number): number {
+  const max = (1 << width) - 1;
+  const carry = 1 << width;
+  const hi = shift + 16;
+  const mask = max << shift;
+  if (bits.byteOffset % 4 === 0) {
+    const words = new Uint32Array(bits.buffer, bits.byteOffset, bits.length >>> 1);
+    const n4 = words.length & ~3;
+    for (let i = 0; i < n4; i += 4) {
+      const w0 = words[i]!;
+      const w1 = words[i + 1]!;
+      const w2 = words[i + 2]!;
+      const w3 = words[i + 3]!;
+      const e =
+        (((w0 >>> shift) & max) + 1) | (((w0 >>> hi) & max) + 1) | (((w1 >>> shift) & max) + 1) | (((w1 >>> hi) & max) + 1) |
+        (((w2 >>> shift) & max) + 1) | (((w2 >>> hi) & max) + 1) | (((w3 >>> shift) & max) + 1) | (((w3 >>> hi) & max) + 1);
+      if (e & carry) return scan16(bits, mask, 2 * i);
+    }
+    return scan16(bits, mask, 2 * n4);
+  }
+  return scan16(bits, mask, 0);
+}
+
+function scan16(bits: Uint16Array, mask: number, from: number): number {
+  for (let i = from; i < bits.length; i++) if ((bits[i]! & mask) === mask) return i;
+  return -1;
+}
+
+/** Index of the first NaN or ±inf in f32 values, or -1. */
+export function firstNonFinite(values: Float32Array): number {
+  return firstAllOnes32(new Uint32Array(values.buffer, values.byteOffset, values.length));
+}
+
+export interface NonFiniteCount {
+  nan: number;
+  inf: number;
+  /** Element index of the first one, -1 when there is none. */
+  first: number;
+}
+
+/**
+ * NaN and ±inf among little-endian `dtype` elements, read on the bits in one pass (no conversion): what a tensor
+ * would hold once read as f32, so an F64 value past the f32 range counts as inf.
+ */
+export function countNonFinite(bytes: Uint8Array, dtype: FloatDtype): NonFiniteCount {
+  const aligned = bytes.byteOffset % DTYPE_SIZE[dtype] === 0 ? bytes : bytes.slice();
+  const { buffer, byteOffset, byteLength } = aligned;
+  const out: NonFiniteCount = { nan: 0, inf: 0, first: -1 };
+  if (dtype === 'F64') {
+    const values = new Float64Array(buffer, byteOffset, byteLength / 8);
+    for (let i = 0; i < values.length; i++) {
+      const x = Math.fround(values[i]!);
+      if (x - x !== 0) {
+        if (out.first < 0) out.first = i;
+        if (x !== x) out.nan++;
+        else out.inf++;
+      }
+    }
+    return out;
+  }
+  const words = dtype === 'F32' ? new Uint32Array(buffer, byteOffset, byteLength / 4) : new Uint16Array(buffer, byteOffset, byteLength / 2);
+  const mask = { F32: 0x7f800000, F16: 0x7c00, BF16: 0x7f80 }[dtype];
+  out.first = words instanceof Uint32Array ? firstAllOnes32(words) : dtype === 'F16' ? firstAllOnes16(words, 10, 5) : firstAllOnes16(words, 7, 8);
+  if (out.first < 0) return out; // the usual case: one fast scan and done
+  const mantissa = { F32: 0x007fffff, F16: 0x03ff, BF16: 0x007f }[dtype];
+  for (let i = out.first; i < words.length; i++) {
+    const w = words[i]!;
+    if ((w & mask) === mask) {
+      if (w & mantissa) out.nan++;
+      else out.inf++;
+    }
+  }
+  return out;
+}

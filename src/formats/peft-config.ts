@@ -3,7 +3,7 @@
 // `check_target_module_exists`, peft/utils/other.py `get_pattern_key`), reproduced exactly so that what we read
 // and write means what it means to PEFT.
 import { z } from 'zod';
-import { InvalidFileError, UnsupportedError } from '../errors.js';
+import { clip, InvalidFileError, quote, UnsupportedError } from '../errors.js';
 
 export interface AdapterConfig {
   baseModel: string | null;
@@ -72,10 +72,11 @@ const REFUSED: { field: string; when: (v: unknown) => boolean; why: string }[] =
 const BASE_CHANGING_INITS = /^(pissa|olora|corda|loftq)/i;
 
 function describeIssue(issue: z.core.$ZodIssue, json: Record<string, unknown>): string {
-  const field = issue.path.map(String).join('.');
+  const field = clip(issue.path.map(String).join('.'), 80);
   let found: unknown = json;
   for (const key of issue.path) found = (found as Record<PropertyKey, unknown> | undefined)?.[key as PropertyKey];
-  return `"${field}" ${issue.message.replace(/^Invalid input: /, '')} (found ${JSON.stringify(found)?.slice(0, 80)})`;
+  // the config's depth was bounded when it was read, so stringifying a value cannot overflow the stack
+  return `"${field}" ${clip(issue.message.replace(/^Invalid input: /, ''), 200)} (found ${clip(JSON.stringify(found) ?? 'nothing', 80)})`;
 }
 
 /**
@@ -88,25 +89,30 @@ export function parseAdapterConfig(json: unknown, file: string, warnings: string
   const peftType = raw.peft_type;
   if (peftType !== undefined && peftType !== 'LORA') {
     throw new UnsupportedError(
-      `${file}: this is a ${typeof peftType === 'string' ? peftType : JSON.stringify(peftType)} adapter (peft_type); loraforge works with LoRA adapters only (peft_type "LORA")`,
+      `${file}: this is a ${clip(typeof peftType === 'string' ? peftType : (JSON.stringify(peftType) ?? ''), 60)} adapter (peft_type); loraforge works with LoRA adapters only (peft_type "LORA")`,
     );
   }
   for (const { field, when, why } of REFUSED) {
     if (when(raw[field])) throw new UnsupportedError(`${file}: ${why}`);
   }
   const parsed = ConfigSchema.safeParse(raw);
-  if (!parsed.success) throw new InvalidFileError(file, parsed.error.issues.map((i) => describeIssue(i, raw)).join('; '));
+  if (!parsed.success) throw new InvalidFileError(file, parsed.error.issues.slice(0, 5).map((i) => describeIssue(i, raw)).join('; '));
   const c = parsed.data;
   if (peftType === undefined) warnings.push(`${file} has no peft_type; reading it as LoRA because it has LoRA fields`);
   if (c.bias && c.bias !== 'none') {
-    throw new UnsupportedError(`${file}: bias: "${c.bias}" trains the base model's biases too, which loraforge does not merge; retrain with bias: "none"`);
+    throw new UnsupportedError(`${file}: bias: ${quote(c.bias)} trains the base model's biases too, which loraforge does not merge; retrain with bias: "none"`);
   }
   if (typeof raw.init_lora_weights === 'string' && BASE_CHANGING_INITS.test(raw.init_lora_weights)) {
     warnings.push(
-      `init_lora_weights is "${raw.init_lora_weights}": unless the adapter was converted when saved, its factors are relative to a modified base model`,
+      `init_lora_weights is ${quote(raw.init_lora_weights, 60)}: unless the adapter was converted when saved, its factors are relative to a modified base model`,
     );
   }
-  for (const pattern of [...Object.keys(c.rank_pattern ?? {}), ...Object.keys(c.alpha_pattern ?? {})]) compilePattern(file, pattern, 'suffix');
+  const patterns = [...Object.keys(c.rank_pattern ?? {}), ...Object.keys(c.alpha_pattern ?? {})];
+  // every module is matched against every key: a hostile config could make that take minutes
+  if (patterns.length > MAX_PATTERN_KEYS) {
+    throw new InvalidFileError(file, `rank_pattern and alpha_pattern hold ${patterns.length} keys, over the ${MAX_PATTERN_KEYS} loraforge reads`);
+  }
+  for (const pattern of patterns) compilePattern(file, pattern, 'suffix');
   if (typeof c.target_modules === 'string') compilePattern(file, c.target_modules, 'full');
   if (typeof c.exclude_modules === 'string') compilePattern(file, c.exclude_modules, 'full');
   for (const pattern of typeof c.layers_pattern === 'string' ? [c.layers_pattern] : (c.layers_pattern ?? [])) compilePattern(file, pattern, 'layer');
@@ -135,6 +141,9 @@ export function parseAdapterConfig(json: unknown, file: string, warnings: string
 // PEFT's matching rules
 
 const compiled = new Map<string, RegExp>();
+const MAX_CACHED_PATTERNS = 10_000;
+/** Far above real configs (a per-module rank_pattern of a 405B model has under 900 keys). */
+const MAX_PATTERN_KEYS = 4096;
 
 /** A nested quantifier such as (a+)+ can take exponential time on a crafted name: such patterns are refused. */
 const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*[+*{]/;
@@ -148,15 +157,16 @@ export function compilePattern(file: string, pattern: string, kind: 'full' | 'su
   const hit = compiled.get(cacheKey);
   if (hit) return hit;
   if (pattern.length > 2000 || NESTED_QUANTIFIER.test(pattern)) {
-    throw new UnsupportedError(`${file}: the pattern ${JSON.stringify(pattern.slice(0, 80))} is too long or has nested quantifiers, which can take exponential time to match; list the module names instead`);
+    throw new UnsupportedError(`${file}: the pattern ${quote(pattern, 80)} is too long or has nested quantifiers, which can take exponential time to match; list the module names instead`);
   }
   let re: RegExp;
   try {
     const source = { full: `^(?:${pattern})$`, suffix: `^(?:.*\\.)?(?:${pattern})$`, layer: `^.*\\.(?:${pattern})\\.(\\d+)\\.` }[kind];
     re = new RegExp(source);
   } catch (err) {
-    throw new InvalidFileError(file, `${JSON.stringify(pattern)} is not a regular expression loraforge can read (${(err as Error).message})`);
+    throw new InvalidFileError(file, `${quote(pattern, 80)} is not a regular expression loraforge can read (${clip((err as Error).message, 200)})`);
   }
+  if (compiled.size >= MAX_CACHED_PATTERNS) compiled.clear(); // patterns come from uploads: keep the cache bounded
   compiled.set(cacheKey, re);
   return re;
 }

@@ -2,7 +2,7 @@
 // rank, alpha and scaling from the config), which tensors are modules_to_save, and everything else refused with
 // the key named. PEFT saves `base_model.model.<module>.lora_A.weight` / `.lora_B.weight`, and for embeddings
 // `.lora_embedding_A` / `.lora_embedding_B` without `.weight` (peft/utils/save_and_load.py).
-import { InvalidFileError, UnsupportedError } from '../errors.js';
+import { clip, InvalidFileError, quote, UnsupportedError } from '../errors.js';
 import { isFloatDtype, type Dtype } from './dtype.js';
 import { effectiveModulesToSave, isSavedModuleKey, moduleHyperparameters, targetsModule, type AdapterConfig } from './peft-config.js';
 import { elementCount, type TensorInfo } from './safetensors-header.js';
@@ -53,12 +53,17 @@ export function naturalCompare(a: string, b: string): number {
   return collator.compare(a, b);
 }
 
-function strip(key: string): string {
-  return key.startsWith(KEY_PREFIX) ? key.slice(KEY_PREFIX.length) : key;
+/** The key without PEFT's prefix; `wrapped` counts keys that carried it twice (see planAdapter). */
+function strip(key: string, wrapped: { count: number }): string {
+  if (!key.startsWith(KEY_PREFIX)) return key;
+  let rest = key.slice(KEY_PREFIX.length);
+  if (rest.startsWith(KEY_PREFIX)) wrapped.count++;
+  while (rest.startsWith(KEY_PREFIX)) rest = rest.slice(KEY_PREFIX.length);
+  return rest;
 }
 
 function list(names: string[]): string {
-  const shown = names.slice(0, 5).map((n) => JSON.stringify(n));
+  const shown = names.slice(0, 5).map((n) => quote(n, 80));
   return names.length > 5 ? `${shown.join(', ')} and ${names.length - 5} more` : shown.join(', ');
 }
 
@@ -72,16 +77,17 @@ export function planAdapter(file: string, config: AdapterConfig, tensors: Readon
   const saved: SavedTensorLayout[] = [];
   const unknown: string[] = [];
   const toSave = effectiveModulesToSave(config);
+  const wrapped = { count: 0 };
   let parameters = 0;
 
   for (const info of tensors.values()) {
     parameters += elementCount(info.shape);
-    const key = strip(info.name);
+    const key = strip(info.name, wrapped);
     if (/\.lora_magnitude_vector(\.weight)?$/.test(key)) {
-      throw new UnsupportedError(`${file}: tensor ${JSON.stringify(info.name)} is a DoRA magnitude vector; DoRA adapters are not a low-rank delta and cannot be merged as one`);
+      throw new UnsupportedError(`${file}: tensor ${quote(info.name)} is a DoRA magnitude vector; DoRA adapters are not a low-rank delta and cannot be merged as one`);
     }
     if (/\.lora_B\.bias$/.test(key)) {
-      throw new UnsupportedError(`${file}: tensor ${JSON.stringify(info.name)} is a lora_B bias (lora_bias: true), which loraforge does not merge`);
+      throw new UnsupportedError(`${file}: tensor ${quote(info.name)} is a lora_B bias (lora_bias: true), which loraforge does not merge`);
     }
     const factor = FACTOR_KEY.exec(key);
     const embedding = factor ? null : EMBEDDING_KEY.exec(key);
@@ -89,8 +95,10 @@ export function planAdapter(file: string, config: AdapterConfig, tensors: Readon
       const [, module, which] = (factor ?? embedding)!;
       const kind = factor ? 'linear' : 'embedding';
       const entry = factors.get(module!) ?? { kind };
-      if (entry.kind !== kind) throw new InvalidFileError(file, `module ${JSON.stringify(module)} has both linear (lora_A/B) and embedding (lora_embedding_A/B) factors`, { tensor: info.name });
-      entry[which!.endsWith('A') ? 'A' : 'B'] = info;
+      if (entry.kind !== kind) throw new InvalidFileError(file, `module ${quote(module)} has both linear (lora_A/B) and embedding (lora_embedding_A/B) factors`, { tensor: clip(info.name, 200) });
+      const side = which!.endsWith('A') ? 'A' : 'B';
+      if (entry[side]) throw new InvalidFileError(file, `module ${quote(module!)} has two ${side} factors (${quote(entry[side].name)} and ${quote(info.name)})`, { tensor: clip(info.name, 200) });
+      entry[side] = info;
       factors.set(module!, entry);
     } else if (isSavedModuleKey(toSave, key)) {
       saved.push({ name: key, key: info.name, dtype: info.dtype, shape: [...info.shape] });
@@ -99,35 +107,39 @@ export function planAdapter(file: string, config: AdapterConfig, tensors: Readon
     }
   }
   if (unknown.length > 0) {
-    const hint = config.modulesToSave ? ` (modules_to_save: ${JSON.stringify(config.modulesToSave)})` : '';
-    throw new InvalidFileError(file, `${unknown.length} tensor(s) are neither LoRA factors nor modules_to_save tensors${hint}: ${list(unknown)}`, { tensor: unknown[0] });
+    const hint = config.modulesToSave ? ` (modules_to_save: ${clip(JSON.stringify(config.modulesToSave), 200)})` : '';
+    throw new InvalidFileError(file, `${unknown.length} tensor(s) are neither LoRA factors nor modules_to_save tensors${hint}: ${list(unknown)}`, { tensor: clip(unknown[0], 200) });
   }
   if (factors.size === 0) throw new InvalidFileError(file, 'holds no LoRA factors (no lora_A / lora_B tensors)');
+  if (wrapped.count > 0) {
+    // a PeftModel wrapped in another before saving: the module names are right under the second prefix
+    warnings.push(`${wrapped.count} tensor key(s) carry PEFT's prefix twice (base_model.model.base_model.model.…), as when a PEFT model is wrapped again before saving: read with the extra prefix removed, and a merge writes them once`);
+  }
 
   const modules: ModuleLayout[] = [];
   const dtypeCounts = new Map<Dtype, number>();
   for (const name of [...factors.keys()].sort(naturalCompare)) {
     const { kind, A, B } = factors.get(name)!;
     const names = kind === 'linear' ? ['lora_A.weight', 'lora_B.weight'] : ['lora_embedding_A', 'lora_embedding_B'];
-    if (!A || !B) throw new InvalidFileError(file, `module ${JSON.stringify(name)} has ${A ? names[0] : names[1]} but no ${A ? names[1] : names[0]}`, { tensor: (A ?? B)!.name });
+    if (!A || !B) throw new InvalidFileError(file, `module ${quote(name)} has ${A ? names[0] : names[1]} but no ${A ? names[1] : names[0]}`, { tensor: clip((A ?? B)!.name, 200) });
     for (const t of [A, B]) {
-      if (!isFloatDtype(t.dtype)) throw new UnsupportedError(`${file}: tensor ${JSON.stringify(t.name)} is ${t.dtype}; LoRA factors must be F32, F16, BF16 or F64 (quantized adapters are not supported)`);
+      if (!isFloatDtype(t.dtype)) throw new UnsupportedError(`${file}: tensor ${quote(t.name)} is ${t.dtype}; LoRA factors must be F32, F16, BF16 or F64 (quantized adapters are not supported)`);
       if (t.shape.length !== 2) {
-        throw new UnsupportedError(`${file}: tensor ${JSON.stringify(t.name)} has shape [${t.shape.join(', ')}]; only 2-D factors (Linear and Embedding LoRA) are supported, not convolution LoRA`);
+        throw new UnsupportedError(`${file}: tensor ${quote(t.name)} has shape [${clip(t.shape.join(', '), 80)}]; only 2-D factors (Linear and Embedding LoRA) are supported, not convolution LoRA`);
       }
       dtypeCounts.set(t.dtype, (dtypeCounts.get(t.dtype) ?? 0) + 1);
     }
     const [rank, inFeatures] = A.shape as [number, number];
     const [outFeatures, rankB] = B.shape as [number, number];
     if (rank !== rankB) {
-      throw new InvalidFileError(file, `module ${JSON.stringify(name)}: ${names[0]} [${A.shape.join(', ')}] has rank ${rank} but ${names[1]} [${B.shape.join(', ')}] has rank ${rankB}`, { tensor: B.name });
+      throw new InvalidFileError(file, `module ${quote(name)}: ${names[0]} [${A.shape.join(', ')}] has rank ${rank} but ${names[1]} [${B.shape.join(', ')}] has rank ${rankB}`, { tensor: clip(B.name, 200) });
     }
     const expected = moduleHyperparameters(config, name, file);
     if (rank !== expected.rank) {
       const source = expected.rank === config.r ? `r = ${config.r}` : `rank_pattern gives ${expected.rank}`;
-      throw new InvalidFileError(file, `module ${JSON.stringify(name)}: the factors have rank ${rank} but adapter_config.json says ${source}; the config does not belong to these weights`, { tensor: A.name });
+      throw new InvalidFileError(file, `module ${quote(name)}: the factors have rank ${rank} but adapter_config.json says ${source}; the config does not belong to these weights`, { tensor: clip(A.name, 200) });
     }
-    if (rank === 0 || inFeatures === 0 || outFeatures === 0) throw new InvalidFileError(file, `module ${JSON.stringify(name)} has an empty factor`, { tensor: A.name });
+    if (rank === 0 || inFeatures === 0 || outFeatures === 0) throw new InvalidFileError(file, `module ${quote(name)} has an empty factor`, { tensor: clip(A.name, 200) });
     modules.push({ name, kind, ...expected, inFeatures, outFeatures, dtype: A.dtype, aKey: A.name, bKey: B.name });
   }
 
@@ -136,7 +148,7 @@ export function planAdapter(file: string, config: AdapterConfig, tensors: Readon
   }
   const untargeted = modules.filter((m) => !targetsModule(config, m.name, file)).map((m) => m.name);
   if (untargeted.length > 0) {
-    warnings.push(`target_modules ${JSON.stringify(config.targetModules)} does not match ${untargeted.length} module(s) in the weights, which PEFT would ignore when loading: ${list(untargeted)}`);
+    warnings.push(`target_modules ${clip(JSON.stringify(config.targetModules), 200)} does not match ${untargeted.length} module(s) in the weights, which PEFT would ignore when loading: ${list(untargeted)}`);
   }
   if (!config.fanInFanOut && modules.some((m) => GPT2_CONV1D.test(m.name)) && /gpt-?2|gpt2|openai-gpt|imagegpt/i.test(config.baseModel ?? '')) {
     warnings.push(

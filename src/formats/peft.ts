@@ -1,17 +1,19 @@
 // PEFT LoRA adapter directories (adapter_config.json + adapter_model.safetensors) ⇄ typed adapters.
-// `inspectAdapter` reads the config and the safetensors header only (cheap validation for a registry);
+// Both readers enter a directory through openAdapterFiles (adapter-files.ts). `inspectAdapter` reads the config
+// and the safetensors header (cheap validation), and every value once when asked (registration refuses NaN/inf);
 // `readAdapter` also loads the factors; `writeAdapter` writes a directory PEFT loads unchanged, atomically.
 // The config rules live in peft-config.ts, the tensor-table rules in peft-layout.ts, config writing in peft-write.ts.
-import { stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { InvalidFileError, InvalidInputError, NotFoundError, UnsupportedError } from '../errors.js';
+import { clip, InvalidFileError, InvalidInputError, quote } from '../errors.js';
+import { isMissingWeights, openAdapterFiles, WEIGHTS_NAME, type AdapterFiles } from './adapter-files.js';
 import { writeDirAtomic } from './atomic.js';
 import { readJsonObject } from './json-file.js';
 import type { Dtype } from './dtype.js';
 import { CONFIG_NAME, parseAdapterConfig, type AdapterConfig } from './peft-config.js';
 import { KEY_PREFIX, naturalCompare, planAdapter, type AdapterLayout } from './peft-layout.js';
 import { adapterConfigJson, sortedJson } from './peft-write.js';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from './safetensors.js';
+import { describeNonFinite, elementCount, SafetensorsFile, writeSafetensors, type NonFiniteCount, type TensorToWrite } from './safetensors.js';
 
 export {
   compilePattern,
@@ -23,8 +25,7 @@ export {
   type AdapterConfig,
 } from './peft-config.js';
 export { naturalCompare } from './peft-layout.js';
-
-export const WEIGHTS_NAME = 'adapter_model.safetensors';
+export { openAdapterFiles, WEIGHTS_NAME, type AdapterFiles } from './adapter-files.js';
 export { CONFIG_NAME };
 
 export interface LoraModule {
@@ -86,58 +87,52 @@ export interface AdapterSummary {
   /** Distinct layer indices the modules sit in, ascending. */
   layers: number[];
   warnings: string[];
+  /** Tensors holding NaN or ±inf, when the values were scanned (`values: 'count'`); empty when none do. */
+  nonFinite?: NonFiniteTensor[];
 }
 
-const PICKLE_HINT = (dir: string) => {
-  const bin = JSON.stringify(path.join(dir, 'adapter_model.bin'));
-  const out = JSON.stringify(path.join(dir, WEIGHTS_NAME));
-  return (
-    `${path.join(dir, 'adapter_model.bin')} is a PyTorch pickle, which loraforge does not load (unpickling runs code). ` +
-    `Convert it to safetensors with Python:\n` +
-    `  import torch; from safetensors.torch import save_file\n` +
-    `  save_file(torch.load(${bin}, map_location="cpu"), ${out}, metadata={"format": "pt"})`
-  );
-};
+export interface NonFiniteTensor extends NonFiniteCount {
+  tensor: string;
+  /** The LoRA module (or modules_to_save tensor) it belongs to. */
+  module: string;
+  /** Elements in the tensor. */
+  values: number;
+}
 
-async function fileKind(p: string): Promise<'file' | 'dir' | null> {
-  try {
-    return (await stat(p)).isDirectory() ? 'dir' : 'file';
-  } catch {
-    return null;
-  }
+export interface InspectOptions {
+  /**
+   * Also read every tensor's values, once (otherwise only the config and the header are read): 'refuse' refuses
+   * NaN and ±inf naming the module and the count, as registration does; 'count' lists them in `nonFinite`.
+   */
+  values?: 'refuse' | 'count';
 }
 
 interface OpenedDir {
   dir: string;
   config: AdapterConfig;
   weights: string;
+  weightsBytes: number;
   warnings: string[];
 }
 
-/** Finds and validates the config and the weights file of an adapter directory. */
-async function locate(dir: string): Promise<OpenedDir> {
-  const root = path.resolve(dir);
-  const kind = await fileKind(root);
-  if (kind === null) throw new NotFoundError(`${root}: no such directory`);
-  if (kind === 'file') {
-    throw new InvalidFileError(root, 'is a file; give the adapter directory holding adapter_config.json and adapter_model.safetensors');
-  }
-  const configPath = path.join(root, CONFIG_NAME);
-  const weights = path.join(root, WEIGHTS_NAME);
-  if ((await fileKind(configPath)) !== 'file') {
-    const has = (await fileKind(weights)) === 'file' ? ` It holds ${WEIGHTS_NAME}, but` : '';
-    throw new InvalidFileError(
-      root,
-      `missing ${CONFIG_NAME}.${has} a PEFT adapter needs its ${CONFIG_NAME} (rank, alpha, target modules, base model); copy it from where the adapter was trained or saved`,
-    );
-  }
+/** adapter_config.json is a few KB; a large rank_pattern reaches hundreds. */
+const CONFIG_MAX_BYTES = 4 * 2 ** 20;
+
+const readConfig = async (file: string, warnings: string[]) => parseAdapterConfig(await readJsonObject(file, { maxBytes: CONFIG_MAX_BYTES }), file, warnings);
+
+/** Checks the directory and its files (openAdapterFiles), then reads and validates the config. */
+async function locate(dir: string | AdapterFiles): Promise<OpenedDir> {
   const warnings: string[] = [];
-  const config = parseAdapterConfig(await readJsonObject(configPath), configPath, warnings);
-  if ((await fileKind(weights)) !== 'file') {
-    if ((await fileKind(path.join(root, 'adapter_model.bin'))) === 'file') throw new UnsupportedError(PICKLE_HINT(root));
-    throw new InvalidFileError(root, `missing ${WEIGHTS_NAME}: the adapter's weights should sit next to ${CONFIG_NAME}`);
+  let files: AdapterFiles;
+  try {
+    files = typeof dir === 'string' ? await openAdapterFiles(dir) : dir;
+  } catch (err) {
+    // weights missing: a config that is refused (DoRA, not LoRA) says more, so it is read first
+    if (isMissingWeights(err)) await readConfig(err.details.config, warnings);
+    throw err;
   }
-  return { dir: root, config, weights, warnings };
+  const config = await readConfig(files.config, warnings);
+  return { dir: files.dir, config, weights: files.weights, weightsBytes: files.weightsBytes, warnings };
 }
 
 function layerOf(name: string): number | null {
@@ -145,15 +140,49 @@ function layerOf(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** Config and header only: what the adapter is, without reading its tensors. */
-export async function inspectAdapter(dir: string): Promise<AdapterSummary> {
-  const { dir: root, config, weights, warnings } = await locate(dir);
+/** NaN and ±inf in every tensor of the adapter, in module order, each with the module it belongs to. */
+async function scanValues(st: SafetensorsFile, layout: AdapterLayout): Promise<NonFiniteTensor[]> {
+  const found = await st.scanNonFinite();
+  const out: NonFiniteTensor[] = [];
+  const add = (tensor: string, module: string) => {
+    const c = found.get(tensor);
+    if (c) out.push({ tensor, module, values: elementCount(st.info(tensor).shape), ...c });
+  };
+  for (const m of layout.modules) {
+    add(m.aKey, m.name);
+    add(m.bKey, m.name);
+  }
+  for (const s of layout.saved) add(s.key, s.name);
+  return out;
+}
+
+function nonFiniteError(file: string, bad: NonFiniteTensor[]): InvalidFileError {
+  const [first] = bad as [NonFiniteTensor];
+  const part = first.tensor.slice(first.tensor.lastIndexOf(first.module) + first.module.length + 1) || first.tensor;
+  const more = bad.length > 1 ? `, and ${bad.length - 1} more tensor(s)` : '';
+  return new InvalidFileError(
+    file,
+    `module ${quote(first.module)} (${quote(part, 40)}) holds ${describeNonFinite(first, first.values)}${more}; refusing NaN and infinite weights, which poison every merge and answer`,
+    { nonFinite: bad.slice(0, 20).map((b) => ({ ...b, tensor: clip(b.tensor, 200), module: clip(b.module, 200) })) },
+  );
+}
+
+/** What the adapter is, from its config and header; its tensors' values are read only when `options.values` asks. */
+export async function inspectAdapter(dir: string | AdapterFiles, options: InspectOptions = {}): Promise<AdapterSummary> {
+  const { dir: root, config, weights, weightsBytes, warnings } = await locate(dir);
   const st = await SafetensorsFile.open(weights);
   let layout: AdapterLayout;
+  let nonFinite: NonFiniteTensor[] | undefined;
   try {
     layout = planAdapter(weights, config, st.tensors, warnings);
+    if (options.values) nonFinite = await scanValues(st, layout);
   } finally {
     await st.close();
+  }
+  if (nonFinite?.length && options.values === 'refuse') throw nonFiniteError(weights, nonFinite);
+  if (nonFinite?.length) {
+    const count = nonFinite.reduce((n, t) => n + t.nan + t.inf, 0);
+    warnings.push(`${count} NaN or infinite value(s) in ${nonFinite.length} tensor(s), first in module ${quote(nonFinite[0]!.module)}: registration and merges refuse this adapter`);
   }
   const modules = layout.modules.map(({ aKey: _a, bKey: _b, ...m }) => ({ ...m, parameters: m.rank * (m.inFeatures + m.outFeatures) }));
   return {
@@ -163,11 +192,12 @@ export async function inspectAdapter(dir: string): Promise<AdapterSummary> {
     savedModules: layout.saved.map(({ name, dtype, shape }) => ({ name, dtype, shape })),
     dtype: layout.dtype,
     parameters: layout.parameters,
-    bytes: (await stat(weights)).size,
+    bytes: weightsBytes,
     ranks: [...new Set(modules.map((m) => m.rank))].sort((a, b) => a - b),
     targets: [...new Set(modules.map((m) => m.name.split('.').pop()!))].sort(),
     layers: [...new Set(modules.map((m) => layerOf(m.name)).filter((l) => l !== null))].sort((a, b) => a - b),
     warnings,
+    ...(nonFinite && { nonFinite }),
   };
 }
 
@@ -177,7 +207,7 @@ export interface ReadAdapterOptions {
 }
 
 /** Reads an adapter directory into memory (factors as f32), validating it as inspectAdapter does. */
-export async function readAdapter(dir: string, options: ReadAdapterOptions = {}): Promise<LoraAdapter> {
+export async function readAdapter(dir: string | AdapterFiles, options: ReadAdapterOptions = {}): Promise<LoraAdapter> {
   const { config, weights, warnings } = await locate(dir);
   const st = await SafetensorsFile.open(weights, { checkFinite: options.checkFinite ?? true });
   try {

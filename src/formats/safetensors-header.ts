@@ -3,8 +3,9 @@
 // data section. Validation is as strict as the Rust crate's (offsets must tile the data section exactly), and
 // every failure is an InvalidFileError naming the file and the tensor, never another exception: these files
 // come from strangers.
-import { InvalidFileError } from '../errors.js';
+import { clip, InvalidFileError } from '../errors.js';
 import { DTYPE_SIZE, isDtype, type Dtype } from './dtype.js';
+import { parseJsonText } from './json-file.js';
 
 export interface TensorInfo {
   name: string;
@@ -32,14 +33,13 @@ export function elementCount(shape: readonly number[]): number {
 
 /** A value for an error message, cut short: a hostile header can hold megabytes in one field. */
 function brief(value: unknown): string {
-  const text = JSON.stringify(value) ?? 'missing';
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  return clip(JSON.stringify(value) ?? 'missing', 200);
 }
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'string') return `the string ${JSON.stringify(clip(value, 40))}`;
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
 }
 
@@ -61,12 +61,8 @@ export function parseHeader(file: string, headerBytes: Uint8Array, dataBytes: nu
   if (!text.startsWith('{')) {
     throw new InvalidFileError(file, 'the safetensors header does not start with "{": this is not a safetensors file');
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new InvalidFileError(file, `the safetensors header is not valid JSON (${(err as Error).message})`);
-  }
+  // bounded depth: a nested `shape` or `data_offsets` is quoted with JSON.stringify, which recurses
+  const json = parseJsonText(text, file, 'the safetensors header');
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new InvalidFileError(file, `the safetensors header must be a JSON object, not ${describe(json)}`);
   }
@@ -93,7 +89,7 @@ export function parseHeader(file: string, headerBytes: Uint8Array, dataBytes: nu
 }
 
 function parseEntry(file: string, name: string, entry: unknown, dataBytes: number): TensorInfo {
-  const bad = (message: string) => new InvalidFileError(file, `tensor ${brief(name)}: ${message}`, { tensor: name });
+  const bad = (message: string) => new InvalidFileError(file, `tensor ${brief(name)}: ${message}`, { tensor: clip(name, 200) });
   if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
     throw bad(`expected {dtype, shape, data_offsets}, found ${describe(entry)}`);
   }
@@ -131,11 +127,11 @@ function checkTiling(file: string, tensors: TensorInfo[], dataBytes: number): vo
   for (const t of sorted) {
     if (t.begin < expected) {
       const overlap = `data_offsets [${t.begin}, ${t.end}] overlap tensor ${brief(previous?.name)} ending at ${expected}`;
-      throw new InvalidFileError(file, `tensor ${brief(t.name)}: ${overlap}`, { tensor: t.name });
+      throw new InvalidFileError(file, `tensor ${brief(t.name)}: ${overlap}`, { tensor: clip(t.name, 200) });
     }
     if (t.begin > expected) {
       const after = previous ? `after tensor ${brief(previous.name)}` : 'at the start of the data section';
-      throw new InvalidFileError(file, `tensor ${brief(t.name)}: bytes ${expected}..${t.begin} ${after} belong to no tensor`, { tensor: t.name });
+      throw new InvalidFileError(file, `tensor ${brief(t.name)}: bytes ${expected}..${t.begin} ${after} belong to no tensor`, { tensor: clip(t.name, 200) });
     }
     expected = t.end;
     previous = t;
@@ -146,7 +142,7 @@ function checkTiling(file: string, tensors: TensorInfo[], dataBytes: number): vo
       file,
       `the data section has ${dataBytes} bytes but the tensors cover ${expected}: ` +
         `${dataBytes - expected} bytes${where} belong to no tensor (truncated or padded file?)`,
-      previous ? { tensor: previous.name } : undefined,
+      previous ? { tensor: clip(previous.name, 200) } : undefined,
     );
   }
 }

@@ -1,17 +1,20 @@
 // Lazy safetensors reading: `open` reads and validates the header only, and each tensor is read by its byte
 // range, so a 15 GB checkpoint costs its header until a tensor is asked for. The format and its validation are
 // in safetensors-header.ts, writing in safetensors-writer.ts; this module is the one others import.
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { InvalidFileError, NotFoundError, UnsupportedError } from '../errors.js';
-import { isFloatDtype, toFloat32, type FloatDtype } from './dtype.js';
+import { clip, InvalidFileError, NotFoundError, quote, UnsupportedError } from '../errors.js';
+import { countNonFinite, DTYPE_SIZE, firstNonFinite, isFloatDtype, toFloat32, type FloatDtype, type NonFiniteCount } from './dtype.js';
 import { MAX_HEADER_BYTES, identifyForeign, parseHeader, type SafetensorsHeader, type TensorInfo } from './safetensors-header.js';
 
-export { DTYPE_SIZE, isDtype, isFloatDtype, type Dtype, type FloatDtype } from './dtype.js';
+export { DTYPE_SIZE, isDtype, isFloatDtype, type Dtype, type FloatDtype, type NonFiniteCount } from './dtype.js';
 export { elementCount, parseHeader, MAX_HEADER_BYTES, type SafetensorsHeader, type TensorInfo } from './safetensors-header.js';
 export { SafetensorsWriter, writeSafetensors, type TensorLayout, type TensorToWrite } from './safetensors-writer.js';
 
 /** Reads go in pieces below libuv's 2 GiB limit per call. */
 const IO_CHUNK = 1 << 30;
+/** The buffer of a scan over every tensor's values (a multiple of every element size). */
+const SCAN_PIECE = 16 << 20;
 
 async function readFully(handle: FileHandle, into: Uint8Array, position: number, file: string): Promise<void> {
   let done = 0;
@@ -44,10 +47,12 @@ export class SafetensorsFile {
   static async open(file: string, options: OpenOptions = {}): Promise<SafetensorsFile> {
     let handle: FileHandle;
     try {
-      handle = await open(file, 'r');
+      // non-blocking, so a FIFO put in place of the file cannot stall the open; the stat below refuses it
+      handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new NotFoundError(`${file}: no such file`);
+      if (code === 'EISDIR') throw new InvalidFileError(file, 'is a directory, not a safetensors file');
       throw err;
     }
     try {
@@ -61,7 +66,7 @@ export class SafetensorsFile {
 
   info(name: string): TensorInfo {
     const info = this.tensors.get(name);
-    if (!info) throw new NotFoundError(`${this.path}: no tensor named ${JSON.stringify(name)}`);
+    if (!info) throw new NotFoundError(`${this.path}: no tensor named ${quote(name)}`);
     return info;
   }
 
@@ -78,7 +83,7 @@ export class SafetensorsFile {
     const info = this.info(name);
     if (!isFloatDtype(info.dtype)) {
       throw new UnsupportedError(
-        `${this.path}: tensor ${JSON.stringify(name)} is ${info.dtype}; only F32, F16, BF16 and F64 tensors can be read as floats`,
+        `${this.path}: tensor ${quote(name)} is ${info.dtype}; only F32, F16, BF16 and F64 tensors can be read as floats`,
       );
     }
     const bytes = await this.readBytes(name);
@@ -96,7 +101,7 @@ export class SafetensorsFile {
     const infos = names.map((name) => ({ name, info: this.info(name) }));
     for (const { name, info } of infos) {
       if (!isFloatDtype(info.dtype)) {
-        throw new UnsupportedError(`${this.path}: tensor ${JSON.stringify(name)} is ${info.dtype}; only F32, F16, BF16 and F64 tensors can be read as floats`);
+        throw new UnsupportedError(`${this.path}: tensor ${quote(name)} is ${info.dtype}; only F32, F16, BF16 and F64 tensors can be read as floats`);
       }
     }
     infos.sort((a, b) => a.info.begin - b.info.begin);
@@ -121,6 +126,47 @@ export class SafetensorsFile {
       i = j;
     }
     return out;
+  }
+
+  /**
+   * NaN and ±inf in every float tensor, by tensor name (tensors holding none are left out), counted on the stored
+   * bits in one pass over the data section, read in pieces of at most 16 MiB.
+   */
+  async scanNonFinite(): Promise<Map<string, NonFiniteCount>> {
+    const infos = [...this.tensors.values()].filter((t) => isFloatDtype(t.dtype) && t.end > t.begin).sort((a, b) => a.begin - b.begin);
+    const found = new Map<string, NonFiniteCount>();
+    const span = infos.length > 0 ? infos[infos.length - 1]!.end - infos[0]!.begin : 0;
+    const buffer = new Uint8Array(Math.min(SCAN_PIECE, span));
+    const add = (name: string, c: NonFiniteCount, offset: number) => {
+      if (c.first < 0) return;
+      const seen = found.get(name);
+      if (seen) {
+        seen.nan += c.nan;
+        seen.inf += c.inf;
+      } else found.set(name, { ...c, first: offset + c.first });
+    };
+    for (let i = 0; i < infos.length; ) {
+      const head = infos[i]!;
+      const dtype = head.dtype as FloatDtype;
+      if (head.end - head.begin > SCAN_PIECE) {
+        // a large tensor alone, piece by piece (SCAN_PIECE is a whole number of elements)
+        for (let at = head.begin; at < head.end; at += SCAN_PIECE) {
+          const piece = buffer.subarray(0, Math.min(SCAN_PIECE, head.end - at));
+          await readFully(this.handle, piece, this.dataOffset + at, this.path);
+          add(head.name, countNonFinite(piece, dtype), (at - head.begin) / DTYPE_SIZE[dtype]);
+        }
+        i++;
+        continue;
+      }
+      // small tensors together, in one read
+      let j = i + 1;
+      while (j < infos.length && infos[j]!.end - head.begin <= SCAN_PIECE) j++;
+      const piece = buffer.subarray(0, infos[j - 1]!.end - head.begin);
+      await readFully(this.handle, piece, this.dataOffset + head.begin, this.path);
+      for (const t of infos.slice(i, j)) add(t.name, countNonFinite(piece.subarray(t.begin - head.begin, t.end - head.begin), t.dtype as FloatDtype), 0);
+      i = j;
+    }
+    return found;
   }
 
   async close(): Promise<void> {
@@ -162,23 +208,18 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
   return { metadata: st.metadata, tensors: new Map(st.tensors) };
 }
 
-/** Index of the first NaN or ±inf, or -1; on the bits (an all-ones exponent), four values per test. */
-function firstNonFinite(values: Float32Array): number {
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  const n4 = bits.length & ~3;
-  let i = 0;
-  for (; i < n4; i += 4) {
-    const e = (((bits[i]! >>> 23) & 255) + 1) | (((bits[i + 1]! >>> 23) & 255) + 1) | (((bits[i + 2]! >>> 23) & 255) + 1) | (((bits[i + 3]! >>> 23) & 255) + 1);
-    if (e & 256) break;
+function assertFinite(file: string, name: string, values: Float32Array): void {
+  if (firstNonFinite(values) >= 0) {
+    const c = countNonFinite(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 'F32');
+    throw new InvalidFileError(file, `tensor ${quote(name)}: ${describeNonFinite(c, values.length)}; refusing non-finite weights`, {
+      tensor: clip(name, 200),
+      ...c,
+    });
   }
-  for (; i < bits.length; i++) if ((bits[i]! & 0x7f800000) === 0x7f800000) return i;
-  return -1;
 }
 
-function assertFinite(file: string, name: string, values: Float32Array): void {
-  const i = firstNonFinite(values);
-  if (i >= 0) {
-    const what = `tensor ${JSON.stringify(name)} holds ${values[i]} at element ${i}: refusing non-finite weights`;
-    throw new InvalidFileError(file, what, { tensor: name, index: i });
-  }
+/** "3 NaN and 1 infinite of 4096 values (the first at element 17)". */
+export function describeNonFinite(c: NonFiniteCount, total: number): string {
+  const kinds = [c.nan && `${c.nan} NaN`, c.inf && `${c.inf} infinite`].filter(Boolean).join(' and ');
+  return `${kinds} of ${total} values (the first at element ${c.first})`;
 }

@@ -1,15 +1,16 @@
 // mergeToDirectory: PEFT adapter directories in, a PEFT adapter directory out, with merge-report.json beside the
-// weights, all written atomically (a failed or cancelled merge leaves nothing behind).
+// weights, all written atomically (a failed or cancelled merge leaves nothing behind). The inputs are read at
+// once, each with one large read, and their hashes (for the report) are taken in a worker thread while the
+// merge runs.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import path from 'node:path';
 import { CancelledError } from '../errors.js';
-import { readAdapter, writeAdapter, type LoraAdapter } from '../formats/peft.js';
-import { mergeAdapters, type MergeHooks } from './engine.js';
+import { openAdapterFiles, readAdapter, writeAdapter } from '../formats/peft.js';
+import { mergeAdapters, type MergeHooks, type MergeResult } from './engine.js';
 import { parseMergeOptions } from './options.js';
 import { REPORT_FILE, type MergeReport } from './report.js';
-
-export const WEIGHTS_FILE = 'adapter_model.safetensors';
+import { siblingModule, startWorker } from '../util/worker.js';
+import type { HashThreadData } from './hash-thread.js';
 
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -31,19 +32,32 @@ export interface DirectoryHooks extends MergeHooks {
 export async function mergeToDirectory(inputDirs: string[], outDir: string, optionsInput: unknown, hooks: DirectoryHooks = {}): Promise<MergeReport> {
   const options = parseMergeOptions(optionsInput);
   const started = performance.now();
-  const adapters: LoraAdapter[] = [];
-  const hashes: string[] = [];
-  for (let i = 0; i < inputDirs.length; i++) {
-    hooks.onProgress?.({ phase: 'read', done: i, total: inputDirs.length });
+  if (hooks.signal?.aborted) throw new CancelledError('merge cancelled');
+  const total = inputDirs.length;
+  let done = 0;
+  hooks.onProgress?.({ phase: 'read', done, total });
+  // checked before anything is read: a FIFO or /dev/zero as the weights would never end the read or the hash
+  const inputs = await Promise.all(inputDirs.map((dir) => openAdapterFiles(dir)));
+  const reads = inputs.map((files) =>
+    readAdapter(files).then((adapter) => {
+      hooks.onProgress?.({ phase: 'read', done: ++done, total });
+      return adapter;
+    }),
+  );
+  // hashes are only needed for the report: a worker thread takes them while the modules are merged
+  const hasher = hashInThread(inputs.map((files) => files.weights));
+  let result: MergeResult & { readSeconds: number; sha: string[] };
+  try {
+    const adapters = await inOrder(reads);
     if (hooks.signal?.aborted) throw new CancelledError('merge cancelled');
-    const dir = inputDirs[i]!;
-    const [adapter, sha] = await Promise.all([readAdapter(dir), sha256File(path.join(dir, WEIGHTS_FILE))]);
-    adapters.push(adapter);
-    hashes.push(sha);
+    const readSeconds = (performance.now() - started) / 1000;
+    const merged = await mergeAdapters(adapters, options, { ...hooks, labels: hooks.labels ?? inputDirs });
+    result = { ...merged, readSeconds, sha: await hasher.hashes };
+  } finally {
+    await hasher.stop();
   }
-  const readSeconds = (performance.now() - started) / 1000;
-  const { adapter, report } = await mergeAdapters(adapters, options, { ...hooks, labels: hooks.labels ?? inputDirs });
-  report.inputs.forEach((input, i) => (input.sha256 = hashes[i]));
+  const { adapter, report, readSeconds, sha } = result;
+  report.inputs.forEach((input, i) => (input.sha256 = sha[i]));
   report.timings.readSeconds = Math.round(readSeconds * 1000) / 1000;
   hooks.onProgress?.({ phase: 'write', done: 0, total: 1 });
   if (hooks.signal?.aborted) throw new CancelledError('merge cancelled');
@@ -56,4 +70,25 @@ export async function mergeToDirectory(inputDirs: string[], outDir: string, opti
   hooks.onWritten?.(written);
   hooks.onProgress?.({ phase: 'write', done: 1, total: 1 });
   return report;
+}
+
+/** Every promise's value, or the failure of the first one in list order (not the first to fail in time), so the
+ * error a user sees for several bad inputs does not depend on timing. */
+async function inOrder<T>(promises: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+}
+
+/** sha256 of each file, computed in a worker thread; `stop` ends the thread if it is still working. */
+function hashInThread(files: string[]): { hashes: Promise<string[]>; stop(): Promise<void> } {
+  const worker = startWorker(siblingModule(import.meta.url, 'hash-thread'), { workerData: { files } satisfies HashThreadData });
+  const hashes = new Promise<string[]>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the hashing thread exited with code ${code} before it answered`)));
+  });
+  hashes.catch(() => undefined); // awaited after the merge; a failure before then must not count as unhandled
+  return { hashes, stop: async () => void (await worker.terminate()) };
 }

@@ -11,6 +11,7 @@ import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import { clip, ForbiddenError, InvalidFileError, InvalidInputError, TooLargeError } from '../errors.js';
+import { openAdapterFiles } from '../formats/adapter-files.js';
 import { extractAdapter, type ArchiveLimits } from './archive.js';
 import { ADAPTER_FILES, WEIGHTS_FILE, type AdapterStore } from './store.js';
 
@@ -35,6 +36,12 @@ export async function stageFromPath(store: AdapterStore, importDir: string | und
   });
   if (!isInside(root, real)) throw new ForbiddenError(`path "${requested}" leads outside the import dir (symlink to ${real})`);
   if (!(await stat(real)).isDirectory()) throw new InvalidInputError(`"${requested}" is a file: give the adapter's directory`);
+  // the same checks as the CLI and the worker, before a byte is copied (a FIFO or /dev/zero would never end);
+  // messages name the path as the user gave it
+  await openAdapterFiles(real).catch((err: unknown) => {
+    if (err instanceof Error) err.message = err.message.replaceAll(real, requested);
+    throw err;
+  });
 
   const staged = await store.stagingDir('import');
   try {

@@ -3,10 +3,10 @@
 // half of one. Incoming adapters are staged under `<dataDir>/tmp/` (same filesystem, so moving in is a rename).
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeDirAtomic } from '../formats/atomic.js';
-import { InvalidFileError } from '../errors.js';
+import { readJsonObject } from '../formats/json-file.js';
 import { canonicalJson } from '../util/canonical-json.js';
 
 export const CONFIG_FILE = 'adapter_config.json';
@@ -39,13 +39,8 @@ async function sha256File(file: string): Promise<string> {
  * not matter) and the sha256 of its weights file (`weightsSha256` when the caller hashed it while writing it).
  */
 export async function contentHash(dir: string, weightsSha256?: string): Promise<string> {
-  const configPath = path.join(dir, CONFIG_FILE);
-  let config: unknown;
-  try {
-    config = JSON.parse(await readFile(configPath, 'utf8'));
-  } catch (err) {
-    throw new InvalidFileError(CONFIG_FILE, `not valid JSON: ${(err as Error).message}`);
-  }
+  // bounded and BOM-tolerant, as formats reads it (a BOM does not change the identity)
+  const config = await readJsonObject(path.join(dir, CONFIG_FILE));
   const weights = weightsSha256 ?? (await sha256File(path.join(dir, WEIGHTS_FILE)));
   return createHash('sha256').update(`loraforge-peft-v1\n${canonicalJson(config)}\n${weights}\n`).digest('hex');
 }

@@ -47,6 +47,8 @@ export const AdapterRecordSchema = z.object({
   recipeHash: z.string().optional(),
   /** merges only: overall diagnostics (per-module ones are in the detail view) */
   summary: z.record(z.string(), z.unknown()).optional(),
+  /** what reading the adapter noticed without refusing it (e.g. keys wrapped twice, read unwrapped) */
+  warnings: z.array(z.string()).optional(),
 });
 export type AdapterRecord = z.infer<typeof AdapterRecordSchema>;
 

@@ -62,7 +62,7 @@ describe('Checkpoint.open', () => {
 
     const badConfig = fresh();
     writeFileSync(path.join(badConfig, 'config.json'), '{"model_type": ');
-    await expect(Checkpoint.open(badConfig)).rejects.toThrow(/config.json: not valid JSON/);
+    await expect(Checkpoint.open(badConfig)).rejects.toThrow(/config.json: the file is not valid JSON/);
 
     const pickles = fresh();
     await tinyCheckpoint(pickles, { 'pytorch_model.bin': 'pickle' });

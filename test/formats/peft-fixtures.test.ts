@@ -168,10 +168,19 @@ describe.skipIf(!haveFixtures)(`PEFT fixtures in ${FIXTURES_DIR}/peft`, () => {
     expect(summary.modules).toHaveLength(36);
     expect(summary.modules.find((m) => m.name === 'model.layers.0.self_attn.v_proj')).toMatchObject({ inFeatures: 2048, outFeatures: 256, scaling: 2 });
     await expect(readAdapter(dir)).rejects.toThrow(
-      `${dir}/adapter_model.safetensors: tensor "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" holds NaN at element 0: refusing non-finite weights`,
+      `${dir}/adapter_model.safetensors: tensor "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": 32768 NaN of 32768 values (the first at element 0); refusing non-finite weights`,
     );
     const unchecked = await readAdapter(dir, { checkFinite: false });
     expect(unchecked.modules.get('model.layers.17.self_attn.v_proj')!.B.every(Number.isNaN)).toBe(true);
+    // registration reads the values (F16, on their bits) and refuses them naming the module and the count
+    await expect(inspectAdapter(dir, { values: 'refuse' })).rejects.toThrow(
+      `${dir}/adapter_model.safetensors: module "model.layers.0.self_attn.q_proj" ("lora_A.weight") holds 32768 NaN of 32768 values ` +
+        '(the first at element 0), and 71 more tensor(s); refusing NaN and infinite weights, which poison every merge and answer',
+    );
+    const counted = await inspectAdapter(dir, { values: 'count' });
+    expect(counted.nonFinite).toHaveLength(72);
+    expect(counted.nonFinite![1]).toMatchObject({ module: 'model.layers.0.self_attn.q_proj', nan: 2048 * 16, inf: 0, first: 0, values: 2048 * 16 });
+    expect(counted.warnings.at(-1)).toMatch(/^1843200 NaN or infinite value\(s\) in 72 tensor\(s\), first in module "model.layers.0.self_attn.q_proj"/);
   });
 
   for (const [rel, { error, message }] of Object.entries(REFUSALS)) {

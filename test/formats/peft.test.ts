@@ -170,7 +170,7 @@ describe('reading adapters', () => {
     expect((await refusal(conv)).message).toMatch(/not convolution LoRA/);
   });
 
-  it('refuses pickle weights with a conversion snippet, and says what is missing', async () => {
+  it('refuses pickle weights with a one-line conversion recipe, and says what is missing', async () => {
     const dir = fresh();
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(BASE_CONFIG));
@@ -178,14 +178,13 @@ describe('reading adapters', () => {
     const err = await refusal(dir);
     expect(err).toBeInstanceOf(UnsupportedError);
     expect(err.message).toBe(
-      `${dir}/adapter_model.bin is a PyTorch pickle, which loraforge does not load (unpickling runs code). Convert it to safetensors with Python:\n` +
-        '  import torch; from safetensors.torch import save_file\n' +
-        `  save_file(torch.load("${dir}/adapter_model.bin", map_location="cpu"), "${dir}/adapter_model.safetensors", metadata={"format": "pt"})`,
+      `${dir}/adapter_model.bin is a PyTorch pickle, which loraforge does not load (unpickling runs code); convert it in that directory with: ` +
+        `python -c "import torch; from safetensors.torch import save_file; save_file(torch.load('adapter_model.bin', map_location='cpu'), 'adapter_model.safetensors', metadata={'format': 'pt'})"`,
     );
     await expect(readAdapter(path.join(root, 'nope'))).rejects.toThrow(/no such directory/);
     await expect(readAdapter(path.join(dir, 'adapter_config.json'))).rejects.toThrow(/is a file; give the adapter directory/);
     writeFileSync(path.join(dir, 'adapter_config.json'), '{"r": 4,');
-    await expect(readAdapter(dir)).rejects.toThrow(/adapter_config.json: not valid JSON/);
+    await expect(readAdapter(dir)).rejects.toThrow(/adapter_config.json: the file is not valid JSON/);
   });
 });
 

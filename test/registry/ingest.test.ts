@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { create as createTar } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import yazl from 'yazl';
-import { ForbiddenError, InvalidFileError, InvalidInputError, TooLargeError } from '../../src/errors.js';
+import { ForbiddenError, InvalidFileError, InvalidInputError, TooLargeError, UnsupportedError } from '../../src/errors.js';
 import { stageFromArchive, stageFromMultipart, stageFromPath } from '../../src/registry/ingest.js';
 import { AdapterStore } from '../../src/registry/store.js';
 
@@ -58,17 +58,34 @@ describe('stageFromPath', () => {
     await mkdir(path.join(importDir, 'sneaky'));
     await writeFile(path.join(importDir, 'sneaky', 'adapter_config.json'), '{}');
     await symlink(path.join(root, 'outside', 'adapter_model.safetensors'), path.join(importDir, 'sneaky', 'adapter_model.safetensors'));
-    await expect(stageFromPath(store, importDir, 'sneaky')).rejects.toThrow(/symlink that leads outside/);
+    await expect(stageFromPath(store, importDir, 'sneaky')).rejects.toThrow(/sneaky\/adapter_model.safetensors: is a symlink that leads out of the adapter directory/);
     await expect(stageFromPath(store, undefined, 'good')).rejects.toThrow(/registering by path is off/);
   });
 
-  it('names a missing file and hints at pickle weights', async () => {
+  it('names a missing file and hints at pickle weights, in one line naming the path as given', async () => {
     await mkdir(path.join(importDir, 'bin'));
     await writeFile(path.join(importDir, 'bin', 'adapter_config.json'), '{}');
     await writeFile(path.join(importDir, 'bin', 'adapter_model.bin'), 'pickle');
     const err = await stageFromPath(store, importDir, 'bin').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(InvalidFileError);
-    expect((err as Error).message).toMatch(/adapter_model.safetensors.*safe_serialization/);
+    expect(err).toBeInstanceOf(UnsupportedError);
+    expect((err as Error).message).toMatch(/^bin\/adapter_model.bin is a PyTorch pickle.*save_file/);
+    expect((err as Error).message).not.toContain('\n');
+    await rm(path.join(importDir, 'bin', 'adapter_model.bin'));
+    await expect(stageFromPath(store, importDir, 'bin')).rejects.toThrow(/^bin: missing adapter_model.safetensors/);
+  });
+
+  it('refuses special files and dangling symlinks before copying anything', async () => {
+    await mkdir(path.join(importDir, 'special'));
+    await writeFile(path.join(importDir, 'special', 'adapter_config.json'), '{}');
+    await symlink('/dev/zero', path.join(importDir, 'special', 'adapter_model.safetensors'));
+    await expect(stageFromPath(store, importDir, 'special')).rejects.toThrow(/leads out of the adapter directory/);
+    await rm(path.join(importDir, 'special', 'adapter_model.safetensors'));
+    await symlink('nothing-here', path.join(importDir, 'special', 'adapter_model.safetensors'));
+    await expect(stageFromPath(store, importDir, 'special')).rejects.toThrow(/^special\/adapter_model.safetensors: is a symlink that leads nowhere/);
+    await rm(path.join(importDir, 'special', 'adapter_model.safetensors'));
+    await mkdir(path.join(importDir, 'special', 'adapter_model.safetensors'));
+    await expect(stageFromPath(store, importDir, 'special')).rejects.toThrow(/is a directory, not a regular file/);
+    expect(await readdir(store.tmpRoot).catch(() => [])).toEqual([]);
   });
 });
 

@@ -16,7 +16,7 @@ export function adaptersCommand(program: Command): void {
     .option('--category <category>', 'only this skill category')
     .option('--json', 'print JSON')
     .action(async (opts: Common & { category?: string }) => {
-      const list = await clientFrom(opts).adapters.list({ category: opts.category });
+      const list = await (await clientFrom(opts)).adapters.list({ category: opts.category });
       if (opts.json) return printJson(list);
       if (list.length === 0) return void process.stdout.write('no adapters registered (loraforge adapters register <dir> --name <name>)\n');
       process.stdout.write(
@@ -30,7 +30,7 @@ export function adaptersCommand(program: Command): void {
   addServerOptions(adapters.command('show <name>').description('one adapter: facts, and for a merge its recipe and diagnostics'))
     .option('--json', 'print JSON')
     .action(async (name: string, opts: Common) => {
-      const a = await clientFrom(opts).adapters.get(name);
+      const a = await (await clientFrom(opts)).adapters.get(name);
       if (opts.json) return printJson(a);
       process.stdout.write(describeAdapter(a));
     });
@@ -47,7 +47,7 @@ export function adaptersCommand(program: Command): void {
     .option('--server-path', '<path> is on the server, under its import dir (nothing is uploaded)')
     .option('--json', 'print JSON')
     .action(async (p: string, opts: Common & { name: string; description?: string; category?: string; replace?: boolean; serverPath?: boolean }) => {
-      const client = clientFrom(opts);
+      const client = await clientFrom(opts);
       const meta = { name: opts.name, description: opts.description, category: opts.category, replace: opts.replace, registeredBy: os.userInfo().username };
       let result;
       if (opts.serverPath) result = await client.adapters.registerPath(p, meta);
@@ -65,14 +65,14 @@ export function adaptersCommand(program: Command): void {
   addServerOptions(adapters.command('rm <name>').description('remove an adapter (refused while a registered merge was built from it)'))
     .option('--force', 'remove even if merges were built from it')
     .action(async (name: string, opts: Common & { force?: boolean }) => {
-      const removed = await clientFrom(opts).adapters.remove(name, { force: opts.force });
+      const removed = await (await clientFrom(opts)).adapters.remove(name, { force: opts.force });
       process.stdout.write(`removed ${removed.name}\n`);
     });
 
   addServerOptions(adapters.command('compatible <name>').description('which adapters can be merged with this one'))
     .option('--json', 'print JSON')
     .action(async (name: string, opts: Common) => {
-      const list = await clientFrom(opts).adapters.compatible(name);
+      const list = await (await clientFrom(opts)).adapters.compatible(name);
       if (opts.json) return printJson(list);
       process.stdout.write(table([['NAME', 'MERGEABLE', 'WHY'], ...list.map((c) => [c.name, c.compatible ? 'yes' : 'no', c.reasons.join('; ')])]));
     });

@@ -2,13 +2,13 @@
 // embedded defaults: the data dir ./data, the demo model (built once), Redis at 127.0.0.1:6379, or a redis-server
 // started here when none answers.
 import type { Command } from 'commander';
-import { openRuntime, startAll } from '../../app.js';
 import { addServerFlags, checkPortFree, serverConfig, startOrClose, untilSignal, type ServerFlags } from '../daemon.js';
 
 export function allCommand(program: Command): void {
   addServerFlags(program.command('all').description('run everything in one process: the API, the model engine (the demo model unless LORAFORGE_MODEL), a merge worker, and the Discord bot when DISCORD_TOKEN is set')).action(async (opts: ServerFlags) => {
-    const { config, log } = serverConfig(opts);
+    const { config, log } = await serverConfig(opts);
     await checkPortFree(config);
+    const { openRuntime, startAll } = await import('../../app.js');
     const rt = await openRuntime(config, log, { autoStartRedis: true });
     const { api, engine } = await startOrClose(rt.lifecycle, log, () => startAll(rt));
     log.info(`loraforge is running: API at ${api.url}, queue dashboard at ${api.url}/admin/queues; Ctrl-C stops`);

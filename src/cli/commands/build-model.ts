@@ -2,9 +2,8 @@
 // LoRA inputs for every adapter. Cached: building an unchanged checkpoint again returns at once.
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
-import { buildModel, type BuildProgress } from '../../inference/builder/index.js';
+import type { BuildProgress } from '../../inference/builder/index.js';
 import { LORA_TARGETS, isLoraTarget, type LoraTarget } from '../../inference/builder/naming.js';
 import { intOption } from '../daemon.js';
 import { formatBytes } from '../options.js';
@@ -60,6 +59,7 @@ export function buildModelCommand(program: Command): void {
         'Mistral and Qwen2 checkpoints in safetensors.',
     )
     .action(async (checkpoint: string, opts: { dtype?: string; targets?: LoraTarget[]; maxRank?: number; slots?: number; dataDir?: string; json?: boolean }) => {
+      const [{ loadConfig }, { buildModel }] = await Promise.all([import('../../config/index.js'), import('../../inference/builder/index.js')]);
       const config = loadConfig({
         overrides: {
           ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),

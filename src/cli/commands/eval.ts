@@ -6,7 +6,7 @@ import type { EvalStatus, JobStreamEvent } from '../../client/eval.js';
 import { InvalidInputError } from '../../errors.js';
 import type { EvalReport } from '../../eval/report.js';
 import type { EvalRequestInput } from '../../eval/requests.js';
-import { loadSuitePath, type SuiteItem } from '../../eval/suite.js';
+import type { SuiteItem } from '../../eval/suite.js';
 import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
 
 type Common = ServerOptions & { json?: boolean };
@@ -28,6 +28,7 @@ export function parseExperts(values: string[] | undefined): Record<string, strin
 /** Items of local suite files or directories (sent inline; the server never reads the client's files). */
 export async function readSuiteFiles(paths: string[] | undefined): Promise<SuiteItem[] | undefined> {
   if (!paths?.length) return undefined;
+  const { loadSuitePath } = await import('../../eval/suite.js');
   const items: SuiteItem[] = [];
   for (const p of paths) items.push(...(await loadSuitePath(p)));
   return items;
@@ -97,7 +98,7 @@ async function finish(status: EvalStatus, opts: Common & { heatmap?: string }, i
   if (opts.json) printJson(status);
   else process.stdout.write(describe(status));
   if (opts.heatmap && status.state === 'completed') {
-    await writeFile(opts.heatmap, await clientFrom(opts).evals.heatmap(id));
+    await writeFile(opts.heatmap, await (await clientFrom(opts)).evals.heatmap(id));
     if (!opts.json) process.stderr.write(`heat map written to ${opts.heatmap}\n`);
   }
   if (status.state === 'failed' || status.state === 'cancelled') process.exitCode = 2;
@@ -119,7 +120,7 @@ export function evalCommand(program: Command): void {
     .option('--no-wait', 'return once queued')
     .option('--json', 'print JSON')
     .action(async (models: string[], opts: Common & { suite?: string[]; suiteFile?: string[]; expert?: string[]; format?: string; checks?: boolean; maxTokens?: number; heatmap?: string; wait?: boolean }) => {
-      const client = clientFrom(opts);
+      const client = await clientFrom(opts);
       const request = {
         ...(models.length ? { models } : {}),
         ...(opts.suite ? { suites: opts.suite } : {}),
@@ -143,23 +144,23 @@ export function evalCommand(program: Command): void {
   const evals = program.command('evals').description('evals queued on a loraforge server');
   addServerOptions(evals.command('show <id>').description('status of an eval, and its report once completed'))
     .option('--json', 'print JSON')
-    .action(async (id: string, opts: Common) => finish(await clientFrom(opts).evals.get(id), opts, id));
+    .action(async (id: string, opts: Common) => finish(await (await clientFrom(opts)).evals.get(id), opts, id));
   addServerOptions(evals.command('wait <id>').description('follow an eval to its end'))
     .option('--heatmap <file.png>', 'write the retention heat map to this file')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: Common & { heatmap?: string }) => {
-      const status = await clientFrom(opts).evals.wait(id, (event) => {
+      const status = await (await clientFrom(opts)).evals.wait(id, (event) => {
         const line = progressLine(event);
         if (line && !opts.json) process.stderr.write(`${line}\n`);
       });
       await finish(status, opts, id);
     });
   addServerOptions(evals.command('cancel <id>').description('cancel a queued or running eval')).action(async (id: string, opts: Common) => {
-    process.stdout.write(describe(await clientFrom(opts).evals.cancel(id)));
+    process.stdout.write(describe(await (await clientFrom(opts)).evals.cancel(id)));
   });
   addServerOptions(evals.command('heatmap <id> <file>').description('write the retention heat map of a completed eval (PNG)')).action(
     async (id: string, file: string, opts: Common) => {
-      await writeFile(file, await clientFrom(opts).evals.heatmap(id));
+      await writeFile(file, await (await clientFrom(opts)).evals.heatmap(id));
     },
   );
 }

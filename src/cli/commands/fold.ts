@@ -1,8 +1,5 @@
 // `loraforge fold <base checkpoint> <adapter> --out <dir>`: the merged model as a full Hugging Face checkpoint.
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/index.js';
-import { foldIntoCheckpoint } from '../../merge/fold.js';
-import { createLogger } from '../../util/log.js';
 import { choiceOption, formatBytes, sizeOption } from '../options.js';
 import { progressPrinter } from '../progress.js';
 
@@ -18,6 +15,11 @@ export function foldCommand(program: Command): void {
     .option('--force', 'replace the output directory if it exists')
     .addHelpText('after', '\nThe output loads with transformers (AutoModelForCausalLM.from_pretrained) and with `loraforge build-model`.\nconfig.json, generation_config.json and the tokenizer files are copied; tensors keep their dtypes.')
     .action(async (checkpoint: string, adapter: string, flags: { out: string; maxShardSize?: number; device?: 'cpu' | 'cuda'; force?: boolean }) => {
+      const [{ loadConfig }, { foldIntoCheckpoint }, { createLogger }] = await Promise.all([
+        import('../../config/index.js'),
+        import('../../merge/fold.js'),
+        import('../../util/log.js'),
+      ]);
       const config = loadConfig({ overrides: flags.device ? { merge: { device: flags.device } } : {} });
       const log = createLogger({ level: config.log.level, format: config.log.format });
       const printer = progressPrinter();

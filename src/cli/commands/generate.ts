@@ -3,13 +3,8 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { LoraforgeClient } from '../../client/index.js';
-import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
-import { InferenceEngine, type GenerateResult, type PromptInput } from '../../inference/engine/index.js';
-import { staticAdapters } from '../../inference/engine/static-adapters.js';
-import { prepareModel } from '../../inference/prepare.js';
-import { createLogger } from '../../util/log.js';
+import type { GenerateResult, PromptInput } from '../../inference/engine/index.js';
 import { progressPrinter } from './build-model.js';
 
 interface GenerateOptions {
@@ -77,6 +72,13 @@ export function generateCommand(program: Command): void {
 }
 
 async function generateLocally(opts: GenerateOptions): Promise<void> {
+  const [{ loadConfig }, { createLogger }, { InferenceEngine }, { staticAdapters }, { prepareModel }] = await Promise.all([
+    import('../../config/index.js'),
+    import('../../util/log.js'),
+    import('../../inference/engine/index.js'),
+    import('../../inference/engine/static-adapters.js'),
+    import('../../inference/prepare.js'),
+  ]);
   const config = loadConfig();
   const log = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, format: config.log.format });
   if (opts.adapter && !(await isDirectory(opts.adapter))) {
@@ -139,6 +141,7 @@ function printJson(result: GenerateResult): void {
 }
 
 async function generateRemotely(opts: GenerateOptions): Promise<void> {
+  const [{ loadConfig }, { LoraforgeClient }] = await Promise.all([import('../../config/index.js'), import('../../client/index.js')]);
   const config = loadConfig();
   const client = new LoraforgeClient({ baseUrl: opts.server ?? config.bot.apiUrl, token: opts.token ?? config.server.authToken });
   const model = opts.adapter ?? opts.model;

@@ -2,8 +2,6 @@
 // api and all answer /healthz; a worker needs its Redis; the bot keeps a heartbeat file fresh while connected.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { Redis } from 'ioredis';
-import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { HEARTBEAT_EVERY_MS, heartbeatAgeSeconds } from '../../util/heartbeat.js';
 
@@ -12,6 +10,7 @@ const ROLES = ['api', 'worker', 'bot', 'all'] as const;
 const ROLE_FILE = '/tmp/loraforge-role';
 
 async function check(role: (typeof ROLES)[number]): Promise<string> {
+  const { loadConfig } = await import('../../config/index.js');
   const config = loadConfig();
   if (role === 'api' || role === 'all') {
     const url = `http://127.0.0.1:${config.server.port}/healthz`;
@@ -22,6 +21,7 @@ async function check(role: (typeof ROLES)[number]): Promise<string> {
     return `${url} ok`;
   }
   if (role === 'worker') {
+    const { Redis } = await import('ioredis');
     const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 3_000 });
     redis.on('error', () => undefined);
     try {

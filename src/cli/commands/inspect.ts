@@ -1,14 +1,15 @@
 // `loraforge inspect <adapter dir>`: what an adapter is: its config, modules, ranks, dtype, size, and the norm of
-// each module's update ‖s·B·A‖ (from r×r Gram products, so even large adapters inspect in a moment).
+// each module's update ‖s·B·A‖ (from r×r Gram products, so even large adapters inspect in a moment). Unlike a
+// merge or a registration, it shows an adapter holding NaN or ±inf (flagged) rather than refusing it.
 import type { Command } from 'commander';
-import { inspectAdapter, readAdapter, type AdapterSummary } from '../../formats/peft.js';
-import { MatmulKernel } from '../../merge/kernels/matmul.js';
+import type { AdapterFiles, AdapterSummary } from '../../formats/peft.js';
 import { formatBytes, formatCount } from '../options.js';
 import { table } from '../progress.js';
 
 /** ‖s·B·A‖_F per module: s·sqrt(tr(BᵀB·AAᵀ)). */
-async function updateNorms(dir: string): Promise<Map<string, number>> {
-  const adapter = await readAdapter(dir);
+async function updateNorms(files: AdapterFiles): Promise<Map<string, number>> {
+  const [{ readAdapter }, { MatmulKernel }] = await Promise.all([import('../../formats/peft.js'), import('../../merge/kernels/matmul.js')]);
+  const adapter = await readAdapter(files, { checkFinite: false });
   const kernel = new MatmulKernel();
   try {
     const norms = new Map<string, number>();
@@ -27,6 +28,7 @@ async function updateNorms(dir: string): Promise<Map<string, number>> {
 
 function render(s: AdapterSummary, norms: Map<string, number> | null): string {
   const c = s.config;
+  const flagged = new Set((s.nonFinite ?? []).map((t) => t.module));
   const lines = [
     `${s.dir}`,
     `  base model      ${c.baseModel ?? '(not named)'}`,
@@ -40,7 +42,7 @@ function render(s: AdapterSummary, norms: Map<string, number> | null): string {
     '',
   ];
   const rows = s.modules.map((m) => [
-    m.name,
+    flagged.has(m.name) ? `${m.name} (NaN/inf!)` : m.name,
     m.kind,
     `${m.outFeatures}×${m.inFeatures}`,
     String(m.rank),
@@ -60,8 +62,10 @@ export function inspectCommand(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .option('--no-norms', 'read only the config and the safetensors header, not the weights')
     .action(async (dir: string, flags: { json?: boolean; norms: boolean }) => {
-      const summary = await inspectAdapter(dir);
-      const norms = flags.norms ? await updateNorms(dir) : null;
+      const { inspectAdapter, openAdapterFiles } = await import('../../formats/peft.js');
+      const files = await openAdapterFiles(dir);
+      const summary = await inspectAdapter(files, flags.norms ? { values: 'count' } : {});
+      const norms = flags.norms ? await updateNorms(files) : null;
       if (flags.json) {
         const modules = summary.modules.map((m) => ({ ...m, ...(norms && { norm: norms.get(m.name) }) }));
         process.stdout.write(`${JSON.stringify({ ...summary, modules }, null, 2)}\n`);

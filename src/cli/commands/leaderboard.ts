@@ -1,8 +1,6 @@
 // `loraforge leaderboard`: the arena's ratings from a running API, as a table (or JSON), and the chart as a PNG.
 import type { Command } from 'commander';
 import type { Leaderboard } from '../../arena/types.js';
-import { LoraforgeClient } from '../../client/index.js';
-import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { writeFileAtomic } from '../../formats/atomic.js';
 
@@ -59,6 +57,7 @@ export function leaderboardCommand(program: Command): void {
     .option('--server <url>', 'the API (default: LORAFORGE_API_URL)')
     .option('--token <token>', 'bearer token (default: LORAFORGE_API_TOKEN)')
     .action(async (opts: LeaderboardOptions) => {
+      const [{ loadConfig }, { LoraforgeClient }] = await Promise.all([import('../../config/index.js'), import('../../client/index.js')]);
       const config = loadConfig();
       const client = new LoraforgeClient({ baseUrl: opts.server ?? config.bot.apiUrl, token: opts.token ?? config.server.authToken });
       const query = { category: opts.category, minVotes: opts.minVotes };

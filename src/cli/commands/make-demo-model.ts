@@ -2,7 +2,6 @@
 // end to end without downloading anything.
 import path from 'node:path';
 import type { Command } from 'commander';
-import { DEMO_SKILLS, makeDemoModel } from '../../inference/demo.js';
 import { intOption } from '../daemon.js';
 
 export function makeDemoModelCommand(program: Command): void {
@@ -12,6 +11,7 @@ export function makeDemoModelCommand(program: Command): void {
     .argument('<dir>', 'new directory to create: <dir>/base is the checkpoint, <dir>/adapters/<skill> the adapters')
     .option('--seed <n>', 'random seed: the same seed writes the same weights', intOption('--seed'), 0)
     .action(async (dir: string, opts: { seed: number }) => {
+      const { DEMO_SKILLS, makeDemoModel } = await import('../../inference/demo.js');
       const started = performance.now();
       const demo = await makeDemoModel(path.resolve(dir), { seed: opts.seed });
       const seconds = ((performance.now() - started) / 1000).toFixed(1);

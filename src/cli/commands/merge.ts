@@ -1,29 +1,18 @@
 // `loraforge merge --method ties --weights 1,1,1,1 --density 0.2 ./a ./b ./c ./d --out ./merged`: merges PEFT
 // adapter directories into a new one, with merge-report.json beside it and a summary of what the merge kept.
+// The merge engine, zod and ONNX Runtime are imported when the command runs, so `--help` starts at once.
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
-import {
-  DEFAULT_WEIGHTS_TEXT,
-  defaultWeights,
-  listMethods,
-  MERGE_METHODS,
-  mergeToDirectory,
-  METHODS,
-  parseMergeOptions,
-  PRUNING_METHODS,
-  REPORT_FILE,
-  type MergeReport,
-} from '../../merge/index.js';
-import { createLogger } from '../../util/log.js';
+import { DEFAULT_WEIGHTS_TEXT, defaultWeights, listMethods, MERGE_METHODS, METHODS, PRUNING_METHODS, type MergeMethod } from '../../merge/methods.js';
+import type { MergeReport } from '../../merge/report.js';
 import { clientFrom } from '../api-client.js';
 import { choiceOption, formatCount, integerOption, numberListOption, numberOption } from '../options.js';
 import { progressPrinter, table } from '../progress.js';
 import { remoteMerge } from './merges.js';
 
 interface MergeFlags {
-  method: (typeof MERGE_METHODS)[number];
+  method: MergeMethod;
   out: string;
   weights?: number[];
   space?: 'delta' | 'factors';
@@ -44,7 +33,7 @@ interface MergeFlags {
 
 const fixed = (x: number | null, digits = 4) => (x === null ? '–' : x.toFixed(digits));
 
-export function summarize(report: MergeReport, outDir: string, seconds: number): string {
+export function summarize(report: MergeReport, outDir: string, seconds: number, reportFile: string): string {
   const o = report.diagnostics.overall;
   const r = report.recipe;
   const lines: string[] = [];
@@ -75,7 +64,7 @@ export function summarize(report: MergeReport, outDir: string, seconds: number):
   if (o.worstModules.length > 0 && (o.relError ?? 0) > 1e-4) {
     lines.push(`largest errors: ${o.worstModules.map((m) => `${m.module} ${m.relError.toFixed(3)}`).join(', ')}`);
   }
-  lines.push(`report: ${path.join(outDir, REPORT_FILE)}`);
+  lines.push(`report: ${path.join(outDir, reportFile)}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -84,7 +73,7 @@ export function mergeCommand(program: Command): void {
     .command('merge')
     .description('merge PEFT LoRA adapters into one (written as a PEFT adapter directory with merge-report.json)')
     .argument('<adapters...>', 'adapter directories (adapter_config.json + adapter_model.safetensors), all of one base model')
-    .requiredOption('--method <method>', `one of ${MERGE_METHODS.join(', ')}`, choiceOption('--method', MERGE_METHODS))
+    .requiredOption('--method <method>', 'the merge method (see Methods below)')
     .option('-o, --out <dir>', 'output adapter directory (must not exist unless --force); not with --server')
     .option('-w, --weights <list>', `one weight per adapter, comma separated (default: ${DEFAULT_WEIGHTS_TEXT})`, numberListOption('--weights'))
     .option('--space <space>', 'delta: exact, on each s·B·A (default); factors: PEFT add_weighted_adapter numbers', choiceOption('--space', ['delta', 'factors'] as const))
@@ -111,6 +100,12 @@ export function mergeCommand(program: Command): void {
         'Example:\n  loraforge merge --method ties --weights 0.4,0.2,0.2,0.2 --density 0.2 ./code ./linux ./python ./debug --out ./merged',
     )
     .action(async (adapters: string[], flags: MergeFlags) => {
+      const [{ loadConfig }, { createLogger }, { mergeToDirectory, parseMergeOptions, REPORT_FILE }] = await Promise.all([
+        import('../../config/index.js'),
+        import('../../util/log.js'),
+        import('../../merge/index.js'),
+      ]);
+      choiceOption('--method', MERGE_METHODS)(flags.method);
       const config = loadConfig({ overrides: flags.device ? { merge: { device: flags.device } } : {} });
       const log = createLogger({ level: config.log.level, format: config.log.format });
       const options = {
@@ -128,7 +123,7 @@ export function mergeCommand(program: Command): void {
       // refuse a bad recipe before reading anything, so the only output is the one line that says what to fix
       const recipe = parseMergeOptions(options);
       if (flags.server) {
-        await remoteMerge(clientFrom({ server: flags.server, token: flags.token }), { ...recipe, adapters, name: flags.name }, { json: flags.json });
+        await remoteMerge(await clientFrom({ server: flags.server, token: flags.token }), { ...recipe, adapters, name: flags.name }, { json: flags.json });
         return;
       }
       if (!flags.out) throw new InvalidInputError('--out <dir> is required (or --server <url> to merge registered adapters on a server)');
@@ -151,7 +146,7 @@ export function mergeCommand(program: Command): void {
       }
       const seconds = (performance.now() - started) / 1000;
       if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      else process.stdout.write(summarize(report, out, seconds));
+      else process.stdout.write(summarize(report, out, seconds, REPORT_FILE));
       for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
     });
 }

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { LoraforgeClient } from '../../client/index.js';
 import type { MergeStreamEvent } from '../../client/merges.js';
 import { InvalidInputError } from '../../errors.js';
-import { DEFAULT_WEIGHTS_TEXT, defaultWeights, listMethods, MERGE_METHODS, PRUNING_METHODS, type MergeMethod } from '../../merge/options.js';
+import { DEFAULT_WEIGHTS_TEXT, defaultWeights, listMethods, MERGE_METHODS, PRUNING_METHODS, type MergeMethod } from '../../merge/methods.js';
 import type { MergeRequestInput, MergeStatus } from '../../queue/types.js';
 import { addServerOptions, clientFrom, printJson, type ServerOptions } from '../api-client.js';
 
@@ -89,13 +89,13 @@ export function mergesCommand(program: Command): void {
         replace: opts.replace === true,
         registeredBy: os.userInfo().username,
       } as MergeRequestInput;
-      await remoteMerge(clientFrom(opts), request, { wait: opts.wait !== false, json: opts.json });
+      await remoteMerge(await clientFrom(opts), request, { wait: opts.wait !== false, json: opts.json });
     });
 
   addServerOptions(merges.command('show <id>').description('status of a merge'))
     .option('--json', 'print JSON')
     .action(async (id: string, opts: Common) => {
-      const status = await clientFrom(opts).merges.get(id);
+      const status = await (await clientFrom(opts)).merges.get(id);
       if (opts.json) printJson(status);
       else process.stdout.write(`${describe(status)}\n`);
     });
@@ -103,7 +103,7 @@ export function mergesCommand(program: Command): void {
   addServerOptions(merges.command('wait <id>').description('follow a merge to its end'))
     .option('--json', 'print JSON')
     .action(async (id: string, opts: Common) => {
-      const status = await clientFrom(opts).merges.wait(id, (event) => {
+      const status = await (await clientFrom(opts)).merges.wait(id, (event) => {
         const line = progressLine(event);
         if (line && !opts.json) process.stderr.write(`${line}\n`);
       });
@@ -114,7 +114,7 @@ export function mergesCommand(program: Command): void {
 
   addServerOptions(merges.command('cancel <id>').description('cancel a queued or running merge'))
     .action(async (id: string, opts: Common) => {
-      const status = await clientFrom(opts).merges.cancel(id);
+      const status = await (await clientFrom(opts)).merges.cancel(id);
       process.stdout.write(`${describe(status)}\n`);
     });
 }

@@ -1,10 +1,6 @@
 // `loraforge register-commands`: deploys the bot's slash commands to Discord (one bulk overwrite) and prints the
 // invite link.
 import type { Command } from 'commander';
-import { REST, Routes } from 'discord.js';
-import { deployCommands } from '../../bot/deploy.js';
-import { inviteUrl } from '../../bot/invite.js';
-import { loadConfig } from '../../config/index.js';
 import { InvalidInputError } from '../../errors.js';
 
 export function registerCommandsCommand(program: Command): void {
@@ -14,11 +10,13 @@ export function registerCommandsCommand(program: Command): void {
     .option('--guild <id>', 'deploy to this guild only (default: DISCORD_GUILD_ID)')
     .option('--global', 'deploy globally, even when DISCORD_GUILD_ID is set')
     .action(async (opts: { guild?: string; global?: boolean }) => {
+      const { loadConfig } = await import('../../config/index.js');
       const config = loadConfig();
       const token = config.bot.token;
       if (!token) throw new InvalidInputError('set DISCORD_TOKEN to the bot token (Developer Portal → your application → Bot → Reset Token)');
       if (opts.global && opts.guild) throw new InvalidInputError('give --guild or --global, not both');
       const guildId = opts.global ? undefined : (opts.guild ?? config.bot.guildId);
+      const [{ REST, Routes }, { deployCommands }, { inviteUrl }] = await Promise.all([import('discord.js'), import('../../bot/deploy.js'), import('../../bot/invite.js')]);
       // the application id is optional: Discord tells it to the token's owner
       const applicationId =
         config.bot.applicationId ?? ((await new REST().setToken(token).get(Routes.currentApplication()).catch(() => null)) as { id?: string } | null)?.id;

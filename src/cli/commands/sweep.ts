@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { SweepStatus } from '../../client/eval.js';
 import { InvalidInputError } from '../../errors.js';
 import type { SweepRequestInput } from '../../eval/requests.js';
-import { listMethods, PRUNING_METHODS } from '../../merge/options.js';
+import { listMethods, PRUNING_METHODS } from '../../merge/methods.js';
 import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
 import { parseExperts, progressLine, readSuiteFiles } from './eval.js';
 
@@ -81,7 +81,7 @@ export function tuneLine(tune: NonNullable<SweepStatus['tune']>): string {
 }
 
 async function finish(status: SweepStatus, opts: Common & { heatmap?: string; register?: string }, id: string): Promise<void> {
-  const client = clientFrom(opts);
+  const client = await clientFrom(opts);
   if (opts.json) printJson(status);
   else process.stdout.write(formatSweep(status));
   if (opts.heatmap) {
@@ -122,7 +122,7 @@ export function sweepCommand(program: Command): void {
     .option('--no-wait', 'return once queued')
     .option('--json', 'print JSON')
     .action(async (adapters: string[], opts: Common & Record<string, unknown>) => {
-      const client = clientFrom(opts);
+      const client = await clientFrom(opts);
       const list = (v: unknown) => v as string[] | undefined;
       if (opts.tune !== undefined && opts.tune !== 'cmaes') throw new InvalidInputError(`--tune: "${String(opts.tune)}" is not an optimizer; use cmaes`);
       if (opts.tune !== undefined && opts.random !== undefined) throw new InvalidInputError('--tune and --random are two searches: give one');
@@ -164,20 +164,20 @@ export function sweepCommand(program: Command): void {
   const sweeps = program.command('sweeps').description('sweeps queued on a loraforge server');
   addServerOptions(sweeps.command('show <id>').description('points scored so far, ranked'))
     .option('--json', 'print JSON')
-    .action(async (id: string, opts: Common) => finish(await clientFrom(opts).sweeps.get(id), opts, id));
+    .action(async (id: string, opts: Common) => finish(await (await clientFrom(opts)).sweeps.get(id), opts, id));
   addServerOptions(sweeps.command('wait <id>').description('follow a sweep to its end'))
     .option('--heatmap <file.png>', 'write the retention heat map to this file')
     .option('--register <name>', 'register the best merge under this name at the end')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: Common & { heatmap?: string; register?: string }) => {
-      const status = await clientFrom(opts).sweeps.wait(id, (event) => {
+      const status = await (await clientFrom(opts)).sweeps.wait(id, (event) => {
         const line = progressLine(event);
         if (line && !opts.json) process.stderr.write(`${line}\n`);
       });
       await finish(status, opts, id);
     });
   addServerOptions(sweeps.command('cancel <id>').description('cancel a sweep (merges already queued finish)')).action(async (id: string, opts: Common) => {
-    process.stdout.write(formatSweep(await clientFrom(opts).sweeps.cancel(id)));
+    process.stdout.write(formatSweep(await (await clientFrom(opts)).sweeps.cancel(id)));
   });
   addServerOptions(sweeps.command('register <id> <name>').description("register the sweep's best merge (or --point's) under a name"))
     .option('--point <index>', 'a point index instead of the best', Number)
@@ -185,13 +185,13 @@ export function sweepCommand(program: Command): void {
     .option('--replace', 'replace other content registered under the name')
     .option('--json', 'print JSON')
     .action(async (id: string, name: string, opts: Common & { point?: number; description?: string; replace?: boolean }) => {
-      const kept = await clientFrom(opts).sweeps.register(id, { name, point: opts.point, description: opts.description, replace: opts.replace === true });
+      const kept = await (await clientFrom(opts)).sweeps.register(id, { name, point: opts.point, description: opts.description, replace: opts.replace === true });
       if (opts.json) printJson(kept);
       else process.stdout.write(`registered ${kept.point.label} (point ${kept.point.index}) as ${kept.adapter.name} (${kept.status})\n`);
     });
   addServerOptions(sweeps.command('heatmap <id> <file>').description('write the retention heat map of a sweep (PNG)')).action(
     async (id: string, file: string, opts: Common) => {
-      await writeFile(file, await clientFrom(opts).sweeps.heatmap(id));
+      await writeFile(file, await (await clientFrom(opts)).sweeps.heatmap(id));
     },
   );
 }

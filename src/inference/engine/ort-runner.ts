@@ -13,7 +13,10 @@ export interface SessionSettings {
   /** intra-op threads; 0 = the machine's available parallelism */
   threads: number;
   executionProvider: ExecutionProvider;
-  /** let idle ORT threads spin (faster steps, but they burn cores the HTTP server shares) */
+  /**
+   * let ORT's threads spin between the kernels of a run instead of sleeping and being woken for each of them; they
+   * stop spinning as soon as the run returns (session.force_spinning_stop), so an idle engine leaves the cores free
+   */
   spinning: boolean;
 }
 
@@ -39,7 +42,7 @@ export async function openSession(modelPath: string, settings: SessionSettings, 
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
-    extra: { session: { intra_op: { allow_spinning: settings.spinning ? '1' : '0' } } },
+    extra: { session: { intra_op: { allow_spinning: settings.spinning ? '1' : '0' }, force_spinning_stop: '1' } },
     ...extra,
   });
   if (settings.executionProvider === 'cuda') {
