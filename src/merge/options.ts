@@ -3,7 +3,7 @@
 // docs/MERGE.md.
 import { z } from 'zod';
 import { InvalidInputError } from '../errors.js';
-import { DEFAULT_DENSITY, MERGE_METHODS, PRUNING_METHODS, listMethods, takes, traitsOf } from './methods.js';
+import { DEFAULT_DENSITY, MERGE_METHODS, PRUNING_METHODS, listMethods, takes, traitsOf, type MergeMethod } from './methods.js';
 
 export * from './methods.js';
 
