@@ -3,7 +3,8 @@
 // written as bf16 (2.5 GB instead of 5 GB of fp32), one tensor at a time through the streaming shard writer, so
 // the generator never holds more than one tensor; the builder then quantizes to int4 as for a real checkpoint.
 // Its tokenizer is the demo byte-level BPE padded with filler tokens to the full vocabulary (the benchmark feeds
-// token ids; decoding must still cover every id).
+// token ids; decoding must still cover every id). BENCH_LAYERS=n writes an n-layer variant beside it (quicker to
+// build; the per-layer figures scale, the head's share grows).
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ShardedCheckpointWriter } from '../src/formats/checkpoint-writer.js';
@@ -43,14 +44,17 @@ export const ADAPTER_NAMES = ['bench-a', 'bench-b', 'bench-c', 'bench-d'];
 export const ADAPTER_RANK = 16;
 
 /** Writes the checkpoint and adapters under `dir` unless already there; returns the checkpoint and adapter dirs. */
-export async function ensureBenchCheckpoint(dir: string, log: (line: string) => void): Promise<{ checkpoint: string; adapters: string[] }> {
+export async function ensureBenchCheckpoint(fullDir: string, log: (line: string) => void): Promise<{ checkpoint: string; adapters: string[] }> {
+  const layers = Number(process.env.BENCH_LAYERS ?? SHAPE.layers);
+  if (!Number.isInteger(layers) || layers < 1) throw new Error(`BENCH_LAYERS must be a positive integer, not ${process.env.BENCH_LAYERS}`);
+  const dir = layers === SHAPE.layers ? fullDir : `${fullDir}-L${layers}`;
   const checkpoint = path.join(dir, 'checkpoint');
   const adapters = ADAPTER_NAMES.map((n) => path.join(dir, 'adapters', n));
   const done = path.join(dir, '.complete');
   if (await exists(done)) return { checkpoint, adapters };
   await rm(dir, { recursive: true, force: true });
   await mkdir(checkpoint, { recursive: true });
-  const { hidden: d, layers, heads, kvHeads, intermediate: im, vocab, headDim } = SHAPE;
+  const { hidden: d, heads, kvHeads, intermediate: im, vocab, headDim } = SHAPE;
   const kvDim = kvHeads * headDim;
 
   const tok = makeDemoTokenizer();

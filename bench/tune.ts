@@ -101,14 +101,15 @@ async function main(): Promise<void> {
     const tuned: Record<string, Scored> = {};
     for (const layerGroups of [null, 3]) {
       const spec: Pick<TuneSpec, 'base' | 'layerGroups'> = { base: parseMergeOptions({ method: 'linear', weights: categories.map(() => 1) }), layerGroups };
-      const es = new Cmaes({ ...tuneStart(spec, categories.length), seed: SEED, bounds: TUNE_BOUNDS });
+      const start = tuneStart(spec, categories.length);
+      const es = new Cmaes({ mean: start.x0, sigma: start.sigma0, lower: TUNE_BOUNDS.lower, upper: TUNE_BOUNDS.upper, seed: SEED });
       const points: Scored[] = [];
       while (points.length < BUDGET) {
         const asked = es.ask().slice(0, BUDGET - points.length);
         const scored: Scored[] = [];
-        for (const c of asked) scored.push(await evaluate(tuneOptions(spec, categories.length, c.x)));
+        for (const x of asked) scored.push(await evaluate(tuneOptions(spec, categories.length, x)));
         points.push(...scored);
-        if (asked.length === es.lambda) es.tell(scored.map((p) => -(p.dev ?? -10)));
+        if (asked.length === es.popsize) es.tell(scored.map((p) => -(p.dev ?? -10)));
       }
       const best = byDev(points);
       const what = layerGroups ? 'cmaes per layer group (3)' : 'cmaes per adapter';

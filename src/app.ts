@@ -13,6 +13,7 @@ import { LoraforgeBot } from './bot/bot.js';
 import { LoraforgeClient } from './client/index.js';
 import type { Config } from './config/index.js';
 import { InvalidInputError, UnavailableError } from './errors.js';
+import { RouterService, storedRouters } from './eval/routers.js';
 import { EvalService } from './eval/service.js';
 import { startEvalWorker } from './eval/worker.js';
 import { DEMO_SKILLS, makeDemoModel } from './inference/demo.js';
@@ -22,6 +23,7 @@ import { MergeService } from './queue/merges.js';
 import { startMergeWorker as startBullWorker, type RunningWorker } from './queue/worker.js';
 import { stageFromPath } from './registry/ingest.js';
 import { Registry } from './registry/registry.js';
+import { RouterStore } from './registry/routers.js';
 import { AdapterStore } from './registry/store.js';
 import type { AdapterRecord } from './registry/types.js';
 import { createApp, type AppDeps } from './server/app.js';
@@ -229,10 +231,26 @@ export async function startEngine(rt: Runtime, registry: Registry): Promise<Infe
     scoring: scoringSettings(config),
     modelDir: model.dir,
     adapters: registryAdapters(registry),
+    routers: storedRouters(openRouterStore(rt)),
     log,
   });
   rt.lifecycle.add('inference engine', () => engine.close());
   return engine;
+}
+
+/** Who can battle in the arena: every registered adapter and merge, and every router. */
+export function arenaContestants(registry: Registry, routers: RouterStore): ArenaAdapterSource {
+  return {
+    list: async () => [
+      ...(await registry.list()),
+      ...(await routers.list()).map((r) => ({ name: r.name, baseModel: r.baseModel, registeredBy: r.createdBy })),
+    ],
+  };
+}
+
+/** Router records on the runtime's Redis. */
+export function openRouterStore(rt: Runtime): RouterStore {
+  return new RouterStore(rt.redis, rt.config.redis.prefix);
 }
 
 /** The API with the registry, the merge queue, the model engine and the arena: what `loraforge serve` runs. */
@@ -244,10 +262,11 @@ export async function startService(
   startRegistrySweeper(rt, registry);
   const merges = await openMerges(rt, registry, metrics);
   const engine = rt.config.inference.enabled ? await startEngine(rt, registry) : undefined;
-  const arena = openArena(rt, { adapters: registry, engine });
+  const arena = openArena(rt, { adapters: arenaContestants(registry, openRouterStore(rt)), engine });
   // evals and sweeps run where the model is: without an engine, their routes answer 404
   const evals = engine ? await startEvals(rt, { engine, registry, merges }) : undefined;
-  const api = await startApi(rt, { metrics, registry, merges, engine, arena, evals, adminQueues: [merges.queue, ...(evals ? [evals.queue] : [])] });
+  const routers = engine ? new RouterService({ engine, registry, store: openRouterStore(rt), suitesDir: rt.config.eval.suitesDir }) : undefined;
+  const api = await startApi(rt, { metrics, registry, merges, engine, arena, evals, routers, adminQueues: [merges.queue, ...(evals ? [evals.queue] : [])] });
   return { api, registry, merges, engine };
 }
 
@@ -335,6 +354,7 @@ export async function startEvals(rt: Runtime, parts: { engine: InferenceEngine; 
     ...common,
     log: rt.log.child({ part: 'evals' }),
     suitesDir: rt.config.eval.suitesDir,
+    routers: openRouterStore(rt),
     attempts: rt.config.eval.attempts,
   });
   rt.lifecycle.add('eval queue', () => evals.close());

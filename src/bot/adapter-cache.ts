@@ -40,6 +40,7 @@ export class AdapterCache {
   readonly #refreshMs: number;
   #adapters: AdapterRecord[] = [];
   #baseModel: string | null = null;
+  #routers: Array<{ name: string; members: string[] }> = [];
   #suites: string[] = [];
   #timer: NodeJS.Timeout | null = null;
   #refreshing: Promise<void> | null = null;
@@ -68,7 +69,10 @@ export class AdapterCache {
         if (adapters.status === 'fulfilled') this.#adapters = adapters.value;
         else this.#log.debug({ err: adapters.reason }, 'adapter list refresh failed; keeping the last one');
         // an API without a model engine has no /v1/models: only the registry is known then
-        if (models.status === 'fulfilled') this.#baseModel = models.value.find((m) => m.parent === null)?.id ?? null;
+        if (models.status === 'fulfilled') {
+          this.#baseModel = models.value.find((m) => m.parent === null)?.id ?? null;
+          this.#routers = models.value.flatMap((m) => (m.loraforge?.router ? [{ name: m.id, members: m.loraforge.members }] : []));
+        }
         if (suites.status === 'fulfilled') this.#suites = suites.value;
       })
       .finally(() => {
@@ -99,12 +103,26 @@ export class AdapterCache {
       });
   }
 
-  /** What can answer a prompt: the base model first, then every adapter. */
+  /** Routers matching what the member typed, each with its members. */
+  routers(typed: string): Choice[] {
+    const byName = new Map(this.#routers.map((r) => [r.name, r]));
+    return rank([...byName.keys()], typed).map((name) => ({
+      name: truncate(`${name} (🧭 router of ${byName.get(name)!.members.join(', ')})`, 100),
+      value: name,
+    }));
+  }
+
+  /** What can answer a prompt: the base model first, then every router and adapter. */
   models(typed: string): Choice[] {
     const base = this.#baseModel && this.#baseModel.toLowerCase().includes(typed.trim().toLowerCase())
       ? [{ name: truncate(`${this.#baseModel} (the base model, no adapter)`, 100), value: this.#baseModel }]
       : [];
-    return [...base, ...this.names(typed)].slice(0, MAX_CHOICES);
+    return [...base, ...this.routers(typed), ...this.names(typed)].slice(0, MAX_CHOICES);
+  }
+
+  /** What can play in a battle: routers and adapters (merges included). */
+  contestants(typed: string): Choice[] {
+    return [...this.routers(typed), ...this.names(typed)].slice(0, MAX_CHOICES);
   }
 
   /** Completes the last name of a comma-separated list ("code, li" → "code, linux-commands"). */

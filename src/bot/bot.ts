@@ -15,6 +15,7 @@ import { adapterFeature } from './features/adapters.js';
 import { arenaFeature } from './features/arena.js';
 import { askFeature } from './features/ask.js';
 import { evalFeature, evalJobs, sweepJobs } from './features/evals.js';
+import { routerFeature } from './features/routers.js';
 import { ChatFeature } from './features/chat.js';
 import { mergeFeature, mergeJobs } from './features/merges.js';
 import { JobTracker } from './job-tracker.js';
@@ -83,6 +84,7 @@ export class LoraforgeBot extends EventEmitter<BotEvents> {
         new ChatFeature(this.context).feature(),
         arenaFeature(this.context, this.#reveals),
         evalFeature(this.context),
+        routerFeature(this.context),
       ],
       log,
       (err, context) => this.emit('bug', err, context),

@@ -113,10 +113,10 @@ const modelOption = (name: string, description: string, required = false) => (o:
 function askCommand() {
   return new SlashCommandBuilder()
     .setName('ask')
-    .setDescription('Ask the base model, an adapter or a merge')
+    .setDescription('Ask the base model, an adapter, a merge or a router')
     .setContexts(InteractionContextType.Guild)
     .addStringOption((o) => o.setName('prompt').setDescription('Your question').setRequired(true).setMaxLength(4000))
-    .addStringOption(modelOption('adapter', 'Adapter or merge to answer (default: the base model)'))
+    .addStringOption(modelOption('adapter', 'Adapter, merge or router to answer (default: the base model)'))
     .addIntegerOption((o) => o.setName('max_tokens').setDescription('Longest answer in tokens (default 256)').setMinValue(1).setMaxValue(4096))
     .addNumberOption((o) => o.setName('temperature').setDescription('0 = always the most likely word; higher = more varied (default 0.7)').setMinValue(0).setMaxValue(2));
 }
@@ -179,7 +179,25 @@ function sweepCommand() {
     .addStringOption(listOption('suites', 'Skill suites to score on, comma separated (default: all of them)'));
 }
 
+function routerCommand() {
+  return new SlashCommandBuilder()
+    .setName('router')
+    .setDescription('Routers: one model that sends each prompt to the adapter that knows it best')
+    .setContexts(InteractionContextType.Guild)
+    .addSubcommand((s) =>
+      s
+        .setName('create')
+        .setDescription('Create a router over adapters or merges, calibrated on the skill suites of their categories')
+        .addStringOption((o) => o.setName('name').setDescription('A slug, e.g. all-skills').setRequired(true).setMaxLength(64))
+        .addStringOption((o) => listOption('members', 'Adapters or merges it routes to, comma separated')(o).setRequired(true))
+        .addStringOption(modelOption('fallback', 'Answers when no member is clearly nearest, e.g. a merge (default: none)')),
+    )
+    .addSubcommand((s) => s.setName('list').setDescription('List routers'));
+}
+
 /** The JSON bodies deployed to Discord (bulk overwrite). */
 export function commandDefinitions(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
-  return [adapterCommand(), mergeCommand(), askCommand(), chatCommand(), compareCommand(), leaderboardCommand(), evalCommand(), sweepCommand()].map((c) => c.toJSON());
+  return [adapterCommand(), mergeCommand(), askCommand(), chatCommand(), compareCommand(), leaderboardCommand(), evalCommand(), sweepCommand(), routerCommand()].map(
+    (c) => c.toJSON(),
+  );
 }

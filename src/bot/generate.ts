@@ -16,11 +16,17 @@ export interface GenerationResult {
   seconds: number;
   /** the stream broke after some text was shown: that text stays, with the reason under it */
   interrupted: unknown;
+  /** the member that answered, when the model is a router */
+  routedTo: string | null;
 }
+
+/** The line under the header naming the member a router chose for this answer. */
+export const routedLine = (model: string) => `-# 🧭 routed to ${model}\n`;
 
 /**
  * Streams `body` into `out` under `header`; returns the answer (without header and footer). A failure before any
  * text arrived is thrown (the caller answers it like any failure); one after is shown under the partial answer.
+ * When the model is a router, the member it chose is named under the header.
  */
 export async function streamAnswer(
   api: LoraforgeClient,
@@ -33,8 +39,14 @@ export async function streamAnswer(
   let text = '';
   let completionTokens: number | null = null;
   let finishReason: string | null = null;
+  let routedTo: string | null = null;
+  const onRouted = (model: string) => {
+    routedTo = model;
+    header += routedLine(model);
+    out.set(header);
+  };
   try {
-    for await (const chunk of api.inference.chatStream(body, { signal: options.signal })) {
+    for await (const chunk of api.inference.chatStream(body, { signal: options.signal, onRouted })) {
       const choice = chunk.choices[0];
       if (choice?.delta.content) {
         text += choice.delta.content;
@@ -48,7 +60,7 @@ export async function streamAnswer(
       await out.finish(`${header}${text}
 
 -# ✂️ the answer was cut off. ${describeFailure(err).text}`);
-      return { text, completionTokens, finishReason, seconds: (Date.now() - started) / 1000, interrupted: err };
+      return { text, completionTokens, finishReason, seconds: (Date.now() - started) / 1000, interrupted: err, routedTo };
     }
     // the API knows the model is unknown; the list of models says which names are close
     if (err instanceof NotFoundError) {
@@ -62,5 +74,5 @@ export async function streamAnswer(
   const tokens = completionTokens !== null ? `${completionTokens} tokens in ` : '';
   const shown = text.length > 0 ? text : '*(the model answered nothing)*';
   await out.finish(`${header}${shown}\n-# ${tokens}${formatNumber(seconds, 1)} s${cut}`);
-  return { text, completionTokens, finishReason, seconds, interrupted: null };
+  return { text, completionTokens, finishReason, seconds, interrupted: null, routedTo };
 }

@@ -13,8 +13,10 @@ import { makeDemoModelCommand } from './commands/make-demo-model.js';
 import { mergeCommand } from './commands/merge.js';
 import { mergesCommand } from './commands/merges.js';
 import { registerCommandsCommand } from './commands/register-commands.js';
+import { routersCommand } from './commands/routers.js';
 import { serveCommand } from './commands/serve.js';
 import { sweepCommand } from './commands/sweep.js';
+import { tuneCommand } from './commands/tune.js';
 import { workerCommand } from './commands/worker.js';
 import { buildProgram, runProgram, type CommandModule } from './program.js';
 
@@ -24,6 +26,7 @@ const modules: CommandModule[] = [
   allCommand,
   adaptersCommand,
   mergesCommand,
+  routersCommand,
   buildModelCommand,
   generateCommand,
   makeDemoModelCommand,
@@ -32,6 +35,7 @@ const modules: CommandModule[] = [
   foldCommand,
   evalCommand,
   sweepCommand,
+  tuneCommand,
   botCommand,
   registerCommandsCommand,
   healthcheckCommand,

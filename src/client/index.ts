@@ -6,6 +6,7 @@ import { EvalsClient, SweepsClient } from './eval.js';
 import { HttpClient, type HttpClientOptions } from './http.js';
 import { InferenceClient } from './inference.js';
 import { MergesClient } from './merges.js';
+import { RoutersClient } from './routers.js';
 import { SystemClient } from './system.js';
 
 export { AdaptersClient, type RegisterOptions } from './adapters.js';
@@ -13,6 +14,7 @@ export { ArenaClient } from './arena.js';
 export { EvalsClient, SweepsClient, type JobStreamEvent } from './eval.js';
 export { ApiError } from './errors.js';
 export { MergesClient, type MergeStreamEvent } from './merges.js';
+export { RoutersClient, type CreateRouterRequest, type RouterSummary } from './routers.js';
 export { HttpClient, type HttpClientOptions } from './http.js';
 export { readSse, type SseEvent } from './sse.js';
 
@@ -27,6 +29,8 @@ export class LoraforgeClient {
   readonly evals: EvalsClient;
   /** /v1/sweeps: merge-setting searches */
   readonly sweeps: SweepsClient;
+  /** /v1/routers: models that route each request to one of their members */
+  readonly routers: RoutersClient;
 
   constructor(options: HttpClientOptions) {
     this.http = new HttpClient(options);
@@ -37,5 +41,6 @@ export class LoraforgeClient {
     this.arena = new ArenaClient(this.http);
     this.evals = new EvalsClient(this.http);
     this.sweeps = new SweepsClient(this.http);
+    this.routers = new RoutersClient(this.http);
   }
 }

@@ -12,6 +12,8 @@ export interface ModelEntry {
   root: string;
   /** the base model for adapters; null for the base model */
   parent: string | null;
+  /** routers only */
+  loraforge?: { router: true; members: string[] };
 }
 
 export interface SamplingBody {
@@ -130,7 +132,7 @@ export interface CompareResponse {
   created: number;
   seed: number;
   prompt_tokens: number;
-  answers: Array<{ model: string; text: string; finish_reason: 'stop' | 'length'; completion_tokens: number }>;
+  answers: Array<{ model: string; text: string; finish_reason: 'stop' | 'length'; completion_tokens: number; routed_to?: string }>;
   usage: Usage;
 }
 
@@ -156,14 +158,19 @@ export class InferenceClient {
     return this.http.json('POST', '/v1/chat/completions', { json: { ...body, stream: false }, signal: options.signal, noTimeout: true });
   }
 
-  /** Streams a chat answer chunk by chunk; the last chunk before the end carries the usage. */
-  async *chatStream(body: ChatBody, options: { signal?: AbortSignal } = {}): AsyncGenerator<ChatCompletionChunk> {
+  /**
+   * Streams a chat answer chunk by chunk; the last chunk before the end carries the usage. When `body.model` is a
+   * router, `onRouted` gets the member that answers (the X-Loraforge-Routed-To header) before the first chunk.
+   */
+  async *chatStream(body: ChatBody, options: { signal?: AbortSignal; onRouted?: (model: string) => void } = {}): AsyncGenerator<ChatCompletionChunk> {
     const response = await this.http.send('POST', '/v1/chat/completions', {
       json: { ...body, stream: true, stream_options: { include_usage: true } },
       headers: { accept: 'text/event-stream' },
       signal: options.signal,
       noTimeout: true,
     });
+    const routed = response.headers.get('x-loraforge-routed-to');
+    if (routed) options.onRouted?.(routed);
     yield* readChunks<ChatCompletionChunk>(response);
   }
 

@@ -5,6 +5,7 @@ import { CancelledError } from '../errors.js';
 import type { PromptInput } from '../inference/engine/index.js';
 import { aggregate, type ItemScore, type ScoredModel } from './metrics.js';
 import type { EvalReport } from './report.js';
+import { routingScore } from './routing.js';
 import { passesChecks, type SuiteItem } from './suite.js';
 
 /** What an eval needs of the inference engine (InferenceEngine implements it). */
@@ -13,7 +14,7 @@ export interface EvalEngine {
   score(
     request: { rows: Array<{ model: string; input: PromptInput; continuation: string }> },
     hooks?: { signal?: AbortSignal },
-  ): Promise<{ rows: Array<{ logprobSum: number; tokens: number }> }>;
+  ): Promise<{ rows: Array<{ logprobSum: number; tokens: number; routedTo?: { model: string; fallback: boolean } }> }>;
   generate(
     request: { model: string; input: PromptInput; maxTokens: number; temperature: number; seed: number },
     hooks?: { signal?: AbortSignal },
@@ -48,6 +49,13 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new CancelledError('the eval was cancelled');
 }
 
+/** One item under one model; `routedTo` when the model is a router. */
+export interface ScoredItem {
+  nll: number;
+  tokens: number;
+  routedTo?: { model: string; fallback: boolean };
+}
+
 /** Each item's mean NLL per reference token under each model: model name → scores aligned with `items`. */
 export async function scoreItems(
   engine: EvalEngine,
@@ -55,9 +63,9 @@ export async function scoreItems(
   models: readonly string[],
   format: EvalFormat,
   hooks: EvalHooks = {},
-): Promise<Map<string, Array<{ nll: number; tokens: number }>>> {
+): Promise<Map<string, Array<ScoredItem>>> {
   const rows = items.flatMap((item, i) => models.map((model) => ({ item: i, model, input: promptInput(item, format), continuation: item.reference })));
-  const out = new Map(models.map((m) => [m, new Array<{ nll: number; tokens: number }>(items.length)]));
+  const out = new Map(models.map((m) => [m, new Array<ScoredItem>(items.length)]));
   hooks.onProgress?.({ phase: 'score', done: 0, total: rows.length });
   const chunks: Array<typeof rows> = [];
   for (let start = 0; start < rows.length; start += ROWS_PER_CALL) chunks.push(rows.slice(start, start + ROWS_PER_CALL));
@@ -70,7 +78,11 @@ export async function scoreItems(
       const result = await engine.score({ rows: chunk.map(({ model, input, continuation }) => ({ model, input, continuation })) }, { signal: hooks.signal });
       chunk.forEach((row, k) => {
         const r = result.rows[k]!;
-        out.get(row.model)![row.item] = { nll: -r.logprobSum / r.tokens, tokens: r.tokens };
+        out.get(row.model)![row.item] = {
+          nll: -r.logprobSum / r.tokens,
+          tokens: r.tokens,
+          ...(r.routedTo ? { routedTo: { model: r.routedTo.model, fallback: r.routedTo.fallback } } : {}),
+        };
       });
       done += chunk.length;
       hooks.onProgress?.({ phase: 'score', done, total: rows.length });
@@ -119,6 +131,10 @@ export interface EvalPlan {
   checks: boolean;
   maxTokens: number;
   experts?: Readonly<Record<string, string>>;
+  /** the part of the suites the items are, reported as is */
+  part?: 'dev' | 'test' | 'all';
+  /** routers among the models: member → category, for routing accuracy */
+  routers?: Readonly<Record<string, Readonly<Record<string, string | null>>>>;
 }
 
 /** Scores (and optionally checks) every model on every item and aggregates the report. */
@@ -133,6 +149,10 @@ export async function runEval(engine: EvalEngine, plan: EvalPlan, hooks: EvalHoo
     names.map((name) => [name, nll.get(name)!.map((s, i) => ({ ...s, passed: passed ? passed.get(name)![i]! : null }))]),
   );
   const agg = aggregate({ items: plan.items, models: plan.models, scores, experts: plan.experts });
+  const routing = Object.entries(plan.routers ?? {}).map(([router, members]) => {
+    const routed = nll.get(router)!.map((s, i) => ({ category: plan.items[i]!.category, model: s.routedTo?.model ?? router, fallback: s.routedTo?.fallback ?? false }));
+    return [router, routingScore(routed, members)] as const;
+  });
   return {
     baseModel: engine.modelId,
     format: plan.format,
@@ -147,5 +167,7 @@ export async function runEval(engine: EvalEngine, plan: EvalPlan, hooks: EvalHoo
       generateSeconds: (t2 - t1) / 1000,
       tokensScored: [...nll.values()].reduce((sum, list) => sum + list.reduce((s, x) => s + x.tokens, 0), 0),
     },
+    ...(plan.part ? { part: plan.part } : {}),
+    ...(routing.length > 0 ? { routing: Object.fromEntries(routing) } : {}),
   };
 }

@@ -22,6 +22,10 @@ export interface EvalJobData {
   maxTokens: number;
   /** suite names, for the status view */
   suites: string[];
+  /** the part of the suites in `items` (absent in jobs queued before parts existed: all) */
+  part?: 'dev' | 'test' | 'all';
+  /** routers among `models`: member → its category (routing accuracy is measured against it) */
+  routers?: Record<string, Record<string, string | null>>;
 }
 
 export interface SweepJobData {

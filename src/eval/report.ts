@@ -2,7 +2,7 @@
 // and their inferred types.
 import { z } from 'zod';
 
-export const EVAL_MODEL_KINDS = ['base', 'adapter', 'merge'] as const;
+export const EVAL_MODEL_KINDS = ['base', 'adapter', 'merge', 'router'] as const;
 export type EvalModelKind = (typeof EVAL_MODEL_KINDS)[number];
 
 export const CategoryScoreSchema = z.object({
@@ -42,6 +42,16 @@ export const ModelReportSchema = z.object({
 });
 export type ModelReport = z.infer<typeof ModelReportSchema>;
 
+export const RoutingScoreSchema = z.object({
+  items: z.number().int(),
+  accuracy: z.number().meta({ description: 'share of items routed to a member of their category' }),
+  fallbacks: z.number().int().meta({ description: 'items that went to the fallback (counted as not routed right)' }),
+  perCategory: z.record(z.string(), z.number()),
+  /** items per member chosen */
+  chosen: z.record(z.string(), z.number().int()),
+});
+export type RoutingScore = z.infer<typeof RoutingScoreSchema>;
+
 export const ExpertInfoSchema = z.object({ model: z.string().nullable(), note: z.string().nullable() });
 export type ExpertInfo = z.infer<typeof ExpertInfoSchema>;
 
@@ -56,5 +66,10 @@ export const EvalReportSchema = z.object({
   /** per model, each item's mean NLL, aligned with `items` */
   itemNll: z.record(z.string(), z.array(z.number())),
   timings: z.object({ scoreSeconds: z.number(), generateSeconds: z.number(), tokensScored: z.number().int() }),
+  part: z.enum(['dev', 'test', 'all']).optional().meta({ description: 'the part of the suites scored (calibration items are never scored for a router)' }),
+  routing: z
+    .record(z.string(), RoutingScoreSchema)
+    .optional()
+    .meta({ description: 'per router: how often the member chosen was the expert of the item\'s category' }),
 });
 export type EvalReport = z.infer<typeof EvalReportSchema>;

@@ -39,7 +39,11 @@ export const EvalRequestSchema = ScoringOptionsSchema.extend({
     .array(ModelNameSchema)
     .max(64)
     .optional()
-    .meta({ description: 'adapters and merges to score (the base model and each category expert are always added); default: every registered adapter' }),
+    .meta({ description: 'adapters, merges and routers to score (the base model and each category expert are always added); default: every registered adapter' }),
+  part: z
+    .enum(['dev', 'test', 'all'])
+    .optional()
+    .meta({ description: 'which part of the suites to score (docs/eval.md): default test when a router is scored (its calibration part is never scored), else all' }),
 });
 export type EvalRequest = z.output<typeof EvalRequestSchema>;
 export type EvalRequestInput = z.input<typeof EvalRequestSchema>;

@@ -9,6 +9,7 @@ import { ConflictError, InvalidInputError, NotFoundError } from '../errors.js';
 import { bullConnection, bullPrefix } from '../queue/connection.js';
 import { jobView } from '../queue/merges.js';
 import type { Registry } from '../registry/registry.js';
+import type { RouterRecord, RouterStore } from '../registry/routers.js';
 import type { Logger } from '../util/log.js';
 import type { EvalJobResult } from './worker.js';
 import { heatmapSvg, type HeatmapInput } from './heatmap.js';
@@ -27,7 +28,7 @@ import {
 import type { EvalReport } from './report.js';
 import type { EvalRequest, SweepRequest } from './requests.js';
 import { BUILTIN_SUITES_DIR, loadSuites, validateItems, type SuiteItem } from './suite.js';
-import { splitSuite } from './split.js';
+import { itemsOfPart, splitSuite } from './split.js';
 import { readSweepState } from './sweep.js';
 import { DEFAULT_RANDOM_SAMPLES, sweepPoints } from './sweep-space.js';
 import { DEFAULT_BUDGET, readTuneResult, tuneOptions, tuneStart } from './tune.js';
@@ -43,6 +44,8 @@ export interface EvalServiceOptions {
   log: Logger;
   /** where named suites are read from */
   suitesDir?: string;
+  /** routers that evals may score (none when absent) */
+  routers?: RouterStore;
   /** attempts per job for transient failures (a sweep resumes on each) */
   attempts?: number;
   backoffMs?: number;
@@ -109,10 +112,19 @@ export class EvalService {
   }
 
   async submitEval(request: EvalRequest): Promise<EvalStatus> {
-    const { items, suites } = await this.items(request);
+    const { items: all, suites } = await this.items(request);
     const models = request.models ?? (await this.opts.registry.list()).map((r) => r.name);
-    await this.checkAdapters(models, 'models');
+    const routers: RouterRecord[] = [];
+    for (const name of new Set(models)) {
+      const router = await this.opts.routers?.find(name);
+      if (router) routers.push(router);
+    }
+    await this.checkAdapters(
+      models.filter((m) => !routers.some((r) => r.name === m)),
+      'models',
+    );
     await this.checkAdapters(Object.values(request.experts ?? {}), 'experts');
+    const { items, part } = this.partOf(all, request.part, routers);
     const data: EvalJobData = {
       kind: 'eval',
       items,
@@ -122,10 +134,30 @@ export class EvalService {
       checks: request.checks,
       maxTokens: request.maxTokens,
       suites,
+      part,
+      ...(routers.length > 0
+        ? { routers: Object.fromEntries(routers.map((r) => [r.name, Object.fromEntries(r.members.map((m) => [m.model, m.category ?? null]))])) }
+        : {}),
     };
     const job = await this.add(newId('eval'), data);
-    this.opts.log.info({ id: job.id, items: items.length, models: data.models.length }, 'eval queued');
+    this.opts.log.info({ id: job.id, items: items.length, models: data.models.length, part }, 'eval queued');
     return this.evalStatusOf(job);
+  }
+
+  /**
+   * The items of the part scored (docs/eval.md). With a router among the models the default is the test part, `all`
+   * is refused, and the items the routers were calibrated on are dropped whatever the part (a suite edited since
+   * the router was made may have moved them): a calibration prompt is never scored.
+   */
+  private partOf(items: SuiteItem[], asked: EvalRequest['part'], routers: readonly RouterRecord[]): { items: SuiteItem[]; part: 'dev' | 'test' | 'all' } {
+    const part = asked ?? (routers.length > 0 ? 'test' : 'all');
+    if (part === 'all' && routers.length > 0) {
+      throw new InvalidInputError(`part "all" would score the calibration prompts of router ${routers[0]!.name}: score part "test" or "dev"`);
+    }
+    const calibration = new Set(routers.flatMap((r) => r.calibration.itemIds ?? []));
+    const chosen = (part === 'all' ? items : itemsOfPart(items, part)).filter((i) => !calibration.has(i.id));
+    if (chosen.length === 0) throw new InvalidInputError(`the ${part} part of these suites has no items: give more items, or another part`);
+    return { items: chosen, part };
   }
 
   /** The adapters a sweep merges by default: for each suite category, the adapter registered with it. */

@@ -79,7 +79,8 @@ export async function runTunedSweep(
   const baseline = await sweepBaseline(deps, key, state, data, hooks.signal, (d, t) => report('baseline', d, t));
   const dev = { start: 0, end: spec.devItems };
   const n = data.adapters.length;
-  const es = new Cmaes({ ...tuneStart(spec, n), seed: spec.seed, bounds: TUNE_BOUNDS });
+  const start = tuneStart(spec, n);
+  const es = new Cmaes({ mean: start.x0, sigma: start.sigma0, lower: TUNE_BOUNDS.lower, upper: TUNE_BOUNDS.upper, seed: spec.seed });
 
   const evaluate = async (index: number, options: MergeOptions, merge: MergeStatus | Error): Promise<SweepPointResult> => {
     if (merge instanceof Error) {
@@ -93,22 +94,22 @@ export async function runTunedSweep(
   };
 
   report('merge', done.size, total);
-  for (let start = 0; start < total; start += es.lambda) {
-    const asked = es.ask().slice(0, total - start);
-    const points = asked.map((c) => tuneOptions(spec, n, c.x));
+  for (let first = 0; first < total; first += es.popsize) {
+    const asked = es.ask().slice(0, total - first);
+    const points = asked.map((x) => tuneOptions(spec, n, x));
     points.forEach((options, k) => {
-      const stored = done.get(start + k);
+      const stored = done.get(first + k);
       // a replay asks for the points it stored; anything else means the job's data or the optimizer changed
-      if (stored && canonicalJson(stored.options) !== canonicalJson(options)) log.warn({ sweep: id, point: start + k }, 'a stored point differs from the replayed one: its stored value is used');
+      if (stored && canonicalJson(stored.options) !== canonicalJson(options)) log.warn({ sweep: id, point: first + k }, 'a stored point differs from the replayed one: its stored value is used');
     });
     // the generation's missing merges are queued together; each is scored as soon as it is registered
     const merges = points.map((options, k) =>
-      done.has(start + k)
+      done.has(first + k)
         ? null
-        : submitAndWait(deps, id, data.adapters, start + k, options, hooks.signal).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+        : submitAndWait(deps, id, data.adapters, first + k, options, hooks.signal).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
     );
     for (let k = 0; k < points.length; k++) {
-      const index = start + k;
+      const index = first + k;
       if (done.has(index)) continue;
       const outcome = await merges[k]!;
       if (hooks.signal?.aborted) throw new CancelledError('the sweep was cancelled');
@@ -118,7 +119,7 @@ export async function runTunedSweep(
       log.info({ sweep: id, point: index, label: result.label, worst: result.worstRetention, state: result.state }, 'tuned point finished');
       report('merge', done.size, total);
     }
-    if (asked.length === es.lambda) es.tell(asked.map((_, k) => fitness(done.get(start + k)!)));
+    if (asked.length === es.popsize) es.tell(asked.map((_, k) => fitness(done.get(first + k)!)));
   }
 
   // ---- the best point by the dev part, scored on the test part

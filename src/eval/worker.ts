@@ -65,7 +65,7 @@ function throttledProgress(job: Job<EvalQueueJobData, EvalJobResult>): (p: JobPr
 export async function evalModels(
   registry: Pick<Registry, 'find' | 'list'>,
   baseModel: string,
-  data: Pick<EvalJobData, 'models' | 'items' | 'experts'>,
+  data: Pick<EvalJobData, 'models' | 'items' | 'experts' | 'routers'>,
 ): Promise<ScoredModel[]> {
   const categories = new Set(data.items.map((i) => i.category));
   const wanted = [...data.models];
@@ -77,6 +77,10 @@ export async function evalModels(
   const models: ScoredModel[] = [{ name: baseModel, kind: 'base' }];
   for (const name of wanted) {
     if (name === baseModel) continue;
+    if (data.routers?.[name]) {
+      models.push({ name, kind: 'router' });
+      continue;
+    }
     const record = records.find((r) => r.name === name) ?? (await registry.find(name));
     if (!record) throw new NotFoundError(`adapter "${name}" is no longer registered`);
     models.push({ name, kind: record.recipe ? 'merge' : 'adapter', ...(record.category ? { category: record.category } : {}) });
@@ -105,7 +109,16 @@ export async function startEvalWorker(opts: EvalWorkerOptions): Promise<RunningE
         jobLog.info({ models: models.length, items: data.items.length }, 'eval started');
         const report = await runEval(
           engine,
-          { items: data.items, models, format: data.format, checks: data.checks, maxTokens: data.maxTokens, experts: data.experts },
+          {
+            items: data.items,
+            models,
+            format: data.format,
+            checks: data.checks,
+            maxTokens: data.maxTokens,
+            experts: data.experts,
+            part: data.part ?? 'all',
+            ...(data.routers ? { routers: data.routers } : {}),
+          },
           { signal, onProgress },
         );
         jobLog.info({ seconds: report.timings.scoreSeconds + report.timings.generateSeconds }, 'eval finished');

@@ -63,6 +63,8 @@ export const MergeStatusSchema = z.object({
   state: z.enum(MERGE_STATES),
   /** the answer to POST only: this recipe was queued or merged already, and this is that job */
   deduplicated: z.boolean().optional(),
+  /** the answer to POST only: why this recipe is likely to hurt, and what to try (merge/warnings.ts) */
+  warnings: z.array(z.string()).optional(),
   name: z.string().meta({ description: 'the name the result is (or will be) registered under' }),
   method: z.string(),
   adapters: z.array(z.object({ name: z.string(), sha256: z.string(), weight: z.number() })),

@@ -8,6 +8,7 @@ import type { Queue } from 'bullmq';
 import express from 'express';
 import type { Arena } from '../arena/arena.js';
 import type { Config } from '../config/index.js';
+import type { RouterService } from '../eval/routers.js';
 import type { EvalService } from '../eval/service.js';
 import type { MergeService } from '../queue/merges.js';
 import type { Registry } from '../registry/registry.js';
@@ -28,6 +29,7 @@ import { mergesRoutes } from './routes/merges.js';
 import { compareRoutes } from './routes/compare.js';
 import { openaiRoutes } from './routes/openai.js';
 import { arenaRoutes } from './routes/arena.js';
+import { routersRoutes } from './routes/routers.js';
 import { systemRoutes } from './routes/system.js';
 
 export type ServerConfig = Config['server'];
@@ -57,6 +59,8 @@ export interface AppDeps {
   engine?: InferenceEngine;
   /** /v1/battles, /v1/leaderboard */
   arena?: Arena;
+  /** /v1/routers: where the engine runs (calibration needs it) */
+  routers?: RouterService;
 }
 
 /** What each `<domain>Routes(deps)` receives: the app's deps plus the OpenAPI spec its routes register in. */
@@ -103,6 +107,7 @@ export function createApp(deps: AppDeps): express.Express {
   }
   if (deps.arena) app.use(arenaRoutes({ ...routeDeps, arena: deps.arena }));
   if (deps.evals) app.use(evalsRoutes({ ...routeDeps, evals: deps.evals }));
+  if (deps.routers) app.use(routersRoutes({ ...routeDeps, routers: deps.routers }));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));

@@ -5,7 +5,20 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openMerges, openRegistry, openRuntime, scoringSettings, startApi, startEvals, startWorker, type Runtime } from '../../src/app.js';
+import {
+  arenaContestants,
+  openArena,
+  openMerges,
+  openRegistry,
+  openRouterStore,
+  openRuntime,
+  scoringSettings,
+  startApi,
+  startEvals,
+  startWorker,
+  type Runtime,
+} from '../../src/app.js';
+import { RouterService, storedRouters } from '../../src/eval/routers.js';
 import { LoraforgeClient } from '../../src/client/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { EvalService } from '../../src/eval/service.js';
@@ -105,6 +118,7 @@ export async function startEvalStack(demo: DemoWithExperts, options: EvalStackOp
       ...config.inference,
       modelDir: demo.modelDir,
       adapters: registryAdapters(registry),
+      routers: storedRouters(openRouterStore(rt)),
       log: rt.log,
       scoring: scoringSettings(config),
     });
@@ -116,7 +130,9 @@ export async function startEvalStack(demo: DemoWithExperts, options: EvalStackOp
     const service = evals;
     rt.lifecycle.add('eval queue', () => service.close());
   }
-  const api = await startApi(rt, { metrics, registry, merges, ...(engine ? { engine } : {}), evals });
+  const routers = engine ? new RouterService({ engine, registry, store: openRouterStore(rt) }) : undefined;
+  const arena = openArena(rt, { adapters: arenaContestants(registry, openRouterStore(rt)), ...(engine ? { engine } : {}) });
+  const api = await startApi(rt, { metrics, registry, merges, ...(engine ? { engine, routers } : {}), evals, arena });
   if (options.register ?? true) {
     for (const expert of demo.experts) {
       if (await registry.find(`${expert.category}-expert`)) continue;

@@ -31,7 +31,7 @@ import {
   readCheckpointTensors,
   writeCheckpoint,
 } from './checkpoints.js';
-import { referenceLogits, relativeError, type RawConfig, type ReferenceLora } from './reference.js';
+import { argmax, referenceLogits, relativeError, type RawConfig, type ReferenceLora } from './reference.js';
 import { GraphRunner, loraPool } from './runner.js';
 
 const SESSION: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, logSeverityLevel: 3 };
@@ -257,16 +257,16 @@ describe('batching and adapters', () => {
 
 /** The weights an int4 build computes with: every projection, the embedding (when hidden is a multiple of 32)
  * and the head quantized and dequantized; Conv1D weights quantized as [out, in]; position tables as they are. */
-function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: number): Map<string, Float32Array> {
+function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: number, blockSize = 32): Map<string, Float32Array> {
   const shapes = new Map(randomCheckpointTensors(cfg, seed).map((t) => [t.name, t.shape]));
-  const roundTrip = (w: Float32Array, n: number, k: number) => dequantizeInt4(quantizeInt4(w, n, k));
+  const roundTrip = (w: Float32Array, n: number, k: number) => dequantizeInt4(quantizeInt4(w, n, k, blockSize));
   const transpose = (w: Float32Array, r: number, c: number) => Float32Array.from({ length: w.length }, (_, i) => w[(i % r) * c + Math.floor(i / r)]!);
   const out = new Map<string, Float32Array>();
   const embedName = cfg.model_type === 'gpt2' ? 'wte.weight' : 'model.embed_tokens.weight';
   for (const [name, w] of weights) {
     const shape = shapes.get(name)!;
     if (shape.length !== 2 || name === 'wpe.weight') out.set(name, w);
-    else if (name === embedName && shape[1]! % 32 !== 0) {
+    else if (name === embedName && shape[1]! % blockSize !== 0) {
       // the table stays fp32 for the lookup, the tied head is quantized
       out.set(name, w);
       out.set('lm_head.weight', roundTrip(w, shape[0]!, shape[1]!));
@@ -278,20 +278,22 @@ function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: n
   return out;
 }
 
-const INT4_CASES: Case[] = [
+const INT4_CASES: (Case & { blockSize?: number })[] = [
   { name: 'llama', cfg: LLAMA_CONFIG },
+  { name: 'llama, blocks of 64', cfg: LLAMA_CONFIG, blockSize: 64 },
   { name: 'qwen3', cfg: QWEN3_CONFIG },
   { name: 'phi3 (LoRA on fused qkv)', cfg: PHI3_CONFIG, adapterModules: [['self_attn.qkv_proj', 'mlp.gate_up_proj'], []] },
   { name: 'gemma3 (hidden 48: fp32 table, int4 head)', cfg: GEMMA3_CONFIG },
   { name: 'gpt2 (Conv1D)', cfg: GPT2_CONFIG, adapterModules: [['attn.c_attn', 'mlp.c_fc'], []] },
 ];
 
-describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run on the dequantized weights: $name', ({ cfg, adapterModules }) => {
+describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run on the dequantized weights: $name', ({ cfg, adapterModules, blockSize = 32 }) => {
   it('prefill and a decode step, with an adapter', async () => {
-    const ckpt = path.join(root, `ckpt-int4-${String(cfg.model_type)}`);
+    const ckpt = path.join(root, `ckpt-int4-${String(cfg.model_type)}-${blockSize}`);
     await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 5));
-    const dequantized = int4Weights(cfg, await readCheckpointTensors(ckpt), 5);
-    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'int4', accuracyLevel: 0, maxRank: 4, slots: 2, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] });
+    const dequantized = int4Weights(cfg, await readCheckpointTensors(ckpt), 5, blockSize);
+    const targets: LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'int4', accuracyLevel: 0, int4BlockSize: blockSize, maxRank: 4, slots: 2, targets });
     const shape = runnerShape(manifest);
     const adapter = randomLora(cfg, (adapterModules ?? [['self_attn.q_proj', 'self_attn.o_proj']])[0], 4, 8, 3);
     const runner = new GraphRunner(await openSession(dir, manifest), shape, loraPool(shape, [adapter], 4), 1, 12);
@@ -300,7 +302,79 @@ describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run o
     expect(relativeError(logits, referenceLogits(cfg, (n) => dequantized.get(n), tokens, adapter).at(-1)!)).toBeLessThan(FP32_TOLERANCE);
     const next = (await runner.decode([4]))[0]!;
     expect(relativeError(next, referenceLogits(cfg, (n) => dequantized.get(n), [...tokens, 4], adapter).at(-1)!)).toBeLessThan(FP32_TOLERANCE);
-    expect(manifest.quantization).toEqual({ bits: 4, blockSize: 32, accuracyLevel: 0, scheme: 'symmetric-rtn' });
+    expect(manifest.quantization).toEqual({ bits: 4, blockSize, accuracyLevel: 0, scheme: 'symmetric-rtn' });
+  });
+});
+
+const EVERY_LLAMA_MODULE = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
+
+describe.each([
+  { name: 'llama', cfg: LLAMA_CONFIG },
+  { name: 'qwen2 (q/k/v bias)', cfg: QWEN2_CONFIG },
+])('q/k/v and gate/up fused at build time equal the separate projections: $name', ({ cfg }) => {
+  let ckpt: string;
+  let weights: Map<string, Float32Array>;
+  const everywhere = randomLora(cfg, EVERY_LLAMA_MODULE, 4, 8, 61);
+  const onlyK = randomLora(cfg, ['self_attn.k_proj', 'mlp.up_proj'], 2, 4, 62);
+  const prompt = [7, 3, 9, 12, 5, 40];
+
+  beforeAll(async () => {
+    ckpt = path.join(root, `ckpt-fuse-${String(cfg.model_type)}`);
+    await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 17));
+    weights = await readCheckpointTensors(ckpt);
+  });
+
+  async function open(options: { dtype: 'fp32' | 'int4'; accuracyLevel?: number; fuseProjections: boolean }) {
+    const built = await buildModel(ckpt, { dataDir, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'], maxRank: 4, slots: 3, ...options });
+    return { ...built, session: await openSession(built.dir, built.manifest), onnx: await readFile(path.join(built.dir, 'model.onnx')) };
+  }
+
+  /** `steps` greedy tokens after the prompt on `slot`, with every step's logits. */
+  async function greedy(session: ort.InferenceSession, manifest: ModelManifest, slot: number, steps: number, forced?: number[]) {
+    const shape = runnerShape(manifest);
+    const runner = new GraphRunner(session, shape, loraPool(shape, [everywhere, onlyK], 4), 1, 24);
+    const logits = [(await runner.prefill([prompt], [slot]))[0]!];
+    const tokens: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      tokens.push(argmax(logits.at(-1)!));
+      logits.push((await runner.decode([forced?.[i] ?? tokens.at(-1)!]))[0]!);
+    }
+    return { tokens, logits };
+  }
+
+  it('fp32: the same logits (and the reference) and greedy tokens, with an adapter on every target and on one part', async () => {
+    const separate = await open({ dtype: 'fp32', fuseProjections: false });
+    const fused = await open({ dtype: 'fp32', fuseProjections: true });
+    // the fused weights are in the graph, and the LoRA inputs and every graph input are as before
+    expect(fused.onnx.includes('loraforge_fused_qkv')).toBe(true);
+    expect(fused.onnx.includes('loraforge_fused_gate_up')).toBe(true);
+    expect(separate.onnx.includes('loraforge_fused_')).toBe(false);
+    expect(fused.manifest.lora).toEqual(separate.manifest.lora);
+    expect(fused.manifest.graphs.generate.inputs).toEqual(separate.manifest.graphs.generate.inputs);
+    for (const [slot, adapter] of [[0, undefined], [1, everywhere], [2, onlyK]] as const) {
+      const a = await greedy(separate.session, separate.manifest, slot, 6);
+      const b = await greedy(fused.session, fused.manifest, slot, 6);
+      expect(b.tokens).toEqual(a.tokens);
+      for (let i = 0; i < a.logits.length; i++) expect(relativeError(b.logits[i]!, a.logits[i]!)).toBeLessThan(FP32_TOLERANCE);
+      const expected = referenceLogits(cfg, (n) => weights.get(n), [...prompt, ...b.tokens], adapter);
+      expect(relativeError(b.logits.at(-1)!, expected.at(-1)!)).toBeLessThan(FP32_TOLERANCE);
+      // each adapter moves the logits well beyond the tolerance, so a delta on the wrong slice would show
+      if (adapter) expect(relativeError(b.logits[0]!, (await greedy(fused.session, fused.manifest, 0, 0)).logits[0]!)).toBeGreaterThan(1e-2);
+    }
+  });
+
+  it('int4: the same quantized weights, so the same logits with fp32 and with int8 activations', async () => {
+    for (const accuracyLevel of [0, 4]) {
+      const separate = await open({ dtype: 'int4', accuracyLevel, fuseProjections: false });
+      const fused = await open({ dtype: 'int4', accuracyLevel, fuseProjections: true });
+      for (const slot of [0, 1]) {
+        const a = await greedy(separate.session, separate.manifest, slot, 6);
+        // teacher-forced on the separate build's tokens, so one close call does not change every later step
+        const b = await greedy(fused.session, fused.manifest, slot, 6, a.tokens);
+        expect(b.tokens).toEqual(a.tokens);
+        for (let i = 0; i < a.logits.length; i++) expect(relativeError(b.logits[i]!, a.logits[i]!)).toBeLessThan(FP32_TOLERANCE);
+      }
+    }
   });
 });
 
@@ -422,6 +496,7 @@ describe('build cache, files and refusals', () => {
     await writeCheckpoint(gpt2, GPT2_CONFIG, randomCheckpointTensors(GPT2_CONFIG, 1));
     await expect(buildModel(gpt2, { dataDir, maxPositions: 65 })).rejects.toThrow("maxPositions 65 is beyond this gpt2 model's learned positions (64)");
     await expect(buildModel(gpt2, { dataDir, targets: ['gate'] })).rejects.toThrow('LoRA targets gate: a gpt2 model has none of them');
+    await expect(buildModel(gpt2, { dataDir, int4BlockSize: 48 })).rejects.toThrow('int4BlockSize must be a power of 2, not 48');
 
     const yarn = path.join(root, 'ckpt-yarn');
     await writeCheckpoint(yarn, { ...LLAMA_CONFIG, rope_scaling: { rope_type: 'yarn', factor: 4 } }, randomCheckpointTensors(LLAMA_CONFIG, 1));

@@ -179,8 +179,15 @@ function gpt2Logits(cfg: RawConfig, get: (name: string) => Float32Array, tokens:
 /**
  * Logits at every position of `tokens` (positions 0..n-1). `lora` applies one adapter to the modules it names
  * (PEFT module paths; on Phi-3's fused qkv_proj / gate_up_proj the delta adds to the fused output, then it splits).
+ * `taps.values`, when given, receives each layer's value rows (v_proj output per position; not for GPT-2).
  */
-export function referenceLogits(cfg: RawConfig, tensor: TensorLookup, tokens: readonly number[], lora?: ReferenceLora): Float64Array[] {
+export function referenceLogits(
+  cfg: RawConfig,
+  tensor: TensorLookup,
+  tokens: readonly number[],
+  lora?: ReferenceLora,
+  taps?: { values: Float64Array[][] },
+): Float64Array[] {
   // GPT-2 files often store names without the `transformer.` prefix the module tree (and PEFT) has
   const find = (name: string) => tensor(name) ?? (name.startsWith('transformer.') ? tensor(name.slice('transformer.'.length)) : undefined);
   const get = (name: string): Float32Array => {
@@ -238,6 +245,7 @@ export function referenceLogits(cfg: RawConfig, tensor: TensorLookup, tokens: re
       k = xs.map((x) => lin('self_attn.k_proj', x, KVH * hd));
       v = xs.map((x) => lin('self_attn.v_proj', x, KVH * hd));
     }
+    taps?.values.push(v);
     if (type === 'qwen3' || type === 'gemma3_text') {
       const headNorm = (rows: Float64Array[], heads: number, w: Float32Array) =>
         rows.map((r) => {

@@ -56,8 +56,8 @@ export function arenaFeature(ctx: BotContext, reveals: BattleReveals): Feature {
     },
 
     autocomplete: {
-      a: (typed) => ctx.adapters.names(typed),
-      b: (typed) => ctx.adapters.names(typed),
+      a: (typed) => ctx.adapters.contestants(typed),
+      b: (typed) => ctx.adapters.contestants(typed),
     },
   };
 }

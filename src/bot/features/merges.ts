@@ -14,6 +14,7 @@ import type { BattleReveals } from '../battle-reveals.js';
 import { MERGE_METHODS } from '../commands.js';
 import { requireOperator, type BotContext } from '../context.js';
 import { checkDensity, parseNameList, parseWeights, resolveMergeInputs } from '../options.js';
+import { truncate } from '../format.js';
 import { discordActor } from '../render/adapters.js';
 import { mergeView } from '../render/merge.js';
 import type { JobKind } from '../job-tracker.js';
@@ -49,6 +50,8 @@ async function startMerge(ctx: BotContext, interaction: ChatInputCommandInteract
   };
   const status = await ctx.api.merges.create(request);
   await followJob(ctx, interaction, 'merge', status, channel, `/merge status job:${status.id}`);
+  // likely to hurt: said right under the queued message, with why and what to try (the merge still runs)
+  if (status.warnings?.length) await interaction.followUp({ content: truncate(status.warnings.map((w) => `⚠️ ${w}`).join('\n'), 2000) });
 }
 
 /** The prompt form a result button opens; its id carries the button's. */

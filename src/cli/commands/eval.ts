@@ -75,12 +75,18 @@ export function formatEvalReport(report: EvalReport): string {
     .filter((e) => e.note)
     .map((e) => `note: ${e.note}`);
   const undefinedRetention = new Set(report.models.flatMap((m) => Object.values(m.categories).map((s) => s.note).filter(Boolean)));
+  const routing = Object.entries(report.routing ?? {}).map(
+    ([router, r]) =>
+      `routing of ${router}: ${Math.round(r.accuracy * 100)}% of ${plural(r.items, 'item')} to a member of their category` +
+      ` (${Object.entries(r.perCategory).map(([c, a]) => `${c} ${Math.round(a * 100)}%`).join(', ')})${r.fallbacks ? `, ${r.fallbacks} to the fallback` : ''}`,
+  );
+  const part = report.part ? `; scored the ${report.part === 'all' ? 'whole suites' : `${report.part} part of the suites`}` : '';
   return (
     `perplexity (retention)${report.checks ? ' check pass rate' : ''} per category, item-weighted (each item's mean NLL ` +
     'per token averaged; retention uses it); ppl/token: token-weighted over all categories (total NLL / tokens); experts: ' +
-    `${report.categories.map((c) => `${c}=${report.experts[c]?.model ?? 'none'}`).join(', ')}\n` +
+    `${report.categories.map((c) => `${c}=${report.experts[c]?.model ?? 'none'}`).join(', ')}${part}\n` +
     table([header, ...rows]) +
-    [...notes, ...[...undefinedRetention].map((n) => `note: ${n}`)].map((n) => `${n}\n`).join('')
+    [...routing, ...notes, ...[...undefinedRetention].map((n) => `note: ${n}`)].map((n) => `${n}\n`).join('')
   );
 }
 
@@ -115,11 +121,12 @@ export function evalCommand(program: Command): void {
     .option('--expert <category=adapter>', 'the expert of a category (default: the adapter registered with it)', collect)
     .option('--format <format>', 'chat (prompt as a user turn, the default) or raw')
     .option('--checks', 'also generate answers and apply the items\' checks')
+    .option('--part <part>', 'part of the suites to score: dev, test or all (default: test when a router is scored, else all)')
     .option('--max-tokens <n>', 'answer length for --checks (default 256)', Number)
     .option('--heatmap <file.png>', 'write the retention heat map to this file')
     .option('--no-wait', 'return once queued')
     .option('--json', 'print JSON')
-    .action(async (models: string[], opts: Common & { suite?: string[]; suiteFile?: string[]; expert?: string[]; format?: string; checks?: boolean; maxTokens?: number; heatmap?: string; wait?: boolean }) => {
+    .action(async (models: string[], opts: Common & { suite?: string[]; suiteFile?: string[]; expert?: string[]; format?: string; checks?: boolean; part?: string; maxTokens?: number; heatmap?: string; wait?: boolean }) => {
       const client = await clientFrom(opts);
       const request = {
         ...(models.length ? { models } : {}),
@@ -129,6 +136,7 @@ export function evalCommand(program: Command): void {
         format: opts.format,
         checks: opts.checks === true,
         maxTokens: opts.maxTokens,
+        part: opts.part,
       } as EvalRequestInput;
       let status = await client.evals.create(request);
       if (!opts.json) process.stderr.write(`queued ${status.id}\n`);

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.js';
 import { DEFAULT_WEIGHTS_TEXT, defaultWeights, listMethods, MERGE_METHODS, METHODS, PRUNING_METHODS, type MergeMethod } from '../../merge/methods.js';
 import type { MergeReport } from '../../merge/report.js';
+import { mergeWarnings } from '../../merge/warnings.js';
 import { clientFrom } from '../api-client.js';
 import { choiceOption, formatCount, integerOption, numberListOption, numberOption } from '../options.js';
 import { progressPrinter, table } from '../progress.js';
@@ -122,6 +123,7 @@ export function mergeCommand(program: Command): void {
       };
       // refuse a bad recipe before reading anything, so the only output is the one line that says what to fix
       const recipe = parseMergeOptions(options);
+      if (!flags.server) for (const warning of mergeWarnings(recipe)) process.stderr.write(`warning: ${warning}\n`);
       if (flags.server) {
         await remoteMerge(await clientFrom({ server: flags.server, token: flags.token }), { ...recipe, adapters, name: flags.name }, { json: flags.json });
         return;

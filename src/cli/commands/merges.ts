@@ -38,6 +38,7 @@ function progressLine(event: MergeStreamEvent): string | undefined {
 /** Queues a merge on the server and, unless `wait` is false, follows it to the end with progress on stderr. */
 export async function remoteMerge(client: LoraforgeClient, request: MergeRequestInput, options: { wait?: boolean; json?: boolean } = {}): Promise<MergeStatus> {
   let status = await client.merges.create(request);
+  if (!options.json) for (const warning of status.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
   if (!options.json) process.stderr.write(`${status.deduplicated ? 'same recipe as ' : 'queued '}${status.id}\n`);
   if (!options.json && status.deduplicated && request.name !== undefined && request.name !== status.name) {
     // the same recipe is queued or running under the earlier request's name

@@ -217,6 +217,19 @@ export function resolveTargets(arch: ArchSpec, requested: readonly LoraTarget[])
   return [...out];
 }
 
+/** Projections that read the same input and can run as one matmul, named by the fused module that some
+ * architectures (Phi-3, GPT-2) store instead. */
+export const FUSE_GROUPS = { qkv: ['q', 'k', 'v'], gate_up: ['gate', 'up'] } as const satisfies Record<string, readonly LoraTarget[]>;
+export type FuseGroup = keyof typeof FUSE_GROUPS;
+
+/**
+ * The groups of separate projections (Llama's q/k/v, gate/up) the builder may fuse into one weight at build time:
+ * those whose every part the architecture stores apart. Architectures that store the fused module have none.
+ */
+export function fusableGroups(arch: ArchSpec): FuseGroup[] {
+  return (Object.keys(FUSE_GROUPS) as FuseGroup[]).filter((g) => FUSE_GROUPS[g].every((t) => arch.names.modules[t] !== undefined));
+}
+
 /** Which target a module path of this architecture is, for messages about adapters the graph cannot take. */
 export function targetOfModule(arch: ArchSpec, module: string): LoraTarget | undefined {
   for (const [target, rel] of Object.entries(arch.names.modules)) if (module.endsWith(`.${rel}`)) return target as LoraTarget;

@@ -44,6 +44,11 @@ export interface BuildOptions {
   maxPositions?: number;
   /** MatMulNBits accuracy_level for int4 (default 4: int8 activations, as onnxruntime-genai does on CPU) */
   accuracyLevel?: number;
+  /** q/k/v and gate/up stored apart (Llama, Mistral, Qwen, Gemma) run as one fused matmul each, LoRA still per
+   * projection (default true: fewer, larger kernels; docs/BENCHMARKS.md) */
+  fuseProjections?: boolean;
+  /** int4 block size along the input dim: 16 to 256, a power of 2 (default 32, llama.cpp's Q4_0 block) */
+  int4BlockSize?: number;
   /** weights above this many bytes go to an external data file (default 64 MiB) */
   externalDataThreshold?: number;
   onProgress?: (progress: BuildProgress) => void;
@@ -129,7 +134,11 @@ function checkOptions(options: BuildOptions, config: ModelConfig) {
   const accuracyLevel = int('accuracyLevel', options.accuracyLevel ?? 4, 0, 4);
   const heads = [...new Set(options.heads ?? (['generate', 'score'] as HeadKind[]))];
   if (!heads.includes('generate')) throw new InvalidInputError('heads must include generate');
-  return { dtype, targets, maxRank, slots, maxPositions, accuracyLevel: dtype === 'int4' ? accuracyLevel : 0, heads };
+  const fuse = options.fuseProjections ?? true;
+  const blockSize = int('int4BlockSize', options.int4BlockSize ?? INT4_BLOCK_SIZE, 16, 256);
+  if ((blockSize & (blockSize - 1)) !== 0) throw new InvalidInputError(`int4BlockSize must be a power of 2, not ${blockSize}`);
+  const int4 = dtype === 'int4';
+  return { dtype, targets, maxRank, slots, maxPositions, accuracyLevel: int4 ? accuracyLevel : 0, blockSize: int4 ? blockSize : INT4_BLOCK_SIZE, heads, fuse };
 }
 
 async function fileSizes(dir: string): Promise<Record<string, number>> {
@@ -181,7 +190,7 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
     progress({ phase: 'fingerprint', done: 0, total: 1, detail: checkpoint.dir });
     const checkpointHash = await fingerprint(checkpoint);
     progress({ phase: 'fingerprint', done: 1, total: 1, detail: checkpoint.dir });
-    const external = estimateBytes(config, opts.dtype, checkpoint, opts.maxPositions) > (options.externalDataThreshold ?? 64 * 1024 ** 2);
+    const external = estimateBytes(config, opts.dtype, checkpoint, opts.maxPositions, opts.blockSize) > (options.externalDataThreshold ?? 64 * 1024 ** 2);
     const variant = createHash('sha256').update(JSON.stringify({ ...opts, external })).digest('hex').slice(0, 8);
     const dir = path.resolve(options.dataDir, 'models', `${checkpointHash.slice(0, 16)}-b${BUILDER_VERSION}-${opts.dtype}-${variant}`);
 
@@ -197,6 +206,8 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
           await convertWeights(config, checkpoint, sink, {
             dtype: opts.dtype,
             maxPositions: opts.maxPositions,
+            fuse: opts.fuse,
+            blockSize: opts.blockSize,
             signal: options.signal,
             onProgress: (p) => progress({ phase: 'convert', done: p.done, total: p.total, detail: p.tensor }),
           });
@@ -213,6 +224,8 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
               dtype: opts.dtype,
               targets: opts.targets,
               accuracyLevel: opts.accuracyLevel,
+              fuse: opts.fuse,
+              blockSize: opts.blockSize,
               head,
               metadata: { 'loraforge.builder_version': String(BUILDER_VERSION), 'loraforge.checkpoint_hash': checkpointHash },
             },
@@ -249,7 +262,7 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
           config,
           dtype: opts.dtype,
           quantization:
-            opts.dtype === 'int4' ? { bits: 4, blockSize: INT4_BLOCK_SIZE, accuracyLevel: opts.accuracyLevel, scheme: 'symmetric-rtn' } : null,
+            opts.dtype === 'int4' ? { bits: 4, blockSize: opts.blockSize, accuracyLevel: opts.accuracyLevel, scheme: 'symmetric-rtn' } : null,
           maxPositions: opts.maxPositions,
           lora: {
             targets: opts.targets,

@@ -9,7 +9,7 @@ import { ARCHS, type Architecture } from './arch.js';
 import { LORA_TARGETS } from './naming.js';
 
 /** Bumped whenever the graph or the manifest changes: model dirs are cached per builder version. */
-export const BUILDER_VERSION = 2;
+export const BUILDER_VERSION = 3;
 export const MANIFEST_FILE = 'manifest.json';
 
 const Dim = z.union([z.number().int().nonnegative(), z.string()]);

@@ -26,6 +26,9 @@ export const weightName = {
   scales: (module: string) => `${module}.scales`,
 };
 
+/** The module name of projections fused at build time (initializers only: adapters still name the parts). */
+export const fusedModule = (layerPath: string, group: string) => `${layerPath}.loraforge_fused_${group}`;
+
 /** rotary caches: the global one, and Gemma 3's sliding layers' own (another base) */
 export const rope = {
   cos: (local = false) => (local ? 'rope.local.cos_cache' : 'rope.cos_cache'),

@@ -1,18 +1,20 @@
 // Checkpoint tensors → graph initializers, one tensor at a time: read (any float dtype → f32), convert (transpose
 // for fp32 MatMul, or 4-bit quantize; GPT-2's Conv1D weights are already [in, out]; Gemma's norms get their 1 + w),
-// hand to the sink, drop. The sink either keeps the bytes for inline
-// initializers (small models) or appends them to the external data file, so converting a 7B checkpoint holds one
-// tensor in memory at a time, not the model.
+// hand to the sink, drop. Projections that share an input (q/k/v, gate/up) may be fused: their output rows
+// concatenated into one weight, exact because 4-bit blocks run along the input dim. The sink either keeps the
+// bytes for inline initializers (small models) or appends them to the external data file, so converting a 7B
+// checkpoint holds one tensor (or one fused group) in memory at a time, not the model.
 import { BYTES_PER_ELEMENT, ExternalDataFile, type ExternalTensorRef, type OnnxDtype, type OnnxModel } from '../../formats/onnx.js';
 import { CancelledError, InvalidFileError } from '../../errors.js';
-import { archSpec, archTargets, modulePath, type ArchSpec } from './arch.js';
+import { FUSE_GROUPS, archSpec, archTargets, fusableGroups, modulePath, type ArchSpec } from './arch.js';
 import { projectionFeatures, type ModelConfig } from './config.js';
-import { LM_HEAD, rope, weightName, type LoraTarget } from './naming.js';
-import { quantizeInt4 } from './quantize.js';
+import { LM_HEAD, fusedModule, rope, weightName, type LoraTarget } from './naming.js';
+import { quantizeInt4, type Int4Weight } from './quantize.js';
 import { ropeCaches } from './rope.js';
 
 export type WeightDtype = 'fp32' | 'int4';
 
+/** MatMulNBits / GatherBlockQuantized block size along the input dim (the builder's default) */
 export const INT4_BLOCK_SIZE = 32;
 
 /** What the converter needs of a checkpoint (formats/checkpoint's `Checkpoint` has it). */
@@ -78,6 +80,16 @@ function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
   const t = new Float32Array(w.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c]!;
   return t;
+}
+
+/** `parts` one after another into `out` (sized to hold them all). */
+function concat<T extends Uint8Array | Float32Array>(out: T, parts: readonly T[]): T {
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 export interface ConvertProgress {
@@ -152,12 +164,12 @@ export function checkTensors(config: ModelConfig, source: TensorSource, file: st
 }
 
 /** Output bytes of the converted weights, to decide between inline and external data before converting. */
-export function estimateBytes(config: ModelConfig, dtype: WeightDtype, source: TensorSource, maxPositions: number): number {
+export function estimateBytes(config: ModelConfig, dtype: WeightDtype, source: TensorSource, maxPositions: number, blockSize = INT4_BLOCK_SIZE): number {
   let total = (config.localRopeTheta === null ? 2 : 4) * maxPositions * (config.headDim / 2) * 4;
   const tied = isTied(config, source);
   for (const shape of expectedShapes(config, tied).values()) {
     const n = shape.reduce((a, b) => a * b, 1);
-    total += shape.length === 2 && dtype === 'int4' ? n / 2 + (n / INT4_BLOCK_SIZE) * 4 : n * 4;
+    total += shape.length === 2 && dtype === 'int4' ? n / 2 + (n / blockSize) * 4 : n * 4;
   }
   return total;
 }
@@ -170,9 +182,19 @@ export async function convertWeights(
   config: ModelConfig,
   source: TensorSource,
   sink: WeightSink,
-  options: { dtype: WeightDtype; maxPositions: number; onProgress?: (p: ConvertProgress) => void; signal?: AbortSignal },
+  options: {
+    dtype: WeightDtype;
+    maxPositions: number;
+    /** write q/k/v and gate/up as one fused weight each where the checkpoint stores them apart */
+    fuse?: boolean;
+    /** int4 block size along the input dim (default INT4_BLOCK_SIZE) */
+    blockSize?: number;
+    onProgress?: (p: ConvertProgress) => void;
+    signal?: AbortSignal;
+  },
 ): Promise<void> {
   const { dtype } = options;
+  const blockSize = options.blockSize ?? INT4_BLOCK_SIZE;
   const arch = archSpec(config.architecture);
   const tied = isTied(config, source);
   const d = config.hiddenSize;
@@ -184,13 +206,14 @@ export async function convertWeights(
     if (data.byteLength !== dims.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[onnxDtype]) throw new Error(`size mismatch converting ${name}`);
     return sink.add(name, onnxDtype, dims, data);
   };
-  const addInt4 = async (module: string, w: Float32Array, n: number, k: number, scalesDims?: number[]) => {
-    const q = quantizeInt4(w, n, k, INT4_BLOCK_SIZE);
-    await add(weightName.qweight(module), 'uint8', [n, q.blocksPerRow, INT4_BLOCK_SIZE / 2], q.qweight);
-    await add(weightName.scales(module), 'float32', scalesDims ?? [n * q.blocksPerRow], q.scales);
+  const addQuantized = async (module: string, q: Int4Weight, scalesDims?: number[]) => {
+    await add(weightName.qweight(module), 'uint8', [q.n, q.blocksPerRow, blockSize / 2], q.qweight);
+    await add(weightName.scales(module), 'float32', scalesDims ?? [q.n * q.blocksPerRow], q.scales);
     return q;
   };
-  const int4Embedding = dtype === 'int4' && d % INT4_BLOCK_SIZE === 0;
+  const addInt4 = (module: string, w: Float32Array, n: number, k: number, scalesDims?: number[]) =>
+    addQuantized(module, quantizeInt4(w, n, k, blockSize), scalesDims);
+  const int4Embedding = dtype === 'int4' && d % blockSize === 0;
 
   tasks.push({
     name: `${embed}.weight`,
@@ -198,7 +221,7 @@ export async function convertWeights(
       const w = await read(`${embed}.weight`);
       if (int4Embedding) {
         // GatherBlockQuantized wants scales of the data's rank
-        const q = await addInt4(embed, w, config.vocabSize, d, [config.vocabSize, Math.ceil(d / INT4_BLOCK_SIZE), 1]);
+        const q = await addInt4(embed, w, config.vocabSize, d, [config.vocabSize, Math.ceil(d / blockSize), 1]);
         // MatMulNBits cannot read [V, blocks, 1] scales: the tied head gets its own flat copy (1/8 of the table)
         if (tied) await add(weightName.scales(LM_HEAD), 'float32', [config.vocabSize * q.blocksPerRow], q.scales);
       } else {
@@ -222,11 +245,54 @@ export async function convertWeights(
       if (dtype === 'int4') await addInt4(module, arch.conv1d ? transpose(w, k, n) : w, n, k);
       else await add(weightName.transposed(module), 'float32', [k, n], arch.conv1d ? w : transpose(w, n, k));
       if (has(`${module}.bias`)) {
-        const bias = source.info(storedName(arch, source, `${module}.bias`));
-        if (bias.shape.join(',') !== String(n)) {
-          throw new InvalidFileError('checkpoint', `tensor ${module}.bias has shape [${bias.shape.join(', ')}], expected [${n}]`);
-        }
+        checkBias(module, n);
         await add(weightName.bias(module), 'float32', [n], await read(`${module}.bias`));
+      }
+    },
+  });
+  const checkBias = (module: string, n: number) => {
+    const bias = source.info(storedName(arch, source, `${module}.bias`));
+    if (bias.shape.join(',') !== String(n)) {
+      throw new InvalidFileError('checkpoint', `tensor ${module}.bias has shape [${bias.shape.join(', ')}], expected [${n}]`);
+    }
+  };
+  // The parts' weights as [out, in] rows, one part at a time; int4 quantizes each part as it is read (the row
+  // blocks are the same as the fused tensor's), so only one part is ever held in fp32.
+  const fused = (l: number, parts: readonly LoraTarget[], module: string): Task => ({
+    name: `${module}.weight`,
+    run: async () => {
+      const k = projectionFeatures(config, parts[0]!).inFeatures;
+      const outs = parts.map((t) => projectionFeatures(config, t).outFeatures);
+      const n = outs.reduce((a, b) => a + b, 0);
+      const rows: Float32Array[] = [];
+      const quantized: Int4Weight[] = [];
+      for (const [i, t] of parts.entries()) {
+        const w = await read(`${modulePath(arch, l, t)}.weight`);
+        const r = arch.conv1d ? transpose(w, k, outs[i]!) : w;
+        if (dtype === 'int4') quantized.push(quantizeInt4(r, outs[i]!, k, blockSize));
+        else rows.push(r);
+      }
+      if (dtype === 'int4') {
+        const qweight = concat(new Uint8Array(n * quantized[0]!.qweight.length / outs[0]!), quantized.map((q) => q.qweight));
+        const scales = concat(new Float32Array(n * quantized[0]!.blocksPerRow), quantized.map((q) => q.scales));
+        await addQuantized(module, { n, k, blockSize, blocksPerRow: quantized[0]!.blocksPerRow, qweight, scales });
+      } else {
+        await add(weightName.transposed(module), 'float32', [k, n], transpose(concat(new Float32Array(n * k), rows), n, k));
+      }
+      // one bias for the fused output, zeros for a part without one
+      const biased = parts.map((t) => has(`${modulePath(arch, l, t)}.bias`));
+      if (biased.some(Boolean)) {
+        const bias = new Float32Array(n);
+        let at = 0;
+        for (const [i, t] of parts.entries()) {
+          const part = modulePath(arch, l, t);
+          if (biased[i]) {
+            checkBias(part, outs[i]!);
+            bias.set(await read(`${part}.bias`), at);
+          }
+          at += outs[i]!;
+        }
+        await add(weightName.bias(module), 'float32', [n], bias);
       }
     },
   });
@@ -244,7 +310,10 @@ export async function convertWeights(
     const { hidden, head } = layerNorms(arch, l);
     for (const n of hidden) tasks.push(norm(n, d));
     for (const n of head) tasks.push(norm(n, config.headDim));
-    for (const t of archTargets(arch)) tasks.push(linear(modulePath(arch, l, t), t));
+    const groups = options.fuse ? fusableGroups(arch) : [];
+    const fusedParts = new Set<LoraTarget>(groups.flatMap((g) => FUSE_GROUPS[g]));
+    for (const g of groups) tasks.push(fused(l, FUSE_GROUPS[g], fusedModule(arch.names.layer(l), g)));
+    for (const t of archTargets(arch)) if (!fusedParts.has(t)) tasks.push(linear(modulePath(arch, l, t), t));
   }
   tasks.push(norm(arch.names.finalNorm, d));
   if (!tied) {

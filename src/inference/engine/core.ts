@@ -112,6 +112,10 @@ interface Row {
   scratch: SamplerScratch;
   finished: FinishReason | null;
   pendingText: string;
+  /** routing pass only: Σ over the prompt's positions of each requested layer's value row, float64 */
+  valueSums: Float64Array[] | null;
+  /** routing pass only: log-softmax at the prompt's last position */
+  lastLogprobs: Float32Array | null;
 }
 
 interface ScoreJob {
@@ -152,6 +156,7 @@ export class EngineCore {
   private readonly scoreJobs: ScoreJob[] = [];
   private scorer: Promise<ScorePassRunner> | null = null;
   private lastWasScore = false;
+  private readonly kvDim: number;
 
   constructor(
     readonly spec: GraphSpec,
@@ -166,6 +171,7 @@ export class EngineCore {
     this.pool = new LoraPool(spec.sites, spec.slots, spec.maxRank);
     this.slotTable = new SlotTable(spec.slots);
     this.eos = new Set(tokenizer.eosTokenIds);
+    this.kvDim = spec.kvHeads * spec.headDim;
   }
 
   start(): void {
@@ -191,6 +197,11 @@ export class EngineCore {
         req.id,
         new UnsupportedError(`${distinct.size} different adapters in one request, but the pool has ${this.spec.slots - 1} slots: rebuild the model with more --slots`),
       );
+      return;
+    }
+    const badLayer = req.features?.layers.find((l) => !Number.isInteger(l) || l < 0 || l >= this.spec.layers);
+    if (badLayer !== undefined) {
+      this.sink.failed(req.id, new UnsupportedError(`feature layer ${badLayer} does not exist: the model has layers 0..${this.spec.layers - 1}`));
       return;
     }
     const group: Group = { req, rows: [], open: req.rows.length, slots: new Map(), cancelled: false, admitted: false };
@@ -391,6 +402,8 @@ export class EngineCore {
         scratch: new SamplerScratch(),
         finished: null,
         pendingText: '',
+        valueSums: req.features ? req.features.layers.map(() => new Float64Array(this.kvDim)) : null,
+        lastLogprobs: null,
       };
       group.rows.push(row);
       this.kv.addRow();
@@ -561,6 +574,7 @@ export class EngineCore {
     const counts = rowIds.map((r) => this.rows[r]!.prompt.length);
     const starts = rowIds.map(() => 0);
     for (let l = 0; l < this.spec.layers; l++) this.kv.scatter(l, out.newKeys[l]!, out.newValues[l]!, seq, rowIds, starts, counts);
+    rowIds.forEach((r, j) => this.addValues(this.rows[r]!, out.newValues, j * seq, counts[j]!));
     rowIds.forEach((r, j) => {
       this.kv.setLength(r, counts[j]!);
       this.rows[r]!.prefilled = counts[j]!;
@@ -597,6 +611,7 @@ export class EngineCore {
       this.pool,
     );
     for (let l = 0; l < this.spec.layers; l++) this.kv.scatter(l, out.newKeys[l]!, out.newValues[l]!, length, [r], [past], [length]);
+    this.addValues(row, out.newValues, 0, length);
     row.prefilled = past + length;
     this.kv.setLength(r, row.prefilled);
     this.stats.prefillTokens += length;
@@ -613,6 +628,17 @@ export class EngineCore {
     } finally {
       this.stats.runSeconds += (performance.now() - started) / 1000;
     }
+  }
+
+  /** Adds a routing row's value rows (positions first..first+count-1 of the run's output) to its per-layer sums. */
+  private addValues(row: Row, newValues: Float32Array[], first: number, count: number): void {
+    if (!row.valueSums) return;
+    const d = this.kvDim;
+    row.group.req.features!.layers.forEach((l, i) => {
+      const values = newValues[l]!;
+      const sum = row.valueSums![i]!;
+      for (let p = first; p < first + count; p++) for (let k = 0; k < d; k++) sum[k]! += values[p * d + k]!;
+    });
   }
 
   /** Moves rows whose prompt is now fully cached into the decoding block. */
@@ -638,6 +664,10 @@ export class EngineCore {
       if (row.finished || row.group.cancelled) return;
       const { req } = row.group;
       const raw = logits.subarray(j * vocab, (j + 1) * vocab);
+      if (req.features?.logprobs && row.generated === 0) {
+        const lse = logSumExp(raw);
+        row.lastLogprobs = raw.map((v) => v - lse);
+      }
       const u = req.sampling.temperature === 0 ? 0 : counterUniform(req.seed, req.rows[row.index]!.stream, row.generated);
       const token = sampleToken(raw, req.sampling, row.history, u, row.scratch);
       row.history.add(token);
@@ -672,7 +702,7 @@ export class EngineCore {
   }
 
   private finishEvent(row: Row, reason: FinishReason): FinishEvent {
-    return {
+    const event: FinishEvent = {
       id: row.group.req.id,
       index: row.index,
       reason,
@@ -680,6 +710,8 @@ export class EngineCore {
       promptTokens: row.prompt.length,
       completionTokens: row.generated,
     };
+    if (row.valueSums && reason !== 'cancelled') event.features = rowFeatures(row);
+    return event;
   }
 
   // ---- freeing rows ----------------------------------------------------------------------------------------------
@@ -739,4 +771,16 @@ export class EngineCore {
     this.releaseGroup(group);
     this.sink.failed(group.req.id, err instanceof LoraforgeError || err instanceof Error ? err : new Error(String(err)));
   }
+}
+
+/** A routing row's features: each layer's mean value row over the prompt, then the last position's log-probs. */
+function rowFeatures(row: Row): Float32Array {
+  const sums = row.valueSums!;
+  const d = sums[0]?.length ?? 0;
+  const out = new Float32Array(sums.length * d + (row.lastLogprobs?.length ?? 0));
+  sums.forEach((sum, i) => {
+    for (let k = 0; k < d; k++) out[i * d + k] = sum[k]! / row.prompt.length;
+  });
+  if (row.lastLogprobs) out.set(row.lastLogprobs, sums.length * d);
+  return out;
 }

@@ -24,9 +24,40 @@ import type { SamplingParams } from './sampling.js';
 import { loadServedModel } from './served-model.js';
 import { TokenTexts } from './token-bytes.js';
 import { checkScoreRow, encodeForScoring } from './scorer.js';
-import type { AdapterRef, EngineStats, FinishReason, GroupRequest, RowRequest, ScoreJobRequest, ScoreJobResult, TokenEvent } from './types.js';
+import { chooseMember, featureRequest, type Centroids, type RoutingRule } from './routing.js';
+import type { AdapterRef, EngineStats, FeatureRequest, FinishReason, GroupRequest, RowRequest, ScoreJobRequest, ScoreJobResult, TokenEvent } from './types.js';
 
-export type { ChatMessage, EngineStats, GraphSpec };
+export type { ChatMessage, EngineStats, GraphSpec, RoutingRule };
+
+/** A router as the engine serves it (docs/ROUTERS.md): members are model names, the fallback one too (or null). */
+export interface RouterSpec {
+  name: string;
+  rule: RoutingRule;
+  margin: number;
+  members: Array<{ model: string; category?: string }>;
+  fallback: string | null;
+  fitted: Centroids;
+  /** seconds since the epoch */
+  created?: number;
+}
+
+/** Where router names come from (the registry). */
+export interface RouterResolver {
+  resolve(name: string): Promise<RouterSpec | null>;
+  list(): Promise<RouterSpec[]>;
+}
+
+/** Who answered a request to a router, and how clearly. */
+export interface RoutedTo {
+  router: string;
+  /** the model that generated: the chosen member, or the fallback */
+  model: string;
+  /** the member nearest to the prompt (even when the margin sent it to the fallback) */
+  nearest: string;
+  fallback: boolean;
+  /** best cosine similarity minus the runner-up's */
+  lead: number;
+}
 
 /** Where adapter names come from (the registry, or a directory for the CLI). */
 export interface AdapterResolver {
@@ -62,6 +93,8 @@ export interface StartOptions extends EngineSettings {
   log: Logger;
   /** the id the base model is served as; default: the manifest's base model name */
   modelId?: string;
+  /** routers served by name (none when absent) */
+  routers?: RouterResolver;
 }
 
 export type PromptInput = { kind: 'text'; text: string } | { kind: 'chat'; messages: ChatMessage[] } | { kind: 'ids'; ids: number[] };
@@ -123,6 +156,8 @@ export interface GenerateHooks {
   onDelta?: (delta: Delta) => void;
   /** aborting frees the request's rows at the next step; the promise then rejects with CancelledError */
   signal?: AbortSignal;
+  /** a request to a router: called once the member is chosen, before its first token */
+  onRouted?: (routed: RoutedTo) => void;
 }
 
 export interface Usage {
@@ -147,10 +182,13 @@ export interface GenerateResult {
   promptIds: number[];
   choices: Choice[];
   usage: Usage;
+  /** set when `model` is a router */
+  routedTo?: RoutedTo;
 }
 
 export interface CompareAnswer extends Choice {
   model: string;
+  routedTo?: RoutedTo;
 }
 
 export interface CompareResult {
@@ -173,7 +211,7 @@ export interface ScoreRequest {
 }
 
 export interface ScoreResult {
-  rows: Array<{ logprobSum: number; tokens: number; promptTokens: number }>;
+  rows: Array<{ logprobSum: number; tokens: number; promptTokens: number; routedTo?: RoutedTo }>;
   /** forward passes of the score graph, and seconds spent inside ONNX Runtime for them */
   passes: number;
   runSeconds: number;
@@ -184,6 +222,8 @@ export interface ServedModelInfo {
   /** the base model for adapters; null for the base model */
   parent: string | null;
   created: number;
+  /** routers only: their members */
+  members?: string[];
 }
 
 interface Pending {
@@ -191,6 +231,8 @@ interface Pending {
   choices: Choice[];
   open: number;
   onDelta?: (delta: Delta) => void;
+  /** routing passes: each row's features from its finish event */
+  features: Array<Float32Array | undefined>;
   resolve: (choices: Choice[]) => void;
   reject: (err: Error) => void;
   started: number;
@@ -217,6 +259,8 @@ export class InferenceEngine {
   private restarts: number[] = [];
   private readonly texts: TokenTexts;
   private readonly created = Math.floor(Date.now() / 1000);
+  /** features of routing passes, by their choice (read once by routeFeatures) */
+  private readonly rowFeatures = new WeakMap<Choice, Float32Array>();
   info: ReadyInfo | null = null;
 
   private constructor(
@@ -319,6 +363,7 @@ export class InferenceEngine {
           p.onDelta?.({ index: event.index, text: event.text, token: null, logprob: null });
         }
         choice.completionTokens = event.completionTokens;
+        if (event.features) p.features[event.index] = event.features;
         if (event.reason === 'cancelled') {
           this.settle(event.id, new CancelledError('the request was cancelled'));
           return;
@@ -378,17 +423,24 @@ export class InferenceEngine {
     const seconds = (Date.now() - p.started) / 1000;
     this.avgSeconds = 0.8 * this.avgSeconds + 0.2 * seconds;
     if (err) p.reject(err);
-    else p.resolve(p.choices);
+    else {
+      p.choices.forEach((c, i) => {
+        const f = p.features[i];
+        if (f) this.rowFeatures.set(c, f);
+      });
+      p.resolve(p.choices);
+    }
   }
 
   // ---- requests ----------------------------------------------------------------------------------------------
 
   /** The base model and every adapter that can be asked for by name. */
   async models(): Promise<ServedModelInfo[]> {
-    const adapters = await this.options.adapters.list();
+    const [adapters, routers] = await Promise.all([this.options.adapters.list(), this.options.routers?.list() ?? []]);
     return [
       { id: this.modelId, parent: null, created: this.created },
       ...adapters.map((a) => ({ id: a.name, parent: this.modelId, created: a.created ?? this.created })),
+      ...routers.map((r) => ({ id: r.name, parent: this.modelId, created: r.created ?? this.created, members: r.members.map((m) => m.model) })),
     ];
   }
 
@@ -397,11 +449,50 @@ export class InferenceEngine {
     if (!Number.isInteger(n) || n < 1 || n > this.options.maxBatch) {
       throw new InvalidInputError(`n must be an integer from 1 to ${this.options.maxBatch} (the engine's batch size)`);
     }
-    const adapter = await this.resolveModel(request.model);
+    const routedTo = await this.routeModel(request.model, request.input, hooks);
+    if (routedTo) hooks.onRouted?.(routedTo);
+    const adapter = await this.resolveModel(routedTo?.model ?? request.model);
     const promptIds = this.encode(request.input);
     const rows: RowRequest[] = Array.from({ length: n }, (_, stream) => ({ promptIds, adapter, stream }));
     const { id, seed, choices } = await this.runGroup(rows, request, hooks);
-    return { id, model: request.model, seed, promptIds, choices, usage: usage(promptIds.length, choices) };
+    return { id, model: request.model, seed, promptIds, choices, usage: usage(promptIds.length, choices), ...(routedTo ? { routedTo } : {}) };
+  }
+
+  // ---- routers -----------------------------------------------------------------------------------------------
+
+  /** The router of that name, or null (the base model and adapters are not routers). */
+  async router(name: string): Promise<RouterSpec | null> {
+    if (name === this.modelId || !this.options.routers) return null;
+    return this.options.routers.resolve(name);
+  }
+
+  /**
+   * The routing pass: one base-model prefill of the prompt through the same queue and batches as any request
+   * (one greedy token is sampled and dropped), returning the features the rule reads (routing.ts).
+   */
+  async routeFeatures(input: PromptInput, rule: RoutingRule, hooks: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+    const promptIds = this.encode(input);
+    const features = featureRequest(rule, this.spec.layers);
+    const { choices } = await this.runGroup([{ promptIds, adapter: null, stream: 0 }], { maxTokens: 1, temperature: 0, ignoreEos: true }, hooks, features);
+    const out = this.rowFeatures.get(choices[0]!);
+    if (!out) throw new UnavailableError('the routing pass returned no features; retry the request');
+    return out;
+  }
+
+  /** Chooses a router's member for one prompt. */
+  async route(router: RouterSpec, input: PromptInput, hooks: { signal?: AbortSignal } = {}): Promise<RoutedTo> {
+    const feature = await this.routeFeatures(input, router.rule, { signal: hooks.signal });
+    const choice = chooseMember(router.fitted, feature, router.margin);
+    const nearest = router.members[choice.nearest]!.model;
+    const fallback = choice.member === null && router.fallback !== null;
+    return { router: router.name, model: fallback ? router.fallback! : nearest, nearest, fallback, lead: choice.lead };
+  }
+
+  /** The routing decision when `model` names a router; null for any other model. */
+  private async routeModel(model: string, input: PromptInput, hooks: { signal?: AbortSignal }): Promise<RoutedTo | null> {
+    const router = await this.router(model);
+    // only the signal: the routing pass's token is nobody's answer
+    return router ? this.route(router, input, { signal: hooks.signal }) : null;
   }
 
   /** One prompt, several models, one batch: the same settings and seed for every answer (A/B battles). */
@@ -410,7 +501,8 @@ export class InferenceEngine {
     if (request.models.length > this.options.maxBatch) {
       throw new InvalidInputError(`at most ${this.options.maxBatch} models can be compared at once (the engine's batch size)`);
     }
-    const adapters = await Promise.all(request.models.map((m) => this.resolveModel(m)));
+    const routed = await Promise.all(request.models.map((m) => this.routeModel(m, request.input, hooks)));
+    const adapters = await Promise.all(request.models.map((m, i) => this.resolveModel(routed[i]?.model ?? m)));
     const promptIds = this.encode(request.input);
     // every row draws from stream 0 under the same seed: identical models give identical answers
     const rows: RowRequest[] = adapters.map((adapter) => ({ promptIds, adapter, stream: 0 }));
@@ -419,7 +511,7 @@ export class InferenceEngine {
       id,
       seed,
       promptIds,
-      answers: choices.map((c, i) => ({ ...c, model: request.models[i]! })),
+      answers: choices.map((c, i) => ({ ...c, model: request.models[i]!, ...(routed[i] ? { routedTo: routed[i] } : {}) })),
       usage: usage(promptIds.length * rows.length, choices),
     };
   }
@@ -429,8 +521,18 @@ export class InferenceEngine {
    * score graph in the worker, between generation steps. Rows on several models share passes. Used by evals.
    */
   async score(request: ScoreRequest, hooks: { signal?: AbortSignal } = {}): Promise<ScoreResult> {
+    // rows on a router are scored on the member it routes their context to (one routing pass per distinct context)
+    const routes = new Map<string, Promise<RoutedTo | null>>();
+    const routedTo = await Promise.all(
+      request.rows.map((row) => {
+        const key = JSON.stringify([row.model, row.input]);
+        if (!routes.has(key)) routes.set(key, this.routeModel(row.model, row.input, hooks));
+        return routes.get(key)!;
+      }),
+    );
+    const modelOf = (i: number) => routedTo[i]?.model ?? request.rows[i]!.model;
     const refs = new Map<string, AdapterRef | null>();
-    for (const row of request.rows) if (!refs.has(row.model)) refs.set(row.model, await this.resolveModel(row.model));
+    for (let i = 0; i < request.rows.length; i++) if (!refs.has(modelOf(i))) refs.set(modelOf(i), await this.resolveModel(modelOf(i)));
     const rows = request.rows.map((row, i) => {
       const encoded = this.encodeScoreRow(row.input, row.continuation);
       try {
@@ -438,7 +540,7 @@ export class InferenceEngine {
       } catch (err) {
         throw new InvalidInputError(`rows[${i}]: ${(err as Error).message}`);
       }
-      return { ...encoded, adapter: refs.get(row.model)! };
+      return { ...encoded, adapter: refs.get(modelOf(i))! };
     });
     if (hooks.signal?.aborted) throw new CancelledError('the scoring request was cancelled');
     const job: ScoreJobRequest = { id: randomUUID(), rows };
@@ -449,7 +551,7 @@ export class InferenceEngine {
     try {
       const result = await done;
       return {
-        rows: result.rows.map((r, i) => ({ ...r, promptTokens: rows[i]!.targetStart })),
+        rows: result.rows.map((r, i) => ({ ...r, promptTokens: rows[i]!.targetStart, ...(routedTo[i] ? { routedTo: routedTo[i] } : {}) })),
         passes: result.passes,
         runSeconds: result.runSeconds,
       };
@@ -518,7 +620,7 @@ export class InferenceEngine {
     const found = await this.options.adapters.resolve(model);
     if (!found) {
       throw new NotFoundError(
-        `model '${model}' does not exist: use '${this.modelId}' (the base model) or a registered adapter (GET /v1/models lists them)`,
+        `model '${model}' does not exist: use '${this.modelId}' (the base model), a registered adapter or a router (GET /v1/models lists them)`,
       );
     }
     if (found.rank !== null && found.rank > this.spec.maxRank) {
@@ -538,6 +640,7 @@ export class InferenceEngine {
     rows: RowRequest[],
     settings: SamplingSettings,
     hooks: GenerateHooks,
+    features?: FeatureRequest,
   ): Promise<{ id: string; seed: number; choices: Choice[] }> {
     const promptLength = rows[0]!.promptIds.length;
     const room = this.contextLength - promptLength;
@@ -570,6 +673,7 @@ export class InferenceEngine {
       stop: settings.stop ?? [],
       logprobs: settings.logprobs ?? null,
       ignoreEos: settings.ignoreEos ?? false,
+      ...(features ? { features } : {}),
     };
     if (request.logprobs !== null && (!Number.isInteger(request.logprobs) || request.logprobs < 0 || request.logprobs > MAX_ALTERNATIVES)) {
       throw new InvalidInputError(`the number of logprob alternatives must be an integer from 0 to ${MAX_ALTERNATIVES}`);
@@ -584,7 +688,16 @@ export class InferenceEngine {
     }));
     this.inFlightRows += rows.length;
     const done = new Promise<Choice[]>((resolve, reject) => {
-      this.pending.set(request.id, { request, choices, open: rows.length, onDelta: hooks.onDelta, resolve, reject, started: Date.now() });
+      this.pending.set(request.id, {
+        request,
+        choices,
+        open: rows.length,
+        onDelta: hooks.onDelta,
+        features: rows.map(() => undefined),
+        resolve,
+        reject,
+        started: Date.now(),
+      });
     });
     const onAbort = () => this.post({ type: 'cancel', id: request.id });
     hooks.signal?.addEventListener('abort', onAbort, { once: true });

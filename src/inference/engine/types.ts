@@ -32,6 +32,20 @@ export interface GroupRequest {
   /** alternatives to report per token (0 = only the chosen token's logprob); null = no logprobs */
   logprobs: number | null;
   ignoreEos: boolean;
+  /** routing pass: also report per-prompt features of each row (see FeatureRequest) in its finish event */
+  features?: FeatureRequest;
+}
+
+/**
+ * Per-prompt features a routing pass reads from a prefill it runs anyway, with no extra graph output: the mean over
+ * the prompt's positions of the value rows the graph hands back for the KV cache (V = W_v·RMSNorm(h), a linear view
+ * of the hidden state entering each layer), and optionally the log-probs of the next token after the prompt.
+ */
+export interface FeatureRequest {
+  /** layers whose mean value row is reported, in this order */
+  layers: number[];
+  /** append log-softmax of the logits at the prompt's last position */
+  logprobs: boolean;
 }
 
 /** Teacher-forced scoring: each row's continuation (ids from targetStart on) scored given what precedes it. */
@@ -70,6 +84,8 @@ export interface FinishEvent {
   text: string;
   promptTokens: number;
   completionTokens: number;
+  /** when the request asked for features: the layers' mean value rows, then the log-probs if asked, concatenated */
+  features?: Float32Array;
 }
 
 export interface EngineStats {

@@ -7,7 +7,7 @@ import type { InferenceEngine } from '../../inference/engine/index.js';
 import type { RouteDeps } from '../app.js';
 import { ApiRouter } from '../openapi.js';
 import { CompareRequestSchema, CompareResponseSchema, type CompareResponse } from './openai-schemas.js';
-import { chatMessages, samplingSettings } from './openai.js';
+import { chatMessages, samplingSettings } from './openai-common.js';
 
 export function compareRoutes(deps: RouteDeps & { engine: InferenceEngine }): Router {
   const { engine } = deps;
@@ -44,7 +44,13 @@ export function compareRoutes(deps: RouteDeps & { engine: InferenceEngine }): Ro
         created: Math.floor(Date.now() / 1000),
         seed: result.seed,
         prompt_tokens: result.promptIds.length,
-        answers: result.answers.map((a) => ({ model: a.model, text: a.text, finish_reason: a.finishReason, completion_tokens: a.completionTokens })),
+        answers: result.answers.map((a) => ({
+          model: a.model,
+          text: a.text,
+          finish_reason: a.finishReason,
+          completion_tokens: a.completionTokens,
+          ...(a.routedTo ? { routed_to: a.routedTo.model } : {}),
+        })),
         usage: {
           prompt_tokens: result.usage.promptTokens,
           completion_tokens: result.usage.completionTokens,

@@ -6,6 +6,7 @@ import { InvalidInputError } from '../../errors.js';
 import { MergeOptionsSchema } from '../../merge/options.js';
 import type { MergeService } from '../../queue/merges.js';
 import { MergeProgressSchema, MergeRequestSchema, MergeStatusSchema, MergeTargetSchema, type MergeStatus } from '../../queue/types.js';
+import { mergeWarnings } from '../../merge/warnings.js';
 import type { RouteDeps } from '../app.js';
 import { ApiRouter } from '../openapi.js';
 import { openSse } from '../sse.js';
@@ -39,14 +40,16 @@ export function mergesRoutes(deps: RouteDeps & { merges: MergeService }): Router
       description:
         'Body: {adapters: [names], weights: [one per adapter], method, density?, ...merge options, name?, description?, replace?}. ' +
         '202 with the job; when this recipe (inputs by content, every option) was queued or merged before, the same job or ' +
-        'result comes back with "deduplicated": true. Follow it with GET /v1/merges/{id}/events.',
+        'result comes back with "deduplicated": true. Follow it with GET /v1/merges/{id}/events. A recipe likely to hurt ' +
+        '(weights summing well above 1) is still queued, with `warnings` saying why and what to try.',
       tags,
       request: { body: MergeRequestSchema },
       responses: { 202: { description: 'queued (or deduplicated)', schema: MergeStatusSchema } },
     },
     async ({ body }, _req, res) => {
       const status = await merges.submit(body);
-      res.status(202).location(`/v1/merges/${status.id}`).json(status);
+      const warnings = mergeWarnings(body);
+      res.status(202).location(`/v1/merges/${status.id}`).json(warnings.length > 0 ? { ...status, warnings } : status);
     },
   );
 

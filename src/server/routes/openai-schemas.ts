@@ -92,6 +92,10 @@ export const ModelSchema = z.object({
   owned_by: z.string(),
   root: z.string(),
   parent: z.string().nullable(),
+  loraforge: z
+    .object({ router: z.literal(true), members: z.array(z.string()) })
+    .optional()
+    .meta({ description: 'routers only (docs/ROUTERS.md): a request to it is answered by one of its members' }),
 });
 
 export const ModelListSchema = z.object({ object: z.literal('list'), data: z.array(ModelSchema) }).meta({ id: 'ModelList' });
@@ -111,6 +115,7 @@ export const CompareResponseSchema = z
         text: z.string(),
         finish_reason: z.enum(['stop', 'length']),
         completion_tokens: z.number(),
+        routed_to: z.string().optional().meta({ description: 'when model is a router: the member that answered' }),
       }),
     ),
     usage: UsageSchema,

@@ -1,6 +1,7 @@
-// The attention block: q, k, v (separate, or one fused qkv split after its LoRA), Qwen3's / Gemma 3's per-head
-// q/k norms, rotary positions (the sliding layers' own base in Gemma 3), attention over the JS-owned cache
-// (GroupQueryAttention, or a plain MatMul/Softmax subgraph for head sizes GQA does not take), the o projection.
+// The attention block: q, k, v (separate, fused at build time with a LoRA per part, or the checkpoint's fused
+// qkv split after its LoRA), Qwen3's / Gemma 3's per-head q/k norms, rotary positions (the sliding layers' own
+// base in Gemma 3), attention over the JS-owned cache (GroupQueryAttention, or a plain MatMul/Softmax subgraph for
+// head sizes GQA does not take), the o projection.
 import { float } from '../../../formats/onnx.js';
 import { io, rope } from '../naming.js';
 import type { GraphContext } from './context.js';
@@ -21,7 +22,7 @@ export function attention(c: GraphContext, l: number, h: string): string {
     const kvDim = config.numKvHeads * config.headDim;
     [q, k, v] = c.split(c.projection(l, 'qkv', h), [qDim, kvDim, kvDim], [`${p}/q`, `${p}/k`, `${p}/v`]) as [string, string, string];
   } else {
-    [q, k, v] = [c.projection(l, 'q', h), c.projection(l, 'k', h), c.projection(l, 'v', h)];
+    [q, k, v] = c.projections(l, 'qkv', h) as [string, string, string];
   }
   if (arch.qkNorm) {
     const layer = arch.names.layer(l);

@@ -1,11 +1,11 @@
 // What every block of the decoder graph shares: the model being written, the architecture's switches, the
-// converted weights, constant helpers, and the one projection every block uses (base weight, bias, the row's
-// LoRA from the slot pool).
+// converted weights, constant helpers, and the projections every block uses (base weight, bias, the row's LoRA
+// from the slot pool), alone or as a group fused at build time (one matmul, split, each part's LoRA on its slice).
 import { OnnxModel, type Dim, type OnnxDtype } from '../../../formats/onnx.js';
-import { archSpec, modulePath, type ArchSpec } from '../arch.js';
+import { FUSE_GROUPS, archSpec, fusableGroups, modulePath, type ArchSpec, type FuseGroup } from '../arch.js';
 import { projectionFeatures, type ModelConfig } from '../config.js';
-import { io, weightName, type LoraTarget } from '../naming.js';
-import { INT4_BLOCK_SIZE, type WeightDtype, type WeightSink } from '../weights.js';
+import { fusedModule, io, weightName, type LoraTarget } from '../naming.js';
+import type { WeightDtype, WeightSink } from '../weights.js';
 
 export type HeadKind = 'generate' | 'score';
 
@@ -22,6 +22,10 @@ export interface GraphSpec {
   targets: readonly LoraTarget[];
   /** MatMulNBits accuracy_level: 0 = fp32 activations, 4 = int8 activations (fastest on CPU) */
   accuracyLevel: number;
+  /** int4 block size along the input dim */
+  blockSize: number;
+  /** q/k/v and gate/up were converted as one fused weight each where the checkpoint stores them apart */
+  fuse?: boolean;
   head: HeadKind;
   /** written into the model's metadata */
   metadata?: Record<string, string>;
@@ -87,31 +91,56 @@ export class GraphContext {
     return this.m.node(op, inputs, [output], attrs, ms ? MS : {});
   }
 
-  /** One projection: base weight (+ bias) (+ the row's adapter from the slot pool). */
-  projection(l: number, target: LoraTarget, src: string): string {
+  /** x @ W (+ bias) for the weights of `module`, [.., k] → [.., n]. */
+  private linear(module: string, k: number, n: number, src: string, p: string): string {
     const { m, spec } = this;
-    const module = modulePath(this.arch, l, target);
-    const p = `/L${l}/${target}`;
-    const { inFeatures: k, outFeatures: n } = projectionFeatures(this.config, target);
-    let out =
+    const out =
       spec.dtype === 'int4'
         ? m.node(
             'MatMulNBits',
             [src, this.weight(weightName.qweight(module)), this.weight(weightName.scales(module))],
             [`${p}/base`],
-            { K: k, N: n, bits: 4, block_size: INT4_BLOCK_SIZE, accuracy_level: spec.accuracyLevel },
+            { K: k, N: n, bits: 4, block_size: spec.blockSize, accuracy_level: spec.accuracyLevel },
             MS,
           )
         : m.node('MatMul', [src, this.weight(weightName.transposed(module))], [`${p}/base`]);
-    if (this.has(weightName.bias(module))) out = m.node('Add', [out, weightName.bias(module)], [`${p}/biased`]);
-    if (!spec.targets.includes(target)) return out;
-    // Gather each row's A/B from the pool, then two batched MatMuls: [b,s,in]@[b,in,r]@[b,r,out]. On a fused
-    // module (qkv, gate_up) the delta lands on the fused output, before the split, as PEFT applies it.
+    return this.has(weightName.bias(module)) ? m.node('Add', [out, weightName.bias(module)], [`${p}/biased`]) : out;
+  }
+
+  /** `base` plus the row's adapter on `target` (gathered from the slot pool), when the graph takes one there. */
+  private lora(l: number, target: LoraTarget, src: string, base: string): string {
+    if (!this.spec.targets.includes(target)) return base;
+    const { m } = this;
+    const p = `/L${l}/${target}`;
+    // Gather each row's A/B from the pool, then two batched MatMuls: [b,s,in]@[b,in,r]@[b,r,out]. On a module the
+    // checkpoint stores fused (qkv, gate_up) the delta lands on the fused output, before the split, as PEFT
+    // applies it; on parts fused at build time, on each part's slice.
     m.node('Gather', [io.loraA(l, target), io.adapterIdx], [`${p}/lora_A`], { axis: 0 });
     m.node('Gather', [io.loraB(l, target), io.adapterIdx], [`${p}/lora_B`], { axis: 0 });
     m.node('MatMul', [src, `${p}/lora_A`], [`${p}/lora_xa`]);
     m.node('MatMul', [`${p}/lora_xa`, `${p}/lora_B`], [`${p}/lora_delta`]);
-    return m.node('Add', [out, `${p}/lora_delta`], [`${p}/out`]);
+    return m.node('Add', [base, `${p}/lora_delta`], [`${p}/out`]);
+  }
+
+  /** One projection: base weight (+ bias) (+ the row's adapter from the slot pool). */
+  projection(l: number, target: LoraTarget, src: string): string {
+    const { inFeatures: k, outFeatures: n } = projectionFeatures(this.config, target);
+    return this.lora(l, target, src, this.linear(modulePath(this.arch, l, target), k, n, src, `/L${l}/${target}`));
+  }
+
+  /**
+   * The parts of a group of projections on one input (q, k, v or gate, up), in order: one matmul over the weight
+   * fused at build time, split, and each part's own adapter added to its slice, where the build fused them;
+   * else one projection each.
+   */
+  projections(l: number, group: FuseGroup, src: string): string[] {
+    const parts = FUSE_GROUPS[group];
+    if (!this.spec.fuse || !fusableGroups(this.arch).includes(group)) return parts.map((t) => this.projection(l, t, src));
+    const k = projectionFeatures(this.config, parts[0]).inFeatures;
+    const sizes = parts.map((t) => projectionFeatures(this.config, t).outFeatures);
+    const fused = this.linear(fusedModule(this.arch.names.layer(l), group), k, sizes.reduce((a, b) => a + b, 0), src, `/L${l}/${group}_fused`);
+    const slices = this.split(fused, sizes, parts.map((t) => `/L${l}/${t}/base_slice`));
+    return parts.map((t, i) => this.lora(l, t, src, slices[i]!));
   }
 
   /** Splits the last axis of `x` into parts of these sizes. */

@@ -1,5 +1,4 @@
 // Token embeddings (plain or 4-bit), Gemma's √hidden scale, GPT-2's learned position table.
-import { INT4_BLOCK_SIZE } from '../weights.js';
 import { io, weightName } from '../naming.js';
 import type { GraphContext } from './context.js';
 
@@ -12,7 +11,7 @@ export function embed(c: GraphContext): string {
       'GatherBlockQuantized',
       [c.weight(weightName.qweight(table)), io.inputIds, c.weight(weightName.scales(table))],
       '/embed/blocks',
-      { bits: 4, block_size: INT4_BLOCK_SIZE, gather_axis: 0, quantize_axis: 2 },
+      { bits: 4, block_size: c.spec.blockSize, gather_axis: 0, quantize_axis: 2 },
       true,
     );
     x = c.node('Reshape', ['/embed/blocks', c.int64('/const/shape_bsd', [0, 0, config.hiddenSize])], '/embed/tokens');

@@ -1,7 +1,6 @@
 // The output head: [rows, hidden] → [rows, vocab] (4-bit MatMulNBits, or Gemm reading the [vocab, hidden] table
 // as stored, so a tied head shares the embedding), Gemma 2's final logit soft-cap, and the two heads: `generate`
 // returns the logits of one position per row, `score` log p(target) at every position.
-import { INT4_BLOCK_SIZE } from '../weights.js';
 import { LM_HEAD, io, weightName } from '../naming.js';
 import { MS, type GraphContext } from './context.js';
 
@@ -15,7 +14,7 @@ function logits(c: GraphContext, rows: string, out: string): string {
       'MatMulNBits',
       [rows, c.weight(q), c.weight(weightName.scales(LM_HEAD))],
       [raw],
-      { K: config.hiddenSize, N: config.vocabSize, bits: 4, block_size: INT4_BLOCK_SIZE, accuracy_level: spec.accuracyLevel },
+      { K: config.hiddenSize, N: config.vocabSize, bits: 4, block_size: spec.blockSize, accuracy_level: spec.accuracyLevel },
       MS,
     );
   } else {

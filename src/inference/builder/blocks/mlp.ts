@@ -1,5 +1,6 @@
-// The MLP block: gated (act(gate)·up → down; gate and up separate or one fused gate_up, split after its LoRA) or
-// plain (act(up) → down, GPT-2's c_fc / c_proj), with SiLU or GELU (tanh approximation or exact).
+// The MLP block: gated (act(gate)·up → down; gate and up separate, fused at build time with a LoRA per part, or
+// the checkpoint's fused gate_up, split after its LoRA) or plain (act(up) → down, GPT-2's c_fc / c_proj), with
+// SiLU or GELU (tanh approximation or exact).
 import type { GraphContext } from './context.js';
 
 function activation(c: GraphContext, x: string, out: string): string {
@@ -23,7 +24,7 @@ export function mlp(c: GraphContext, l: number, h: string): string {
       const im = config.intermediateSize;
       [gate, up] = c.split(c.projection(l, 'gate_up', h), [im, im], [`${p}/gate`, `${p}/up`]) as [string, string];
     } else {
-      [gate, up] = [c.projection(l, 'gate', h), c.projection(l, 'up', h)];
+      [gate, up] = c.projections(l, 'gate_up', h) as [string, string];
     }
     hidden = c.node('Mul', [activation(c, gate, `${p}/gate_act`), up], `${p}/hidden`);
   } else {

@@ -1,0 +1,154 @@
+// npm run bench:routers — routing rules compared on the suites, and what routing costs (docs/ROUTERS.md).
+//
+// For each rule (value-last, value-mid, logprobs; plus "likelihood": the member under which the prompt is most
+// likely, which needs a score pass per member) a router over one adapter per category is calibrated on at most 5
+// calibration items per category and asked the dev and test items (never the calibration ones): routing accuracy
+// (the item's category against the member's), the share sent to the fallback at the default margin, and the lead
+// of right and wrong choices. With LORAFORGE_ROUTER_RETENTION=1 it also scores the references of the test part
+// under base, experts and the router: retention per category, as evals compute it.
+// TTFT: a 128-token prompt, one token, the router against the plain adapter it routes to, interleaved, medians.
+//
+// Model: LORAFORGE_ROUTER_MODEL (a checkpoint dir with adapters/<category>/ beside it, e.g. assets/demo) or the
+// random demo model (whose base features still tell the suites' prompts apart). Run under `nice`.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { aggregate } from '../src/eval/metrics.js';
+import { itemsOfPart, calibrationItems } from '../src/eval/split.js';
+import { loadSuites, type SuiteItem } from '../src/eval/suite.js';
+import { scoreItems } from '../src/eval/evaluate.js';
+import { DEMO_SKILLS, makeDemoModel } from '../src/inference/demo.js';
+import { InferenceEngine, type RouterSpec } from '../src/inference/engine/index.js';
+import { ROUTING_RULES, DEFAULT_ROUTING_MARGIN, DEFAULT_ROUTING_RULE, chooseMember, fitCentroids, type RoutingRule } from '../src/inference/engine/routing.js';
+import { staticAdapters } from '../src/inference/engine/static-adapters.js';
+import { prepareModel } from '../src/inference/prepare.js';
+import { silentLogger } from '../src/util/log.js';
+
+const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const asChat = (prompt: string) => ({ kind: 'chat' as const, messages: [{ role: 'user' as const, content: prompt }] });
+
+async function modelAndAdapters(): Promise<{ checkpoint: string; adapters: Array<{ name: string; dir: string }> }> {
+  const given = process.env.LORAFORGE_ROUTER_MODEL;
+  if (given) {
+    const root = path.dirname(path.resolve(given));
+    // the skills whose adapters are there (all four once trained; none: rules are compared on the base alone)
+    const found = DEMO_SKILLS.map((name) => ({ name, dir: path.join(root, 'adapters', name) })).filter((a) => existsSync(path.join(a.dir, 'adapter_config.json')));
+    return { checkpoint: path.resolve(given), adapters: found.length >= 2 ? found : DEMO_SKILLS.map((name) => ({ name, dir: path.join(root, 'adapters', name) })) };
+  }
+  const dir = path.join(dataDir, 'bench-routers-demo');
+  if (!existsSync(path.join(dir, 'base', 'config.json'))) await makeDemoModel(dir);
+  return { checkpoint: path.join(dir, 'base'), adapters: DEMO_SKILLS.map((name) => ({ name, dir: path.join(dir, 'adapters', name) })) };
+}
+
+async function main(): Promise<void> {
+  const { checkpoint, adapters } = await modelAndAdapters();
+  const built = await prepareModel(checkpoint, { dataDir, dtype: 'int4', slots: 8, maxRank: 16 });
+  const routers = new Map<string, RouterSpec>();
+  const engine = await InferenceEngine.start({
+    modelDir: built.dir,
+    adapters: staticAdapters(adapters),
+    routers: { resolve: async (n) => routers.get(n) ?? null, list: async () => [...routers.values()] },
+    log: silentLogger(),
+    threads: 0,
+    executionProvider: 'cpu',
+    spinning: false,
+    maxBatch: 8,
+    maxQueue: 64,
+    prefillChunk: 512,
+    prefillTokenBudget: 2048,
+    kvChunk: 128,
+  });
+  try {
+    const categories = adapters.map((a) => a.name);
+    const all = (await loadSuites([], process.env.LORAFORGE_SUITES_DIR ?? undefined)).filter((i) => categories.includes(i.category));
+    // routing needs only the base model: without the adapters (a base still training), rules are compared alone
+    const haveAdapters = adapters.every((a) => existsSync(path.join(a.dir, 'adapter_config.json')));
+    const asked = [...itemsOfPart(all, 'dev'), ...itemsOfPart(all, 'test')];
+    const calib = categories.map((c) => calibrationItems(all, c, 5));
+    log(`${asked.length} dev+test items; calibration ${calib.map((c) => c.length).join('/')} per category`);
+    const results: Record<string, unknown> = {};
+    for (const rule of ROUTING_RULES) {
+      const feats = async (items: SuiteItem[]) => {
+        const out: Float32Array[] = [];
+        for (let k = 0; k < items.length; k += 8) out.push(...(await Promise.all(items.slice(k, k + 8).map((i) => engine.routeFeatures(asChat(i.prompt), rule)))));
+        return out;
+      };
+      const fitted = fitCentroids(await Promise.all(calib.map(feats)));
+      const choices = (await feats(asked)).map((f) => chooseMember(fitted, f, DEFAULT_ROUTING_MARGIN));
+      const right = choices.filter((c, i) => categories[c.nearest] === asked[i]!.category);
+      const leads = (ok: boolean) => choices.filter((c, i) => (categories[c.nearest] === asked[i]!.category) === ok).map((c) => c.lead);
+      results[rule] = {
+        accuracy: right.length / asked.length,
+        fallbackShare: choices.filter((c) => c.member === null).length / asked.length,
+        medianLeadRight: leads(true).length ? median(leads(true)) : null,
+        medianLeadWrong: leads(false).length ? median(leads(false)) : null,
+      };
+      routers.set(rule, { name: rule, rule: rule as RoutingRule, margin: 0, members: categories.map((model) => ({ model })), fallback: null, fitted });
+      log(`${rule}: ${JSON.stringify(results[rule])}`);
+    }
+    if (!haveAdapters) {
+      log('adapters missing: likelihood, retention and TTFT skipped');
+      process.stdout.write(`${JSON.stringify({ model: checkpoint, items: asked.length, results }, null, 2)}\n`);
+      return;
+    }
+    // likelihood: Σ log p(prompt) under each adapter, the most likely wins (one score pass per member)
+    const lik = await engine.score({
+      rows: asked.flatMap((item) => categories.map((model) => ({ model, input: { kind: 'text' as const, text: '' }, continuation: item.prompt }))),
+    });
+    let likRight = 0;
+    asked.forEach((item, i) => {
+      const sums = categories.map((_, m) => lik.rows[i * categories.length + m]!.logprobSum);
+      if (categories[sums.indexOf(Math.max(...sums))] === item.category) likRight++;
+    });
+    results.likelihood = { accuracy: likRight / asked.length };
+    log(`likelihood: ${JSON.stringify(results.likelihood)}`);
+
+    if (process.env.LORAFORGE_ROUTER_RETENTION === '1') {
+      const test = itemsOfPart(all, 'test');
+      for (const rule of ROUTING_RULES) {
+        const models = [engine.modelId, ...categories, rule];
+        const nll = await scoreItems(engine, test, models, 'chat');
+        const agg = aggregate({
+          items: test,
+          models: [
+            { name: engine.modelId, kind: 'base' },
+            ...categories.map((c) => ({ name: c, kind: 'adapter' as const, category: c })),
+            { name: rule, kind: 'merge' },
+          ],
+          scores: new Map(models.map((m) => [m, nll.get(m)!.map((s) => ({ ...s, passed: null }))])),
+        });
+        const report = agg.models.find((m) => m.model === rule)!;
+        (results[rule] as Record<string, unknown>).retention = {
+          worst: report.overall.worstRetention,
+          mean: report.overall.meanRetention,
+          perCategory: Object.fromEntries(Object.entries(report.categories).map(([c, s]) => [c, s.retention])),
+        };
+        log(`${rule} retention: ${JSON.stringify((results[rule] as Record<string, unknown>).retention)}`);
+      }
+    }
+
+    // TTFT of a 128-token prompt: router vs the adapter it routes to, one token each, interleaved
+    const ids = engine.encode(asChat(all[0]!.prompt.repeat(20))).slice(0, 128);
+    const first = await engine.generate({ model: DEFAULT_ROUTING_RULE, input: { kind: 'ids', ids }, maxTokens: 1, temperature: 0 });
+    const member = first.routedTo!.model;
+    const time = async (model: string) => {
+      const t0 = performance.now();
+      await engine.generate({ model, input: { kind: 'ids', ids }, maxTokens: 1, temperature: 0 });
+      return performance.now() - t0;
+    };
+    const plain: number[] = [];
+    const routed: number[] = [];
+    for (let r = 0; r < Number(process.env.BENCH_REPEATS ?? 15); r++) {
+      plain.push(await time(member));
+      routed.push(await time(DEFAULT_ROUTING_RULE));
+    }
+    results.ttft128 = { adapterMs: median(plain), routerMs: median(routed), ratio: median(routed) / median(plain) };
+    log(`ttft 128 tokens: ${JSON.stringify(results.ttft128)}`);
+    process.stdout.write(`${JSON.stringify({ model: checkpoint, items: asked.length, results }, null, 2)}\n`);
+  } finally {
+    await engine.close();
+  }
+}
+
+await main();

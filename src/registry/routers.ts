@@ -1,0 +1,94 @@
+// Router records (docs/ROUTERS.md): a router is a registered model that answers each request with one of its
+// members (adapters or merges), chosen per prompt by nearest centroid of a base-model feature. The record holds
+// everything serving needs (members, rule, margin, fallback, the fitted centroids) and what calibrated it (so an
+// eval never scores a calibration prompt). One Redis hash `<prefix>:registry:routers`, name → JSON.
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { AdapterNameSchema } from './types.js';
+
+export const RouterMemberSchema = z.object({
+  model: z.string().meta({ description: 'an adapter or merge name' }),
+  category: z.string().optional().meta({ description: 'the skill it answers for (routing accuracy is measured against it)' }),
+});
+
+export const RouterCalibrationSchema = z.object({
+  source: z.enum(['suites', 'prompts']),
+  /** calibration prompts per member, in member order */
+  counts: z.array(z.number().int()),
+  /** suites only: the ids of the suite items used (never scored by an eval of this router) */
+  itemIds: z.array(z.string()).optional(),
+});
+
+export const RouterRecordSchema = z.object({
+  name: AdapterNameSchema,
+  baseModel: z.string(),
+  members: z.array(RouterMemberSchema),
+  fallback: z.string().nullable().meta({ description: 'the model answering when no member is clearly nearest; null: the nearest member always answers' }),
+  rule: z.enum(['value-last', 'value-mid', 'logprobs']),
+  margin: z.number(),
+  calibration: RouterCalibrationSchema,
+  createdBy: z.string(),
+  createdAt: z.string().meta({ description: 'ISO 8601' }),
+  /** the fitted router: centring vector and one unit centroid per member */
+  center: z.array(z.number()),
+  centroids: z.array(z.array(z.number())),
+});
+export type RouterRecord = z.infer<typeof RouterRecordSchema>;
+
+/** What listings show: the record without its vectors. */
+export type RouterSummary = Omit<RouterRecord, 'center' | 'centroids'>;
+
+export function summarize(record: RouterRecord): RouterSummary {
+  const { center: _c, centroids: _k, ...rest } = record;
+  void _c;
+  void _k;
+  return rest;
+}
+
+export class RouterStore {
+  private readonly key: string;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.key = `${prefix}:registry:routers`;
+  }
+
+  async find(name: string): Promise<RouterRecord | undefined> {
+    const json = await this.redis.hget(this.key, name);
+    return json ? RouterRecordSchema.parse(JSON.parse(json)) : undefined;
+  }
+
+  async get(name: string): Promise<RouterRecord> {
+    const found = await this.find(name);
+    if (!found) throw new NotFoundError(`router '${name}' does not exist: GET /v1/routers lists the routers`);
+    return found;
+  }
+
+  async list(): Promise<RouterRecord[]> {
+    const all = await this.redis.hgetall(this.key);
+    return Object.values(all)
+      .map((json) => RouterRecordSchema.parse(JSON.parse(json)))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Stores a new router; a name in use is a conflict unless `replace`. */
+  async save(record: RouterRecord, options: { replace?: boolean } = {}): Promise<'created' | 'replaced'> {
+    const json = JSON.stringify(RouterRecordSchema.parse(record));
+    if (options.replace) {
+      const isNew = await this.redis.hset(this.key, record.name, json);
+      return isNew === 1 ? 'created' : 'replaced';
+    }
+    const created = await this.redis.hsetnx(this.key, record.name, json);
+    if (created !== 1) throw new ConflictError(`router '${record.name}' exists: pick another name, or replace it`);
+    return 'created';
+  }
+
+  async remove(name: string): Promise<RouterRecord> {
+    const found = await this.get(name);
+    await this.redis.hdel(this.key, name);
+    return found;
+  }
+}

@@ -1,0 +1,108 @@
+// Routers through the bot, end to end: a real discord.js bot in the fake Discord, the whole stack behind it (the
+// demo model served by the real engine, experts registered per skill, the router service, the arena). /router
+// create; the router in the autocomplete of /ask, /chat and /compare; /ask and a chat thread name the member that
+// answered (🧭), turn by turn; a /compare battle with the router as a contender.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { demoWithExperts, startEvalStack, type EvalStack } from '../eval/stack.js';
+import { createWorld, type World } from './world.js';
+
+const MEMBERS = ['code-expert', 'linux-commands-expert', 'python-automation-expert', 'troubleshooting-expert'];
+
+describe('bot: routers against the whole stack', () => {
+  let root: string;
+  let stack: EvalStack;
+  let world: World;
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'lf-bot-routers-'));
+    stack = await startEvalStack(await demoWithExperts(root), { name: 'bot-routers', mergeWorker: false });
+    world = await createWorld('routers', stack.url, { editIntervalMs: 500 });
+    await world.bot.context.adapters.refresh();
+  }, 240_000);
+
+  afterAll(async () => {
+    await world?.close();
+    await stack?.close();
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  afterEach(() => {
+    expect(world.fake.violations).toEqual([]);
+  });
+
+  it('/router create, then the router is offered wherever a model is asked for', async () => {
+    const { fake, bob } = world;
+    expect((await fake.autocomplete(bob, 'router create', { name: 'x', members: 'code-expert, li' }, 'members')).map((c) => c.value)).toEqual([
+      'code-expert, linux-commands-expert',
+    ]);
+    const created = await fake.command(bob, 'router create', { name: 'skills', members: MEMBERS.join(', ') }).reply((m) => m.content.startsWith('Created'));
+    expect(created.content).toMatch(/^Created: 🧭 \*\*skills\*\* routes to `code-expert` \(code\), `linux-commands-expert` \(linux-commands\), .* fallback none · calibrated on \d\/\d\/\d\/\d suite prompts\n/);
+    for (const [command, options, option] of [
+      ['ask', { prompt: 'x', adapter: 'sk' }, 'adapter'],
+      ['chat start', { adapter: 'sk' }, 'adapter'],
+      ['compare', { prompt: 'x', a: 'sk' }, 'a'],
+    ] as const) {
+      const choices = await fake.autocomplete(bob, command, options, option);
+      expect(choices[0], command).toEqual({ name: expect.stringMatching(/^skills \(🧭 router of code-expert, /), value: 'skills' });
+    }
+    const few = fake.command(bob, 'router create', { name: 'solo', members: 'code-expert' });
+    expect((await few.privately()).content).toMatch(/at least two members/);
+  });
+
+  it('/ask names the member that answered, and answers as that member does', async () => {
+    const { fake, carol } = world;
+    const prompt = 'How do I find the biggest files in a directory?';
+    const reply = await fake.command(carol, 'ask', { prompt, adapter: 'skills', max_tokens: 24, temperature: 0 }).reply((m) => /\n-# \d+ tokens in/.test(m.content), 'the answer');
+    const member = /\n-# 🧭 routed to ([\w-]+)\n/.exec(reply.content)?.[1];
+    expect(MEMBERS).toContain(member);
+    expect(reply.content.startsWith(`> ${prompt}\n-# 🧠 skills · temperature 0\n-# 🧭 routed to ${member}\n`)).toBe(true);
+    const direct = await stack.client.inference.chat({ model: member!, messages: [{ role: 'user', content: prompt }], max_tokens: 24, temperature: 0 });
+    expect(reply.content).toContain(direct.choices[0]!.message.content);
+  });
+
+  it('a chat thread with the router routes every turn', async () => {
+    const { fake, bob } = world;
+    await fake.command(bob, 'chat start', { adapter: 'skills' }).reply((m) => m.content.startsWith('Chat with'));
+    const thread = fake.threads().at(-1)!;
+    const answerTo = async (text: string) => {
+      const asked = fake.say(bob, thread.id, text);
+      return fake.waitFor(
+        () => fake.messagesIn(thread.id).find((m) => m.createdAt >= asked.createdAt && m.author.bot && /\n-# \d+ tokens in/.test(m.content)),
+        `the answer to "${text}"`,
+        { timeoutMs: 60_000 },
+      );
+    };
+    for (const text of ['Write a Python script that renames files.', 'Why does my service fail to start?']) {
+      const answer = await answerTo(text);
+      expect(answer.content).toMatch(/^-# 🧠 skills\n-# 🧭 routed to [\w-]+-expert\n/);
+    }
+  });
+
+  it('/compare battles the router against an adapter', async () => {
+    const { fake, dave } = world;
+    const battle = await fake
+      .command(dave, 'compare', { prompt: 'List running processes', a: 'skills', b: 'code-expert' })
+      .reply((m) => m.components.length > 0, 'the battle', { timeoutMs: 60_000 });
+    expect(battle.embeds.map((e) => e.title)).toEqual(['⚔️ Which answer is better?', 'Answer A', 'Answer B']);
+    const ids = battle.components.flatMap((row) => row.components).map((c) => ('custom_id' in c ? c.custom_id : ''));
+    const battleId = /^vote:cast:([^:]+):A$/.exec(ids[0]!)![1]!;
+    const vote = fake.click(dave, battle, `vote:cast:${battleId}:A`);
+    expect((await vote.reply()).content).toMatch(/^Your vote: \*\*A is better\*\*\.\nA was \*\*(skills|code-expert)\*\*/);
+    const closed = await stack.client.arena.close(battleId);
+    expect(new Set(Object.values(closed.models ?? {}))).toEqual(new Set(['skills', 'code-expert']));
+  });
+
+  it('/merge warns before a recipe likely to hurt, and says what to try', async () => {
+    const { fake, alice } = world;
+    const merge = fake.command(alice, 'merge linear', { weights: '1,1', adapters: 'code-expert, linux-commands-expert', name: 'too-strong' });
+    await merge.reply((m) => m.content.startsWith('Queued'));
+    const warning = await fake.waitFor(
+      () => fake.messagesIn(fake.channelId).find((m) => m.content.startsWith('⚠️ linear with weights summing to 2')),
+      'the warning',
+    );
+    expect(warning.content).toMatch(/Try weights summing to about 1 \(e\.g\. 0\.5 each\), a sweep .* or a router/);
+  });
+});

@@ -1,0 +1,218 @@
+// Routing: the features the engine core reads from a base prefill (against the float64 reference, batched and
+// chunked), the nearest-centroid choice (against a plain Euclidean reference), and the engine serving a router:
+// its choice is what the reference features say, and its greedy answer is the chosen adapter's, token for token.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InferenceEngine, type RouterSpec } from '../../../src/inference/engine/index.js';
+import { chooseMember, featureRequest, fitCentroids } from '../../../src/inference/engine/routing.js';
+import { staticAdapters } from '../../../src/inference/engine/static-adapters.js';
+import { SeededRandom } from '../../../src/inference/rng.js';
+import { silentLogger } from '../../../src/util/log.js';
+import { referenceLogits } from '../reference.js';
+import { CoreHarness, makeTestModel, writePeftAdapter, type TestModel } from './model.js';
+
+let model: TestModel;
+beforeAll(async () => {
+  model = await makeTestModel();
+});
+afterAll(() => rmSync(model.root, { recursive: true, force: true }));
+
+/** Reference features: mean value row per layer over the prompt, then the last position's log-softmax. */
+function referenceFeatures(ids: number[], layers: number[], logprobs: boolean): number[] {
+  const taps = { values: [] as Float64Array[][] };
+  const logits = referenceLogits(model.cfg, (n) => model.tensors.get(n), ids, undefined, taps);
+  const out: number[] = [];
+  for (const l of layers) {
+    const rows = taps.values[l]!;
+    for (let k = 0; k < rows[0]!.length; k++) out.push(rows.reduce((s, r) => s + r[k]!, 0) / rows.length);
+  }
+  if (logprobs) {
+    const last = logits[logits.length - 1]!;
+    const max = Math.max(...last);
+    const lse = max + Math.log(last.reduce((z, v) => z + Math.exp(v - max), 0));
+    for (const v of last) out.push(v - lse);
+  }
+  return out;
+}
+
+function maxRelError(actual: ArrayLike<number>, expected: number[]): number {
+  const scale = Math.max(...expected.map(Math.abs));
+  let err = 0;
+  for (let i = 0; i < expected.length; i++) err = Math.max(err, Math.abs(actual[i]! - expected[i]!));
+  return err / scale;
+}
+
+/** Prompts of three "topics": token ids drawn from three disjoint sets of 8 tokens (as skills have their own words). */
+function topicPrompt(topic: number, seed: number, length = 16): number[] {
+  const rng = new SeededRandom(1000 * topic + seed);
+  return Array.from({ length }, () => 3 + topic * 80 + 7 * rng.int(8));
+}
+
+describe('routing features from the base prefill', () => {
+  for (const chunk of [512, 5]) {
+    it(`are the reference's mean value rows and log-probs (prefill chunk ${chunk})`, async () => {
+      const harness = await CoreHarness.open(model, { prefillChunk: chunk });
+      try {
+        const prompts = [topicPrompt(0, 1, 11), topicPrompt(1, 2, 7)];
+        const { result } = harness.submit(
+          prompts.map((prompt) => ({ prompt })),
+          { maxTokens: 1, features: { layers: [0, 1], logprobs: true } },
+        );
+        await result.done;
+        expect(result.error).toBeNull();
+        prompts.forEach((prompt, i) => {
+          const expected = referenceFeatures(prompt, [0, 1], true);
+          const got = result.finish[i]!.features!;
+          expect(got.length).toBe(expected.length);
+          expect(maxRelError(got, expected), `row ${i}`).toBeLessThan(1e-4);
+        });
+      } finally {
+        await harness.close();
+      }
+    });
+  }
+
+  it('refuses a layer the model does not have', async () => {
+    const harness = await CoreHarness.open(model);
+    try {
+      const { result } = harness.submit([{ prompt: [5, 6, 7] }], { maxTokens: 1, features: { layers: [2], logprobs: false } });
+      await result.done;
+      expect(String(result.error)).toMatch(/layer 2 does not exist: the model has layers 0\.\.1/);
+    } finally {
+      await harness.close();
+    }
+  });
+});
+
+/** The plain reference: centre on the mean of member means, scale to unit length, nearest centroid in Euclidean distance. */
+function referenceChoice(perMember: number[][][], x: number[], margin: number): number | null {
+  const dim = x.length;
+  const mean = (vs: number[][]) => Array.from({ length: dim }, (_, i) => vs.reduce((s, v) => s + v[i]!, 0) / vs.length);
+  const center = mean(perMember.map(mean));
+  const unit = (v: number[]) => {
+    const c = v.map((e, i) => e - center[i]!);
+    const n = Math.hypot(...c);
+    return c.map((e) => e / n);
+  };
+  const centroids = perMember.map((vs) => {
+    const m = mean(vs.map(unit)).map((e, i) => e + center[i]!); // unit() centres again
+    return unit(m);
+  });
+  const u = unit(x);
+  // for unit vectors, ‖u − c‖² = 2 − 2·cos: nearest in distance is most similar in cosine
+  const d = centroids.map((c) => c.reduce((s, e, i) => s + (e - u[i]!) ** 2, 0));
+  const order = d.map((_, i) => i).sort((a, b) => d[a]! - d[b]!);
+  const lead = (d[order[1]!]! - d[order[0]!]!) / 2;
+  return lead >= margin ? order[0]! : null;
+}
+
+describe('nearest-centroid choice', () => {
+  it('agrees with the plain reference, margin included', () => {
+    const rng = new SeededRandom(7);
+    const dim = 16;
+    const offsets = [0, 1, 2].map(() => Array.from({ length: dim }, () => rng.normal()));
+    const sample = (m: number) => offsets[m]!.map((o) => 5 + o + 0.8 * rng.normal());
+    const perMember = [0, 1, 2].map((m) => Array.from({ length: 5 }, () => sample(m)));
+    const fitted = fitCentroids(perMember);
+    let fallbacks = 0;
+    for (let t = 0; t < 200; t++) {
+      const x = sample(t % 3);
+      for (const margin of [0, 0.05, 0.3]) {
+        const got = chooseMember(fitted, x, margin);
+        const want = referenceChoice(perMember, x, margin);
+        expect(got.member, `test ${t}, margin ${margin}`).toBe(want);
+        if (got.member === null) fallbacks++;
+      }
+    }
+    expect(fallbacks).toBeGreaterThan(0); // the margin did send some to the fallback
+  });
+
+  it('refuses features of another size', () => {
+    const fitted = fitCentroids([[[1, 2]], [[2, 1]]]);
+    expect(() => chooseMember(fitted, [1, 2, 3], 0)).toThrow(/recreate the router/);
+  });
+});
+
+describe('an engine serving a router', () => {
+  const NAMES = ['alpha', 'beta', 'gamma'];
+  let engine: InferenceEngine;
+  const routers = new Map<string, RouterSpec>();
+
+  beforeAll(async () => {
+    const adapters = await Promise.all(model.adapters.map((lora, i) => writePeftAdapter(path.join(model.root, 'adapters', NAMES[i]!), lora)));
+    engine = await InferenceEngine.start({
+      modelDir: model.modelDir,
+      adapters: staticAdapters(adapters.map((dir, i) => ({ dir, name: NAMES[i]! }))),
+      routers: { resolve: async (name) => routers.get(name) ?? null, list: async () => [...routers.values()] },
+      log: silentLogger(),
+      modelId: 'tiny-llama',
+      threads: 1,
+      executionProvider: 'cpu',
+      spinning: false,
+      maxBatch: 4,
+      maxQueue: 8,
+      prefillChunk: 512,
+      prefillTokenBudget: 2048,
+      kvChunk: 16,
+    });
+    // calibration: 4 prompts per topic, topic m served by adapter m
+    const perMember = await Promise.all(
+      [0, 1, 2].map((m) => Promise.all([1, 2, 3, 4].map((s) => engine.routeFeatures({ kind: 'ids', ids: topicPrompt(m, s) }, 'value-mid')))),
+    );
+    const fitted = fitCentroids(perMember);
+    const members = NAMES.map((model) => ({ model }));
+    routers.set('topics', { name: 'topics', rule: 'value-mid', margin: 0, members, fallback: null, fitted });
+    routers.set('unsure', { name: 'unsure', rule: 'value-mid', margin: 3, members, fallback: 'tiny-llama', fitted });
+  });
+  afterAll(async () => {
+    await engine?.close();
+  });
+
+  it('routes as the reference features say, and answers exactly as the chosen adapter', async () => {
+    const fitted = routers.get('topics')!.fitted;
+    const layer = featureRequest('value-mid', 2).layers[0]!;
+    let right = 0;
+    for (let t = 0; t < 6; t++) {
+      const topic = t % 3;
+      const ids = topicPrompt(topic, 100 + t);
+      const expected = chooseMember(fitted, referenceFeatures(ids, [layer], false), 0).member!;
+      const routed = await engine.generate({ model: 'topics', input: { kind: 'ids', ids }, maxTokens: 6, temperature: 0, ignoreEos: true });
+      expect(routed.routedTo!.model).toBe(NAMES[expected]);
+      expect(routed.routedTo).toMatchObject({ router: 'topics', fallback: false });
+      expect(routed.model).toBe('topics');
+      if (expected === topic) right++;
+      const direct = await engine.generate({ model: NAMES[expected]!, input: { kind: 'ids', ids }, maxTokens: 6, temperature: 0, ignoreEos: true });
+      expect(routed.choices[0]!.tokenIds).toEqual(direct.choices[0]!.tokenIds);
+    }
+    expect(right).toBe(6); // random weights still separate prompts drawn from disjoint token sets
+  });
+
+  it('says whom it routed to before the first token, and falls back when no member is clearly nearest', async () => {
+    const ids = topicPrompt(1, 200);
+    let routedFirst = false;
+    let tokens = 0;
+    const result = await engine.generate(
+      { model: 'unsure', input: { kind: 'ids', ids }, maxTokens: 4, temperature: 0, ignoreEos: true },
+      {
+        onRouted: (r) => {
+          routedFirst = tokens === 0 && r.model === 'tiny-llama';
+        },
+        onDelta: () => void tokens++,
+      },
+    );
+    expect(routedFirst).toBe(true);
+    expect(result.routedTo).toMatchObject({ model: 'tiny-llama', nearest: 'beta', fallback: true });
+    const base = await engine.generate({ model: 'tiny-llama', input: { kind: 'ids', ids }, maxTokens: 4, temperature: 0, ignoreEos: true });
+    expect(result.choices[0]!.tokenIds).toEqual(base.choices[0]!.tokenIds);
+  });
+
+  it('lists routers among the models and routes rows of a compare', async () => {
+    const models = await engine.models();
+    expect(models.find((m) => m.id === 'topics')).toMatchObject({ parent: 'tiny-llama', members: NAMES });
+    const ids = topicPrompt(2, 300);
+    const compared = await engine.compare({ models: ['topics', 'alpha'], input: { kind: 'ids', ids }, maxTokens: 4, temperature: 0 });
+    expect(compared.answers[0]!.routedTo!.model).toBe('gamma');
+    expect(compared.answers[1]!.routedTo).toBeUndefined();
+  });
+});
