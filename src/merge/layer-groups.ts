@@ -32,3 +32,15 @@ export function moduleWeights(options: Pick<MergeOptions, 'weights' | 'layerWeig
     return l === null ? w : w * lw.weights[i]![groupOf(l, groups, range, lw.starts)]!;
   };
 }
+
+/**
+ * The weights that say how strong a merge is: w_i alone, or with layerWeights the group whose weights w_i·g_i,k sum
+ * highest (a recipe of weights 1 and group weights 0.25 is as strong as weights 0.25, not 1).
+ */
+export function strongestWeights(options: { weights: readonly number[]; layerWeights?: { weights: number[][] } }): number[] {
+  const lw = options.layerWeights;
+  if (!lw) return [...options.weights];
+  const groups = lw.weights[0]?.length ?? 0;
+  const byGroup = Array.from({ length: groups }, (_, k) => options.weights.map((w, i) => w * (lw.weights[i]?.[k] ?? 1)));
+  return byGroup.reduce((best, g) => (g.reduce((a, b) => a + b, 0) > best.reduce((a, b) => a + b, 0) ? g : best), byGroup[0] ?? [...options.weights]);
+}

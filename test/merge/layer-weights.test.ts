@@ -116,3 +116,16 @@ describe('per-layer-group weights', () => {
 function makeSingle(a: LoraAdapter, module: string): LoraAdapter {
   return { ...a, modules: new Map([[module, a.modules.get(module)!]]) };
 }
+
+describe('warnings read the per-group weights', () => {
+  it('weights 1 with group weights 0.25 are as strong as weights 0.25; a strong group is flagged', async () => {
+    const { mergeWarnings } = await import('../../src/merge/warnings.js');
+    const quarter = { weights: [[0.25, 0.25, 0.25], [0.25, 0.25, 0.25], [0.25, 0.25, 0.25]] };
+    expect(mergeWarnings({ method: 'linear', weights: [1, 1, 1], layerWeights: quarter })).toEqual([]);
+    expect(mergeWarnings({ method: 'linear', weights: [1, 1, 1], layerWeights: { weights: [[0.25, 1], [0.25, 1], [0.25, 1]] } })[0]).toMatch(/summing to 3 /);
+    const plain = await mergeAdapters(inputs, { method: 'linear', weights: [1, 1, 1], layerWeights: quarter });
+    expect(plain.report.warnings.join(' ')).not.toMatch(/overshoot/);
+    const strong = await mergeAdapters(inputs, { method: 'linear', weights: [1, 1, 1], layerWeights: { weights: [[0.25, 1], [0.25, 1], [0.25, 1]] } });
+    expect(strong.report.warnings.join(' ')).toMatch(/the weights sum to 3: linear will likely overshoot/);
+  });
+});
