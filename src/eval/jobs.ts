@@ -36,10 +36,26 @@ export interface SweepJobData {
   experts?: Record<string, string>;
   format: EvalFormat;
   suites: string[];
-  search: 'grid' | 'random';
+  search: 'grid' | 'random' | 'cmaes';
+  /** grid and random: every point; cmaes: none (the optimizer asks for them as it goes) */
   points: MergeOptions[];
+  /** cmaes: what is tuned and how; `items` are then the dev part followed by the test part */
+  tune?: TuneSpec;
   /** random search: the samples asked for (more than `points` when the space has fewer distinct points) */
   requestedPoints?: number;
+}
+
+export interface TuneSpec {
+  optimizer: 'cmaes';
+  /** merges evaluated */
+  budget: number;
+  seed: number;
+  /** the recipe of every point but its weights (method, space, density, …) */
+  base: MergeOptions;
+  /** groups of blocks with a weight per adapter each; null: one weight per adapter */
+  layerGroups: number | null;
+  /** items[0, devItems) are the dev part (tuned on), the rest the test part (reported) */
+  devItems: number;
 }
 
 export type EvalQueueJobData = EvalJobData | SweepJobData;
@@ -108,11 +124,30 @@ export const SweepBaselineSchema = z.object({
 });
 export type SweepBaseline = z.infer<typeof SweepBaselineSchema>;
 
+export const TuneResultSchema = z.object({
+  optimizer: z.literal('cmaes'),
+  budget: z.number().int(),
+  layerGroups: z.number().int().nullable(),
+  devItems: z.number().int(),
+  testItems: z.number().int(),
+  /** the best point by its worst dev-part retention, scored on the test part */
+  test: z
+    .object({
+      point: z.number().int(),
+      adapter: z.string(),
+      categories: z.record(z.string(), SweepCategoryScoreSchema),
+      worstRetention: z.number().nullable(),
+      meanRetention: z.number().nullable(),
+    })
+    .nullable(),
+});
+export type TuneResult = z.infer<typeof TuneResultSchema>;
+
 export const SweepStatusSchema = z.object({
   id: z.string(),
   kind: z.literal('sweep'),
   ...JobCommon,
-  search: z.enum(['grid', 'random']),
+  search: z.enum(['grid', 'random', 'cmaes']),
   adapters: z.array(z.string()),
   suites: z.array(z.string()),
   items: z.number().int(),
@@ -125,6 +160,8 @@ export const SweepStatusSchema = z.object({
   ranking: z.array(SweepPointResultSchema),
   /** the best point's merge, ready to be kept under a name: POST /v1/sweeps/{id}/register */
   best: SweepPointResultSchema.nullable(),
+  /** cmaes: the points above are scored on the dev part; the best one's score on the test part once finished */
+  tune: TuneResultSchema.nullable().optional(),
 });
 export type SweepStatus = z.infer<typeof SweepStatusSchema>;
 
@@ -143,6 +180,6 @@ export const evalKeys = (prefix: string) => ({
   control: `${prefix}:eval:control`,
   /** statuses of jobs cancelled before they started (their BullMQ job is removed) */
   cancelled: `${prefix}:eval:cancelled`,
-  /** a sweep's progress: field `baseline` and one field `point:<index>` per finished point */
+  /** a sweep's progress: field `baseline` and one field `point:<index>` per finished point (a tuned one: `test` too) */
   sweep: (id: string) => `${prefix}:eval:sweep:${id}`,
 });

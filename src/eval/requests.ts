@@ -85,7 +85,16 @@ export const SweepRequestSchema = ScoringOptionsSchema.extend({
     .max(16)
     .optional()
     .meta({ description: 'adapters to merge; default: the category experts, in suite order' }),
-  search: z.enum(['grid', 'random']).default('grid'),
+  search: z
+    .enum(['grid', 'random', 'cmaes'])
+    .default('grid')
+    .meta({ description: 'grid: every combination; random: `samples` points; cmaes: weights tuned by CMA-ES on the dev part of the suites, the best reported on the test part' }),
+  budget: z.number().int().min(2).max(256).optional().meta({ description: 'cmaes: merges to evaluate (default 40)' }),
+  perLayer: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'cmaes: tune a weight per adapter per layer group (early, middle, late blocks) instead of one per adapter' }),
+  layerGroups: z.number().int().min(2).max(8).default(3).meta({ description: 'cmaes with perLayer: groups of blocks (equal shares of the layer range)' }),
   space: SweepSpaceSchema.default({}),
   samples: z.number().int().min(1).max(256).optional().meta({ description: 'random search: points to try (default 16)' }),
   seed: z.number().int().min(0).max(0xffffffff).default(0).meta({ description: 'random search: same seed, same points' }),

@@ -28,9 +28,11 @@ import {
 import type { EvalReport } from './report.js';
 import type { EvalRequest, SweepRequest } from './requests.js';
 import { BUILTIN_SUITES_DIR, loadSuites, validateItems, type SuiteItem } from './suite.js';
-import { itemsOfPart } from './split.js';
+import { itemsOfPart, splitSuite } from './split.js';
 import { readSweepState } from './sweep.js';
 import { DEFAULT_RANDOM_SAMPLES, sweepPoints } from './sweep-space.js';
+import { DEFAULT_BUDGET, readTuneResult, tuneOptions, tuneStart } from './tune.js';
+import { MergeOptionsSchema, PRUNING_METHODS } from '../merge/options.js';
 
 export type EvalJobEvent = { type: 'progress'; progress: JobProgress } | { type: 'state'; state: 'queued' | 'running' } | { type: 'finished' };
 
@@ -183,6 +185,7 @@ export class EvalService {
     if (new Set(adapters).size !== adapters.length) throw new InvalidInputError('adapters: each adapter once');
     await this.checkAdapters(adapters, 'adapters');
     await this.checkAdapters(Object.values(request.experts ?? {}), 'experts');
+    if (request.search === 'cmaes') return this.submitTuned(request, items, suites, adapters);
     const points = sweepPoints(request, adapters.length);
     const data: SweepJobData = {
       kind: 'sweep',
@@ -197,6 +200,55 @@ export class EvalService {
     };
     const job = await this.add(newId('sweep'), data);
     this.opts.log.info({ id: job.id, points: points.length, adapters }, 'sweep queued');
+    return this.sweepStatusOf(job);
+  }
+
+  /** A CMA-ES search of the weights of one recipe: tuned on the suites' dev part, the best scored on the test part. */
+  private async submitTuned(request: SweepRequest, all: SuiteItem[], suites: string[], adapters: string[]): Promise<SweepStatus> {
+    const { space } = request;
+    if (space.weights) throw new InvalidInputError('search cmaes tunes the weights itself: drop space.weights (its start is the method default)');
+    const one = <T>(name: string, values: readonly T[] | undefined): T | undefined => {
+      if (values && values.length > 1) throw new InvalidInputError(`search cmaes tunes the weights of one recipe: give one ${name}, not ${values.length}`);
+      return values?.[0];
+    };
+    if (space.density && !Array.isArray(space.density)) throw new InvalidInputError('search cmaes takes one density, not a range');
+    const method = one('method', space.method) ?? 'linear';
+    const parsed = MergeOptionsSchema.safeParse({
+      ...request.options,
+      method,
+      weights: new Array<number>(adapters.length).fill(1),
+      density: PRUNING_METHODS.has(method) ? one('density', space.density as number[] | undefined) : undefined,
+      rank: one('rank', space.rank),
+    });
+    if (!parsed.success) throw new InvalidInputError(`search cmaes: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
+    const parts = splitSuite(all);
+    const dev = all.filter((i) => parts.get(i.id) === 'dev');
+    const test = all.filter((i) => parts.get(i.id) === 'test');
+    if (dev.length === 0 || test.length === 0) {
+      throw new InvalidInputError('search cmaes needs dev and test items: give each category at least 3 items (a quarter calibration, a quarter dev, the rest test)');
+    }
+    const tune = { optimizer: 'cmaes' as const, budget: request.budget ?? DEFAULT_BUDGET, seed: request.seed, base: parsed.data, layerGroups: request.perLayer ? request.layerGroups : null, devItems: dev.length };
+    try {
+      tuneOptions(tune, adapters.length, tuneStart(tune, adapters.length).x0); // a recipe that cannot take the weights is refused now
+    } catch (err) {
+      const issues = (err as { issues?: Array<{ path: PropertyKey[]; message: string }> }).issues;
+      if (!issues) throw err;
+      throw new InvalidInputError(`search cmaes: ${issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
+    }
+    const data: SweepJobData = {
+      kind: 'sweep',
+      items: [...dev, ...test],
+      adapters,
+      ...(request.experts ? { experts: request.experts } : {}),
+      format: request.format,
+      suites,
+      search: 'cmaes',
+      points: [],
+      requestedPoints: tune.budget,
+      tune,
+    };
+    const job = await this.add(newId('sweep'), data);
+    this.opts.log.info({ id: job.id, budget: tune.budget, layerGroups: tune.layerGroups, adapters }, 'tuned sweep queued');
     return this.sweepStatusOf(job);
   }
 
@@ -249,11 +301,12 @@ export class EvalService {
       adapters: data.adapters,
       suites: data.suites,
       items: data.items.length,
-      totalPoints: data.points.length,
+      totalPoints: data.tune?.budget ?? data.points.length,
       requestedPoints: data.requestedPoints ?? data.points.length,
       baseline: state.baseline,
       ranking: state.ranking,
       best: state.ranking.find((p) => p.state === 'completed') ?? null,
+      tune: data.tune ? await readTuneResult({ redis: this.opts.redis, redisPrefix: this.opts.redisPrefix }, job.id!, data.tune, data.items.length) : null,
     };
   }
 

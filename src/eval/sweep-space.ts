@@ -103,6 +103,7 @@ export function pointLabel(options: MergeOptions): string {
   const parts = [options.method.replace(/_/g, '-')];
   if (options.density !== undefined) parts.push(`d=${+options.density.toFixed(3)}`);
   parts.push(`w=${same ? +w[0]!.toFixed(3) : w.map((x) => +x.toFixed(2)).join('/')}`);
+  if (options.layerWeights) parts.push(`g=${options.layerWeights.weights.map((row) => row.map((x) => +x.toFixed(2)).join(',')).join('/')}`);
   if (options.rank !== undefined) parts.push(`r=${options.rank}`);
   return parts.join(' ');
 }

@@ -31,13 +31,13 @@ export interface SweepDeps {
   mergePollMs?: number;
 }
 
-interface StoredBaseline {
+export interface StoredBaseline {
   models: ScoredModel[];
   scores: Record<string, Array<{ nll: number; tokens: number }>>;
 }
 
 const TERMINAL = new Set<MergeStatus['state']>(['completed', 'failed', 'cancelled']);
-const POINT_FIELD = 'point:';
+export const POINT_FIELD = 'point:';
 
 /** Who registered a sweep's merges: the registry record says which adapters a sweep created. */
 export const sweepRegistrant = (sweepId: string) => `sweep:${sweepId}`;
@@ -61,7 +61,7 @@ export function rankPoints(points: readonly SweepPointResult[]): SweepPointResul
   });
 }
 
-function toScores(stored: StoredBaseline['scores'][string]): ItemScore[] {
+export function toScores(stored: StoredBaseline['scores'][string]): ItemScore[] {
   return stored.map((s) => ({ ...s, passed: null }));
 }
 
@@ -76,36 +76,14 @@ export async function runSweep(deps: SweepDeps, id: string, data: SweepJobData, 
     hooks.onProgress?.({ phase, done: d, total: t, points: { done: done.size, total } });
   if (done.size > 0) log.info({ sweep: id, done: done.size, total }, 'sweep resumed: finished points are kept');
 
-  // ---- baseline: the base model and every input adapter, scored once
-  let baseline: StoredBaseline;
-  if (state.baseline) {
-    baseline = JSON.parse(state.baseline) as StoredBaseline;
-  } else {
-    const models: ScoredModel[] = [{ name: deps.engine.modelId, kind: 'base' }];
-    for (const name of data.adapters) {
-      const record = await deps.registry.find(name);
-      models.push({ name, kind: record?.recipe ? 'merge' : 'adapter', ...(record?.category ? { category: record.category } : {}) });
-    }
-    const scored = await scoreItems(deps.engine, data.items, models.map((m) => m.name), data.format, {
-      signal: hooks.signal,
-      onProgress: (p) => report('baseline', p.done, p.total),
-    });
-    baseline = { models, scores: Object.fromEntries(scored) };
-    const agg = aggregate({ items: data.items, models, scores: new Map(models.map((m) => [m.name, toScores(baseline.scores[m.name]!)])), experts: data.experts });
-    const summary: SweepBaseline = {
-      categories: agg.categories,
-      experts: agg.experts,
-      perplexity: Object.fromEntries(agg.models.map((m) => [m.model, Object.fromEntries(Object.entries(m.categories).map(([c, s]) => [c, s.perplexity]))])),
-    };
-    await redis.hset(key, 'baseline', JSON.stringify(baseline), 'summary', JSON.stringify(summary));
-  }
+  const baseline = await sweepBaseline(deps, key, state, data, hooks.signal, (d, t) => report('baseline', d, t));
 
   // ---- points: merges queued a few ahead, each scored as soon as it is registered
   const pending = data.points.map((_, i) => i).filter((i) => !done.has(i));
   const ahead = Math.max(1, deps.mergesAhead ?? 2);
   const merged = new Map<number, Promise<MergeStatus | Error>>();
   const startMerge = (i: number) => {
-    if (!merged.has(i)) merged.set(i, submitAndWait(deps, id, data, i, hooks.signal).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+    if (!merged.has(i)) merged.set(i, submitAndWait(deps, id, data.adapters, i, data.points[i]!, hooks.signal).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
   };
   report('merge', done.size, total);
   for (let k = 0; k < pending.length; k++) {
@@ -133,15 +111,41 @@ export async function runSweep(deps: SweepDeps, id: string, data: SweepJobData, 
   return rankPoints([...done.values()]);
 }
 
-function failed(index: number, options: MergeOptions, code: string, message: string): SweepPointResult {
+/** The baseline of a sweep (the base model and every input adapter on every item), from its hash or scored now. */
+export async function sweepBaseline(
+  deps: SweepDeps,
+  key: string,
+  state: Record<string, string>,
+  data: SweepJobData,
+  signal: AbortSignal | undefined,
+  progress: (done: number, total: number) => void,
+): Promise<StoredBaseline> {
+  if (state.baseline) return JSON.parse(state.baseline) as StoredBaseline;
+  const models: ScoredModel[] = [{ name: deps.engine.modelId, kind: 'base' }];
+  for (const name of data.adapters) {
+    const record = await deps.registry.find(name);
+    models.push({ name, kind: record?.recipe ? 'merge' : 'adapter', ...(record?.category ? { category: record.category } : {}) });
+  }
+  const scored = await scoreItems(deps.engine, data.items, models.map((m) => m.name), data.format, { signal, onProgress: (p) => progress(p.done, p.total) });
+  const baseline: StoredBaseline = { models, scores: Object.fromEntries(scored) };
+  const agg = aggregate({ items: data.items, models, scores: new Map(models.map((m) => [m.name, toScores(baseline.scores[m.name]!)])), experts: data.experts });
+  const summary: SweepBaseline = {
+    categories: agg.categories,
+    experts: agg.experts,
+    perplexity: Object.fromEntries(agg.models.map((m) => [m.model, Object.fromEntries(Object.entries(m.categories).map(([c, s]) => [c, s.perplexity]))])),
+  };
+  await deps.redis.hset(key, 'baseline', JSON.stringify(baseline), 'summary', JSON.stringify(summary));
+  return baseline;
+}
+
+export function failed(index: number, options: MergeOptions, code: string, message: string): SweepPointResult {
   return { index, label: pointLabel(options), options: { ...options }, state: 'failed', error: { code, message }, finishedAt: new Date().toISOString() };
 }
 
-async function submitAndWait(deps: SweepDeps, sweepId: string, data: SweepJobData, index: number, signal: AbortSignal | undefined): Promise<MergeStatus> {
-  const options = data.points[index]!;
+export async function submitAndWait(deps: SweepDeps, sweepId: string, adapters: string[], index: number, options: MergeOptions, signal: AbortSignal | undefined): Promise<MergeStatus> {
   const submitted = await deps.merges.submit({
     ...options,
-    adapters: data.adapters,
+    adapters,
     description: `sweep ${sweepId}, point ${index}: ${pointLabel(options)}`,
     registeredBy: sweepRegistrant(sweepId),
     replace: false,
@@ -170,7 +174,13 @@ async function waitForMerge(deps: SweepDeps, first: MergeStatus, signal: AbortSi
   return status;
 }
 
-async function scorePoint(
+/** Items [start, end) of a sweep's list: a tuned search scores its points on the dev part only. */
+export interface ItemRange {
+  start: number;
+  end: number;
+}
+
+export async function scorePoint(
   deps: SweepDeps,
   data: SweepJobData,
   baseline: StoredBaseline,
@@ -179,14 +189,16 @@ async function scorePoint(
   merge: MergeStatus,
   hooks: EvalHooks,
   progress: (done: number, total: number) => void,
+  part: ItemRange = { start: 0, end: data.items.length },
 ): Promise<SweepPointResult> {
   const name = merge.result!.name;
-  const scored = await scoreItems(deps.engine, data.items, [name], data.format, { signal: hooks.signal, onProgress: (p) => progress(p.done, p.total) });
+  const items = data.items.slice(part.start, part.end);
+  const scored = await scoreItems(deps.engine, items, [name], data.format, { signal: hooks.signal, onProgress: (p) => progress(p.done, p.total) });
   const point: ScoredModel = { name, kind: 'merge' };
   const models = [...baseline.models.filter((m) => m.name !== name), point];
-  const scores = new Map<string, ItemScore[]>(baseline.models.map((m) => [m.name, toScores(baseline.scores[m.name]!)]));
+  const scores = new Map<string, ItemScore[]>(baseline.models.map((m) => [m.name, toScores(baseline.scores[m.name]!.slice(part.start, part.end))]));
   scores.set(name, toScores(scored.get(name)!));
-  const agg = aggregate({ items: data.items, models, scores, experts: data.experts });
+  const agg = aggregate({ items, models, scores, experts: data.experts });
   const mine = agg.models.find((m) => m.model === name)!;
   return {
     index,

@@ -18,6 +18,7 @@ import { EVAL_QUEUE, evalKeys, type EvalJobData, type EvalQueueJobData, type Job
 import type { ScoredModel } from './metrics.js';
 import type { EvalReport } from './report.js';
 import { runSweep, type SweepDeps } from './sweep.js';
+import { runTunedSweep } from './tune.js';
 
 export type EvalJobResult = EvalReport | { points: number; best: number | null };
 
@@ -124,7 +125,7 @@ export async function startEvalWorker(opts: EvalWorkerOptions): Promise<RunningE
         return report;
       }
       jobLog.info({ points: data.points.length, adapters: data.adapters }, 'sweep started');
-      const ranking = await runSweep(
+      const ranking = await (data.tune ? runTunedSweep : runSweep)(
         { engine, merges: opts.merges, registry: opts.registry, redis, redisPrefix, log: jobLog, mergePollMs: opts.mergePollMs, mergesAhead: opts.mergesAhead },
         job.id!,
         data,

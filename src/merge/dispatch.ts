@@ -8,6 +8,7 @@ import { TopKFilter } from './kernels/select.js';
 import { catFactors, mergeFactorsSpace, type MergedFactors, type ModuleInput } from './factors.js';
 import { adapterThresholds, DeltaTiles, mergeDenseModule, TileArena, type DenseModuleJob, type DenseModuleResult } from './dense.js';
 import { DensePool } from './dense-pool.js';
+import { moduleWeights } from './layer-groups.js';
 import { traitsOf, type MergeMethod, type MergeOptions } from './options.js';
 import type { ModuleWork } from './plan.js';
 
@@ -52,9 +53,12 @@ export class ModuleDispatch {
   private adapterFilters: TopKFilter[] | null = null;
   private pool: DensePool | null = null;
   private readonly dense: boolean;
+  /** adapter i's weight in a module: w_i, times its layer group's weight when the recipe has layerWeights */
+  private readonly weightOf: (module: string, adapter: number) => number;
 
   private constructor(private readonly s: DispatchSetup) {
     this.dense = s.options.space === 'delta' && !traitsOf(s.method).exact;
+    this.weightOf = moduleWeights(s.options, s.modules.map((w) => w.name));
   }
 
   /** Prepares the dense path: per-adapter thresholds (two passes over every module) or the worker threads. */
@@ -79,7 +83,7 @@ export class ModuleDispatch {
   }
 
   inputsOf(work: ModuleWork): ModuleInput[] {
-    return work.present.map((i) => ({ adapter: i, module: this.s.adapters[i]!.modules.get(work.name)!, weight: this.s.options.weights[i]! }));
+    return work.present.map((i) => ({ adapter: i, module: this.s.adapters[i]!.modules.get(work.name)!, weight: this.weightOf(work.name, i) }));
   }
 
   /** Merges module `idx` of the plan. */

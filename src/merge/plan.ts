@@ -3,6 +3,7 @@
 import { InvalidInputError } from '../errors.js';
 import { baseModelKey, naturalCompare, type LoraAdapter, type LoraModule } from '../formats/peft.js';
 import { traitsOf, type MergeOptions } from './options.js';
+import { strongestWeights } from './layer-groups.js';
 
 export interface ModuleWork {
   name: string;
@@ -118,7 +119,7 @@ function describe(m: LoraModule): string {
  * weight. Past 1.5 the merged model usually does worse than any input.
  */
 function overshootWarning(options: MergeOptions, method: MergeOptions['method']): string | null {
-  const w = options.weights;
+  const w = strongestWeights(options);
   const averaging = traitsOf(method).electSigns;
   const scale = averaging ? Math.max(...w.map(Math.abs)) : w.reduce((a, b) => a + b, 0);
   if (options.space === 'delta' && scale > 1.5) {

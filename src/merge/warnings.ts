@@ -2,10 +2,13 @@
 // merge runs (API `warnings`, CLI stderr, bot reply), with why and what to try. Measured on four skills trained apart
 // on one small Llama (docs/ROUTERS.md, issue 14): PEFT's factor-space TIES with weights 1,1,1,1 made every skill
 // worse than the base model; the best exact linear merges kept weights summing to about 1.
+import { strongestWeights } from './layer-groups.js';
+
 export interface MergeWarningInput {
   method: string;
   space?: 'delta' | 'factors';
   weights: readonly number[];
+  layerWeights?: { weights: number[][] };
 }
 
 /** Weight sums above these are flagged: factor space "well above 1", delta space "above about 1". */
@@ -16,8 +19,9 @@ const DELTA_SUMS = new Set(['linear', 'cat', 'svd']);
 const FACTOR_FLAGGED = new Set(['linear', 'ties', 'dare_ties', 'dare_linear', 'magnitude_prune']);
 
 export function mergeWarnings(request: MergeWarningInput): string[] {
-  const sum = request.weights.reduce((a, b) => a + b, 0);
-  const n = request.weights.length;
+  const weights = strongestWeights(request);
+  const sum = weights.reduce((a, b) => a + b, 0);
+  const n = weights.length;
   const even = `${+(1 / n).toFixed(3)} each`;
   const shown = +sum.toFixed(3);
   const space = request.space ?? 'delta';

@@ -84,12 +84,28 @@ describe('loraforge eval / sweep', () => {
     expect((await stack.registry.find('team-merge'))?.recipe?.method).toBe('linear');
   });
 
+  it('sweep --tune cmaes: tunes on the dev part and reports the best on the test part', async () => {
+    const all = await loadSuites();
+    const three = path.join(root, 'three.jsonl');
+    const items = ['code', 'linux-commands'].flatMap((c) => all.filter((i) => i.category === c).slice(0, 3));
+    await writeFile(three, items.map(({ id: _id, ...rest }) => JSON.stringify(rest)).join('\n'));
+    const res = await cli('sweep', 'code-expert', 'linux-commands-expert', '--suite-file', three, '--tune', 'cmaes', '--budget', '3', '--per-layer');
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/completed: 3 of 3 points \(cmaes over code-expert, linux-commands-expert\)/);
+    expect(res.stdout).toMatch(/linear w=1 g=[\d.,]+\/[\d.,]+/);
+    expect(res.stdout).toMatch(/tuned by CMA-ES: a weight per adapter per layer group \(3 groups\), 3 merges; retention above on the dev part \(2 items\)/);
+    expect(res.stdout).toMatch(/best point on the test part \(2 items\): worst -?[\d.]+, mean -?[\d.]+ \(code -?[\d.]+, linux-commands -?[\d.]+\)/);
+  });
+
   it('bad input: one line on stderr that says what to fix, exit code 2', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['eval', '--suite', 'cooking'], /no suite "cooking"/],
       [['eval', '--suite-file', path.join(root, 'missing.jsonl')], /suite path .*missing\.jsonl does not exist/],
       [['sweep', '--suite-file', suiteFile, '--weights', '0.1/0.2'], /has 2 weights for 4 adapters/],
       [['sweeps', 'register', 'sweep-000000000000000000000000', 'x'], /no sweep "sweep-000000000000000000000000"/],
+      [['sweep', '--suite-file', suiteFile, '--budget', '4'], /--budget, --per-layer and --layer-groups go with --tune cmaes/],
+      [['sweep', '--suite-file', suiteFile, '--tune', 'nelder-mead'], /--tune: "nelder-mead" is not an optimizer; use cmaes/],
+      [['sweep', '--suite-file', suiteFile, '--tune', 'cmaes'], /needs dev and test items/],
     ];
     for (const [args, message] of cases) {
       const res = await cli(...args);

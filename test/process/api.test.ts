@@ -161,6 +161,10 @@ describe('uploads, errors and cancel over HTTP', () => {
     expect(done.result?.sha256).toBe(await contentHash(svc.registry.store.pathOf(done.result!.sha256)));
     // rank 8 > cat's forbidden explicit rank: refused by the engine's own schema at the API
     await expect(client.merges.create({ adapters: ['gen-a', 'gen-b'], weights: [1, 1], method: 'cat', rank: 4 })).rejects.toThrow(InvalidInputError);
+    // per-layer weights where a weight is no scale of the update: refused, saying what to use
+    await expect(
+      client.merges.create({ adapters: ['gen-a', 'gen-b'], weights: [1, 1], method: 'linear', space: 'factors', layerWeights: { weights: [[1, 0.5], [0.5, 1]] } }),
+    ).rejects.toThrow(/layerWeights: in factors space linear .*use delta space/);
   });
 
   it('cancels a queued merge at once', async () => {

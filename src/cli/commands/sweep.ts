@@ -64,7 +64,19 @@ export function formatSweep(status: SweepStatus): string {
   if (status.baseline) {
     for (const expert of Object.values(status.baseline.experts)) if (expert.note) out += `note: ${expert.note}\n`;
   }
+  if (status.tune) out += tuneLine(status.tune);
   if (status.best) out += `keep the best: loraforge sweeps register ${status.id} <name>\n`;
+  return out;
+}
+
+/** A tuned sweep: the ranking above is on the dev part; the best point on the test part, which it never saw. */
+export function tuneLine(tune: NonNullable<SweepStatus['tune']>): string {
+  const what = tune.layerGroups ? `a weight per adapter per layer group (${tune.layerGroups} groups)` : 'a weight per adapter';
+  let out = `tuned by CMA-ES: ${what}, ${tune.budget} merges; retention above on the dev part (${tune.devItems} items)\n`;
+  if (tune.test) {
+    const cats = Object.entries(tune.test.categories).map(([c, s]) => `${c} ${fmt(s.retention)}`).join(', ');
+    out += `best point on the test part (${tune.testItems} items): worst ${fmt(tune.test.worstRetention)}, mean ${fmt(tune.test.meanRetention)} (${cats})\n`;
+  }
   return out;
 }
 
@@ -94,7 +106,11 @@ export function sweepCommand(program: Command): void {
     .option('--weights <list>', 'weights: 0.25 (every adapter) or 0.4/0.2/0.2/0.2 (one each), comma-separated; lo:hi with --random (default 1/n,2/n)', collect)
     .option('--rank <list>', 'ranks of the result to try', collect)
     .option('--random <n>', 'random search: try n distinct points of the space instead of the whole grid (all of them when it has fewer)', Number)
-    .option('--seed <n>', 'random search seed (same seed, same points)', Number)
+    .option('--tune <optimizer>', 'tune the weights instead of a grid: cmaes (maximises the worst retention on the suites\' dev part, reports the best on the test part)')
+    .option('--budget <n>', 'with --tune: merges to evaluate (default 40)', Number)
+    .option('--per-layer', 'with --tune: a weight per adapter per layer group (early, middle, late blocks)')
+    .option('--layer-groups <n>', 'with --per-layer: groups of blocks (default 3)', Number)
+    .option('--seed <n>', 'random search or --tune seed (same seed, same points)', Number)
     .option('--space <space>', 'merge space for every point: delta (default) or factors')
     .option('--max-points <n>', 'refuse a grid larger than this (default 64)', Number)
     .option('--suite <names>', 'suites of the server to score on (default: all)', collect)
@@ -108,9 +124,17 @@ export function sweepCommand(program: Command): void {
     .action(async (adapters: string[], opts: Common & Record<string, unknown>) => {
       const client = await clientFrom(opts);
       const list = (v: unknown) => v as string[] | undefined;
+      if (opts.tune !== undefined && opts.tune !== 'cmaes') throw new InvalidInputError(`--tune: "${String(opts.tune)}" is not an optimizer; use cmaes`);
+      if (opts.tune !== undefined && opts.random !== undefined) throw new InvalidInputError('--tune and --random are two searches: give one');
+      if (opts.tune === undefined && (opts.budget !== undefined || opts.perLayer !== undefined || opts.layerGroups !== undefined)) {
+        throw new InvalidInputError('--budget, --per-layer and --layer-groups go with --tune cmaes');
+      }
       const request = {
         ...(adapters.length ? { adapters } : {}),
-        search: opts.random !== undefined ? 'random' : 'grid',
+        search: opts.tune !== undefined ? 'cmaes' : opts.random !== undefined ? 'random' : 'grid',
+        budget: opts.budget,
+        perLayer: opts.perLayer === true ? true : undefined,
+        layerGroups: opts.layerGroups,
         space: {
           method: list(opts.method),
           density: parseDensities(list(opts.density)),

@@ -1,0 +1,139 @@
+// npm run bench:tune — what tuning the merge weights buys on held-out items: the default sweep grid (linear, ties,
+// dare_ties × densities × weights 1/n, 2/n) against CMA-ES over a weight per adapter and over a weight per adapter
+// per layer group (3 groups), each point scored on the dev and the test part of the suites (src/eval/split.ts).
+// The grid's best point is chosen by its worst dev retention, as the tuned searches choose theirs; the figure is
+// that point's worst-category retention on the test part (the grid's best on the test part itself, an upper bound
+// for it, is printed too). Runs in-process (mergeAdapters, the engine's scoring), no queue or Redis: the same
+// arithmetic as `loraforge sweep --tune cmaes` without its bookkeeping.
+//
+// TUNE_DEMO_DIR: a dir with base/ (HF checkpoint) and adapters/<category>/ (PEFT), default assets/demo;
+// TUNE_SUITES_DIR: suites named by those categories (default config/suites); TUNE_BUDGET (default 40); TUNE_SEED.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Cmaes } from '../src/eval/cmaes.js';
+import { scoreItems } from '../src/eval/evaluate.js';
+import { aggregate, type ItemScore, type ScoredModel } from '../src/eval/metrics.js';
+import { splitSuite } from '../src/eval/split.js';
+import { BUILTIN_SUITES_DIR, loadSuites, type SuiteItem } from '../src/eval/suite.js';
+import { pointLabel, sweepPoints } from '../src/eval/sweep-space.js';
+import { TUNE_BOUNDS, tuneOptions, tuneStart } from '../src/eval/tune.js';
+import type { TuneSpec } from '../src/eval/jobs.js';
+import { readAdapter, writeAdapter, type LoraAdapter } from '../src/formats/peft.js';
+import { buildModel } from '../src/inference/builder/index.js';
+import { InferenceEngine, type ResolvedAdapter } from '../src/inference/engine/index.js';
+import { mergeAdapters } from '../src/merge/engine.js';
+import { parseMergeOptions, type MergeOptions } from '../src/merge/options.js';
+import { silentLogger } from '../src/util/log.js';
+
+const demoDir = path.resolve(process.env.TUNE_DEMO_DIR ?? 'assets/demo');
+const suitesDir = path.resolve(process.env.TUNE_SUITES_DIR ?? BUILTIN_SUITES_DIR);
+const BUDGET = Number(process.env.TUNE_BUDGET ?? 40);
+const SEED = Number(process.env.TUNE_SEED ?? 0);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+interface Scored {
+  label: string;
+  options: MergeOptions;
+  dev: number | null;
+  test: number | null;
+  devMean: number | null;
+  testMean: number | null;
+}
+
+async function main(): Promise<void> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'lf-bench-tune-'));
+  const categories = (await readdir(path.join(demoDir, 'adapters'))).sort();
+  const inputs: LoraAdapter[] = await Promise.all(categories.map((c) => readAdapter(path.join(demoDir, 'adapters', c))));
+  const items = await loadSuites(categories, suitesDir);
+  const parts = splitSuite(items);
+  const dev = items.filter((i) => parts.get(i.id) === 'dev');
+  const test = items.filter((i) => parts.get(i.id) === 'test');
+  log(`${categories.length} skills (${categories.join(', ')}); ${dev.length} dev items, ${test.length} test items`);
+
+  const built = await buildModel(path.join(demoDir, 'base'), { dataDir: path.join(tmp, 'models'), maxRank: 256, slots: 4 });
+  const served = new Map<string, ResolvedAdapter>();
+  const serve = (name: string, dir: string) => served.set(name, { name, dir, key: `dir:${dir}`, baseModel: null, rank: null });
+  categories.forEach((c) => serve(c, path.join(demoDir, 'adapters', c)));
+  const engine = await InferenceEngine.start({
+    modelDir: built.dir,
+    adapters: { resolve: async (n) => served.get(n) ?? null, list: async () => [...served.values()] },
+    log: silentLogger(),
+    threads: 0,
+    executionProvider: 'cpu',
+    spinning: false,
+    maxBatch: 8,
+    maxQueue: 8,
+    prefillChunk: 512,
+    prefillTokenBudget: 2048,
+    kvChunk: 128,
+  });
+  try {
+    const base: ScoredModel = { name: engine.modelId, kind: 'base' };
+    const experts: ScoredModel[] = categories.map((c) => ({ name: c, kind: 'adapter', category: c }));
+    const baseline = { dev: await scoreItems(engine, dev, [base.name, ...categories], 'chat'), test: await scoreItems(engine, test, [base.name, ...categories], 'chat') };
+    const retention = (part: 'dev' | 'test', its: SuiteItem[], name: string, scores: Array<{ nll: number; tokens: number }>) => {
+      const all = new Map<string, ItemScore[]>([...baseline[part]].map(([k, v]) => [k, v.map((s) => ({ ...s, passed: null }))]));
+      all.set(name, scores.map((s) => ({ ...s, passed: null })));
+      const agg = aggregate({ items: its, models: [base, ...experts, { name, kind: 'merge' }], scores: all, experts: Object.fromEntries(categories.map((c) => [c, c])) });
+      return agg.models.find((m) => m.model === name)!.overall;
+    };
+    let k = 0;
+    const evaluate = async (options: MergeOptions): Promise<Scored> => {
+      const name = `point-${k++}`;
+      const dir = path.join(tmp, 'merges', name);
+      const merged = await mergeAdapters(inputs, options, { labels: categories });
+      await writeAdapter(dir, merged.adapter);
+      serve(name, dir);
+      const d = retention('dev', dev, name, (await scoreItems(engine, dev, [name], 'chat')).get(name)!);
+      const t = retention('test', test, name, (await scoreItems(engine, test, [name], 'chat')).get(name)!);
+      served.delete(name);
+      return { label: pointLabel(options), options, dev: d.worstRetention, test: t.worstRetention, devMean: d.meanRetention, testMean: t.meanRetention };
+    };
+    const byDev = (xs: Scored[]) => [...xs].sort((a, b) => (b.dev ?? -Infinity) - (a.dev ?? -Infinity))[0]!;
+
+    const grid: Scored[] = [];
+    for (const options of sweepPoints({ search: 'grid', space: {}, options: {}, seed: 0, maxPoints: 64 }, categories.length)) grid.push(await evaluate(options));
+    const gridBest = byDev(grid);
+    const gridOracle = [...grid].sort((a, b) => (b.test ?? -Infinity) - (a.test ?? -Infinity))[0]!;
+    log(`grid: ${grid.length} points; best by dev: ${gridBest.label} dev ${fmt(gridBest.dev)} test ${fmt(gridBest.test)}; best on test: ${gridOracle.label} ${fmt(gridOracle.test)}`);
+
+    const tuned: Record<string, Scored> = {};
+    for (const layerGroups of [null, 3]) {
+      const spec: Pick<TuneSpec, 'base' | 'layerGroups'> = { base: parseMergeOptions({ method: 'linear', weights: categories.map(() => 1) }), layerGroups };
+      const start = tuneStart(spec, categories.length);
+      const es = new Cmaes({ mean: start.x0, sigma: start.sigma0, lower: TUNE_BOUNDS.lower, upper: TUNE_BOUNDS.upper, seed: SEED });
+      const points: Scored[] = [];
+      while (points.length < BUDGET) {
+        const asked = es.ask().slice(0, BUDGET - points.length);
+        const scored: Scored[] = [];
+        for (const x of asked) scored.push(await evaluate(tuneOptions(spec, categories.length, x)));
+        points.push(...scored);
+        if (asked.length === es.popsize) es.tell(scored.map((p) => -(p.dev ?? -10)));
+      }
+      const best = byDev(points);
+      const what = layerGroups ? 'cmaes per layer group (3)' : 'cmaes per adapter';
+      tuned[what] = best;
+      log(`${what}: ${points.length} points; best by dev: ${best.label} dev ${fmt(best.dev)} test ${fmt(best.test)}`);
+    }
+
+    const rows = [
+      ['grid best by dev', gridBest],
+      ['grid best on test (upper bound)', gridOracle],
+      ...Object.entries(tuned),
+    ] as const;
+    process.stdout.write(`\n${categories.length} skills, ${dev.length} dev / ${test.length} test items, budget ${BUDGET}, seed ${SEED}\n`);
+    process.stdout.write(`| search | recipe | worst dev | worst test | mean test | test gain over grid |\n|---|---|---|---|---|---|\n`);
+    for (const [what, p] of rows) {
+      const gain = p.test !== null && gridBest.test !== null ? (p.test - gridBest.test).toFixed(3) : 'n/a';
+      process.stdout.write(`| ${what} | ${p.label} | ${fmt(p.dev)} | ${fmt(p.test)} | ${fmt(p.testMean)} | ${gain} |\n`);
+    }
+  } finally {
+    await engine.close();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
+
+await main();
