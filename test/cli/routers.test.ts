@@ -1,35 +1,19 @@
 // `loraforge routers create|list|show|rm`, `loraforge eval <router>` and `loraforge tune` as a user runs them: the
 // real CLI process (from sources, through tsx) against a running API with the engine and a merge worker; refusals on
 // one line with exit code 2; the warning of a merge likely to hurt on stderr.
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { demoWithExperts, startEvalStack, type EvalStack } from '../eval/stack.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const run = promisify(execFile);
 
 describe('loraforge routers', () => {
   let root: string;
   let stack: EvalStack;
 
-  async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli/main.ts'), ...args, '--server', stack.url], {
-        cwd: repo,
-        env: { ...process.env, LORAFORGE_LOG_LEVEL: 'warn' },
-        timeout: 240_000,
-      });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
+  const cli = (...args: string[]) => runCli(args, { server: stack.url });
 
   beforeAll(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'loraforge-routers-cli-'));

@@ -1,32 +1,16 @@
 // The CLI against a running service: the real `loraforge` process (from sources, through tsx) talking to the API.
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { writeTestAdapter } from '../helpers/adapters.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const run = promisify(execFile);
 let svc: TestService;
 let work: string;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), ...args, '--server', svc.url], {
-      cwd: root,
-      env: { ...process.env, LORAFORGE_LOG_LEVEL: 'warn' },
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]) => runCli(args, { server: svc.url });
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'lf-cli-'));
