@@ -14,8 +14,8 @@ export function allCommand(program: Command): void {
     log.info(`loraforge is running: API at ${api.url}, queue dashboard at ${api.url}/admin/queues; Ctrl-C stops`);
     if (engine) {
       // the demo model's adapters are registered by skill name; a real checkpoint starts with its base model
-      const model = config.inference.model ? engine.modelId : 'code';
-      const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'List the files in this folder, biggest first' }], max_tokens: 48 });
+      const model = config.inference.model ? engine.modelId : 'troubleshooting';
+      const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'The disk on web1 is full' }], max_tokens: 96 });
       process.stdout.write(
         `\nServing ${engine.modelId} and every registered adapter (curl ${api.url}/v1/models). Try:\n\n` +
           `  curl ${api.url}/v1/chat/completions -H 'content-type: application/json' -d '${body}'\n\n`,
