@@ -1,13 +1,14 @@
 // The engine as the benchmarks run it: a model dir and PEFT adapter dirs, the engine's usual batching settings,
 // every core, no spinning threads (the bench shares the machine with its own client).
-import { InferenceEngine } from '../src/inference/engine/index.js';
+import { InferenceEngine, type AdapterResolver } from '../src/inference/engine/index.js';
 import { staticAdapters } from '../src/inference/engine/static-adapters.js';
 import { silentLogger } from '../src/util/log.js';
 
-export function startBenchEngine(modelDir: string, adapters: Array<{ dir: string; name: string }>): Promise<InferenceEngine> {
+/** `adapters`: fixed adapter dirs, or a resolver for benches that register merges as they go. */
+export function startBenchEngine(modelDir: string, adapters: Array<{ dir: string; name: string }> | AdapterResolver): Promise<InferenceEngine> {
   return InferenceEngine.start({
     modelDir,
-    adapters: staticAdapters(adapters),
+    adapters: Array.isArray(adapters) ? staticAdapters(adapters) : adapters,
     log: silentLogger(),
     threads: 0,
     executionProvider: 'cpu',

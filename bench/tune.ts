@@ -21,10 +21,10 @@ import { TUNE_BOUNDS, tuneOptions, tuneStart } from '../src/eval/tune.js';
 import type { TuneSpec } from '../src/eval/jobs.js';
 import { readAdapter, writeAdapter, type LoraAdapter } from '../src/formats/peft.js';
 import { buildModel } from '../src/inference/builder/index.js';
-import { InferenceEngine, type ResolvedAdapter } from '../src/inference/engine/index.js';
+import type { ResolvedAdapter } from '../src/inference/engine/index.js';
 import { mergeAdapters } from '../src/merge/engine.js';
 import { parseMergeOptions, type MergeOptions } from '../src/merge/options.js';
-import { silentLogger } from '../src/util/log.js';
+import { startBenchEngine } from './engine.js';
 
 const demoDir = path.resolve(process.env.TUNE_DEMO_DIR ?? 'assets/demo');
 const suitesDir = path.resolve(process.env.TUNE_SUITES_DIR ?? BUILTIN_SUITES_DIR);
@@ -55,19 +55,7 @@ async function main(): Promise<void> {
   const served = new Map<string, ResolvedAdapter>();
   const serve = (name: string, dir: string) => served.set(name, { name, dir, key: `dir:${dir}`, baseModel: null, rank: null });
   categories.forEach((c) => serve(c, path.join(demoDir, 'adapters', c)));
-  const engine = await InferenceEngine.start({
-    modelDir: built.dir,
-    adapters: { resolve: async (n) => served.get(n) ?? null, list: async () => [...served.values()] },
-    log: silentLogger(),
-    threads: 0,
-    executionProvider: 'cpu',
-    spinning: false,
-    maxBatch: 8,
-    maxQueue: 8,
-    prefillChunk: 512,
-    prefillTokenBudget: 2048,
-    kvChunk: 128,
-  });
+  const engine = await startBenchEngine(built.dir, { resolve: async (n) => served.get(n) ?? null, list: async () => [...served.values()] });
   try {
     const base: ScoredModel = { name: engine.modelId, kind: 'base' };
     const experts: ScoredModel[] = categories.map((c) => ({ name: c, kind: 'adapter', category: c }));
