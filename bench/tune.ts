@@ -28,7 +28,7 @@ import { startBenchEngine } from './engine.js';
 
 const demoDir = path.resolve(process.env.TUNE_DEMO_DIR ?? 'assets/demo');
 const suitesDir = path.resolve(process.env.TUNE_SUITES_DIR ?? BUILTIN_SUITES_DIR);
-const BUDGET = Number(process.env.TUNE_BUDGET ?? 40);
+const BUDGET = Number(process.env.TUNE_BUDGET ?? 60);
 const SEED = Number(process.env.TUNE_SEED ?? 0);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 

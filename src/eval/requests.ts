@@ -89,7 +89,7 @@ export const SweepRequestSchema = ScoringOptionsSchema.extend({
     .enum(['grid', 'random', 'cmaes'])
     .default('grid')
     .meta({ description: 'grid: every combination; random: `samples` points; cmaes: weights tuned by CMA-ES on the dev part of the suites, the best reported on the test part' }),
-  budget: z.number().int().min(2).max(256).optional().meta({ description: 'cmaes: merges to evaluate (default 40)' }),
+  budget: z.number().int().min(2).max(256).optional().meta({ description: 'cmaes: merges to evaluate (default 60)' }),
   perLayer: z
     .boolean()
     .default(false)

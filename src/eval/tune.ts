@@ -18,7 +18,7 @@ import { failed, POINT_FIELD, rankPoints, scorePoint, submitAndWait, sweepBaseli
 
 /** Weights are searched in [0, 1.5]: past that a merge overshoots (MERGE.md); negative weights rarely help. */
 export const TUNE_BOUNDS = { lower: 0, upper: 1.5 };
-export const DEFAULT_BUDGET = 40;
+export const DEFAULT_BUDGET = 60;
 /** The fitness of a point whose merge failed: worse than any retention a merge reaches. */
 const FAILED_FITNESS = 10;
 const TEST_FIELD = 'test';

@@ -107,7 +107,7 @@ export function sweepCommand(program: Command): void {
     .option('--rank <list>', 'ranks of the result to try', collect)
     .option('--random <n>', 'random search: try n distinct points of the space instead of the whole grid (all of them when it has fewer)', Number)
     .option('--tune <optimizer>', 'tune the weights instead of a grid: cmaes (maximises the worst retention on the suites\' dev part, reports the best on the test part)')
-    .option('--budget <n>', 'with --tune: merges to evaluate (default 40)', Number)
+    .option('--budget <n>', 'with --tune: merges to evaluate (default 60)', Number)
     .option('--per-layer', 'with --tune: a weight per adapter per layer group (early, middle, late blocks)')
     .option('--layer-groups <n>', 'with --per-layer: groups of blocks (default 3)', Number)
     .option('--seed <n>', 'random search or --tune seed (same seed, same points)', Number)
