@@ -110,6 +110,7 @@ describe('createApp: the queue dashboard', () => {
       expect(wrong.status).toBe(401);
     } finally {
       await api.close();
+      await queue.obliterate({ force: true }); // the dashboard's read wrote the queue's meta key
       await queue.close();
     }
   });
