@@ -19,6 +19,7 @@ import { LoraPool, prepareAdapter } from '../src/inference/engine/lora-pool.js';
 import { openSession, OrtRunner } from '../src/inference/engine/ort-runner.js';
 import { loadServedModel } from '../src/inference/engine/served-model.js';
 import { ensureBenchCheckpoint } from './llama-1b-shaped.js';
+import { decodeInput } from './decode-input.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const REPS = Number(process.env.BENCH_REPS ?? 9);
@@ -61,23 +62,6 @@ async function variant(name: string) {
   return { name, runner: new OrtRunner(opened.session, spec), kv, pool, threads: opened.threads };
 }
 
-/** One decode step's feeds: `batch` rows at position CONTEXT, row r on slot `slots[r]`. */
-function decodeInput(slots: number[]): RunInput {
-  const batch = slots.length;
-  return {
-    batch,
-    seq: 1,
-    inputIds: BigInt64Array.from(slots, (_, r) => BigInt(300 + r)),
-    positionIds: new BigInt64Array(batch).fill(BigInt(CONTEXT)),
-    seqlensK: new Int32Array(batch).fill(CONTEXT),
-    totalSeqLen: CONTEXT + 1,
-    logitsIndex: BigInt64Array.from(slots, (_, r) => BigInt(r)),
-    adapterIdx: BigInt64Array.from(slots.map(BigInt)),
-    pastStart: 0,
-    anyAdapter: slots.some((s) => s !== 0),
-  };
-}
-
 /** A fresh prompt of PROMPT tokens on one row. */
 function prefillInput(slot: number): RunInput {
   return {
@@ -95,10 +79,10 @@ function prefillInput(slot: number): RunInput {
 }
 
 const cases = [
-  { name: 'decode batch 1, base', input: decodeInput([0]) },
-  { name: 'decode batch 1, adapter', input: decodeInput([1]) },
-  { name: 'decode batch 4, base', input: decodeInput([0, 0, 0, 0]) },
-  { name: 'decode batch 4, 4 adapters', input: decodeInput([1, 2, 3, 4]) },
+  { name: 'decode batch 1, base', input: decodeInput([0], CONTEXT) },
+  { name: 'decode batch 1, adapter', input: decodeInput([1], CONTEXT) },
+  { name: 'decode batch 4, base', input: decodeInput([0, 0, 0, 0], CONTEXT) },
+  { name: 'decode batch 4, 4 adapters', input: decodeInput([1, 2, 3, 4], CONTEXT) },
   { name: `prefill ${PROMPT}, base`, input: prefillInput(0) },
   { name: `prefill ${PROMPT}, adapter`, input: prefillInput(1) },
 ];

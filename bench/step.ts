@@ -12,12 +12,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { readAdapter } from '../src/formats/peft.js';
 import { buildModel } from '../src/inference/builder/index.js';
-import type { RunInput } from '../src/inference/engine/core.js';
 import { KvCache } from '../src/inference/engine/kv-cache.js';
 import { LoraPool, prepareAdapter } from '../src/inference/engine/lora-pool.js';
 import { openSession, OrtRunner } from '../src/inference/engine/ort-runner.js';
 import { loadServedModel } from '../src/inference/engine/served-model.js';
 import { ensureBenchCheckpoint } from './llama-1b-shaped.js';
+import { decodeInput } from './decode-input.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const REPS = Number(process.env.BENCH_REPS ?? 15);
@@ -47,28 +47,11 @@ for (let r = 0; r < 4; r++) kv.addRow();
 kv.reserve(CONTEXT + 1);
 for (let r = 0; r < 4; r++) kv.setLength(r, CONTEXT);
 
-/** One decode step's feeds: `batch` rows at position CONTEXT, row r on slot `slots[r]`. */
-function decodeInput(slots: number[]): RunInput {
-  const batch = slots.length;
-  return {
-    batch,
-    seq: 1,
-    inputIds: BigInt64Array.from(slots, (_, r) => BigInt(300 + r)),
-    positionIds: new BigInt64Array(batch).fill(BigInt(CONTEXT)),
-    seqlensK: new Int32Array(batch).fill(CONTEXT),
-    totalSeqLen: CONTEXT + 1,
-    logitsIndex: BigInt64Array.from(slots, (_, r) => BigInt(r)),
-    adapterIdx: BigInt64Array.from(slots.map(BigInt)),
-    pastStart: 0,
-    anyAdapter: slots.some((s) => s !== 0),
-  };
-}
-
 const cases = [
-  { name: 'batch 1, base', input: decodeInput([0]) },
-  { name: 'batch 1, adapter', input: decodeInput([1]) },
-  { name: 'batch 4, base', input: decodeInput([0, 0, 0, 0]) },
-  { name: 'batch 4, 4 adapters', input: decodeInput([1, 2, 3, 4]) },
+  { name: 'batch 1, base', input: decodeInput([0], CONTEXT) },
+  { name: 'batch 1, adapter', input: decodeInput([1], CONTEXT) },
+  { name: 'batch 4, base', input: decodeInput([0, 0, 0, 0], CONTEXT) },
+  { name: 'batch 4, 4 adapters', input: decodeInput([1, 2, 3, 4], CONTEXT) },
 ];
 
 async function measure(profile: boolean): Promise<void> {

@@ -26,6 +26,26 @@ export interface AdapterConfig {
 
 export const CONFIG_NAME = 'adapter_config.json';
 
+/**
+ * The config of a plain causal-LM LoRA (no rsLoRA, patterns, layer subsets or saved modules), `fields` on top: what
+ * loraforge writes for adapters it makes (the demo's, tests').
+ */
+export function plainAdapterConfig(fields: Pick<AdapterConfig, 'r' | 'loraAlpha' | 'targetModules'> & Partial<AdapterConfig>): AdapterConfig {
+  return {
+    baseModel: null,
+    useRslora: false,
+    fanInFanOut: false,
+    rankPattern: {},
+    alphaPattern: {},
+    modulesToSave: null,
+    layersToTransform: null,
+    layersPattern: null,
+    taskType: 'CAUSAL_LM',
+    raw: {},
+    ...fields,
+  };
+}
+
 /** PEFT adds these to modules_to_save for classification and QA models (PeftModelForSequenceClassification etc.). */
 const TASK_HEADS: Record<string, string[]> = {
   SEQ_CLS: ['classifier', 'score'],

@@ -13,6 +13,7 @@ import { InvalidInputError } from '../errors.js';
 import { writeDirAtomic } from '../formats/atomic.js';
 import { ShardedCheckpointWriter } from '../formats/checkpoint-writer.js';
 import { writeAdapter, type LoraAdapter, type LoraModule } from '../formats/peft.js';
+import { plainAdapterConfig } from '../formats/peft-config.js';
 import { makeDemoTokenizer } from './demo-tokenizer.js';
 import { SeededRandom } from './rng.js';
 
@@ -110,21 +111,7 @@ function demoAdapter(rng: SeededRandom, skill: DemoSkill): LoraAdapter {
     }
   }
   return {
-    config: {
-      baseModel: DEMO_MODEL_NAME,
-      r: rank,
-      loraAlpha: alpha,
-      targetModules: [...ADAPTER_TARGETS],
-      useRslora: false,
-      fanInFanOut: false,
-      rankPattern: {},
-      alphaPattern: {},
-      modulesToSave: null,
-      layersToTransform: null,
-      layersPattern: null,
-      taskType: 'CAUSAL_LM',
-      raw: {},
-    },
+    config: plainAdapterConfig({ baseModel: DEMO_MODEL_NAME, r: rank, loraAlpha: alpha, targetModules: [...ADAPTER_TARGETS] }),
     modules,
     savedModules: new Map(),
     dtype: 'BF16',

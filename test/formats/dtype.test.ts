@@ -2,6 +2,7 @@
 // sorted table of every finite value and picking the nearer neighbour (ties to the even bit pattern).
 import { describe, expect, it } from 'vitest';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, f64ToF32, fromFloat32, toFloat32 } from '../../src/formats/dtype.js';
+import { seeded } from '../helpers/random.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -46,17 +47,6 @@ function encodeReference(x: number, values: Float64Array, infBits: number): numb
   if (below < above) return signBit | lo;
   if (above < below) return signBit | (lo + 1);
   return signBit | (lo % 2 === 0 ? lo : lo + 1);
-}
-
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Every exact value, every midpoint between neighbours and one f32 ulp either side, and random f32 patterns. */

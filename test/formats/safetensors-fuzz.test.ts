@@ -7,20 +7,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidFileError } from '../../src/errors.js';
 import { isFloatDtype, SafetensorsFile, DTYPE_SIZE, type Dtype } from '../../src/formats/safetensors.js';
 import { rawSafetensors } from './safetensors-raw.js';
+import { seeded } from '../helpers/random.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-fuzz-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Entry = { dtype: unknown; shape: unknown; data_offsets: unknown };
 type Header = Record<string, Entry | Record<string, unknown>>;

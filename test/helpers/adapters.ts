@@ -2,25 +2,11 @@
 // seeded random factors, written as adapter_config.json + adapter_model.safetensors.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { AdapterConfig } from '../../src/formats/peft.js';
+import { plainAdapterConfig } from '../../src/formats/peft-config.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/formats/safetensors.js';
 
-/** The config of a plain causal-LM LoRA (no rsLoRA, patterns, layer subsets or saved modules), `fields` on top. */
-export function adapterConfig(fields: Pick<AdapterConfig, 'r' | 'loraAlpha' | 'targetModules'> & Partial<AdapterConfig>): AdapterConfig {
-  return {
-    baseModel: null,
-    useRslora: false,
-    fanInFanOut: false,
-    rankPattern: {},
-    alphaPattern: {},
-    modulesToSave: null,
-    layersToTransform: null,
-    layersPattern: null,
-    taskType: 'CAUSAL_LM',
-    raw: {},
-    ...fields,
-  };
-}
+/** The config of a plain causal-LM LoRA, `fields` on top (the product's own `plainAdapterConfig`). */
+export const adapterConfig = plainAdapterConfig;
 
 export interface AdapterShape {
   hidden: number;

@@ -6,6 +6,7 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fromFloat32 } from '../../src/formats/dtype.js';
 import { writeTestAdapter } from './adapters.js';
+import { seeded } from './random.js';
 
 export interface Corruption {
   name: string;
@@ -59,17 +60,6 @@ const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 const tensorNames = (h: Header) => Object.keys(h).filter((k) => k !== '__metadata__');
 const HOLE = '@@hole@@';
 const deep = (depth: number, inner = '1') => `${'['.repeat(depth)}${inner}${']'.repeat(depth)}`;
-
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Writes `value` over element `index` of tensor `name` in a copy of the data section. */
 function poke(src: Source, name: string, index: number, value: number): Uint8Array {

@@ -1,0 +1,19 @@
+// The feeds of one decode step as bench:step and bench:builds time it, straight through the runner.
+import type { RunInput } from '../src/inference/engine/core.js';
+
+/** `slots.length` rows at position `context` (the KV cache holds `context` past positions), row r on slot `slots[r]`. */
+export function decodeInput(slots: number[], context: number): RunInput {
+  const batch = slots.length;
+  return {
+    batch,
+    seq: 1,
+    inputIds: BigInt64Array.from(slots, (_, r) => BigInt(300 + r)),
+    positionIds: new BigInt64Array(batch).fill(BigInt(context)),
+    seqlensK: new Int32Array(batch).fill(context),
+    totalSeqLen: context + 1,
+    logitsIndex: BigInt64Array.from(slots, (_, r) => BigInt(r)),
+    adapterIdx: BigInt64Array.from(slots.map(BigInt)),
+    pastStart: 0,
+    anyAdapter: slots.some((s) => s !== 0),
+  };
+}
