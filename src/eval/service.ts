@@ -272,13 +272,14 @@ export class EvalService {
     throw new NotFoundError(`no ${kind} "${id}" (finished ones are kept 30 days)`);
   }
 
-  private common(job: EvalJob) {
-    return jobView<JobProgress>(job, this.opts.redis.exists(this.keys.cancel(job.id!)));
+  private common(read: EvalJob) {
+    const id = read.id!;
+    return jobView<JobProgress, EvalJob>(read, this.opts.redis.exists(this.keys.cancel(id)), () => this.queue.getJob(id));
   }
 
-  private async evalStatusOf(job: EvalJob): Promise<EvalStatus> {
-    const data = job.data as EvalJobData;
-    const common = await this.common(job);
+  private async evalStatusOf(read: EvalJob): Promise<EvalStatus> {
+    const data = read.data as EvalJobData;
+    const { job, view: common } = await this.common(read);
     return {
       id: job.id!,
       kind: 'eval',
@@ -292,7 +293,7 @@ export class EvalService {
 
   private async sweepStatusOf(job: EvalJob): Promise<SweepStatus> {
     const data = job.data as SweepJobData;
-    const [common, state] = await Promise.all([this.common(job), readSweepState(this.opts.redis, this.opts.redisPrefix, job.id!)]);
+    const [{ view: common }, state] = await Promise.all([this.common(job), readSweepState(this.opts.redis, this.opts.redisPrefix, job.id!)]);
     return {
       id: job.id!,
       kind: 'sweep',

@@ -66,9 +66,14 @@ export function parseFailedReason(reason: string | undefined, stalled = 0): { co
 
 const iso = (t: number | undefined) => (t ? new Date(t).toISOString() : undefined);
 
-/** What every job's status shows (merges, evals, sweeps): state, progress, attempts, times and the error. */
-export async function jobView<P>(job: Job, cancelRequested: Promise<number>) {
-  const [state, cancel] = await Promise.all([job.getState(), cancelRequested]);
+/**
+ * What every job's status shows (merges, evals, sweeps): state, progress, attempts, times and the error, with the
+ * job as read for it. A job read just before it finished says "failed" or "completed" when asked its state but
+ * lacks its reason and result: it is read again then.
+ */
+export async function jobView<P, J extends Job>(read: J, cancelRequested: Promise<number>, reread: () => Promise<J | undefined>) {
+  const [state, cancel] = await Promise.all([read.getState(), cancelRequested]);
+  const job = (state === 'completed' || state === 'failed') && !read.finishedOn ? ((await reread()) ?? read) : read;
   const common = {
     progress: job.progress && typeof job.progress === 'object' ? (job.progress as P) : null,
     attempts: job.attemptsMade,
@@ -77,12 +82,12 @@ export async function jobView<P>(job: Job, cancelRequested: Promise<number>) {
     startedAt: iso(job.processedOn),
     finishedAt: iso(job.finishedOn),
   };
-  if (state === 'completed') return { ...common, state: 'completed' as const };
+  if (state === 'completed') return { job, view: { ...common, state: 'completed' as const } };
   if (state === 'failed') {
     const error = parseFailedReason(job.failedReason, job.stalledCounter);
-    return { ...common, state: error.code === 'cancelled' ? ('cancelled' as const) : ('failed' as const), error };
+    return { job, view: { ...common, state: error.code === 'cancelled' ? ('cancelled' as const) : ('failed' as const), error } };
   }
-  return { ...common, state: state === 'active' ? ('running' as const) : ('queued' as const) };
+  return { job, view: { ...common, state: state === 'active' ? ('running' as const) : ('queued' as const) } };
 }
 
 export class MergeService {
@@ -227,8 +232,9 @@ export class MergeService {
     throw new NotFoundError(`no merge job "${id}" (finished jobs are kept 7 days, failed ones 30)`);
   }
 
-  private async statusOf(job: Job<MergeJobData, MergeResult>): Promise<MergeStatus> {
-    const view = await jobView<MergeProgress>(job, this.opts.redis.exists(cancelKey(this.opts.redisPrefix, job.id!)));
+  private async statusOf(read: Job<MergeJobData, MergeResult>): Promise<MergeStatus> {
+    const id = read.id!;
+    const { job, view } = await jobView<MergeProgress, Job<MergeJobData, MergeResult>>(read, this.opts.redis.exists(cancelKey(this.opts.redisPrefix, id)), () => this.queue.getJob(id));
     const status = { ...this.baseStatus(job.id!, job.data), ...view };
     return view.state === 'completed' ? { ...status, result: job.returnvalue } : status;
   }
