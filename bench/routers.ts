@@ -1,12 +1,13 @@
 // npm run bench:routers — routing rules compared on the suites, and what routing costs (docs/ROUTERS.md).
 //
-// For each rule (value-last, value-mid, logprobs; plus "likelihood": the member under which the prompt is most
+// For each rule (text, value-last, value-mid, logprobs; plus "likelihood": the member under which the prompt is most
 // likely, which needs a score pass per member) a router over one adapter per category is calibrated on at most 5
 // calibration items per category and asked the dev and test items (never the calibration ones): routing accuracy
 // (the item's category against the member's), the share sent to the fallback at the default margin, and the lead
 // of right and wrong choices. With LORAFORGE_ROUTER_RETENTION=1 it also scores the references of the test part
 // under base, experts and the router: retention per category, as evals compute it.
-// TTFT: a 128-token prompt, one token, the router against the plain adapter it routes to, interleaved, medians.
+// TTFT: a 128-token prompt, one token, the text and value-last routers against the plain adapter each routes to,
+// interleaved, medians.
 //
 // Model: LORAFORGE_ROUTER_MODEL (a checkpoint dir with adapters/<category>/ beside it, e.g. assets/demo) or the
 // random demo model (whose base features still tell the suites' prompts apart). Run under `nice`.
@@ -18,7 +19,8 @@ import { loadSuites, type SuiteItem } from '../src/eval/suite.js';
 import { scoreItems } from '../src/eval/evaluate.js';
 import { DEMO_SKILLS, makeDemoModel } from '../src/inference/demo.js';
 import { InferenceEngine, type RouterSpec } from '../src/inference/engine/index.js';
-import { ROUTING_RULES, DEFAULT_ROUTING_MARGIN, DEFAULT_ROUTING_RULE, chooseMember, fitCentroids, type RoutingRule } from '../src/inference/engine/routing.js';
+import { ROUTING_RULES, DEFAULT_ROUTING_MARGIN, chooseMember, fitCentroids, type ModelRoutingRule, type RoutingRule } from '../src/inference/engine/routing.js';
+import { fitTextCentroids, projectText, textFeature } from '../src/inference/engine/text-features.js';
 import { staticAdapters } from '../src/inference/engine/static-adapters.js';
 import { prepareModel } from '../src/inference/prepare.js';
 import { silentLogger } from '../src/util/log.js';
@@ -68,14 +70,16 @@ async function main(): Promise<void> {
     const calib = categories.map((c) => calibrationItems(all, c, 5));
     log(`${asked.length} dev+test items; calibration ${calib.map((c) => c.length).join('/')} per category`);
     const results: Record<string, unknown> = {};
+    const text = (item: SuiteItem) => textFeature(engine.promptText(asChat(item.prompt)));
     for (const rule of ROUTING_RULES) {
-      const feats = async (items: SuiteItem[]) => {
+      const feats = async (items: SuiteItem[], modelRule: ModelRoutingRule) => {
         const out: Float32Array[] = [];
-        for (let k = 0; k < items.length; k += 8) out.push(...(await Promise.all(items.slice(k, k + 8).map((i) => engine.routeFeatures(asChat(i.prompt), rule)))));
+        for (let k = 0; k < items.length; k += 8) out.push(...(await Promise.all(items.slice(k, k + 8).map((i) => engine.routeFeatures(asChat(i.prompt), modelRule)))));
         return out;
       };
-      const fitted = fitCentroids(await Promise.all(calib.map(feats)));
-      const choices = (await feats(asked)).map((f) => chooseMember(fitted, f, DEFAULT_ROUTING_MARGIN));
+      const fitted = rule === 'text' ? fitTextCentroids(calib.map((items) => items.map(text))) : fitCentroids(await Promise.all(calib.map((items) => feats(items, rule))));
+      const features = rule === 'text' ? asked.map((i) => projectText(text(i), fitted.dims!)) : await feats(asked, rule);
+      const choices = features.map((f) => chooseMember(fitted, f, DEFAULT_ROUTING_MARGIN));
       const right = choices.filter((c, i) => categories[c.nearest] === asked[i]!.category);
       const leads = (ok: boolean) => choices.filter((c, i) => (categories[c.nearest] === asked[i]!.category) === ok).map((c) => c.lead);
       results[rule] = {
@@ -128,23 +132,29 @@ async function main(): Promise<void> {
       }
     }
 
-    // TTFT of a 128-token prompt: router vs the adapter it routes to, one token each, interleaved
-    const ids = engine.encode(asChat(all[0]!.prompt.repeat(20))).slice(0, 128);
-    const first = await engine.generate({ model: DEFAULT_ROUTING_RULE, input: { kind: 'ids', ids }, maxTokens: 1, temperature: 0 });
-    const member = first.routedTo!.model;
+    // TTFT of a chat prompt of about 128 tokens (as users send them): each rule's router vs the adapter it routes
+    // to, one token each, interleaved
+    let content = all[0]!.prompt.repeat(40);
+    while (engine.encode(asChat(content)).length > 128) content = content.slice(0, -1);
+    const input = asChat(content);
     const time = async (model: string) => {
       const t0 = performance.now();
-      await engine.generate({ model, input: { kind: 'ids', ids }, maxTokens: 1, temperature: 0 });
+      await engine.generate({ model, input, maxTokens: 1, temperature: 0 });
       return performance.now() - t0;
     };
-    const plain: number[] = [];
-    const routed: number[] = [];
-    for (let r = 0; r < Number(process.env.BENCH_REPEATS ?? 15); r++) {
-      plain.push(await time(member));
-      routed.push(await time(DEFAULT_ROUTING_RULE));
+    const ttft: Record<string, unknown> = { promptTokens: engine.encode(input).length };
+    for (const rule of ['text', 'value-last'] as const) {
+      const member = (await engine.generate({ model: rule, input, maxTokens: 1, temperature: 0 })).routedTo!.model;
+      const plain: number[] = [];
+      const routed: number[] = [];
+      for (let r = 0; r < Number(process.env.BENCH_REPEATS ?? 15); r++) {
+        plain.push(await time(member));
+        routed.push(await time(rule));
+      }
+      ttft[rule] = { adapterMs: median(plain), routerMs: median(routed), ratio: median(routed) / median(plain) };
+      log(`ttft 128 tokens, ${rule}: ${JSON.stringify(ttft[rule])}`);
     }
-    results.ttft128 = { adapterMs: median(plain), routerMs: median(routed), ratio: median(routed) / median(plain) };
-    log(`ttft 128 tokens: ${JSON.stringify(results.ttft128)}`);
+    results.ttft128 = ttft;
     process.stdout.write(`${JSON.stringify({ model: checkpoint, items: asked.length, results }, null, 2)}\n`);
   } finally {
     await engine.close();

@@ -4,7 +4,8 @@
 import { z } from 'zod';
 import { ConflictError, InvalidInputError } from '../errors.js';
 import type { InferenceEngine, RouterResolver, RouterSpec } from '../inference/engine/index.js';
-import { DEFAULT_ROUTING_MARGIN, DEFAULT_ROUTING_RULE, ROUTING_RULES, fitCentroids } from '../inference/engine/routing.js';
+import { DEFAULT_ROUTING_MARGIN, DEFAULT_ROUTING_RULE, ROUTING_RULES, fitCentroids, type ModelRoutingRule } from '../inference/engine/routing.js';
+import { fitTextCentroids, textFeature } from '../inference/engine/text-features.js';
 import type { Registry } from '../registry/registry.js';
 import { type RouterRecord, type RouterStore } from '../registry/routers.js';
 import { AdapterNameSchema } from '../registry/types.js';
@@ -104,8 +105,10 @@ export class RouterService {
       });
     }
     const rule = body.rule ?? DEFAULT_ROUTING_RULE;
-    const features = await this.features(prompts, rule);
-    const fitted = fitCentroids(features);
+    const fitted =
+      rule === 'text'
+        ? fitTextCentroids(prompts.map((list) => list.map((p) => textFeature(engine.promptText(asChat(p))))))
+        : fitCentroids(await this.features(prompts, rule));
     const record: RouterRecord = {
       name: body.name,
       baseModel: engine.modelId,
@@ -118,13 +121,14 @@ export class RouterService {
       createdAt: new Date().toISOString(),
       center: fitted.center,
       centroids: fitted.centroids,
+      ...(fitted.dims ? { dims: fitted.dims } : {}),
     };
     const status = await store.save(record, { replace: body.replace });
     return { status, router: record };
   }
 
   /** Routing features of every prompt, a batch's worth at a time (the engine's queue is bounded). */
-  private async features(prompts: string[][], rule: RouterRecord['rule']): Promise<Float32Array[][]> {
+  private async features(prompts: string[][], rule: ModelRoutingRule): Promise<Float32Array[][]> {
     const flat = prompts.flatMap((list, m) => list.map((p) => ({ m, p })));
     const out: Float32Array[][] = prompts.map(() => []);
     const step = 4;
@@ -145,7 +149,7 @@ export function routerSpec(record: RouterRecord): RouterSpec {
     margin: record.margin,
     members: record.members,
     fallback: record.fallback,
-    fitted: { center: record.center, centroids: record.centroids },
+    fitted: { center: record.center, centroids: record.centroids, ...(record.dims ? { dims: record.dims } : {}) },
     created: Math.floor(Date.parse(record.createdAt) / 1000),
   };
 }

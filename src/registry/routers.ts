@@ -25,7 +25,7 @@ export const RouterRecordSchema = z.object({
   baseModel: z.string(),
   members: z.array(RouterMemberSchema),
   fallback: z.string().nullable().meta({ description: 'the model answering when no member is clearly nearest; null: the nearest member always answers' }),
-  rule: z.enum(['value-last', 'value-mid', 'logprobs']),
+  rule: z.enum(['text', 'value-last', 'value-mid', 'logprobs']),
   margin: z.number(),
   calibration: RouterCalibrationSchema,
   createdBy: z.string(),
@@ -33,16 +33,19 @@ export const RouterRecordSchema = z.object({
   /** the fitted router: centring vector and one unit centroid per member */
   center: z.array(z.number()),
   centroids: z.array(z.array(z.number())),
+  /** `text` rule: the hash buckets the vectors' coordinates stand for */
+  dims: z.array(z.number().int()).optional(),
 });
 export type RouterRecord = z.infer<typeof RouterRecordSchema>;
 
 /** What listings show: the record without its vectors. */
-export type RouterSummary = Omit<RouterRecord, 'center' | 'centroids'>;
+export type RouterSummary = Omit<RouterRecord, 'center' | 'centroids' | 'dims'>;
 
 export function summarize(record: RouterRecord): RouterSummary {
-  const { center: _c, centroids: _k, ...rest } = record;
+  const { center: _c, centroids: _k, dims: _d, ...rest } = record;
   void _c;
   void _k;
+  void _d;
   return rest;
 }
 

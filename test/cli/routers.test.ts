@@ -28,8 +28,8 @@ describe('loraforge routers', () => {
   it('creates, lists, shows, evaluates and removes a router', async () => {
     const created = await cli('routers', 'create', 'pair', 'code-expert', 'linux-commands-expert:linux-commands');
     expect(created.code, created.stderr).toBe(0);
-    expect(created.stdout).toMatch(/^created pair: routes to code-expert \(code\), linux-commands-expert \(linux-commands\); fallback none; rule value-last, margin 0\.02; calibrated on suites, \d\/\d prompts\n$/);
-    expect((await cli('routers', 'list')).stdout).toMatch(/^NAME\s+MEMBERS\s+FALLBACK\s+RULE\npair\s+code-expert,linux-commands-expert\s+-\s+value-last\n$/);
+    expect(created.stdout).toMatch(/^created pair: routes to code-expert \(code\), linux-commands-expert \(linux-commands\); fallback none; rule text, margin 0\.02; calibrated on suites, \d\/\d prompts\n$/);
+    expect((await cli('routers', 'list')).stdout).toMatch(/^NAME\s+MEMBERS\s+FALLBACK\s+RULE\npair\s+code-expert,linux-commands-expert\s+-\s+text\n$/);
     expect(JSON.parse((await cli('routers', 'show', 'pair', '--json')).stdout)).toMatchObject({ name: 'pair', members: [{ model: 'code-expert' }, { model: 'linux-commands-expert' }] });
 
     const evaluated = await cli('eval', 'pair', '--suite', 'code,linux-commands');

@@ -55,7 +55,7 @@ describe('routers through the API', () => {
     for (const id of router.calibration.itemIds!) expect(parts.get(id)).toBe('calibration');
 
     expect((await stack.client.routers.list()).map((r) => r.name)).toEqual(['skills']);
-    expect(await stack.client.routers.get('skills')).toMatchObject({ name: 'skills', rule: 'value-last' });
+    expect(await stack.client.routers.get('skills')).toMatchObject({ name: 'skills', rule: 'text' });
     const models = [];
     for await (const m of openai.models.list()) models.push(m);
     expect(models.find((m) => m.id === 'skills')).toMatchObject({ loraforge: { router: true, members: MEMBERS } });
@@ -99,6 +99,27 @@ describe('routers through the API', () => {
     });
     expect((await stack.client.routers.remove('two')).name).toBe('two');
     expect((await status(stack.client.routers.get('two'))).status).toBe(404);
+  });
+
+  it('routes by the prompt text under rule "text"', async () => {
+    const { router } = await stack.client.routers.create({
+      name: 'words',
+      rule: 'text',
+      members: [
+        { model: 'code-expert', prompts: ['Write a JavaScript function that sorts an array.', 'Write a function to parse JSON.'] },
+        { model: 'linux-commands-expert', prompts: ['Show disk usage by folder.', 'Kill the process with PID 42.'] },
+      ],
+    });
+    expect(router.rule).toBe('text');
+    expect(router).not.toHaveProperty('dims'); // the fitted vectors stay in the registry
+    for (const [content, member] of [
+      ['Write a function that sorts the array of users.', 'code-expert'],
+      ['Show the disk usage of /var by folder.', 'linux-commands-expert'],
+    ] as const) {
+      const answer = await openai.chat.completions.create({ model: 'words', messages: [{ role: 'user', content }], max_tokens: 2, temperature: 0 });
+      expect((answer as unknown as { loraforge: { routed_to: string } }).loraforge.routed_to, content).toBe(member);
+    }
+    await stack.client.routers.remove('words');
   });
 
   it('says what to fix', async () => {

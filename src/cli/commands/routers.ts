@@ -33,7 +33,7 @@ export function routersCommand(program: Command): void {
 
   addServerOptions(routers.command('create <name> <members...>').description('create a router over adapters or merges (member or member:category)'))
     .option('--fallback <model>', 'a merge, an adapter or the base model answering when no member is clearly nearest')
-    .option('--rule <rule>', 'routing feature: value-last (default), value-mid or logprobs')
+    .option('--rule <rule>', 'routing feature: text (default), value-last, value-mid or logprobs')
     .option('--margin <m>', 'cosine lead the nearest member needs over the runner-up', Number)
     .option('--calibration <n>', 'calibration prompts per member from the suites (default 5)', Number)
     .option('--prompts <file>', 'calibration prompts per member instead of the suites: {"member": ["prompt", ...]}')
@@ -51,7 +51,7 @@ export function routersCommand(program: Command): void {
         name,
         members,
         fallback: opts.fallback as string | undefined,
-        rule: opts.rule as 'value-last' | undefined,
+        rule: opts.rule as 'text' | undefined,
         margin: opts.margin as number | undefined,
         calibrationPerMember: opts.calibration as number | undefined,
         replace: opts.replace === true ? true : undefined,

@@ -24,7 +24,8 @@ import type { SamplingParams } from './sampling.js';
 import { loadServedModel } from './served-model.js';
 import { TokenTexts } from './token-bytes.js';
 import { checkScoreRow, encodeForScoring } from './scorer.js';
-import { chooseMember, featureRequest, type Centroids, type RoutingRule } from './routing.js';
+import { chooseMember, featureRequest, type Centroids, type ModelRoutingRule, type RoutingRule } from './routing.js';
+import { projectText, textFeature } from './text-features.js';
 import type { AdapterRef, EngineStats, FeatureRequest, FinishReason, GroupRequest, RowRequest, ScoreJobRequest, ScoreJobResult, TokenEvent } from './types.js';
 
 export type { ChatMessage, EngineStats, GraphSpec, RoutingRule };
@@ -470,7 +471,7 @@ export class InferenceEngine {
    * The routing pass: one base-model prefill of the prompt through the same queue and batches as any request
    * (one greedy token is sampled and dropped), returning the features the rule reads (routing.ts).
    */
-  async routeFeatures(input: PromptInput, rule: RoutingRule, hooks: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+  async routeFeatures(input: PromptInput, rule: ModelRoutingRule, hooks: { signal?: AbortSignal } = {}): Promise<Float32Array> {
     const promptIds = this.encode(input);
     const features = featureRequest(rule, this.spec.layers);
     const { choices } = await this.runGroup([{ promptIds, adapter: null, stream: 0 }], { maxTokens: 1, temperature: 0, ignoreEos: true }, hooks, features);
@@ -481,7 +482,13 @@ export class InferenceEngine {
 
   /** Chooses a router's member for one prompt. */
   async route(router: RouterSpec, input: PromptInput, hooks: { signal?: AbortSignal } = {}): Promise<RoutedTo> {
-    const feature = await this.routeFeatures(input, router.rule, { signal: hooks.signal });
+    let feature: ArrayLike<number>;
+    if (router.rule === 'text') {
+      if (!router.fitted.dims) throw new InvalidInputError(`router '${router.name}' has no text buckets stored: recreate it`);
+      feature = projectText(textFeature(this.promptText(input)), router.fitted.dims);
+    } else {
+      feature = await this.routeFeatures(input, router.rule, { signal: hooks.signal });
+    }
     const choice = chooseMember(router.fitted, feature, router.margin);
     const nearest = router.members[choice.nearest]!.model;
     const fallback = choice.member === null && router.fallback !== null;
@@ -597,6 +604,13 @@ export class InferenceEngine {
       this.scoring.delete(id);
       p.reject(new CancelledError('the engine was closed'));
     }
+  }
+
+  /** What a prompt says, for the `text` routing rule: every message's content, a text, or token ids decoded. */
+  promptText(input: PromptInput): string {
+    if (input.kind === 'chat') return input.messages.map((m) => m.content).join('\n');
+    if (input.kind === 'text') return input.text;
+    return this.tokenizer.decode(this.encode(input));
   }
 
   /** Token ids of a prompt: chat messages through the model's chat template, text with the tokenizer's specials. */

@@ -1,6 +1,7 @@
-// Routing a prompt to one member of a router: nearest centroid of a per-prompt feature of the base model.
+// Routing a prompt to one member of a router: nearest centroid of a per-prompt feature.
 //
-// Features come from the base model's prefill of the prompt (core.ts reads them from outputs the graph has anyway):
+// `text` reads the prompt's characters (text-features.ts): no model pass. The other features come from the base
+// model's prefill of the prompt (core.ts reads them from outputs the graph has anyway):
 //  - `value-last`: mean over the prompt of the last layer's value rows (a linear view of the hidden state entering it);
 //  - `value-mid`: the same at the middle layer;
 //  - `logprobs`: the next-token log-probs after the prompt.
@@ -11,16 +12,18 @@
 import { InvalidInputError } from '../../errors.js';
 import type { FeatureRequest } from './types.js';
 
-export const ROUTING_RULES = ['value-last', 'value-mid', 'logprobs'] as const;
+export const ROUTING_RULES = ['text', 'value-last', 'value-mid', 'logprobs'] as const;
 export type RoutingRule = (typeof ROUTING_RULES)[number];
+/** The rules whose feature comes from a base-model prefill. */
+export type ModelRoutingRule = Exclude<RoutingRule, 'text'>;
 
 /** The rule measured best on the suites (docs/ROUTERS.md). */
-export const DEFAULT_ROUTING_RULE: RoutingRule = 'value-last';
+export const DEFAULT_ROUTING_RULE: RoutingRule = 'text';
 /** Cosine-similarity lead the best centroid needs over the runner-up (docs/ROUTERS.md says how it was chosen). */
 export const DEFAULT_ROUTING_MARGIN = 0.02;
 
 /** What the routing pass asks the engine core for under a rule, for a model of `layers` layers. */
-export function featureRequest(rule: RoutingRule, layers: number): FeatureRequest {
+export function featureRequest(rule: ModelRoutingRule, layers: number): FeatureRequest {
   switch (rule) {
     case 'value-last':
       return { layers: [layers - 1], logprobs: false };
@@ -35,6 +38,8 @@ export function featureRequest(rule: RoutingRule, layers: number): FeatureReques
 export interface Centroids {
   center: number[];
   centroids: number[][];
+  /** `text` rule: the hash buckets the coordinates stand for (text-features.ts) */
+  dims?: number[];
 }
 
 export interface RouteChoice {

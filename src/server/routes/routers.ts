@@ -8,7 +8,7 @@ import { AdapterNameSchema } from '../../registry/types.js';
 import type { RouteDeps } from '../app.js';
 import { ApiRouter } from '../openapi.js';
 
-const RouterSummarySchema = RouterRecordSchema.omit({ center: true, centroids: true });
+const RouterSummarySchema = RouterRecordSchema.omit({ center: true, centroids: true, dims: true });
 const NameParams = z.object({ name: AdapterNameSchema });
 
 export function routersRoutes(deps: RouteDeps & { routers: RouterService }): Router {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferenceEngine, type RouterSpec } from '../../../src/inference/engine/index.js';
 import { chooseMember, featureRequest, fitCentroids } from '../../../src/inference/engine/routing.js';
+import { fitTextCentroids, projectText, textFeature } from '../../../src/inference/engine/text-features.js';
 import { staticAdapters } from '../../../src/inference/engine/static-adapters.js';
 import { SeededRandom } from '../../../src/inference/rng.js';
 import { silentLogger } from '../../../src/util/log.js';
@@ -134,6 +135,53 @@ describe('nearest-centroid choice', () => {
   });
 });
 
+/** Three topics in words, as skills have their own words. */
+const TOPIC_WORDS = [
+  ['list the files', 'show disk usage', 'kill the process', 'change the owner', 'count the lines'],
+  ['write a function', 'sort the array', 'parse the json', 'return a promise', 'declare a class'],
+  ['the server is down', 'the disk is full', 'the push is rejected', 'the build fails', 'the port is taken'],
+];
+const OBJECTS = ['in logs', 'for alice', 'of report.txt', 'on web1', 'with care', 'from the queue', 'at noon'];
+const topicText = (topic: number, seed: number) => {
+  const rng = new SeededRandom(77 * topic + seed);
+  const words = TOPIC_WORDS[topic]!;
+  return `${words[rng.int(words.length)]} ${OBJECTS[rng.int(OBJECTS.length)]}, then ${words[rng.int(words.length)]}`;
+};
+
+describe('the text rule', () => {
+  it('weighs character 3- to 5-grams, log(1 + count), at unit length', () => {
+    // " ab " has the 3-grams " ab" and "ab ", and the 4-gram " ab ", each once
+    const f = textFeature('  AB\n');
+    expect(f.size).toBe(3);
+    for (const w of f.values()) expect(w).toBeCloseTo(1 / Math.sqrt(3), 12);
+    expect(textFeature('Ab')).toEqual(f);
+    const twice = textFeature('abab abab');
+    expect([...twice.values()].reduce((s, w) => s + w * w, 0)).toBeCloseTo(1, 12);
+  });
+
+  it('chooses what the plain reference chooses on the full vectors, margin included', () => {
+    const perMember = [0, 1, 2].map((t) => [1, 2, 3, 4, 5].map((s) => textFeature(topicText(t, s))));
+    const fitted = fitTextCentroids(perMember);
+    let right = 0;
+    for (let i = 0; i < 60; i++) {
+      const query = textFeature(i % 7 === 0 ? 'an unrelated question about the weather' : topicText(i % 3, 100 + i));
+      // the reference works on dense vectors over every bucket the calibration and the query use
+      const buckets = [...new Set([...perMember.flat().flatMap((f) => [...f.keys()]), ...query.keys()])];
+      const dense = (f: Map<number, number>) => buckets.map((b) => f.get(b) ?? 0);
+      for (const margin of [0, 0.1]) {
+        const got = chooseMember(fitted, projectText(query, fitted.dims), margin);
+        expect(got.member, `query ${i}, margin ${margin}`).toBe(referenceChoice(perMember.map((fs) => fs.map(dense)), dense(query), margin));
+      }
+      if (i % 7 !== 0 && chooseMember(fitted, projectText(query, fitted.dims), 0).member === i % 3) right++;
+    }
+    expect(right).toBeGreaterThanOrEqual(45); // of 51 topic prompts: the words tell the topics apart
+  });
+
+  it('refuses calibration with no text', () => {
+    expect(() => fitTextCentroids([[textFeature('')], [textFeature(' ')]])).toThrow(/no text to route on/);
+  });
+});
+
 describe('an engine serving a router', () => {
   const NAMES = ['alpha', 'beta', 'gamma'];
   let engine: InferenceEngine;
@@ -205,6 +253,25 @@ describe('an engine serving a router', () => {
     expect(result.routedTo).toMatchObject({ model: 'tiny-llama', nearest: 'beta', fallback: true });
     const base = await engine.generate({ model: 'tiny-llama', input: { kind: 'ids', ids }, maxTokens: 4, temperature: 0, ignoreEos: true });
     expect(result.choices[0]!.tokenIds).toEqual(base.choices[0]!.tokenIds);
+  });
+
+  it('routes on the prompt text without a model pass, and answers exactly as the chosen adapter', async () => {
+    const perMember = [0, 1, 2].map((t) => [1, 2, 3, 4].map((s) => textFeature(engine.promptText({ kind: 'chat', messages: [{ role: 'user', content: topicText(t, s) }] }))));
+    const fitted = fitTextCentroids(perMember);
+    routers.set('words', { name: 'words', rule: 'text', margin: 0, members: NAMES.map((model) => ({ model })), fallback: null, fitted });
+    for (let t = 0; t < 3; t++) {
+      const input = { kind: 'chat' as const, messages: [{ role: 'user', content: topicText(t, 50 + t) }] };
+      const before = await engine.stats();
+      const routed = await engine.generate({ model: 'words', input, maxTokens: 5, temperature: 0, ignoreEos: true });
+      const after = await engine.stats();
+      expect(routed.routedTo!.model).toBe(NAMES[t]);
+      expect(after.prefillTokens - before.prefillTokens).toBe(routed.promptIds.length); // the answer's prefill only
+      const direct = await engine.generate({ model: NAMES[t]!, input, maxTokens: 5, temperature: 0, ignoreEos: true });
+      expect(routed.choices[0]!.tokenIds).toEqual(direct.choices[0]!.tokenIds);
+    }
+    const { dims: _dims, ...noBuckets } = fitted;
+    routers.set('old', { name: 'old', rule: 'text', margin: 0, members: NAMES.map((model) => ({ model })), fallback: null, fitted: noBuckets });
+    await expect(engine.generate({ model: 'old', input: { kind: 'text', text: 'x' }, maxTokens: 1 })).rejects.toThrow(/recreate it/);
   });
 
   it('lists routers among the models and routes rows of a compare', async () => {

@@ -1,0 +1,69 @@
+// The `text` routing rule: a prompt's feature is its own characters, so routing needs no model pass and adds nothing
+// measurable to the time to first token (docs/ROUTERS.md compares it with the base-model rules).
+//
+// Feature: the bag of character 3-, 4- and 5-grams of the prompt (lower case, runs of white space as one space, a
+// space at either end so word starts and ends count), log(1 + count), hashed (FNV-1a) into 2^20 buckets, scaled to
+// unit length. Centroids are kept only on the buckets the calibration prompts use (`dims`); a prompt's weight in
+// any other bucket becomes one extra coordinate that is 0 in the centre and in every centroid, so cosines computed
+// on `dims` + 1 coordinates equal those of the full vectors, and routing.ts's nearest-centroid rule applies as is.
+import { InvalidInputError } from '../../errors.js';
+import { fitCentroids, type Centroids } from './routing.js';
+
+const BUCKETS = 1 << 20;
+const GRAMS = [3, 4, 5];
+
+/** Bucket → weight, unit length. */
+export type TextFeature = Map<number, number>;
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export function textFeature(text: string): TextFeature {
+  const t = ` ${text.toLowerCase().replace(/\s+/g, ' ').trim()} `;
+  const counts = new Map<number, number>();
+  for (const n of GRAMS) {
+    for (let i = 0; i + n <= t.length; i++) {
+      const bucket = fnv1a(`${n}${t.slice(i, i + n)}`) % BUCKETS;
+      counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
+    }
+  }
+  let norm = 0;
+  for (const [b, c] of counts) {
+    const w = Math.log1p(c);
+    counts.set(b, w);
+    norm += w * w;
+  }
+  norm = Math.sqrt(norm);
+  if (norm > 0) for (const [b, w] of counts) counts.set(b, w / norm);
+  return counts;
+}
+
+/** The feature on `dims`, then its length outside them (see the header). */
+export function projectText(feature: TextFeature, dims: readonly number[]): Float64Array {
+  const out = new Float64Array(dims.length + 1);
+  let inside = 0;
+  dims.forEach((d, i) => {
+    const w = feature.get(d) ?? 0;
+    out[i] = w;
+    inside += w * w;
+  });
+  let total = 0;
+  for (const w of feature.values()) total += w * w;
+  out[dims.length] = Math.sqrt(Math.max(0, total - inside));
+  return out;
+}
+
+/** Centroids of the members' calibration prompts on the buckets they use. */
+export function fitTextCentroids(perMember: ReadonlyArray<ReadonlyArray<TextFeature>>): Centroids & { dims: number[] } {
+  const used = new Set<number>();
+  for (const features of perMember) for (const f of features) for (const b of f.keys()) used.add(b);
+  if (used.size === 0) throw new InvalidInputError('the calibration prompts have no text to route on (each needs at least 3 characters)');
+  const dims = [...used].sort((a, b) => a - b);
+  return { ...fitCentroids(perMember.map((features) => features.map((f) => projectText(f, dims)))), dims };
+}
