@@ -13,6 +13,7 @@ import { LoraforgeClient } from './client/index.js';
 import type { Config } from './config/index.js';
 import { InvalidInputError, UnavailableError } from './errors.js';
 import { RouterService, storedRouters } from './eval/routers.js';
+import { MergeAutoEvals } from './eval/auto-eval.js';
 import { EvalService } from './eval/service.js';
 import { startEvalWorker } from './eval/worker.js';
 import { DEMO_SKILLS } from './inference/demo.js';
@@ -347,7 +348,8 @@ export function scoringSettings(config: Config): { maxBatch: number; maxTokens: 
 /**
  * Evals and sweeps (docs/eval.md) where the engine runs: the job service the API mounts (pass it as `evals` to
  * startApi, and its queue to `adminQueues`) and the worker that runs the jobs beside the engine, because scoring
- * needs the model. Sweeps queue their merges on `merges`, run by the merge workers.
+ * needs the model. Sweeps queue their merges on `merges`, run by the merge workers. Finished merges are scored
+ * on their own unless eval.autoEvalMerges is off (eval/auto-eval.ts).
  */
 export async function startEvals(rt: Runtime, parts: { engine: InferenceEngine; registry: Registry; merges: MergeService }): Promise<EvalService> {
   const common = { redisUrl: rt.config.redis.url, redisPrefix: rt.config.redis.prefix, redis: rt.redis, registry: parts.registry };
@@ -368,5 +370,9 @@ export async function startEvals(rt: Runtime, parts: { engine: InferenceEngine; 
     mergesAhead: rt.config.eval.mergesAhead,
   });
   rt.lifecycle.add('eval worker', () => worker.close());
+  if (rt.config.eval.autoEvalMerges) {
+    const auto = new MergeAutoEvals(evals, parts.registry, rt.log.child({ part: 'auto-eval' }));
+    parts.merges.decorateCompleted((status) => auto.decorate(status));
+  }
   return evals;
 }

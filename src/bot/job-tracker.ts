@@ -30,6 +30,8 @@ export interface JobKind<S extends JobStatusLike, P> {
   /** the message for a state; the final one may fetch more (a chart) */
   view(status: S, startedBy: string): MessageView | Promise<MessageView>;
   onFinished?(status: S): void;
+  /** whether the message is final (default: the job's state is); a merge waits for its auto-eval too */
+  isFinal?(status: S): boolean;
 }
 
 interface FollowRecord {
@@ -96,7 +98,7 @@ export class JobTracker {
     const message = await channel.send({ ...view, allowedMentions: { parse: [] } });
     const record: FollowRecord = { kind: kindName, jobId: status.id, channelId: message.channelId, messageId: message.id, startedBy };
     await this.#remember(kindName, status.id);
-    if (FINAL_STATES.has(status.state)) {
+    if (this.#isFinal(kind, status)) {
       kind.onFinished?.(status);
     } else {
       await this.#o.redis.hset(this.#activeKey, `${kindName}:${status.id}`, JSON.stringify(record));
@@ -131,6 +133,10 @@ export class JobTracker {
   async stop(): Promise<void> {
     for (const controller of this.#following.values()) controller.abort();
     await Promise.allSettled([...this.#done]);
+  }
+
+  #isFinal(kind: JobKind<JobStatusLike, unknown>, status: JobStatusLike): boolean {
+    return kind.isFinal ? kind.isFinal(status) : FINAL_STATES.has(status.state);
   }
 
   #kind(name: string): JobKind<JobStatusLike, unknown> {
@@ -174,7 +180,7 @@ export class JobTracker {
       show(status);
     };
     show(status);
-    let final: JobStatusLike | null = FINAL_STATES.has(status.state) ? status : null;
+    let final: JobStatusLike | null = this.#isFinal(kind, status) ? status : null;
     // the API may restart while a job runs: keep following (wait() reconnects) until the job ends or we stop
     for (let attempt = 0; final === null && !signal.aborted; attempt++) {
       try {

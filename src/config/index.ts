@@ -181,6 +181,8 @@ export const ConfigSchema = z.object({
       scoreMaxBatch: z.coerce.number().int().min(1).max(4096).default(64),
       scoreMaxTokens: z.coerce.number().int().min(1).default(8192),
       scoreLogitsMiB: z.coerce.number().int().min(1).default(256),
+      /** a finished merge is scored on the test part of the suites of its inputs' categories, shown on its status */
+      autoEvalMerges: z.boolean().default(true),
     })
     .prefault({}),
 });
@@ -190,6 +192,7 @@ export type Config = z.infer<typeof ConfigSchema>;
 /** Environment variables and the setting each one sets. */
 export const ENV_VARS: Record<string, string> = {
   LORAFORGE_DATA_DIR: 'dataDir',
+  LORAFORGE_AUTO_EVAL_MERGES: 'eval.autoEvalMerges',
   LORAFORGE_LOG_LEVEL: 'log.level',
   LORAFORGE_LOG_FORMAT: 'log.format',
   REDIS_URL: 'redis.url',

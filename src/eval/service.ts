@@ -111,7 +111,13 @@ export class EvalService {
     }
   }
 
-  async submitEval(request: EvalRequest): Promise<EvalStatus> {
+  /** The eval of this id, queued with `request` when there is none yet (however many processes ask at once). */
+  async ensureEval(id: string, request: EvalRequest): Promise<EvalStatus> {
+    const existing = await this.queue.getJob(id);
+    return existing ? this.evalStatusOf(existing) : this.submitEval(request, id);
+  }
+
+  async submitEval(request: EvalRequest, id = newId('eval')): Promise<EvalStatus> {
     const { items: all, suites } = await this.items(request);
     const models = request.models ?? (await this.opts.registry.list()).map((r) => r.name);
     const routers: RouterRecord[] = [];
@@ -139,7 +145,7 @@ export class EvalService {
         ? { routers: Object.fromEntries(routers.map((r) => [r.name, Object.fromEntries(r.members.map((m) => [m.model, m.category ?? null]))])) }
         : {}),
     };
-    const job = await this.add(newId('eval'), data);
+    const job = await this.add(id, data);
     this.opts.log.info({ id: job.id, items: items.length, models: data.models.length, part }, 'eval queued');
     return this.evalStatusOf(job);
   }

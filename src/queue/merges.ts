@@ -95,6 +95,7 @@ export class MergeService {
   private readonly queueEvents: QueueEvents;
   private readonly emitter = new EventEmitter();
   private readonly opts: MergeServiceOptions;
+  private decorate?: (status: MergeStatus) => Promise<MergeStatus>;
 
   private constructor(opts: MergeServiceOptions) {
     this.opts = opts;
@@ -224,9 +225,23 @@ export class MergeService {
     return records as AdapterRecord[];
   }
 
+  /**
+   * Adds to every completed merge's status (the auto-eval, eval/auto-eval.ts), and runs once per merge that
+   * completes while this service listens, so the addition starts even if nobody reads the status.
+   */
+  decorateCompleted(decorate: (status: MergeStatus) => Promise<MergeStatus>): void {
+    this.decorate = decorate;
+    this.queueEvents.on('completed', ({ jobId }) => {
+      this.status(jobId).catch((err: unknown) => this.opts.log.warn({ err, id: jobId }, 'could not read a finished merge'));
+    });
+  }
+
   async status(id: string): Promise<MergeStatus> {
     const job = await this.queue.getJob(id);
-    if (job) return this.statusOf(job);
+    if (job) {
+      const status = await this.statusOf(job);
+      return status.state === 'completed' && this.decorate ? this.decorate(status) : status;
+    }
     const tombstone = await this.opts.redis.hget(cancelledKey(this.opts.redisPrefix), id);
     if (tombstone) return JSON.parse(tombstone) as MergeStatus;
     throw new NotFoundError(`no merge job "${id}" (finished jobs are kept 7 days, failed ones 30)`);

@@ -78,8 +78,25 @@ export const MergeStatusSchema = z.object({
   createdAt: z.string().optional(),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
+  autoEval: z
+    .object({
+      id: z.string().meta({ description: 'the eval job (GET /v1/evals/{id})' }),
+      state: z.enum(['queued', 'running', 'completed', 'failed', 'cancelled']),
+      part: z.literal('test'),
+      categories: z.array(z.string()),
+      worstRetention: z.number().nullable().optional(),
+      meanRetention: z.number().nullable().optional(),
+      retention: z.record(z.string(), z.number().nullable()).optional().meta({ description: 'per category' }),
+      error: z.string().optional(),
+    })
+    .optional()
+    .meta({
+      description:
+        'completed merges whose inputs have categories with suite items: the retention of the merge on the test part, from an eval queued when it finished (eval.autoEvalMerges)',
+    }),
 });
 export type MergeStatus = z.infer<typeof MergeStatusSchema>;
+export type MergeAutoEval = NonNullable<MergeStatus['autoEval']>;
 
 /** Identity of a merge: the inputs by content and every option (defaults included), not the names. */
 export function recipeHash(inputs: Array<{ sha256: string }>, options: MergeOptions): string {

@@ -93,6 +93,8 @@ export interface EvalStackOptions {
   /** run the engine and an eval worker here (default true); without, this process only queues and reports */
   engine?: boolean;
   evalLockSeconds?: number;
+  /** eval.autoEvalMerges (default true, as deployed) */
+  autoEvalMerges?: boolean;
 }
 
 export async function startEvalStack(demo: DemoWithExperts, options: EvalStackOptions): Promise<EvalStack> {
@@ -104,7 +106,7 @@ export async function startEvalStack(demo: DemoWithExperts, options: EvalStackOp
     server: { host: '127.0.0.1', port: 0, rateLimitPerMinute: 100_000 },
     worker: { lockSeconds: 5, shutdownGraceSeconds: 5 },
     inference: { threads: 2 },
-    eval: { lockSeconds: options.evalLockSeconds ?? 30 },
+    eval: { lockSeconds: options.evalLockSeconds ?? 30, autoEvalMerges: options.autoEvalMerges ?? true },
   });
   const rt = await openRuntime(config, silentLogger());
   const metrics = createMetrics();

@@ -17,7 +17,7 @@ import { checkDensity, parseNameList, parseWeights, resolveMergeInputs } from '.
 import { truncate } from '../format.js';
 import { discordActor } from '../render/adapters.js';
 import { mergeView } from '../render/merge.js';
-import type { JobKind } from '../job-tracker.js';
+import { FINAL_STATES, type JobKind } from '../job-tracker.js';
 import type { Feature, SlashHandler } from '../router.js';
 import { answerPrompt } from './ask.js';
 import { followJob } from './follow.js';
@@ -78,15 +78,28 @@ function optional<K extends string, V>(key: K, value: V | null): { [P in K]?: V 
   return (value === null ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
-/** Merge jobs as the job tracker follows them; a finished merge refreshes the autocomplete cache. */
+const measuring = (status: MergeStatus) => status.autoEval !== undefined && !FINAL_STATES.has(status.autoEval.state);
+
+/**
+ * Merge jobs as the job tracker follows them: a completed merge's card waits for the retention of its auto-eval
+ * (eval/auto-eval.ts); a finished merge refreshes the autocomplete cache.
+ */
 export function mergeJobs(ctx: BotContext): JobKind<MergeStatus, MergeProgress> {
   return {
     name: 'merge',
     get: (id) => ctx.api.merges.get(id),
-    wait: (id, onEvent, signal) => ctx.api.merges.wait(id, onEvent, signal),
+    wait: async (id, onEvent, signal) => {
+      const done = await ctx.api.merges.wait(id, onEvent, signal);
+      if (!measuring(done)) return done;
+      onEvent({ event: 'status', data: done });
+      ctx.adapters.refresh();
+      await ctx.api.evals.wait(done.autoEval!.id, undefined, signal);
+      return ctx.api.merges.get(id);
+    },
     withProgress: (status, progress) => ({ ...status, progress }),
     view: (status, startedBy) => mergeView(status, startedBy),
     onFinished: () => void ctx.adapters.refresh(),
+    isFinal: (status) => FINAL_STATES.has(status.state) && !measuring(status),
   };
 }
 

@@ -14,7 +14,7 @@ const ICONS = { queued: '⏳', running: '⚙️', completed: '✅', failed: '❌
 const HEATMAP = 'heatmap.png';
 
 /** A retention as a short number: 0.87, −0.12, n/a. */
-const ret = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
+export const ret = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
 
 /** A monospace table, the first column left-aligned, the others right-aligned. */
 export function textTable(rows: string[][]): string {

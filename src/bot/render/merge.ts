@@ -3,6 +3,7 @@ import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder, type APIAct
 import type { MergeStatus } from '../api-types.js';
 import { formatDuration, formatNumber, progressBar, truncate } from '../format.js';
 import { interferenceLines, showActor, summaryLines } from './adapters.js';
+import { ret } from './evals.js';
 import type { MessageView } from './view.js';
 
 const COLORS = { queued: 0x99aab5, running: 0xfee75c, completed: 0x57f287, failed: 0xed4245, cancelled: 0x4f545c } as const;
@@ -34,6 +35,21 @@ function optionsField(status: MergeStatus): string | null {
     .filter(([k, v]) => k !== 'method' && k !== 'weights' && v !== undefined && v !== null && typeof v !== 'object')
     .map(([k, v]) => `${k}=${String(v)}`);
   return shown.length > 0 ? truncate(shown.join(' · '), 1024) : null;
+}
+
+/** The auto-eval's retention (worst, mean, per category), or where it stands. */
+function retentionField(autoEval: NonNullable<MergeStatus['autoEval']>): string {
+  switch (autoEval.state) {
+    case 'queued':
+    case 'running':
+      return `Measuring on the test part of ${autoEval.categories.join(', ')}… (eval \`${autoEval.id}\`)`;
+    case 'completed': {
+      const per = autoEval.categories.map((c) => `${c} ${ret(autoEval.retention?.[c])}`).join(' · ');
+      return `worst **${ret(autoEval.worstRetention)}** · mean ${ret(autoEval.meanRetention)}\n${per}`;
+    }
+    default:
+      return `The eval ${autoEval.state === 'cancelled' ? 'was cancelled' : `failed: ${autoEval.error ?? 'no reason given'}`} (eval \`${autoEval.id}\`)`;
+  }
 }
 
 function elapsedSeconds(status: MergeStatus): number | null {
@@ -72,6 +88,7 @@ export function mergeView(status: MergeStatus, startedBy?: string): MessageView 
       const unchanged = result?.status === 'unchanged' ? ' (this exact merge already existed)' : '';
       embed.setDescription(`Registered as \`${result?.name ?? status.name}\`${unchanged}. Try it with \`/ask adapter:${result?.name ?? status.name}\`.`);
       if (lines.length > 0) embed.addFields({ name: 'What the merge kept', value: truncate(lines.join('\n'), 1024) });
+      if (status.autoEval) embed.addFields({ name: 'Skill retention (test part)', value: truncate(retentionField(status.autoEval), 1024) });
       if (seconds !== null) embed.addFields({ name: 'Time', value: formatDuration(seconds), inline: true });
       break;
     }
