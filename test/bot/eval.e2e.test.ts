@@ -1,7 +1,7 @@
 // The whole stack behind the bot: the demo model served by the real engine with experts registered per skill, the
 // merge queue and worker, the eval service and worker, and the API. Through a real discord.js bot in the fake
 // Discord: /eval posts the retention table and heat map; /sweep ranks recipes and keeps the best on a button;
-// a finished merge's "Ask" button streams the merge's answer.
+// a finished merge's card shows the retention of its auto-eval, and its "Ask" button streams the merge's answer.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,6 +75,13 @@ describe('bot: /eval, /sweep and the merge buttons against the whole stack', () 
     const { fake, alice, carol } = world;
     await fake.command(alice, 'merge linear', { weights: '1,1', adapters: 'code-expert,troubleshooting-expert', name: 'code-and-fixes' }).reply((m) => m.content.startsWith('Queued'));
     const merged = await finished('✅ linear merge → code-and-fixes', 'the merge to finish');
+    // its card then shows the retention of the eval queued as it finished
+    const scored = await fake.waitFor(
+      () => merged.embeds[0]!.fields?.find((f) => f.name === 'Skill retention (test part)' && f.value.startsWith('worst **')),
+      'the retention on the result card',
+      { timeoutMs: 120_000 },
+    );
+    expect(scored.value).toMatch(/^worst \*\*-?\d\.\d\d\*\* · mean -?\d\.\d\d\ncode -?\d\.\d\d · troubleshooting -?\d\.\d\d$/);
     const ask = fake.click(carol, merged, customIds(merged).find((id) => id.startsWith('merge:ask:'))!);
     await ask.acknowledged();
     const answer = await fake.submitModal(carol, ask, { prompt: 'Write a bash loop' }).reply((m) => /\n-# \d+ tokens in/.test(m.content), 'the streamed answer', { timeoutMs: 60_000 });
