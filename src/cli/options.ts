@@ -26,6 +26,18 @@ export function numberListOption(flag: string) {
     });
 }
 
+/** Rows of numbers: "1,0.5,1;0.8,1,1" (rows separated by semicolons, numbers by commas). */
+export function numberRowsOption(flag: string) {
+  const row = numberListOption(flag);
+  return (value: string): number[][] => {
+    try {
+      return value.split(';').map(row);
+    } catch {
+      throw new InvalidInputError(`${flag} takes rows of numbers, rows separated by ";" and numbers by "," (e.g. 1,0.5,1;0.8,1,1), got "${value}"`);
+    }
+  };
+}
+
 export function choiceOption<T extends string>(flag: string, choices: readonly T[]) {
   return (value: string): T => {
     if (!(choices as readonly string[]).includes(value)) throw new InvalidInputError(`${flag} must be one of ${choices.join(', ')}, got "${value}"`);

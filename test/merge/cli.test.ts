@@ -8,7 +8,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAdapter, writeAdapter } from '../../src/formats/peft.js';
 import { fixture, haveFixtures } from '../helpers/fixtures.js';
-import { makeAdapter } from './adapters.js';
+import { denseDelta, makeAdapter } from './adapters.js';
+import { relError } from './reference.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const run = promisify(execFile);
@@ -60,6 +61,28 @@ describe('loraforge merge / inspect', () => {
     const text = await cli('inspect', a);
     expect(text.stdout).toMatch(/HuggingFaceTB\/SmolLM-135M-Instruct/);
     expect(text.stdout).toMatch(/q_proj, v_proj/);
+  }, 120_000);
+
+  it('--layer-weights gives each group of blocks its own weights, kept in the recipe', async () => {
+    const layer = (l: number) => `model.layers.${l}.self_attn.q_proj`;
+    const spec = (seed: number) => makeAdapter([0, 1, 2, 3].map((l) => ({ name: layer(l), out: 6, inn: 5, r: 2, seed: seed * 10 + l })));
+    const [a, b] = [path.join(tmp, 'lw-a'), path.join(tmp, 'lw-b')];
+    await writeAdapter(a, spec(1));
+    await writeAdapter(b, spec(2));
+    const out = path.join(tmp, 'lw-out');
+    // early blocks (0, 1) from a only, late blocks (2, 3) from b only
+    const res = await cli('merge', '--method', 'linear', '--weights', '1,1', '--layer-weights', '1,0;0,1', a, b, '--out', out);
+    expect(res.code, res.stderr).toBe(0);
+    const report = JSON.parse(await readFile(path.join(out, 'merge-report.json'), 'utf8'));
+    expect(report.recipe.layerWeights).toEqual({ weights: [[1, 0], [0, 1]] });
+    const [merged, inA, inB] = await Promise.all([readAdapter(out), readAdapter(a), readAdapter(b)]);
+    for (const l of [0, 1, 2, 3]) {
+      const want = denseDelta((l < 2 ? inA : inB).modules.get(layer(l))!, 1);
+      expect(relError(denseDelta(merged.modules.get(layer(l))!, 1), want), `block ${l}`).toBeLessThan(1e-5);
+    }
+    const bad = await cli('merge', '--method', 'linear', '--layer-weights', '1,x', a, b, '--out', path.join(tmp, 'x6'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--layer-weights takes rows of numbers/);
   }, 120_000);
 
   it('a bad argument or input prints one line saying what to fix and exits 2', async () => {

@@ -8,7 +8,7 @@ import { DEFAULT_WEIGHTS_TEXT, defaultWeights, listMethods, MERGE_METHODS, METHO
 import type { MergeReport } from '../../merge/report.js';
 import { mergeWarnings } from '../../merge/warnings.js';
 import { clientFrom } from '../api-client.js';
-import { choiceOption, formatCount, integerOption, numberListOption, numberOption } from '../options.js';
+import { choiceOption, formatCount, integerOption, numberListOption, numberOption, numberRowsOption } from '../options.js';
 import { progressPrinter, table } from '../progress.js';
 import { remoteMerge } from './merges.js';
 
@@ -16,6 +16,8 @@ interface MergeFlags {
   method: MergeMethod;
   out: string;
   weights?: number[];
+  layerWeights?: number[][];
+  layerStarts?: number[];
   space?: 'delta' | 'factors';
   density?: number;
   majoritySign?: 'total' | 'frequency';
@@ -77,6 +79,12 @@ export function mergeCommand(program: Command): void {
     .requiredOption('--method <method>', 'the merge method (see Methods below)')
     .option('-o, --out <dir>', 'output adapter directory (must not exist unless --force); not with --server')
     .option('-w, --weights <list>', `one weight per adapter, comma separated (default: ${DEFAULT_WEIGHTS_TEXT})`, numberListOption('--weights'))
+    .option(
+      '--layer-weights <rows>',
+      'per-layer-group weights: one row per adapter (";" between rows), one factor per group of blocks ("," between), e.g. 1,0.5,1;0.8,1,1 for early/middle/late',
+      numberRowsOption('--layer-weights'),
+    )
+    .option('--layer-starts <list>', 'with --layer-weights: first block of each group after the first (default: equal shares)', numberListOption('--layer-starts'))
     .option('--space <space>', 'delta: exact, on each s·B·A (default); factors: PEFT add_weighted_adapter numbers', choiceOption('--space', ['delta', 'factors'] as const))
     .option('--density <d>', `share of entries kept by ${listMethods(PRUNING_METHODS)} (default 0.2)`, numberOption('--density'))
     .option('--majority-sign <how>', 'TIES sign vote: total (default) or frequency', choiceOption('--majority-sign', ['total', 'frequency'] as const))
@@ -120,7 +128,9 @@ export function mergeCommand(program: Command): void {
         ...(flags.seed !== undefined && { seed: flags.seed }),
         ...(flags.trimScope && { trimScope: flags.trimScope }),
         ...(flags.dtype && { dtype: flags.dtype }),
+        ...(flags.layerWeights && { layerWeights: { weights: flags.layerWeights, ...(flags.layerStarts && { starts: flags.layerStarts }) } }),
       };
+      if (flags.layerStarts && !flags.layerWeights) throw new InvalidInputError('--layer-starts goes with --layer-weights');
       // refuse a bad recipe before reading anything, so the only output is the one line that says what to fix
       const recipe = parseMergeOptions(options);
       if (!flags.server) for (const warning of mergeWarnings(recipe)) process.stderr.write(`warning: ${warning}\n`);
