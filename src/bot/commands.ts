@@ -49,6 +49,12 @@ function mergeMethodSubcommand(method: MergeMethod) {
         .setDescription('delta: exact math on each update (default); factors: PEFT’s add_weighted_adapter')
         .addChoices({ name: 'delta (exact)', value: 'delta' }, { name: 'factors (as PEFT)', value: 'factors' }),
     );
+    s.addStringOption((o) =>
+      o
+        .setName('layer_weights')
+        .setDescription('Factors per layer group, a row per adapter: 1,0.5,1;0.8,1,1 (early, middle, late)')
+        .setMaxLength(1000),
+    );
     return s;
   };
 }

@@ -13,6 +13,19 @@ export function parseWeights(text: string): number[] {
   });
 }
 
+/** `1,0.5,1;0.8,1,1` → one row of group factors per adapter (rows split by ";", numbers by "," or spaces). */
+export function parseLayerWeights(text: string): number[][] {
+  const rows = text.split(';').map((row) => row.split(/[\s,]+/).filter((s) => s.length > 0));
+  if (rows.some((row) => row.length === 0)) throw new InvalidInputError('layer_weights: give a row of numbers per adapter, rows separated by `;`, e.g. `1,0.5,1;0.8,1,1`');
+  return rows.map((row) =>
+    row.map((item) => {
+      const value = Number(item);
+      if (!Number.isFinite(value)) throw new InvalidInputError(`layer_weights: \`${item}\` is not a number; write them like \`1,0.5,1;0.8,1,1\``);
+      return value;
+    }),
+  );
+}
+
 /** `code, linux-commands` → ['code', 'linux-commands']; refuses a name listed twice. */
 export function parseNameList(text: string): string[] {
   const names = text.split(/[\s,;]+/).filter((s) => s.length > 0);

@@ -107,6 +107,17 @@ describe('bot: adapters and merges against the real API and worker', () => {
     expect((await both.privately()).content).toMatch(/^⚠️ Give either `path:` .* or `file:`/);
     const show = fake.command(alice, 'adapter show', { name: 'nope' });
     expect((await show.privately()).content).toMatch(/^⚠️ .*nope/);
+    const layers = fake.command(alice, 'merge linear', { weights: '1,1', adapters: 'code,linux-commands', layer_weights: '1,x;1,1' });
+    expect((await layers.privately()).content).toBe('⚠️ layer_weights: `x` is not a number; write them like `1,0.5,1;0.8,1,1`');
+    const rows = fake.command(alice, 'merge linear', { weights: '1,1', adapters: 'code,linux-commands', layer_weights: '1,0.5' });
+    expect((await rows.privately()).content).toMatch(/give one row of group weights per adapter \(2\), got 1/);
+  });
+
+  it('/merge linear with layer_weights keeps the per-layer-group weights in the recipe', async () => {
+    const { fake, alice } = world;
+    await fake.command(alice, 'merge linear', { weights: '0.5,0.5', adapters: 'code,linux-commands', layer_weights: '1,0;0,1', name: 'by-layer' }).reply((m) => m.content.startsWith('Queued'));
+    await fake.waitFor(() => fake.messagesIn(fake.channelId).find((m) => m.embeds[0]?.title === '✅ linear merge → by-layer'), 'the merge to finish', { timeoutMs: 120_000 });
+    expect((await svc.registry.get('by-layer')).recipe).toMatchObject({ method: 'linear', weights: [0.5, 0.5], layerWeights: { weights: [[1, 0], [0, 1]] } });
   });
 
   let mergedName = '';

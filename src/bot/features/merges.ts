@@ -13,7 +13,7 @@ import type { MergeMethod, MergeProgress, MergeRequest, MergeStatus } from '../a
 import type { BattleReveals } from '../battle-reveals.js';
 import { MERGE_METHODS } from '../commands.js';
 import { requireOperator, type BotContext } from '../context.js';
-import { checkDensity, parseNameList, parseWeights, resolveMergeInputs } from '../options.js';
+import { checkDensity, parseLayerWeights, parseNameList, parseWeights, resolveMergeInputs } from '../options.js';
 import { truncate } from '../format.js';
 import { discordActor } from '../render/adapters.js';
 import { mergeView } from '../render/merge.js';
@@ -31,6 +31,8 @@ async function startMerge(ctx: BotContext, interaction: ChatInputCommandInteract
   const named = namedText === null ? null : parseNameList(namedText);
   const density = interaction.options.getNumber('density');
   if (density !== null) checkDensity(density);
+  const layerWeightsText = interaction.options.getString('layer_weights');
+  const layerWeights = layerWeightsText === null ? null : parseLayerWeights(layerWeightsText);
   const channel = interaction.channel;
   if (!channel?.isSendable()) throw new InvalidInputError('I cannot post in this channel: run /merge in a channel where the bot may send messages.');
 
@@ -46,6 +48,7 @@ async function startMerge(ctx: BotContext, interaction: ChatInputCommandInteract
     ...optional('seed', interaction.options.getInteger('seed')),
     ...optional('name', interaction.options.getString('name')),
     ...optional('space', interaction.options.getString('space') as MergeRequest['space'] | null),
+    ...(layerWeights ? { layerWeights: { weights: layerWeights } } : {}),
     registeredBy: discordActor(interaction.user),
   };
   const status = await ctx.api.merges.create(request);
