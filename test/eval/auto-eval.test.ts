@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { autoEvalId } from '../../src/eval/auto-eval.js';
+import { runCli } from '../helpers/cli.js';
 import { demoWithExperts, startEvalStack, type DemoWithExperts, type EvalStack } from './stack.js';
 
 let root: string;
@@ -46,8 +47,11 @@ describe('a finished merge', () => {
       retention: { code: merged.categories.code!.retention, 'linux-commands': merged.categories['linux-commands']!.retention },
     });
     expect(typeof status.autoEval!.worstRetention).toBe('number');
-    // read again: still that one eval
-    await stack.client.merges.get(queued.id);
+    // read again (here by the CLI, which prints it): still that one eval
+    const shown = await runCli(['merges', 'show', queued.id], { server: stack.url });
+    expect(shown.stdout).toContain(
+      `skill retention (test part): worst ${merged.overall.worstRetention!.toFixed(2)}, mean ${merged.overall.meanRetention!.toFixed(2)}; code ${merged.categories.code!.retention!.toFixed(2)}, linux-commands`,
+    );
     expect(await stack.evals.queue.getJobCounts('completed', 'waiting', 'active')).toEqual({ completed: 1, waiting: 0, active: 0 });
   });
 

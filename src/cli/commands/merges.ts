@@ -21,10 +21,24 @@ function numberList(flag: string) {
 
 const isMethod = (m: unknown): m is MergeMethod => (MERGE_METHODS as readonly unknown[]).includes(m);
 
+const ret = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
+
+/** The retention of a finished merge from its auto-eval (docs/eval.md#merges-measured-as-they-finish). */
+function autoEvalLine(a: NonNullable<MergeStatus['autoEval']>): string {
+  if (a.state === 'completed') {
+    return `  skill retention (test part): worst ${ret(a.worstRetention)}, mean ${ret(a.meanRetention)}; ${a.categories.map((c) => `${c} ${ret(a.retention?.[c])}`).join(', ')}`;
+  }
+  if (a.state === 'failed' || a.state === 'cancelled') return `  skill retention: the eval ${a.id} ${a.state}${a.error ? `: ${a.error}` : ''}`;
+  return `  skill retention: being measured on the test part (\`loraforge evals wait ${a.id}\`)`;
+}
+
 function describe(status: MergeStatus): string {
   const head = `${status.id} ${status.state}: ${status.name} (${status.method} of ${status.adapters.map((a) => `${a.name}×${a.weight}`).join(', ')})`;
   if (status.error) return `${head}\n  ${status.error.code}: ${status.error.message}`;
-  if (status.result) return `${head}\n  registered as ${status.result.name} (${status.result.status}, sha256 ${status.result.sha256.slice(0, 12)})`;
+  if (status.result) {
+    const registered = `${head}\n  registered as ${status.result.name} (${status.result.status}, sha256 ${status.result.sha256.slice(0, 12)})`;
+    return status.autoEval ? `${registered}\n${autoEvalLine(status.autoEval)}` : registered;
+  }
   return head;
 }
 
