@@ -37,7 +37,7 @@ export async function mergeToDirectory(inputDirs: string[], outDir: string, opti
   let done = 0;
   hooks.onProgress?.({ phase: 'read', done, total });
   // checked before anything is read: a FIFO or /dev/zero as the weights would never end the read or the hash
-  const inputs = await Promise.all(inputDirs.map((dir) => openAdapterFiles(dir)));
+  const inputs = await inOrder(inputDirs.map((dir) => openAdapterFiles(dir)));
   const reads = inputs.map((files) =>
     readAdapter(files).then((adapter) => {
       hooks.onProgress?.({ phase: 'read', done: ++done, total });

@@ -163,9 +163,9 @@ describe('command definitions', () => {
     const merge = commandDefinitions().find((c) => c.name === 'merge')!;
     const subs = new Map((merge.options ?? []).map((o) => [o.name, ('options' in o ? (o.options ?? []) : []).map((x) => x.name)]));
     expect([...subs.keys()]).toEqual([...MERGE_METHODS, 'status', 'cancel']);
-    expect(subs.get('linear')).toEqual(['weights', 'adapters', 'name', 'space']);
-    expect(subs.get('ties')).toEqual(['weights', 'density', 'adapters', 'rank', 'name', 'space']);
-    expect(subs.get('dare_ties')).toEqual(['weights', 'density', 'adapters', 'rank', 'seed', 'name', 'space']);
+    expect(subs.get('linear')).toEqual(['weights', 'adapters', 'name', 'space', 'layer_weights']);
+    expect(subs.get('ties')).toEqual(['weights', 'density', 'adapters', 'rank', 'name', 'space', 'layer_weights']);
+    expect(subs.get('dare_ties')).toEqual(['weights', 'density', 'adapters', 'rank', 'seed', 'name', 'space', 'layer_weights']);
     // density is optional: the API fills in 0.2
     const ties = merge.options?.find((o) => o.name === 'ties');
     expect(ties && 'options' in ties ? ties.options?.find((o) => o.name === 'density')?.required : 'no ties').toBeFalsy();
