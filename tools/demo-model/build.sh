@@ -10,10 +10,10 @@ train="/usr/bin/python3 -u tools/demo-model/train.py"
 trap 'rm -f "$out/.manifest.lock"' EXIT
 rm -rf "$out" && mkdir -p "$out"
 $train suites --seed "$seed"
-OPENBLAS_NUM_THREADS=2 $train base --seed "$seed" --base-steps 600 --batch 64 > /tmp/demo-base.log 2>&1
+OPENBLAS_NUM_THREADS=2 $train base --seed "$seed" --base-steps 900 > /tmp/demo-base.log 2>&1
 pids=""
 for skill in code linux-commands python-automation troubleshooting; do
-  OPENBLAS_NUM_THREADS=1 $train adapter --skill "$skill" --seed "$seed" --adapter-steps 450 --batch 16 --adapter-lr 5e-3 --quick-eval 10 > "/tmp/demo-$skill.log" 2>&1 &
+  OPENBLAS_NUM_THREADS=1 $train adapter --skill "$skill" --seed "$seed" --adapter-steps 640 --batch 8 --adapter-lr 5e-3 > "/tmp/demo-$skill.log" 2>&1 &
   pids="$pids $!"
 done
 for p in $pids; do wait "$p"; done

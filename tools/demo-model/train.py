@@ -19,8 +19,8 @@ from model import LlamaForCausalLM, add_lora
 
 CONFIG = {
     '_name_or_path': files.MODEL_NAME, 'architectures': ['LlamaForCausalLM'], 'model_type': 'llama',
-    'hidden_size': 256, 'intermediate_size': 896, 'num_hidden_layers': 6, 'num_attention_heads': 4,
-    'num_key_value_heads': 2, 'head_dim': 64, 'vocab_size': files.VOCAB_SIZE, 'max_position_embeddings': 512,
+    'hidden_size': 192, 'intermediate_size': 512, 'num_hidden_layers': 4, 'num_attention_heads': 3,
+    'num_key_value_heads': 1, 'head_dim': 64, 'vocab_size': files.VOCAB_SIZE, 'max_position_embeddings': 512,
     'rms_norm_eps': 1e-5, 'rope_theta': 10000.0, 'rope_scaling': None, 'hidden_act': 'silu', 'attention_bias': False,
     'mlp_bias': False, 'tie_word_embeddings': False, 'torch_dtype': 'float16', 'bos_token_id': files.BOS,
     'eos_token_id': [files.EOT, files.EOS], 'use_cache': True, 'transformers_version': '4.46.0',
