@@ -1,7 +1,8 @@
 #!/bin/sh
-# Rebuilds assets/demo and config/suites from scratch: the eval suites, the base, then the four adapters at once
-# (one process each, one thread each: Debian's torch runs one-thread oneDNN kernels best on a busy 2-core machine).
-# Usage: tools/demo-model/build.sh [seed]   (from the repository root; logs in /tmp/demo-*.log)
+# Rebuilds assets/demo and config/suites from scratch: the eval suites, the base (OpenBLAS on both cores), then the
+# four adapters at once (one process each, one OpenBLAS thread each: on 2 cores that beats one at a time on two).
+# Needs Debian's python3-torch with libopenblas0-pthread (README.md). Usage: tools/demo-model/build.sh [seed]
+# (from the repository root; logs in /tmp/demo-*.log)
 set -eu
 seed=${1:-0}
 out=assets/demo
@@ -9,10 +10,10 @@ train="/usr/bin/python3 -u tools/demo-model/train.py"
 trap 'rm -f "$out/.manifest.lock"' EXIT
 rm -rf "$out" && mkdir -p "$out"
 $train suites --seed "$seed"
-$train base --seed "$seed" --base-steps 900 > /tmp/demo-base.log 2>&1
+OPENBLAS_NUM_THREADS=2 $train base --seed "$seed" --base-steps 900 > /tmp/demo-base.log 2>&1
 pids=""
 for skill in code linux-commands python-automation troubleshooting; do
-  $train adapter --skill "$skill" --seed "$seed" --adapter-steps 640 --batch 8 --adapter-lr 5e-3 > "/tmp/demo-$skill.log" 2>&1 &
+  OPENBLAS_NUM_THREADS=1 $train adapter --skill "$skill" --seed "$seed" --adapter-steps 640 --batch 8 --adapter-lr 5e-3 > "/tmp/demo-$skill.log" 2>&1 &
   pids="$pids $!"
 done
 for p in $pids; do wait "$p"; done

@@ -8,37 +8,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def _mm(a, b):
-    """a @ b (2-D) through oneDNN: Debian's torch links the reference BLAS, which is ~15x slower here."""
-    return torch._C._nn.mkldnn_linear(a.contiguous().to_mkldnn(), b.t().contiguous().to_mkldnn(), None).to_dense()
-
-
-class _MatMul(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return _mm(a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.saved_tensors
-        return (_mm(g, b.t()) if ctx.needs_input_grad[0] else None), (_mm(a.t(), g) if ctx.needs_input_grad[1] else None)
-
-
-def matmul(a, b):
-    """a [..., k] @ b [k, n], or batched a [B, m, k] @ b [B, k, n], with oneDNN kernels forward and backward."""
-    if b.dim() == 2:
-        return _MatMul.apply(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[-1])
-    return torch.stack([_MatMul.apply(x, y) for x, y in zip(a.unbind(0), b.unbind(0))])
-
-
-class Linear(nn.Linear):
-    """nn.Linear (same parameter, same math) whose product runs through oneDNN."""
-
-    def forward(self, x):
-        return matmul(x, self.weight.t())
-
-
 class RMSNorm(nn.Module):
     def __init__(self, dim, eps):
         super().__init__()
@@ -58,8 +27,8 @@ class LoraLinear(nn.Module):
     def __init__(self, base: nn.Linear, r: int, alpha: int):
         super().__init__()
         self.base_layer = base
-        self.lora_A = Linear(base.in_features, r, bias=False)
-        self.lora_B = Linear(r, base.out_features, bias=False)
+        self.lora_A = nn.Linear(base.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False)
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)
         self.scaling = alpha / r
@@ -78,10 +47,10 @@ class Attention(nn.Module):
         super().__init__()
         self.heads, self.kv_heads, self.hd = c['num_attention_heads'], c['num_key_value_heads'], c['head_dim']
         d = c['hidden_size']
-        self.q_proj = Linear(d, self.heads * self.hd, bias=False)
-        self.k_proj = Linear(d, self.kv_heads * self.hd, bias=False)
-        self.v_proj = Linear(d, self.kv_heads * self.hd, bias=False)
-        self.o_proj = Linear(self.heads * self.hd, d, bias=False)
+        self.q_proj = nn.Linear(d, self.heads * self.hd, bias=False)
+        self.k_proj = nn.Linear(d, self.kv_heads * self.hd, bias=False)
+        self.v_proj = nn.Linear(d, self.kv_heads * self.hd, bias=False)
+        self.o_proj = nn.Linear(self.heads * self.hd, d, bias=False)
 
     def forward(self, x, cos, sin, mask):
         b, t, _ = x.shape
@@ -93,10 +62,9 @@ class Attention(nn.Module):
         rep = self.heads // self.kv_heads
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
-        scores = matmul(q.reshape(b * self.heads, t, self.hd), k.reshape(b * self.heads, t, self.hd).transpose(1, 2))
-        scores = scores.view(b, self.heads, t, t) / math.sqrt(self.hd) + mask
+        scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self.hd) + mask
         probs = F.softmax(scores.float(), dim=-1).to(q.dtype)
-        out = matmul(probs.reshape(b * self.heads, t, t), v.reshape(b * self.heads, t, self.hd)).view(b, self.heads, t, self.hd)
+        out = torch.matmul(probs, v)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.hd))
 
 
@@ -104,9 +72,9 @@ class MLP(nn.Module):
     def __init__(self, c):
         super().__init__()
         d, im = c['hidden_size'], c['intermediate_size']
-        self.gate_proj = Linear(d, im, bias=False)
-        self.up_proj = Linear(d, im, bias=False)
-        self.down_proj = Linear(im, d, bias=False)
+        self.gate_proj = nn.Linear(d, im, bias=False)
+        self.up_proj = nn.Linear(d, im, bias=False)
+        self.down_proj = nn.Linear(im, d, bias=False)
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -138,7 +106,7 @@ class LlamaForCausalLM(nn.Module):
         super().__init__()
         self.config = c
         self.model = Body(c)
-        self.lm_head = Linear(c['hidden_size'], c['vocab_size'], bias=False)
+        self.lm_head = nn.Linear(c['hidden_size'], c['vocab_size'], bias=False)
         hd = c['head_dim']
         self.register_buffer('inv_freq', 1.0 / (c['rope_theta'] ** (torch.arange(0, hd, 2).float() / hd)), persistent=False)
         for m in self.modules():

@@ -135,6 +135,11 @@ def record(out, part, paths, info):
         files.write_json(mpath, manifest)
 
 
+def threads(args):
+    """Thread counts as recorded: torch's own (--threads) and OpenBLAS's, which torch's setting does not limit."""
+    return {'threads': args.threads, 'blas_threads': int(os.environ.get('OPENBLAS_NUM_THREADS', os.cpu_count()))}
+
+
 def command_line():
     return 'python3 tools/demo-model/train.py ' + ' '.join(sys.argv[1:])
 
@@ -155,7 +160,7 @@ def train_base(args):
     files.write_checkpoint_files(d, CONFIG)
     names = ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
     record(args.out, 'base', [f'base/{x}' for x in names], {
-        'command': command_line(), 'seed': args.seed, 'threads': args.threads, 'parameters': n, 'steps': args.base_steps,
+        'command': command_line(), 'seed': args.seed, **threads(args), 'parameters': n, 'steps': args.base_steps,
         'batch': args.batch, 'lr': args.base_lr, 'examples': len(examples), 'wall_seconds': round(time.time() - t0, 1)})
 
 
@@ -186,7 +191,7 @@ def train_adapter(args, skill):
     files.write_safetensors(os.path.join(d, 'adapter_model.safetensors'), tensors)
     files.write_json(os.path.join(d, 'adapter_config.json'), files.adapter_config(LORA['r'], LORA['alpha'], LORA['targets']))
     record(args.out, f'adapters/{skill}', [f'adapters/{skill}/adapter_config.json', f'adapters/{skill}/adapter_model.safetensors'], {
-        'command': command_line(), 'seed': args.seed, 'threads': args.threads, 'skill': skill, 'steps': args.adapter_steps,
+        'command': command_line(), 'seed': args.seed, **threads(args), 'skill': skill, 'steps': args.adapter_steps,
         'batch': args.batch, 'lr': args.adapter_lr, 'examples': len(examples), **LORA, 'wall_seconds': round(time.time() - t0, 1)})
 
 
