@@ -4,6 +4,7 @@
 // merge's, so every API process that reads the status (or hears the merge complete) asks for the same job. The bot's
 // result card and GET /v1/merges/{id} show it. A sweep's merges are left out (the sweep scores them). Off with
 // eval.autoEvalMerges: false.
+import { NotFoundError } from '../errors.js';
 import type { MergeAutoEval, MergeStatus } from '../queue/types.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../util/log.js';
@@ -29,9 +30,6 @@ function view(status: EvalStatus, model: string, categories: string[]): MergeAut
 }
 
 export class MergeAutoEvals {
-  /** merges found to have no suite of their inputs' categories (read again after a restart) */
-  private readonly nothingToScore = new Set<string>();
-
   constructor(
     private readonly evals: EvalService,
     private readonly registry: Registry,
@@ -40,10 +38,9 @@ export class MergeAutoEvals {
 
   /** The status with its `autoEval` (queued now if it was not); unchanged when there is nothing to score. */
   async decorate(status: MergeStatus): Promise<MergeStatus> {
-    if (status.state !== 'completed' || this.nothingToScore.has(status.id)) return status;
+    if (status.state !== 'completed') return status;
     try {
       const autoEval = await this.ensure(status);
-      if (!autoEval) this.nothingToScore.add(status.id);
       return autoEval ? { ...status, autoEval } : status;
     } catch (err) {
       // the merge's status never fails for its eval's sake
@@ -59,12 +56,19 @@ export class MergeAutoEvals {
     const record = await this.registry.find(model);
     // a sweep's merges are scored by the sweep itself
     if (categories.length === 0 || !record || record.registeredBy.startsWith(sweepRegistrant(''))) return null;
+    // every later read of the status finds the eval queued: the suites are read once per merge
+    const id = autoEvalId(status.id);
+    const queued = await this.evals.evalStatus(id).catch((err: unknown) => {
+      if (err instanceof NotFoundError) return null;
+      throw err;
+    });
+    if (queued) return view(queued, model, categories);
     const suites: string[] = [];
     for (const name of await listSuites(this.evals.suitesDir)) {
       if ((await loadSuites([name], this.evals.suitesDir)).some((i) => categories.includes(i.category))) suites.push(name);
     }
     if (suites.length === 0) return null;
     const request = EvalRequestSchema.parse({ models: [model], suites, part: 'test' });
-    return view(await this.evals.ensureEval(autoEvalId(status.id), request), model, categories);
+    return view(await this.evals.ensureEval(id, request), model, categories);
   }
 }
