@@ -12,7 +12,8 @@
 // when others used more than 10% of one core it is taken again (BENCH_IDLE_TRIES, default 3, then kept and
 // flagged). Medians of BENCH_ROUNDS (default 5), the ratios against the issue's targets, memory read bandwidth of
 // the same sitting and each engine's decode as a share of its bound; every sample in bench/out/vs-llamacpp.json.
-// Settings: LORAFORGE_DATA_DIR (default ./data), LLAMA_THREADS (default: every core, as ours).
+// Settings: LORAFORGE_DATA_DIR (default ./data), LLAMA_THREADS (default: every core, as ours), BENCH_VARIANT (engine
+// settings as JSON, e.g. '{"spinning":true}': a second loraforge engine with them, sampled beside the first).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -29,6 +30,8 @@ const LLAMA_GGUF = process.env.LLAMA_GGUF;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const IDLE_TRIES = Number(process.env.BENCH_IDLE_TRIES ?? 3);
 const THREADS = Number(process.env.LLAMA_THREADS ?? os.availableParallelism());
+/** Engine settings of a second loraforge engine measured beside the first in every round, e.g. {"spinning":true}. */
+const VARIANT = process.env.BENCH_VARIANT ? (JSON.parse(process.env.BENCH_VARIANT) as Parameters<typeof startBenchEngine>[2]) : null;
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
@@ -133,7 +136,9 @@ async function main(): Promise<void> {
   const checkpoint = process.env.LORAFORGE_CHECKPOINT ?? bench.checkpoint;
   const layers = Number(JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8')).num_hidden_layers);
   const built = await buildModel(checkpoint, { dataDir, dtype: 'int4', targets: ['q', 'k', 'v', 'o'], maxRank: 64, slots: 8, heads: ['generate'] });
-  const engine = await startBenchEngine(built.dir, bench.adapters.map((dir, i) => ({ dir, name: ADAPTER_NAMES[i]! })));
+  const adapters = bench.adapters.map((dir, i) => ({ dir, name: ADAPTER_NAMES[i]! }));
+  const engine = await startBenchEngine(built.dir, adapters);
+  const alt = VARIANT ? await startBenchEngine(built.dir, adapters, VARIANT) : null;
   const base = engine.modelId;
   const parallel = existsSync(BATCHED);
   const tests: Array<[string, (round: number) => Promise<number> | number]> = [];
@@ -141,15 +146,20 @@ async function main(): Promise<void> {
   const add = (name: string, fn: (round: number) => Promise<number> | number) => tests.push([name, fn]);
   add('llama.cpp decode', () => llamaBench(0, 64));
   add('loraforge decode, base', (r) => oursDecode(engine, base, r));
+  if (alt) add('variant decode, base', (r) => oursDecode(alt, base, r));
   add('loraforge decode, adapter', (r) => oursDecode(engine, ADAPTER_NAMES[0]!, r));
   add('llama.cpp prefill 128', () => llamaBench(128, 0));
   add('loraforge prefill 128', (r) => oursPrefill(engine, base, r));
+  if (alt) add('variant prefill 128', (r) => oursPrefill(alt, base, r));
   if (parallel) add('llama.cpp 4 sequences', () => llamaParallel() ?? NaN);
   add('loraforge 4 adapter streams', (r) => oursParallel(engine, 100 + r));
+  if (alt) add('variant 4 adapter streams', (r) => oursParallel(alt, 100 + r));
   if (!parallel) log(`no ${BATCHED}: the parallel-sequence comparison is left out (set LLAMA_BATCHED_BENCH)`);
   try {
-    for (const name of ADAPTER_NAMES) await engine.generate(request(name, 4, 2, 1)); // loads every adapter into the pool
-    await oursDecode(engine, base, 0);
+    for (const e of alt ? [engine, alt] : [engine]) {
+      for (const name of ADAPTER_NAMES) await e.generate(request(name, 4, 2, 1)); // loads every adapter into the pool
+      await oursDecode(e, base, 0);
+    }
     for (let round = 0; round < ROUNDS; round++) {
       log(`round ${round + 1} of ${ROUNDS}`);
       for (const [name, fn] of tests) {
@@ -159,6 +169,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await engine.close();
+    await alt?.close();
   }
   const bandwidth = await readBandwidth();
   const med = (name: string) => median(results.get(name)!.map((s) => s.value));
@@ -194,12 +205,17 @@ async function main(): Promise<void> {
     `decode as a share of its read-bandwidth bound: llama.cpp ${share(med('llama.cpp decode'), llamaBound)} (of ${llamaBound.toFixed(1)} tok/s), ` +
       `loraforge ${share(med('loraforge decode, base'), oursBound)}${oursBound === null ? '' : ` (of ${oursBound.toFixed(1)} tok/s)`}`,
   );
+  if (VARIANT) {
+    const cmp = ([label, name]: [string, string]) => `${label} ${med(`variant ${name}`).toFixed(1)} vs ${med(`loraforge ${name}`).toFixed(1)} (${(med(`variant ${name}`) / med(`loraforge ${name}`)).toFixed(3)}x)`;
+    const pairs: Array<[string, string]> = [['decode', 'decode, base'], ['prefill 128', 'prefill 128'], ['4 streams', '4 adapter streams']];
+    console.log(`loraforge with ${JSON.stringify(VARIANT)} against the usual settings, tok/s: ${pairs.map(cmp).join('; ')}`);
+  }
   const outDir = path.resolve('bench/out');
   mkdirSync(outDir, { recursive: true });
   const samples = Object.fromEntries([...results].map(([name, xs]) => [name, xs.map((x) => ({ value: +x.value.toFixed(2), others: +x.others.toFixed(3) }))]));
   writeFileSync(
     path.join(outDir, 'vs-llamacpp.json'),
-    `${JSON.stringify({ at: new Date().toISOString(), gguf: LLAMA_GGUF, threads: THREADS, rounds: ROUNDS, bandwidthGBs: bandwidth / 1e9, busySamples: busy, load, llamaBound, oursBound, table, samples }, null, 2)}\n`,
+    `${JSON.stringify({ at: new Date().toISOString(), gguf: LLAMA_GGUF, threads: THREADS, rounds: ROUNDS, bandwidthGBs: bandwidth / 1e9, variant: VARIANT, busySamples: busy, load, llamaBound, oursBound, table, samples }, null, 2)}\n`,
   );
   console.log('written: bench/out/vs-llamacpp.json');
 }
