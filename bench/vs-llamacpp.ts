@@ -2,7 +2,8 @@
 // Needs LLAMA_BENCH (the llama-bench binary) and LLAMA_GGUF (a GGUF of the checkpoint loraforge serves here, e.g.
 // Q4_0 for our int4); skips with a message otherwise. llama-batched-bench (LLAMA_BATCHED_BENCH, default: beside
 // llama-bench) gives llama.cpp's parallel sequences when present. How the reference GGUF and build were made:
-// ../shared/docs/reference/llamacpp-side-by-side.md (converter, `llama-quantize --pure`, build flags).
+// ../shared/docs/reference/llamacpp-side-by-side.md (converter, `llama-quantize --pure`, build flags); the GGUF of
+// this checkpoint: bench/llamacpp-gguf.py; the build, the figures and what differed here: docs/BENCHMARKS.md.
 //
 // Our side serves LORAFORGE_CHECKPOINT (an HF checkpoint dir; default the Llama-3.2-1B-shaped random checkpoint
 // of bench:serve, data/bench/llama-1b-shaped) built to int4, with four rank-16 q/k/v/o adapters. Each round runs,
