@@ -1,11 +1,16 @@
 // The engine as the benchmarks run it: a model dir and PEFT adapter dirs, the engine's usual batching settings,
 // every core, no spinning threads (the bench shares the machine with its own client).
-import { InferenceEngine, type AdapterResolver } from '../src/inference/engine/index.js';
+import { InferenceEngine, type AdapterResolver, type StartOptions } from '../src/inference/engine/index.js';
 import { staticAdapters } from '../src/inference/engine/static-adapters.js';
 import { silentLogger } from '../src/util/log.js';
 
 /** `adapters`: fixed adapter dirs, or a resolver for benches that register merges as they go. */
-export function startBenchEngine(modelDir: string, adapters: Array<{ dir: string; name: string }> | AdapterResolver): Promise<InferenceEngine> {
+/** `overrides`: engine settings that differ from the benchmarks' usual ones (a variant measured beside them). */
+export function startBenchEngine(
+  modelDir: string,
+  adapters: Array<{ dir: string; name: string }> | AdapterResolver,
+  overrides: Partial<Pick<StartOptions, 'threads' | 'spinning' | 'maxBatch' | 'prefillChunk' | 'prefillTokenBudget' | 'kvChunk'>> = {},
+): Promise<InferenceEngine> {
   return InferenceEngine.start({
     modelDir,
     adapters: Array.isArray(adapters) ? staticAdapters(adapters) : adapters,
@@ -18,5 +23,6 @@ export function startBenchEngine(modelDir: string, adapters: Array<{ dir: string
     prefillChunk: 512,
     prefillTokenBudget: 2048,
     kvChunk: 128,
+    ...overrides,
   });
 }
