@@ -7,7 +7,7 @@ import type { InferenceEngine } from '../../inference/engine/index.js';
 import type { RouteDeps } from '../app.js';
 import { ApiRouter } from '../openapi.js';
 import { CompareRequestSchema, CompareResponseSchema, type CompareResponse } from './openai-schemas.js';
-import { chatMessages, samplingSettings } from './openai-common.js';
+import { chatMessages, now, samplingSettings } from './openai-common.js';
 
 export function compareRoutes(deps: RouteDeps & { engine: InferenceEngine }): Router {
   const { engine } = deps;
@@ -41,7 +41,7 @@ export function compareRoutes(deps: RouteDeps & { engine: InferenceEngine }): Ro
       return {
         id: `cmp-${randomUUID()}`,
         object: 'compare',
-        created: Math.floor(Date.now() / 1000),
+        created: now(),
         seed: result.seed,
         prompt_tokens: result.promptIds.length,
         answers: result.answers.map((a) => ({

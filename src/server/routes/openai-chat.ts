@@ -1,6 +1,5 @@
 // POST /v1/chat/completions: a chat answered by the base model, an adapter or a router (the member it chose is
 // named in the `loraforge` field and the X-Loraforge-Routed-To header).
-import { randomUUID } from 'node:crypto';
 import { InvalidInputError, UnsupportedError } from '../../errors.js';
 import type { Delta, GenerateHooks, GenerateRequest, InferenceEngine, TokenLogprob } from '../../inference/engine/index.js';
 import type { ApiRouter } from '../openapi.js';
@@ -8,7 +7,7 @@ import {
   ChunkStream,
   chatMessages,
   clientGone,
-  now,
+  envelope,
   routedField,
   samplingSettings,
   setRoutedHeader,
@@ -30,7 +29,7 @@ export function chatCompletionsEndpoint(api: ApiRouter, engine: InferenceEngine)
   api.post(
     '/v1/chat/completions',
     {
-      summary: 'Chat completion (OpenAI-compatible); `model` is the base model or an adapter name',
+      summary: 'Chat completion (OpenAI-compatible); `model` is the base model, an adapter, a merge or a router',
       tags: ['inference'],
       request: { body: ChatCompletionRequestSchema },
       responses: { 200: { description: 'a chat.completion, or an SSE stream of chat.completion.chunk when stream is true' } },
@@ -50,18 +49,14 @@ export function chatCompletionsEndpoint(api: ApiRouter, engine: InferenceEngine)
         logprobs: topLogprobs,
         n: body.n ?? 1,
       };
-      const id = `chatcmpl-${randomUUID()}`;
-      const created = now();
+      const head = envelope('chatcmpl', body.model);
       const controller = clientGone(req, res);
       if (!body.stream) {
         const result = await engine.generate(request, { signal: controller.signal, onRouted: (r) => setRoutedHeader(res, r) });
         res.setHeader('x-loraforge-seed', String(result.seed));
         return {
-          id,
+          ...head,
           object: 'chat.completion',
-          created,
-          model: body.model,
-          system_fingerprint: null,
           choices: result.choices.map((c) => ({
             index: c.index,
             message: { role: 'assistant', content: c.text, refusal: null },
@@ -76,11 +71,8 @@ export function chatCompletionsEndpoint(api: ApiRouter, engine: InferenceEngine)
       const includeUsage = body.stream_options?.include_usage === true;
       const stream = new ChunkStream(res);
       const chunk = (choices: unknown[]) => ({
-        id,
+        ...head,
         object: 'chat.completion.chunk',
-        created,
-        model: body.model,
-        system_fingerprint: null,
         choices,
         ...(includeUsage ? { usage: null } : {}),
       });

@@ -1,6 +1,7 @@
 // What the OpenAI-compatible endpoints share: OpenAI bodies to engine settings and messages, the SSE chunk stream,
 // the error shape the stock `openai` client understands, and the `loraforge` extension field saying which member
 // of a router answered (also the `X-Loraforge-Routed-To` header, set before a stream's first chunk).
+import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, Request, Response } from 'express';
 import { RateLimitedError, UnsupportedError, type LoraforgeError } from '../../errors.js';
 import type { ChatMessage, GenerateResult, RoutedTo, SamplingSettings } from '../../inference/engine/index.js';
@@ -56,6 +57,11 @@ export function chatMessages(messages: Message[]): ChatMessage[] {
 }
 
 export const now = () => Math.floor(Date.now() / 1000);
+
+/** The fields every OpenAI response object and stream chunk of one request shares. */
+export function envelope(prefix: 'chatcmpl' | 'cmpl', model: string) {
+  return { id: `${prefix}-${randomUUID()}`, created: now(), model, system_fingerprint: null };
+}
 
 /** Aborted when the client goes away before the answer is complete: the engine frees the rows at the next step. */
 export function clientGone(req: Request, res: Response): AbortController {

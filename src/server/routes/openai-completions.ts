@@ -1,9 +1,8 @@
 // POST /v1/completions: text completion (one prompt or several) by the base model, an adapter or a router.
-import { randomUUID } from 'node:crypto';
 import { UnsupportedError } from '../../errors.js';
 import type { GenerateRequest, InferenceEngine, TokenLogprob } from '../../inference/engine/index.js';
 import type { ApiRouter } from '../openapi.js';
-import { ChunkStream, clientGone, now, routedField, samplingSettings, setRoutedHeader, streamResult, usage } from './openai-common.js';
+import { ChunkStream, clientGone, envelope, routedField, samplingSettings, setRoutedHeader, streamResult, usage } from './openai-common.js';
 import { CompletionRequestSchema } from './openai-schemas.js';
 
 /** Completions' legacy logprobs object for a run of tokens; `offset` is where the first token starts in the text. */
@@ -25,7 +24,7 @@ export function completionsEndpoint(api: ApiRouter, engine: InferenceEngine): vo
   api.post(
     '/v1/completions',
     {
-      summary: 'Text completion (OpenAI-compatible); `model` is the base model or an adapter name',
+      summary: 'Text completion (OpenAI-compatible); `model` is the base model, an adapter, a merge or a router',
       tags: ['inference'],
       request: { body: CompletionRequestSchema },
       responses: { 200: { description: 'a text_completion, or an SSE stream of them when stream is true' } },
@@ -44,8 +43,7 @@ export function completionsEndpoint(api: ApiRouter, engine: InferenceEngine): vo
             ? [{ kind: 'ids', ids: body.prompt as number[] }]
             : (body.prompt as Array<string | number[]>).map((p) => (typeof p === 'string' ? { kind: 'text', text: p } : { kind: 'ids', ids: p }));
       const echoText = prompts.map((p) => (p.kind === 'text' ? p.text : engine.tokenizer.decode(p.ids)));
-      const id = `cmpl-${randomUUID()}`;
-      const created = now();
+      const head = envelope('cmpl', body.model);
       const controller = clientGone(req, res);
       const settings = samplingSettings(body);
       // OpenAI's default for completions is 16 tokens
@@ -84,11 +82,8 @@ export function completionsEndpoint(api: ApiRouter, engine: InferenceEngine): vo
         if (results.length === 1) res.setHeader('x-loraforge-seed', String(results[0]!.seed));
         const routed = results.flatMap((r) => (r.routedTo ? [routedField(r.routedTo)] : []));
         return {
-          id,
+          ...head,
           object: 'text_completion',
-          created,
-          model: body.model,
-          system_fingerprint: null,
           choices,
           usage: usage(total),
           // several prompts may go to several members: the first names the header, all are listed per prompt
@@ -98,11 +93,8 @@ export function completionsEndpoint(api: ApiRouter, engine: InferenceEngine): vo
       const includeUsage = body.stream_options?.include_usage === true;
       const stream = new ChunkStream(res);
       const chunk = (choices: unknown[]) => ({
-        id,
+        ...head,
         object: 'text_completion',
-        created,
-        model: body.model,
-        system_fingerprint: null,
         choices,
         ...(includeUsage ? { usage: null } : {}),
       });
