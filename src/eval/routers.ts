@@ -142,7 +142,7 @@ export class RouterService {
 }
 
 /** A stored router as the engine serves it. */
-export function routerSpec(record: RouterRecord): RouterSpec {
+function routerSpec(record: RouterRecord): RouterSpec {
   return {
     name: record.name,
     rule: record.rule,

@@ -6,10 +6,7 @@
 import { createHash } from 'node:crypto';
 import { byCategory, type SuiteItem } from './suite.js';
 
-export const SUITE_PARTS = ['calibration', 'dev', 'test'] as const;
-export type SuitePart = (typeof SUITE_PARTS)[number];
-/** What an eval scores: one part, or every item (evals of adapters and merges only). */
-export type ScoredPart = Exclude<SuitePart, 'calibration'> | 'all';
+export type SuitePart = 'calibration' | 'dev' | 'test';
 
 const order = (id: string) => createHash('sha256').update(id).digest('hex');
 

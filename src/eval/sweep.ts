@@ -61,7 +61,7 @@ export function rankPoints(points: readonly SweepPointResult[]): SweepPointResul
   });
 }
 
-export function toScores(stored: StoredBaseline['scores'][string]): ItemScore[] {
+function toScores(stored: StoredBaseline['scores'][string]): ItemScore[] {
   return stored.map((s) => ({ ...s, passed: null }));
 }
 
