@@ -55,6 +55,9 @@ describe('loraforge routers', () => {
       [['routers', 'create', 'x', 'code-expert', 'nope'], /member 'nope' is not a registered adapter or merge/],
       [['routers', 'create', 'x', 'code-expert', 'linux-commands-expert', '--prompts', bad], /--prompts .*bad\.json: expected \{"member": \["prompt", \.\.\.\]\}/],
       [['routers', 'show', 'nope'], /router 'nope' does not exist/],
+      [['routers', 'create', 'x', 'code-expert', 'linux-commands-expert', '--rule', 'nearest'], /--rule must be one of text, value-last, value-mid, logprobs, got "nearest"/],
+      [['routers', 'create', 'x', 'code-expert', 'linux-commands-expert', '--margin', 'wide'], /--margin must be a number, got "wide"/],
+      [['tune', 'code-expert', 'linux-commands-expert', '--name', 't', '--seed', 'x'], /--seed must be a whole number >= 0, got "x"/],
       [['eval', 'given', '--part', 'all'], /part "all" would score the calibration prompts of router given/],
     ];
     for (const [args, message] of cases) {

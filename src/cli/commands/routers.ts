@@ -4,9 +4,12 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { RouterSummary } from '../../client/index.js';
 import { InvalidInputError } from '../../errors.js';
+import { ROUTING_RULES, type RoutingRule } from '../../inference/engine/routing.js';
 import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
+import { choiceOption, integerOption, numberOption } from '../options.js';
 
 type Common = ServerOptions & { json?: boolean };
+type CreateFlags = { fallback?: string; rule?: RoutingRule; margin?: number; calibration?: number; prompts?: string; replace?: true };
 
 function describe(r: RouterSummary): string {
   const members = r.members.map((m) => (m.category ? `${m.model} (${m.category})` : m.model)).join(', ');
@@ -33,14 +36,14 @@ export function routersCommand(program: Command): void {
 
   addServerOptions(routers.command('create <name> <members...>').description('create a router over adapters or merges (member or member:category)'))
     .option('--fallback <model>', 'a merge, an adapter or the base model answering when no member is clearly nearest')
-    .option('--rule <rule>', 'routing feature: text (default), value-last, value-mid or logprobs')
-    .option('--margin <m>', 'cosine lead the nearest member needs over the runner-up', Number)
-    .option('--calibration <n>', 'calibration prompts per member from the suites (default 5)', Number)
+    .option('--rule <rule>', 'routing feature: text (default), value-last, value-mid or logprobs', choiceOption('--rule', ROUTING_RULES))
+    .option('--margin <m>', 'cosine lead the nearest member needs over the runner-up (default 0.02)', numberOption('--margin'))
+    .option('--calibration <n>', 'calibration prompts per member from the suites (default 5)', integerOption('--calibration', 1))
     .option('--prompts <file>', 'calibration prompts per member instead of the suites: {"member": ["prompt", ...]}')
     .option('--replace', 'replace a router of this name')
     .option('--json', 'print JSON')
-    .action(async (name: string, memberArgs: string[], opts: Common & Record<string, unknown>) => {
-      const prompts = opts.prompts ? await readPrompts(String(opts.prompts)) : null;
+    .action(async (name: string, memberArgs: string[], opts: Common & CreateFlags) => {
+      const prompts = opts.prompts ? await readPrompts(opts.prompts) : null;
       const members = memberArgs.map((arg) => {
         const [model, category] = arg.split(':', 2) as [string, string | undefined];
         if (prompts && !prompts[model]) throw new InvalidInputError(`--prompts has no prompts for member ${model}`);
@@ -50,11 +53,11 @@ export function routersCommand(program: Command): void {
       const { status, router } = await client.routers.create({
         name,
         members,
-        fallback: opts.fallback as string | undefined,
-        rule: opts.rule as 'text' | undefined,
-        margin: opts.margin as number | undefined,
-        calibrationPerMember: opts.calibration as number | undefined,
-        replace: opts.replace === true ? true : undefined,
+        fallback: opts.fallback,
+        rule: opts.rule,
+        margin: opts.margin,
+        calibrationPerMember: opts.calibration,
+        replace: opts.replace,
         createdBy: 'cli',
       });
       if (opts.json) printJson({ status, router });

@@ -11,6 +11,7 @@ import type { LoraforgeClient } from '../../client/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { Cmaes } from '../../eval/cmaes.js';
 import { addServerOptions, clientFrom, printJson, type ServerOptions } from '../api-client.js';
+import { integerOption } from '../options.js';
 
 interface Evaluation {
   k: number;
@@ -66,15 +67,14 @@ export function tuneCommand(program: Command): void {
       .description('tune per-adapter weights of a linear merge by CMA-ES: worst retention on the dev part, reported on the test part'),
   )
     .requiredOption('--name <prefix>', 'evaluated merges are registered as <prefix>-<k>')
-    .option('--budget <n>', 'evaluations (merge + dev eval each; default 24)', Number)
+    .option('--budget <n>', 'evaluations (merge + dev eval each; default 24)', integerOption('--budget', 1))
     .option('--suite <names>', 'suites to score on, comma-separated (default: all)', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
-    .option('--seed <n>', 'seed of the search (default 0)', Number)
+    .option('--seed <n>', 'seed of the search (default 0)', integerOption('--seed'))
     .option('--state <file.json>', 'record every evaluation here; a rerun with the same file resumes')
     .option('--json', 'print JSON')
     .action(async (adapters: string[], opts: ServerOptions & { name: string; budget?: number; suite?: string[]; seed?: number; state?: string; json?: boolean }) => {
       if (adapters.length < 2) throw new InvalidInputError('tune needs two or more adapters');
       const budget = opts.budget ?? 24;
-      if (!Number.isInteger(budget) || budget < 1) throw new InvalidInputError('--budget takes a positive integer (evaluations)');
       const seed = opts.seed ?? 0;
       const client = await clientFrom(opts);
       const state = await readState(opts.state, adapters, seed);
