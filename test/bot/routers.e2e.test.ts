@@ -33,12 +33,14 @@ describe('bot: routers against the whole stack', () => {
     expect(world.fake.violations).toEqual([]);
   });
 
-  it('/router create, then the router is offered wherever a model is asked for', async () => {
-    const { fake, bob } = world;
+  it('/router create (operators only), then the router is offered wherever a model is asked for and listed', async () => {
+    const { fake, alice, bob } = world;
+    const denied = fake.command(bob, 'router create', { name: 'skills', members: MEMBERS.join(', ') });
+    expect((await denied.privately()).content).toMatch(/^🔒 You need the \*\*ml-ops\*\* role to create routers\./);
     expect((await fake.autocomplete(bob, 'router create', { name: 'x', members: 'code-expert, li' }, 'members')).map((c) => c.value)).toEqual([
       'code-expert, linux-commands-expert',
     ]);
-    const created = await fake.command(bob, 'router create', { name: 'skills', members: MEMBERS.join(', ') }).reply((m) => m.content.startsWith('Created'));
+    const created = await fake.command(alice, 'router create', { name: 'skills', members: MEMBERS.join(', ') }).reply((m) => m.content.startsWith('Created'));
     expect(created.content).toMatch(/^Created: 🧭 \*\*skills\*\* routes to `code-expert` \(code\), `linux-commands-expert` \(linux-commands\), .* fallback none · calibrated on \d\/\d\/\d\/\d suite prompts\n/);
     for (const [command, options, option] of [
       ['ask', { prompt: 'x', adapter: 'sk' }, 'adapter'],
@@ -48,8 +50,10 @@ describe('bot: routers against the whole stack', () => {
       const choices = await fake.autocomplete(bob, command, options, option);
       expect(choices[0], command).toEqual({ name: expect.stringMatching(/^skills \(🧭 router of code-expert, /), value: 'skills' });
     }
-    const few = fake.command(bob, 'router create', { name: 'solo', members: 'code-expert' });
+    const few = fake.command(alice, 'router create', { name: 'solo', members: 'code-expert' });
     expect((await few.privately()).content).toMatch(/at least two members/);
+    const listed = await fake.command(bob, 'router list').reply((m) => m.content.length > 0);
+    expect(listed.content).toMatch(/^🧭 \*\*skills\*\* routes to `code-expert` \(code\), /);
   });
 
   it('/ask names the member that answered, and answers as that member does', async () => {

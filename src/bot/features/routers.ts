@@ -3,7 +3,7 @@
 import type { RouterSummary } from '../../client/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { discordActor } from '../render/adapters.js';
-import type { BotContext } from '../context.js';
+import { requireOperator, type BotContext } from '../context.js';
 import { truncate } from '../format.js';
 import type { Feature } from '../router.js';
 
@@ -18,6 +18,7 @@ export function routerFeature(ctx: BotContext): Feature {
   return {
     commands: {
       'router create': async (i) => {
+        requireOperator(i, ctx.settings, 'create routers');
         const members = i.options
           .getString('members', true)
           .split(',')
