@@ -204,6 +204,8 @@ export const ENV_VARS: Record<string, string> = {
   LORAFORGE_WORKER_CONCURRENCY: 'worker.concurrency',
   LORAFORGE_WORKER_SHUTDOWN_GRACE: 'worker.shutdownGraceSeconds',
   LORAFORGE_UPLOAD_LIMIT_BYTES: 'server.uploadLimitBytes',
+  LORAFORGE_ARCHIVE_MAX_RATIO: 'server.archiveMaxRatio',
+  LORAFORGE_ARCHIVE_MAX_ENTRIES: 'server.archiveMaxEntries',
   LORAFORGE_API_AUTH_READS: 'server.authReads',
   LORAFORGE_RATE_LIMIT: 'server.rateLimitPerMinute',
   LORAFORGE_WORKER_LOCK_SECONDS: 'worker.lockSeconds',

@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/index.js';
+import { ENV_VARS, loadConfig } from '../../src/config/index.js';
 import { InvalidInputError } from '../../src/errors.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'lf-config-'));
@@ -29,5 +29,17 @@ describe('config', () => {
   it('names the bad setting', () => {
     expect(() => loadConfig({ env: { PORT: 'eighty' }, configDir: emptyDir() })).toThrow(InvalidInputError);
     expect(() => loadConfig({ env: { PORT: 'eighty' }, configDir: emptyDir() })).toThrow(/server\.port/);
+  });
+
+  it('reads booleans and numbers from the environment', () => {
+    const config = loadConfig({ env: { LORAFORGE_AUTO_EVAL_MERGES: 'false', LORAFORGE_ARCHIVE_MAX_ENTRIES: '50' }, configDir: emptyDir() });
+    expect(config.eval.autoEvalMerges).toBe(false);
+    expect(config.server.archiveMaxEntries).toBe(50);
+    expect(loadConfig({ env: {}, configDir: emptyDir() }).eval.autoEvalMerges).toBe(true);
+  });
+
+  it('documents every environment variable in docs/CONFIG.md', () => {
+    const doc = readFileSync(path.join(import.meta.dirname, '../../docs/CONFIG.md'), 'utf8');
+    expect(Object.keys(ENV_VARS).filter((name) => !doc.includes(`\`${name}\``))).toEqual([]);
   });
 });
