@@ -1,7 +1,8 @@
 // Deterministic parts of the suites: calibration (routers learn from it), dev (tuning) and test (reported). Within
-// each category items are ordered by the sha256 of their id, and the first quarter (at least one item) is
-// calibration, the next quarter dev, the rest test: every category has items in each part however small its suite
-// is, and the same suite always splits the same way. Evals of a router also skip the items recorded as its
+// each category items are ordered by the sha256 of their id, and the first quarter (rounded up, at least one item)
+// is calibration, the next quarter dev, the rest test: a category of 3 or more items has items in each part (of 1:
+// calibration only; of 2: no test item), and the same items always split the same way. The split is over the items
+// given: adding items of a category to a suite (or inline items) can move others across a boundary. Evals of a router also skip the items recorded as its
 // calibration, so a suite edited after the router was made still never scores them.
 import { createHash } from 'node:crypto';
 import { byCategory, type SuiteItem } from './suite.js';

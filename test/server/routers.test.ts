@@ -171,7 +171,15 @@ describe('evals of a router', () => {
     expect(routing.items).toBe(report.items.length);
     expect(Object.values(routing.chosen).reduce((a, b) => a + b, 0)).toBe(report.items.length);
     expect(Object.keys(routing.chosen).every((m) => MEMBERS.includes(m))).toBe(true);
-    expect(routing.accuracy).toBeGreaterThanOrEqual(0);
+    // the accuracy is what the router's own choices on these items say
+    const spec = (await stack.engine!.router('skills'))!;
+    let right = 0;
+    for (const item of report.items) {
+      const prompt = all.find((i) => i.id === item.id)!.prompt;
+      const to = await stack.engine!.route(spec, { kind: 'chat', messages: [{ role: 'user', content: prompt }] });
+      if (spec.members.find((m) => m.model === to.model)?.category === item.category) right++;
+    }
+    expect(routing.accuracy).toBeCloseTo(right / report.items.length, 10);
     expect(formatEvalReport(report)).toMatch(/scored the test part of the suites\n[\s\S]*\nrouting of skills: \d+% of \d+ items to a member of their category \(code \d+%/);
   });
 
