@@ -2,8 +2,10 @@
 // adapter weights with: ask for a generation of candidates, tell their scores (lower is better), repeat. Seeded and
 // deterministic: the same seed and the same scores give the same candidates, so a search can be replayed from its
 // recorded evaluations after a crash. Candidates are clipped into [lower, upper] (small dimensions, no repair
-// needed for our use). Full covariance with a Jacobi eigendecomposition: fine for tens of dimensions.
+// needed for our use). Full covariance, decomposed by the merge kernels' symmetric eigensolver each generation:
+// fine for tens of dimensions.
 import { SeededRandom } from '../inference/rng.js';
+import { symmetricEigen } from '../merge/kernels/eigen.js';
 
 export interface CmaesOptions {
   /** the starting point */
@@ -15,46 +17,6 @@ export interface CmaesOptions {
   seed: number;
   /** candidates per generation (default 4 + ⌊3 ln n⌋) */
   popsize?: number;
-}
-
-/** Eigen-decomposition of a symmetric matrix by cyclic Jacobi rotations: C = B·diag(d)·Bᵀ. */
-export function symmetricEigen(c: number[][]): { values: number[]; vectors: number[][] } {
-  const n = c.length;
-  const a = c.map((row) => [...row]);
-  const v: number[][] = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)));
-  for (let sweep = 0; sweep < 100; sweep++) {
-    let off = 0;
-    for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) off += a[p]![q]! ** 2;
-    if (off < 1e-30) break;
-    for (let p = 0; p < n; p++) {
-      for (let q = p + 1; q < n; q++) {
-        if (Math.abs(a[p]![q]!) < 1e-300) continue;
-        const theta = (a[q]![q]! - a[p]![p]!) / (2 * a[p]![q]!);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const cs = 1 / Math.sqrt(t * t + 1);
-        const sn = t * cs;
-        for (let k = 0; k < n; k++) {
-          const akp = a[k]![p]!;
-          const akq = a[k]![q]!;
-          a[k]![p] = cs * akp - sn * akq;
-          a[k]![q] = sn * akp + cs * akq;
-        }
-        for (let k = 0; k < n; k++) {
-          const apk = a[p]![k]!;
-          const aqk = a[q]![k]!;
-          a[p]![k] = cs * apk - sn * aqk;
-          a[q]![k] = sn * apk + cs * aqk;
-        }
-        for (let k = 0; k < n; k++) {
-          const vkp = v[k]![p]!;
-          const vkq = v[k]![q]!;
-          v[k]![p] = cs * vkp - sn * vkq;
-          v[k]![q] = sn * vkp + cs * vkq;
-        }
-      }
-    }
-  }
-  return { values: a.map((row, i) => row[i]!), vectors: v };
 }
 
 export class Cmaes {
@@ -153,8 +115,8 @@ export class Cmaes {
       }
     }
     this.sigma *= Math.exp((this.cs / this.damps) * (psNorm / this.chiN - 1));
-    const { values, vectors } = symmetricEigen(this.c);
-    this.d = values.map((v) => Math.sqrt(Math.max(v, 1e-20)));
-    this.b = vectors;
+    const { values, vectors } = symmetricEigen(Float64Array.from(this.c.flat()), n);
+    this.d = Array.from(values, (v) => Math.sqrt(Math.max(v, 1e-20)));
+    this.b = Array.from({ length: n }, (_, i) => Array.from(vectors.subarray(i * n, (i + 1) * n)));
   }
 }
