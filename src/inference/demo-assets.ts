@@ -2,14 +2,13 @@
 // in `base/` and one PEFT LoRA per skill in `adapters/<skill>/`, with a manifest of every file's sha256 and size and
 // how each part was made. Checked against its manifest before use, so a truncated clone or a Git LFS pointer is
 // reported by name instead of failing later inside the model builder.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { InvalidFileError, NotFoundError } from '../errors.js';
 import { DEMO_SKILLS, type DemoSkill } from './demo.js';
+import { sha256File } from '../formats/file-hash.js';
 
 /** `assets/demo` of the installed package (the same path from src/ and dist/). */
 export const DEMO_ASSETS_DIR = fileURLToPath(new URL('../../assets/demo', import.meta.url));
@@ -28,11 +27,6 @@ export interface DemoAssets {
   manifest: DemoManifest;
 }
 
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 /** Reads `<dir>/manifest.json` and checks every file it lists (size, then sha256). */
 export async function checkDemoAssets(dir: string = DEMO_ASSETS_DIR): Promise<DemoAssets> {

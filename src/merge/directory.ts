@@ -2,8 +2,6 @@
 // weights, all written atomically (a failed or cancelled merge leaves nothing behind). The inputs are read at
 // once, each with one large read, and their hashes (for the report) are taken in a worker thread while the
 // merge runs.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { CancelledError } from '../errors.js';
 import { openAdapterFiles, readAdapter, writeAdapter } from '../formats/peft.js';
 import { mergeAdapters, type MergeHooks, type MergeResult } from './engine.js';
@@ -12,12 +10,6 @@ import { REPORT_FILE, type MergeReport } from './report.js';
 import { siblingModule, startWorker } from '../util/worker.js';
 import type { HashThreadData } from './hash-thread.js';
 
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  // 1 MiB reads: twice as fast as the default 64 KiB on a 50 MB adapter
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 export interface DirectoryHooks extends MergeHooks {
   /** replace an existing output directory (default: refuse) */

@@ -1,6 +1,6 @@
 // The merge engine's public face: what the CLI, the queue worker and the API use.
 export { mergeAdapters, type MergeHooks, type MergeProgress, type MergeResult } from './engine.js';
-export { mergeToDirectory, sha256File, type DirectoryHooks } from './directory.js';
+export { mergeToDirectory, type DirectoryHooks } from './directory.js';
 export {
   DEFAULT_WEIGHTS_TEXT,
   defaultWeights,

@@ -2,12 +2,12 @@
 // adapter_model.safetensors), content-addressed, written through a temp dir + fsync + rename so no reader sees
 // half of one. Incoming adapters are staged under `<dataDir>/tmp/` (same filesystem, so moving in is a rename).
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeDirAtomic } from '../formats/atomic.js';
 import { readJsonObject } from '../formats/json-file.js';
 import { canonicalJson } from '../util/canonical-json.js';
+import { sha256File } from '../formats/file-hash.js';
 
 export const CONFIG_FILE = 'adapter_config.json';
 export const WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -28,11 +28,6 @@ async function lastWrite(dir: string): Promise<number> {
   return newest;
 }
 
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 /**
  * The content address of a PEFT dir: sha256 over the canonical JSON of its config (key order and whitespace do

@@ -1,0 +1,39 @@
+// The suites' parts against sizes worked out by hand: a quarter (rounded up, at least one) calibration, a quarter
+// dev, the rest test, per category; disjoint, and the same whatever order the items come in.
+import { describe, expect, it } from 'vitest';
+import { calibrationItems, itemsOfPart, splitSuite } from '../../src/eval/split.js';
+
+const items = (category: string, n: number) => Array.from({ length: n }, (_, i) => ({ id: `${category}-${i}`, category }));
+
+describe('splitSuite', () => {
+  it.each([
+    [1, 1, 0, 0],
+    [2, 1, 1, 0],
+    [3, 1, 1, 1],
+    [4, 1, 1, 2],
+    [8, 2, 2, 4],
+    [40, 10, 10, 20],
+  ])('%i items of a category: %i calibration, %i dev, %i test', (n, calibration, dev, test) => {
+    const all = [...items('a', n), ...items('b', 5)];
+    const counts = (part: 'calibration' | 'dev' | 'test') => itemsOfPart(all, part).filter((i) => i.category === 'a').length;
+    expect([counts('calibration'), counts('dev'), counts('test')]).toEqual([calibration, dev, test]);
+  });
+
+  it('puts every item in one part, whatever the order the items come in', () => {
+    const all = [...items('a', 13), ...items('b', 7)];
+    const parts = splitSuite(all);
+    expect(parts.size).toBe(all.length);
+    expect(splitSuite([...all].reverse())).toEqual(parts);
+    const byPart = ['calibration', 'dev', 'test'].map((p) => all.filter((i) => parts.get(i.id) === p).map((i) => i.id));
+    expect(byPart.flat().sort()).toEqual(all.map((i) => i.id).sort());
+  });
+
+  it('gives calibration items of one category, at most n, all from the calibration part', () => {
+    const all = [...items('a', 40), ...items('b', 40)];
+    const parts = splitSuite(all);
+    const five = calibrationItems(all, 'a', 5);
+    expect(five).toHaveLength(5);
+    for (const item of five) expect([item.category, parts.get(item.id)]).toEqual(['a', 'calibration']);
+    expect(calibrationItems(all, 'a', 50)).toHaveLength(10);
+  });
+});
