@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { ConflictError, InvalidInputError } from '../errors.js';
 import type { InferenceEngine, RouterResolver, RouterSpec } from '../inference/engine/index.js';
-import { DEFAULT_ROUTING_MARGIN, DEFAULT_ROUTING_RULE, ROUTING_RULES, fitCentroids, type ModelRoutingRule } from '../inference/engine/routing.js';
+import { DEFAULT_ROUTING_MARGIN, DEFAULT_ROUTING_RULE, ROUTING_PASSES_AT_ONCE, ROUTING_RULES, fitCentroids, type ModelRoutingRule } from '../inference/engine/routing.js';
 import { fitTextCentroids, textFeature } from '../inference/engine/text-features.js';
 import type { Registry } from '../registry/registry.js';
 import { type RouterRecord, type RouterStore } from '../registry/routers.js';
@@ -127,13 +127,12 @@ export class RouterService {
     return { status, router: record };
   }
 
-  /** Routing features of every prompt, a batch's worth at a time (the engine's queue is bounded). */
+  /** Routing features of every prompt, a few at a time (the engine's queue is bounded). */
   private async features(prompts: string[][], rule: ModelRoutingRule): Promise<Float32Array[][]> {
     const flat = prompts.flatMap((list, m) => list.map((p) => ({ m, p })));
     const out: Float32Array[][] = prompts.map(() => []);
-    const step = 4;
-    for (let i = 0; i < flat.length; i += step) {
-      const chunk = flat.slice(i, i + step);
+    for (let i = 0; i < flat.length; i += ROUTING_PASSES_AT_ONCE) {
+      const chunk = flat.slice(i, i + ROUTING_PASSES_AT_ONCE);
       const got = await Promise.all(chunk.map(({ p }) => this.opts.engine.routeFeatures(asChat(p), rule)));
       chunk.forEach(({ m }, j) => out[m]!.push(got[j]!));
     }

@@ -24,7 +24,7 @@ import type { SamplingParams } from './sampling.js';
 import { loadServedModel } from './served-model.js';
 import { TokenTexts } from './token-bytes.js';
 import { checkScoreRow, encodeForScoring } from './scorer.js';
-import { chooseMember, featureRequest, type Centroids, type ModelRoutingRule, type RoutingRule } from './routing.js';
+import { chooseMember, featureRequest, ROUTING_PASSES_AT_ONCE, type Centroids, type ModelRoutingRule, type RoutingRule } from './routing.js';
 import { projectText, textFeature } from './text-features.js';
 import type { AdapterRef, EngineStats, FeatureRequest, FinishReason, GroupRequest, RowRequest, ScoreJobRequest, ScoreJobResult, TokenEvent } from './types.js';
 
@@ -528,15 +528,19 @@ export class InferenceEngine {
    * score graph in the worker, between generation steps. Rows on several models share passes. Used by evals.
    */
   async score(request: ScoreRequest, hooks: { signal?: AbortSignal } = {}): Promise<ScoreResult> {
-    // rows on a router are scored on the member it routes their context to (one routing pass per distinct context)
-    const routes = new Map<string, Promise<RoutedTo | null>>();
-    const routedTo = await Promise.all(
-      request.rows.map((row) => {
-        const key = JSON.stringify([row.model, row.input]);
-        if (!routes.has(key)) routes.set(key, this.routeModel(row.model, row.input, hooks));
-        return routes.get(key)!;
-      }),
-    );
+    // rows on a router are scored on the member it routes their context to: each router is looked up once, and
+    // its routing passes (one per distinct context) go ROUTING_PASSES_AT_ONCE at a time, inside the queue's bound
+    const routers = new Map<string, RouterSpec | null>();
+    for (const row of request.rows) if (!routers.has(row.model)) routers.set(row.model, await this.router(row.model));
+    const routes = new Map<string, RoutedTo>();
+    const contexts = request.rows.filter((row) => routers.get(row.model)).map((row) => ({ row, key: JSON.stringify([row.model, row.input]) }));
+    const distinct = [...new Map(contexts.map((c) => [c.key, c.row])).entries()];
+    for (let k = 0; k < distinct.length; k += ROUTING_PASSES_AT_ONCE) {
+      const chunk = distinct.slice(k, k + ROUTING_PASSES_AT_ONCE);
+      const chosen = await Promise.all(chunk.map(([, row]) => this.route(routers.get(row.model)!, row.input, { signal: hooks.signal })));
+      chunk.forEach(([key], j) => routes.set(key, chosen[j]!));
+    }
+    const routedTo = request.rows.map((row) => routes.get(JSON.stringify([row.model, row.input])) ?? null);
     const modelOf = (i: number) => routedTo[i]?.model ?? request.rows[i]!.model;
     const refs = new Map<string, AdapterRef | null>();
     for (let i = 0; i < request.rows.length; i++) if (!refs.has(modelOf(i))) refs.set(modelOf(i), await this.resolveModel(modelOf(i)));

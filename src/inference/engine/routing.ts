@@ -19,6 +19,8 @@ export type ModelRoutingRule = Exclude<RoutingRule, 'text'>;
 
 /** The rule measured best on the suites (docs/ROUTERS.md). */
 export const DEFAULT_ROUTING_RULE: RoutingRule = 'text';
+/** Routing passes of many prompts (calibration, evals) go this many at a time: well inside the engine's queue bound. */
+export const ROUTING_PASSES_AT_ONCE = 4;
 /** Cosine-similarity lead the best centroid needs over the runner-up (docs/ROUTERS.md says how it was chosen). */
 export const DEFAULT_ROUTING_MARGIN = 0.02;
 

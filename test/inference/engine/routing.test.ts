@@ -15,7 +15,7 @@ import { CoreHarness, makeTestModel, writePeftAdapter, type TestModel } from './
 
 let model: TestModel;
 beforeAll(async () => {
-  model = await makeTestModel();
+  model = await makeTestModel({ score: true });
 });
 afterAll(() => rmSync(model.root, { recursive: true, force: true }));
 
@@ -272,6 +272,19 @@ describe('an engine serving a router', () => {
     const { dims: _dims, ...noBuckets } = fitted;
     routers.set('old', { name: 'old', rule: 'text', margin: 0, members: NAMES.map((model) => ({ model })), fallback: null, fitted: noBuckets });
     await expect(engine.generate({ model: 'old', input: { kind: 'text', text: 'x' }, maxTokens: 1 })).rejects.toThrow(/recreate it/);
+  });
+
+  it('scores rows on a router as the member each context routes to, more contexts than the queue holds', async () => {
+    // 24 distinct contexts: started all at once, their routing passes overflowed the engine's queue (4 + 8)
+    const rows = Array.from({ length: 24 }, (_, t) => ({ model: 'topics', input: { kind: 'ids' as const, ids: topicPrompt(t % 3, 400 + t) }, continuation: 'ab' }));
+    const scored = await engine.score({ rows });
+    const spec = routers.get('topics')!;
+    for (const [i, row] of rows.entries()) {
+      const member = (await engine.route(spec, row.input)).model;
+      expect(scored.rows[i]!.routedTo?.model, `row ${i}`).toBe(member);
+      const direct = await engine.score({ rows: [{ ...row, model: member }] });
+      expect(scored.rows[i]!.logprobSum).toBeCloseTo(direct.rows[0]!.logprobSum, 4);
+    }
   });
 
   it('lists routers among the models and routes rows of a compare', async () => {
