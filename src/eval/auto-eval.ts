@@ -2,8 +2,8 @@
 // categories of a merge's inputs, a completed merge's status carries an eval of the merge on the test part of those
 // suites and, once scored, its retention per category. The eval is queued once per merge, under an id made from the
 // merge's, so every API process that reads the status (or hears the merge complete) asks for the same job. The bot's
-// result card and GET /v1/merges/{id} show it. A sweep's merges are left out (the sweep scores them). Off with
-// eval.autoEvalMerges: false.
+// result card and GET /v1/merges/{id} show it. The merges of a sweep or of `loraforge tune` are left out (the search
+// scores them). Off with eval.autoEvalMerges: false.
 import { NotFoundError } from '../errors.js';
 import type { MergeAutoEval, MergeStatus } from '../queue/types.js';
 import type { Registry } from '../registry/registry.js';
@@ -13,6 +13,10 @@ import { EvalRequestSchema } from './requests.js';
 import type { EvalService } from './service.js';
 import { listSuites, loadSuites } from './suite.js';
 import { sweepRegistrant } from './sweep.js';
+
+/** Who registers the merges of a search: `sweep:<id>` (sweep.ts) and `tune:<prefix>` (`loraforge tune`). */
+const SEARCH_REGISTRANTS = [sweepRegistrant(''), 'tune:'];
+const SUITES_FRESH_MS = 60_000;
 
 /** The auto-eval of merge `merge-<hex>` is `eval-<hex>`: a valid eval id, the same in every process. */
 export const autoEvalId = (mergeId: string) => `eval-${mergeId.replace(/^merge-/, '')}`;
@@ -30,6 +34,8 @@ function view(status: EvalStatus, model: string, categories: string[]): MergeAut
 }
 
 export class MergeAutoEvals {
+  private suites?: { at: number; map: Map<string, string[]> };
+
   constructor(
     private readonly evals: EvalService,
     private readonly registry: Registry,
@@ -49,24 +55,33 @@ export class MergeAutoEvals {
     }
   }
 
+  /** Suite names by the categories of their items, read again at most once a minute (suites change rarely). */
+  private async suitesByCategory(): Promise<Map<string, string[]>> {
+    if (this.suites && Date.now() - this.suites.at < SUITES_FRESH_MS) return this.suites.map;
+    const map = new Map<string, string[]>();
+    for (const name of await listSuites(this.evals.suitesDir)) {
+      for (const category of new Set((await loadSuites([name], this.evals.suitesDir)).map((i) => i.category))) map.set(category, [...(map.get(category) ?? []), name]);
+    }
+    this.suites = { at: Date.now(), map };
+    return map;
+  }
+
   private async ensure(status: MergeStatus): Promise<MergeAutoEval | null> {
     const model = status.result?.name ?? status.name;
     const inputs = await Promise.all(status.adapters.map((a) => this.registry.find(a.name)));
     const categories = [...new Set(inputs.map((r) => r?.category).filter((c): c is string => typeof c === 'string'))].sort();
     const record = await this.registry.find(model);
-    // a sweep's merges are scored by the sweep itself
-    if (categories.length === 0 || !record || record.registeredBy.startsWith(sweepRegistrant(''))) return null;
-    // every later read of the status finds the eval queued: the suites are read once per merge
+    // the merges of a search (a sweep, `loraforge tune`) are scored by the search itself
+    if (categories.length === 0 || !record || SEARCH_REGISTRANTS.some((prefix) => record.registeredBy.startsWith(prefix))) return null;
+    // every later read of the status finds the eval queued
     const id = autoEvalId(status.id);
     const queued = await this.evals.evalStatus(id).catch((err: unknown) => {
       if (err instanceof NotFoundError) return null;
       throw err;
     });
     if (queued) return view(queued, model, categories);
-    const suites: string[] = [];
-    for (const name of await listSuites(this.evals.suitesDir)) {
-      if ((await loadSuites([name], this.evals.suitesDir)).some((i) => categories.includes(i.category))) suites.push(name);
-    }
+    const byCategory = await this.suitesByCategory();
+    const suites = [...new Set(categories.flatMap((c) => byCategory.get(c) ?? []))].sort();
     if (suites.length === 0) return null;
     const request = EvalRequestSchema.parse({ models: [model], suites, part: 'test' });
     return view(await this.evals.ensureEval(id, request), model, categories);

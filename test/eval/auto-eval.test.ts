@@ -55,6 +55,13 @@ describe('a finished merge', () => {
     expect(await stack.evals.queue.getJobCounts('completed', 'waiting', 'active')).toEqual({ completed: 1, waiting: 0, active: 0 });
   });
 
+  it('has none when a search (here `loraforge tune`) registered it: the search scores its merges', async () => {
+    const queued = await stack.client.merges.create({ adapters: ['code-expert', 'linux-commands-expert'], weights: [0.3, 0.7], method: 'linear', name: 'tuned-0', registeredBy: 'tune:tuned' });
+    const done = await stack.client.merges.wait(queued.id);
+    expect(done.state).toBe('completed');
+    expect(done.autoEval).toBeUndefined();
+  });
+
   it('has none when its inputs have no category with a suite', async () => {
     await stack.registry.registerCopy('code-expert', { name: 'plain-a', replace: false, registeredBy: 'test' });
     await stack.registry.registerCopy('linux-commands-expert', { name: 'plain-b', replace: false, registeredBy: 'test' });

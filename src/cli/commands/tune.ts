@@ -54,7 +54,8 @@ async function worstRetention(client: LoraforgeClient, model: string, suites: st
 }
 
 async function evaluate(client: LoraforgeClient, adapters: string[], weights: number[], name: string, suites: string[] | undefined): Promise<{ merge: string; worst: number | null }> {
-  let status = await client.merges.create({ adapters, method: 'linear', weights, name, description: `loraforge tune: ${weights.join(', ')}` });
+  // `tune:` tells the server this merge is scored by the search (no auto-eval of its own)
+  let status = await client.merges.create({ adapters, method: 'linear', weights, name, description: `loraforge tune: ${weights.join(', ')}`, registeredBy: `tune:${name}` });
   if (!['completed', 'failed', 'cancelled'].includes(status.state)) status = await client.merges.wait(status.id);
   if (status.state !== 'completed' || !status.result) throw new InvalidInputError(`the merge ${name} ${status.state}: ${status.error?.message ?? 'no result'}`);
   return { merge: status.result.name, worst: await worstRetention(client, status.result.name, suites, 'dev') };
