@@ -21,7 +21,7 @@ export interface GenerationResult {
 }
 
 /** The line under the header naming the member a router chose for this answer. */
-export const routedLine = (model: string) => `-# 🧭 routed to ${model}\n`;
+const routedLine = (model: string) => `-# 🧭 routed to ${model}\n`;
 
 /**
  * Streams `body` into `out` under `header`; returns the answer (without header and footer). A failure before any

@@ -2,6 +2,7 @@
 // then the worst and the mean; each cell coloured by retention (red below 0, amber around 0.5, green at 1 and above)
 // and labelled with its value. Undefined retention is a grey "n/a". The API renders it to PNG with the same
 // renderer as the arena's leaderboard chart.
+import { clip } from '../errors.js';
 
 export interface HeatmapRow {
   label: string;
@@ -29,10 +30,6 @@ const MARGIN = 20;
 
 function escapeXml(text: string): string {
   return text.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
-}
-
-function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 function text(x: number, y: number, body: string, attrs: string): string {

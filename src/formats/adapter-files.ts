@@ -9,7 +9,7 @@ import { InvalidFileError, LoraforgeError, NotFoundError, UnsupportedError } fro
 import { CONFIG_NAME } from './peft-config.js';
 
 export const WEIGHTS_NAME = 'adapter_model.safetensors';
-export const PICKLE_NAME = 'adapter_model.bin';
+const PICKLE_NAME = 'adapter_model.bin';
 
 export interface AdapterFiles {
   /** The directory as given, made absolute: what messages name. */

@@ -6,9 +6,9 @@ import { open } from 'node:fs/promises';
 import { InvalidFileError, NotFoundError } from '../errors.js';
 
 /** Deeper than any config or header we read (theirs are 3 or 4 levels), far below what recursion survives. */
-export const MAX_JSON_DEPTH = 64;
+const MAX_JSON_DEPTH = 64;
 /** The default size limit of a JSON file (a sharded checkpoint's index is a few hundred KB). */
-export const MAX_JSON_BYTES = 64 * 2 ** 20;
+const MAX_JSON_BYTES = 64 * 2 ** 20;
 
 export interface JsonLimits {
   maxBytes?: number;

@@ -12,8 +12,8 @@ export interface MergeWarningInput {
 }
 
 /** Weight sums above these are flagged: factor space "well above 1", delta space "above about 1". */
-export const FACTOR_SUM_LIMIT = 1.5;
-export const DELTA_SUM_LIMIT = 1.1;
+const FACTOR_SUM_LIMIT = 1.5;
+const DELTA_SUM_LIMIT = 1.1;
 
 const DELTA_SUMS = new Set(['linear', 'cat', 'svd']);
 const FACTOR_FLAGGED = new Set(['linear', 'ties', 'dare_ties', 'dare_linear', 'magnitude_prune']);

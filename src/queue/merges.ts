@@ -49,7 +49,7 @@ export const USER_ERRORS: ReadonlySet<string> = new Set<ErrorCode>(['invalid_inp
 /** BullMQ's reason for a job whose worker died more often than its worker's maxStalledCount allows. */
 const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
 
-export function parseFailedReason(reason: string | undefined, stalled = 0): { code: string; message: string } {
+function parseFailedReason(reason: string | undefined, stalled = 0): { code: string; message: string } {
   const text = reason ?? 'unknown failure';
   if (text === STALLED_TOO_OFTEN) {
     return {

@@ -7,12 +7,12 @@ import { z } from 'zod';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { AdapterNameSchema } from './types.js';
 
-export const RouterMemberSchema = z.object({
+const RouterMemberSchema = z.object({
   model: z.string().meta({ description: 'an adapter or merge name' }),
   category: z.string().optional().meta({ description: 'the skill it answers for (routing accuracy is measured against it)' }),
 });
 
-export const RouterCalibrationSchema = z.object({
+const RouterCalibrationSchema = z.object({
   source: z.enum(['suites', 'prompts']),
   /** calibration prompts per member, in member order */
   counts: z.array(z.number().int()),

@@ -16,7 +16,7 @@ export const ADAPTER_FILES = [CONFIG_FILE, WEIGHTS_FILE] as const;
 const SHA_RE = /^[0-9a-f]{64}$/;
 
 /** Upload staging untouched this long is a request that died with its process (a live upload writes as it goes). */
-export const UPLOAD_GRACE_MS = 60_000;
+const UPLOAD_GRACE_MS = 60_000;
 
 /** The newest mtime of a dir and the entries directly in it (a staging dir holds files only). */
 async function lastWrite(dir: string): Promise<number> {

@@ -4,7 +4,6 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { z } from 'zod';
 import {
-  clip,
   InvalidInputError,
   NotFoundError,
   RateLimitedError,
@@ -26,12 +25,10 @@ export const ErrorBodySchema = z
 
 export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
-/** The longest message sent: names in messages are cut where they are written; this bounds what slips through. */
-export const MAX_MESSAGE_LENGTH = 1000;
-
 export function sendError(res: Response, err: LoraforgeError): void {
   if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterSeconds))));
-  const body: ErrorBody = { error: { code: err.code, message: clip(err.message, MAX_MESSAGE_LENGTH), details: err.details } };
+  // the message is one line of at most MAX_MESSAGE_CHARS already (LoraforgeError's constructor)
+  const body: ErrorBody = { error: { code: err.code, message: err.message, details: err.details } };
   res.status(err.status).json(body);
 }
 

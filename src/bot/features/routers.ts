@@ -8,7 +8,7 @@ import { truncate } from '../format.js';
 import type { Feature } from '../router.js';
 
 /** One router in a line: its members (with their categories), fallback and calibration. */
-export function describeRouter(r: RouterSummary): string {
+function describeRouter(r: RouterSummary): string {
   const members = r.members.map((m) => `\`${m.model}\`${m.category ? ` (${m.category})` : ''}`).join(', ');
   const calibration = r.calibration.source === 'suites' ? `${r.calibration.counts.join('/')} suite prompts` : `${r.calibration.counts.join('/')} given prompts`;
   return `🧭 **${r.name}** routes to ${members} · fallback ${r.fallback ? `\`${r.fallback}\`` : 'none'} · calibrated on ${calibration}`;

@@ -70,7 +70,7 @@ export function formatSweep(status: SweepStatus): string {
 }
 
 /** A tuned sweep: the ranking above is on the dev part; the best point on the test part, which it never saw. */
-export function tuneLine(tune: NonNullable<SweepStatus['tune']>): string {
+function tuneLine(tune: NonNullable<SweepStatus['tune']>): string {
   const what = tune.layerGroups ? `a weight per adapter per layer group (${tune.layerGroups} groups)` : 'a weight per adapter';
   let out = `tuned by CMA-ES: ${what}, ${tune.budget} merges; retention above on the dev part (${tune.devItems} items)\n`;
   if (tune.test) {

@@ -105,7 +105,7 @@ export function usage(u: GenerateResult['usage']) {
   return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens };
 }
 
-export const ROUTED_TO_HEADER = 'X-Loraforge-Routed-To';
+const ROUTED_TO_HEADER = 'X-Loraforge-Routed-To';
 
 /** The `loraforge` extension of a response to a router: who answered and how clearly. */
 export function routedField(routed: RoutedTo) {
