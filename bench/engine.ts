@@ -9,7 +9,7 @@ import { silentLogger } from '../src/util/log.js';
 export function startBenchEngine(
   modelDir: string,
   adapters: Array<{ dir: string; name: string }> | AdapterResolver,
-  overrides: Partial<Pick<StartOptions, 'threads' | 'spinning' | 'maxBatch' | 'prefillChunk' | 'prefillTokenBudget' | 'kvChunk'>> = {},
+  overrides: Partial<Pick<StartOptions, 'threads' | 'spinning' | 'maxBatch' | 'maxQueue' | 'prefillChunk' | 'prefillTokenBudget' | 'kvChunk' | 'routers'>> = {},
 ): Promise<InferenceEngine> {
   return InferenceEngine.start({
     modelDir,

@@ -18,12 +18,11 @@ import { itemsOfPart, calibrationItems } from '../src/eval/split.js';
 import { loadSuites, type SuiteItem } from '../src/eval/suite.js';
 import { scoreItems } from '../src/eval/evaluate.js';
 import { DEMO_SKILLS, makeDemoModel } from '../src/inference/demo.js';
-import { InferenceEngine, type RouterSpec } from '../src/inference/engine/index.js';
+import type { RouterSpec } from '../src/inference/engine/index.js';
 import { ROUTING_RULES, DEFAULT_ROUTING_MARGIN, chooseMember, fitCentroids, type ModelRoutingRule, type RoutingRule } from '../src/inference/engine/routing.js';
 import { fitTextCentroids, projectText, textFeature } from '../src/inference/engine/text-features.js';
-import { staticAdapters } from '../src/inference/engine/static-adapters.js';
 import { prepareModel } from '../src/inference/prepare.js';
-import { silentLogger } from '../src/util/log.js';
+import { startBenchEngine } from './engine.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -47,19 +46,9 @@ async function main(): Promise<void> {
   const { checkpoint, adapters } = await modelAndAdapters();
   const built = await prepareModel(checkpoint, { dataDir, dtype: 'int4', slots: 8, maxRank: 16 });
   const routers = new Map<string, RouterSpec>();
-  const engine = await InferenceEngine.start({
-    modelDir: built.dir,
-    adapters: staticAdapters(adapters),
+  const engine = await startBenchEngine(built.dir, adapters, {
     routers: { resolve: async (n) => routers.get(n) ?? null, list: async () => [...routers.values()] },
-    log: silentLogger(),
-    threads: 0,
-    executionProvider: 'cpu',
-    spinning: false,
-    maxBatch: 8,
     maxQueue: 64,
-    prefillChunk: 512,
-    prefillTokenBudget: 2048,
-    kvChunk: 128,
   });
   try {
     const categories = adapters.map((a) => a.name);
