@@ -9,11 +9,11 @@ import { loadConfig } from '../../src/config/index.js';
 import { UnavailableError } from '../../src/errors.js';
 import { buildModel } from '../../src/inference/builder/index.js';
 import { DEMO_MODEL_NAME, DEMO_SKILLS, makeDemoModel } from '../../src/inference/demo.js';
-import { InferenceEngine } from '../../src/inference/engine/index.js';
-import { staticAdapters } from '../../src/inference/engine/static-adapters.js';
+import type { InferenceEngine } from '../../src/inference/engine/index.js';
 import { Lifecycle } from '../../src/util/lifecycle.js';
 import { silentLogger } from '../../src/util/log.js';
 import { deletePrefix, testPrefix, testRedis } from '../helpers/redis.js';
+import { startTestEngine } from '../helpers/engine.js';
 
 const adapters = { list: async () => DEMO_SKILLS.map((name) => ({ name, baseModel: DEMO_MODEL_NAME, registeredBy: null })) };
 
@@ -28,19 +28,7 @@ describe('arena with the real engine', () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'lf-arena-engine-'));
     const demo = await makeDemoModel(path.join(root, 'demo'), { seed: 3 });
     const built = await buildModel(demo.checkpointDir, { dataDir: path.join(root, 'data'), dtype: 'fp32', maxRank: 16, slots: 5 });
-    engine = await InferenceEngine.start({
-      modelDir: built.dir,
-      adapters: staticAdapters(DEMO_SKILLS.map((name) => ({ dir: demo.adapterDirs[name], name }))),
-      log: silentLogger(),
-      threads: 1,
-      executionProvider: 'cpu',
-      spinning: false,
-      maxBatch: 4,
-      maxQueue: 8,
-      prefillChunk: 512,
-      prefillTokenBudget: 2048,
-      kvChunk: 16,
-    });
+    engine = await startTestEngine(built.dir, DEMO_SKILLS.map((name) => ({ dir: demo.adapterDirs[name], name })));
     const config = loadConfig({
       env: {},
       configDir: root,

@@ -7,13 +7,13 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LoraforgeClient } from '../../src/client/index.js';
 import { loadConfig } from '../../src/config/index.js';
-import { InferenceEngine } from '../../src/inference/engine/index.js';
-import { staticAdapters } from '../../src/inference/engine/static-adapters.js';
+import type { InferenceEngine } from '../../src/inference/engine/index.js';
 import { createApp } from '../../src/server/app.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { silentLogger } from '../../src/util/log.js';
 import { makeTestModel, removeTestModel, writePeftAdapter, type TestModel } from '../inference/engine/model.js';
 import { createWorld, type World } from './world.js';
+import { startTestEngine } from '../helpers/engine.js';
 
 const EDIT_INTERVAL_MS = 400;
 /** edits are timed on arrival at the fake Discord, which adds each request's own latency */
@@ -31,20 +31,7 @@ describe('bot: /ask and /chat against the real API and engine', () => {
     const adapters = await Promise.all(
       ['alpha', 'beta'].map(async (name, k) => ({ name, dir: await writePeftAdapter(path.join(model.root, 'adapters', name), model.adapters[k]!) })),
     );
-    engine = await InferenceEngine.start({
-      modelDir: model.modelDir,
-      adapters: staticAdapters(adapters),
-      log: silentLogger(),
-      modelId: 'tiny-llama',
-      threads: 1,
-      executionProvider: 'cpu',
-      spinning: false,
-      maxBatch: 4,
-      maxQueue: 8,
-      prefillChunk: 512,
-      prefillTokenBudget: 2048,
-      kvChunk: 16,
-    });
+    engine = await startTestEngine(model.modelDir, adapters, { modelId: 'tiny-llama' });
     const config = loadConfig({ env: {}, configDir: model.root });
     const app = createApp({ config: { ...config.server, rateLimitPerMinute: 100_000 }, log: silentLogger(), metrics: createMetrics({ defaultMetrics: false }), readiness: {}, engine });
     server = await new Promise<Server>((resolve) => {

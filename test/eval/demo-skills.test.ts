@@ -12,10 +12,9 @@ import { byCategory, loadSuites, type SuiteItem } from '../../src/eval/suite.js'
 import { buildModel } from '../../src/inference/builder/index.js';
 import { DEMO_SKILLS } from '../../src/inference/demo.js';
 import { checkDemoAssets, type DemoAssets } from '../../src/inference/demo-assets.js';
-import { InferenceEngine } from '../../src/inference/engine/index.js';
-import { staticAdapters } from '../../src/inference/engine/static-adapters.js';
+import type { InferenceEngine } from '../../src/inference/engine/index.js';
 import { mergeToDirectory } from '../../src/merge/directory.js';
-import { silentLogger } from '../../src/util/log.js';
+import { startTestEngine } from '../helpers/engine.js';
 
 describe('the shipped demo model', () => {
   let root: string;
@@ -33,19 +32,7 @@ describe('the shipped demo model', () => {
     );
     const built = await buildModel(demo.checkpointDir, { dataDir: path.join(root, 'data'), maxRank: 64, slots: 8 });
     items = await loadSuites();
-    engine = await InferenceEngine.start({
-      modelDir: built.dir,
-      adapters: staticAdapters([...DEMO_SKILLS.map((s) => ({ dir: demo.adapterDirs[s], name: s })), { dir: path.join(root, 'merge'), name: 'merge' }]),
-      log: silentLogger(),
-      threads: 1,
-      executionProvider: 'cpu',
-      spinning: false,
-      maxBatch: 8,
-      maxQueue: 256,
-      prefillChunk: 512,
-      prefillTokenBudget: 2048,
-      kvChunk: 64,
-    });
+    engine = await startTestEngine(built.dir, [...DEMO_SKILLS.map((s) => ({ dir: demo.adapterDirs[s], name: s })), { dir: path.join(root, 'merge'), name: 'merge' }], { maxBatch: 8, maxQueue: 256, kvChunk: 64 });
   }, 180_000);
   afterAll(async () => {
     await engine?.close();

@@ -10,10 +10,9 @@ import type { ScoredModel } from '../../src/eval/metrics.js';
 import { loadSuites, validateItems, type SuiteItem } from '../../src/eval/suite.js';
 import { buildModel } from '../../src/inference/builder/index.js';
 import { makeDemoModel } from '../../src/inference/demo.js';
-import { InferenceEngine } from '../../src/inference/engine/index.js';
-import { staticAdapters } from '../../src/inference/engine/static-adapters.js';
-import { silentLogger } from '../../src/util/log.js';
+import type { InferenceEngine } from '../../src/inference/engine/index.js';
 import { makeExperts, type Expert } from './expert.js';
+import { startTestEngine } from '../helpers/engine.js';
 
 describe('eval on the demo model', () => {
   let root: string;
@@ -29,19 +28,7 @@ describe('eval on the demo model', () => {
     experts = await makeExperts({ modelDir: built.dir, manifest: built.manifest, checkpointDir: demo.checkpointDir, items: all, outDir: path.join(root, 'experts') });
     // 6 items per category keep the test short; the experts were fitted on all of them
     items = [...new Set(all.map((i) => i.category))].flatMap((c) => all.filter((i) => i.category === c).slice(0, 6));
-    engine = await InferenceEngine.start({
-      modelDir: built.dir,
-      adapters: staticAdapters([...experts.map((e) => ({ dir: e.dir, name: `${e.category}-expert` })), { dir: demo.adapterDirs.code, name: 'demo-code' }]),
-      log: silentLogger(),
-      threads: 2,
-      executionProvider: 'cpu',
-      spinning: false,
-      maxBatch: 8,
-      maxQueue: 64,
-      prefillChunk: 512,
-      prefillTokenBudget: 2048,
-      kvChunk: 64,
-    });
+    engine = await startTestEngine(built.dir, [...experts.map((e) => ({ dir: e.dir, name: `${e.category}-expert` })), { dir: demo.adapterDirs.code, name: 'demo-code' }], { threads: 2, maxBatch: 8, maxQueue: 64, kvChunk: 64 });
   });
   afterAll(async () => {
     await engine?.close();

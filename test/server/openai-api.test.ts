@@ -6,14 +6,14 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
-import { InferenceEngine } from '../../src/inference/engine/index.js';
-import { staticAdapters } from '../../src/inference/engine/static-adapters.js';
+import type { InferenceEngine } from '../../src/inference/engine/index.js';
 import { createApp } from '../../src/server/app.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import { silentLogger } from '../../src/util/log.js';
 import { argmax, referenceLogits, type ReferenceLora } from '../inference/reference.js';
 import { randomLora } from '../inference/checkpoints.js';
 import { makeTestModel, removeTestModel, writePeftAdapter, type TestModel } from '../inference/engine/model.js';
+import { startTestEngine } from '../helpers/engine.js';
 
 let model: TestModel;
 let engine: InferenceEngine;
@@ -44,20 +44,7 @@ beforeAll(async () => {
     ['mlp', randomLora(model.cfg, ['mlp.gate_proj'], 4, 8, 9)],
   ];
   for (const [name, lora] of unservable) adapters.push({ dir: await writePeftAdapter(path.join(model.root, 'adapters', name), lora), name });
-  engine = await InferenceEngine.start({
-    modelDir: model.modelDir,
-    adapters: staticAdapters(adapters),
-    log: silentLogger(),
-    modelId: 'tiny-llama',
-    threads: 1,
-    executionProvider: 'cpu',
-    spinning: false,
-    maxBatch: 4,
-    maxQueue: 2,
-    prefillChunk: 512,
-    prefillTokenBudget: 2048,
-    kvChunk: 16,
-  });
+  engine = await startTestEngine(model.modelDir, adapters, { modelId: 'tiny-llama', maxQueue: 2 });
   const config = loadConfig({ env: {}, configDir: model.root });
   const app = createApp({ config: config.server, log: silentLogger(), metrics: createMetrics({ defaultMetrics: false }), readiness: {}, engine });
   server = await new Promise<Server>((resolve) => {

@@ -4,14 +4,14 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InferenceEngine, type RouterSpec } from '../../../src/inference/engine/index.js';
+import type { InferenceEngine} from '../../../src/inference/engine/index.js';
+import { type RouterSpec } from '../../../src/inference/engine/index.js';
 import { chooseMember, featureRequest, fitCentroids } from '../../../src/inference/engine/routing.js';
 import { fitTextCentroids, projectText, textFeature } from '../../../src/inference/engine/text-features.js';
-import { staticAdapters } from '../../../src/inference/engine/static-adapters.js';
 import { SeededRandom } from '../../../src/inference/rng.js';
-import { silentLogger } from '../../../src/util/log.js';
 import { referenceLogits } from '../reference.js';
 import { CoreHarness, makeTestModel, writePeftAdapter, type TestModel } from './model.js';
+import { startTestEngine } from '../../helpers/engine.js';
 
 let model: TestModel;
 beforeAll(async () => {
@@ -189,21 +189,7 @@ describe('an engine serving a router', () => {
 
   beforeAll(async () => {
     const adapters = await Promise.all(model.adapters.map((lora, i) => writePeftAdapter(path.join(model.root, 'adapters', NAMES[i]!), lora)));
-    engine = await InferenceEngine.start({
-      modelDir: model.modelDir,
-      adapters: staticAdapters(adapters.map((dir, i) => ({ dir, name: NAMES[i]! }))),
-      routers: { resolve: async (name) => routers.get(name) ?? null, list: async () => [...routers.values()] },
-      log: silentLogger(),
-      modelId: 'tiny-llama',
-      threads: 1,
-      executionProvider: 'cpu',
-      spinning: false,
-      maxBatch: 4,
-      maxQueue: 8,
-      prefillChunk: 512,
-      prefillTokenBudget: 2048,
-      kvChunk: 16,
-    });
+    engine = await startTestEngine(model.modelDir, adapters.map((dir, i) => ({ dir, name: NAMES[i]! })), { routers: { resolve: async (name: string) => routers.get(name) ?? null, list: async () => [...routers.values()] }, modelId: 'tiny-llama' });
     // calibration: 4 prompts per topic, topic m served by adapter m
     const perMember = await Promise.all(
       [0, 1, 2].map((m) => Promise.all([1, 2, 3, 4].map((s) => engine.routeFeatures({ kind: 'ids', ids: topicPrompt(m, s) }, 'value-mid')))),
