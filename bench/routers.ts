@@ -22,6 +22,7 @@ import type { RouterSpec } from '../src/inference/engine/index.js';
 import { ROUTING_RULES, DEFAULT_ROUTING_MARGIN, chooseMember, fitCentroids, type ModelRoutingRule, type RoutingRule } from '../src/inference/engine/routing.js';
 import { fitTextCentroids, projectText, textFeature } from '../src/inference/engine/text-features.js';
 import { prepareModel } from '../src/inference/prepare.js';
+import { targetsOfAdapters } from '../src/inference/builder/adapter-targets.js';
 import { startBenchEngine } from './engine.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
@@ -44,7 +45,7 @@ async function modelAndAdapters(): Promise<{ checkpoint: string; adapters: Array
 
 async function main(): Promise<void> {
   const { checkpoint, adapters } = await modelAndAdapters();
-  const built = await prepareModel(checkpoint, { dataDir, dtype: 'int4', slots: 8, maxRank: 16 });
+  const built = await prepareModel(checkpoint, { dataDir, dtype: 'int4', slots: 8, maxRank: 16, targets: await targetsOfAdapters(adapters.map((a) => a.dir)) });
   const routers = new Map<string, RouterSpec>();
   const engine = await startBenchEngine(built.dir, adapters, {
     routers: { resolve: async (n) => routers.get(n) ?? null, list: async () => [...routers.values()] },

@@ -21,6 +21,7 @@ import { TUNE_BOUNDS, tuneOptions, tuneStart } from '../src/eval/tune.js';
 import type { TuneSpec } from '../src/eval/jobs.js';
 import { readAdapter, writeAdapter, type LoraAdapter } from '../src/formats/peft.js';
 import { buildModel } from '../src/inference/builder/index.js';
+import { targetsOfAdapters } from '../src/inference/builder/adapter-targets.js';
 import type { ResolvedAdapter } from '../src/inference/engine/index.js';
 import { mergeAdapters } from '../src/merge/engine.js';
 import { parseMergeOptions, type MergeOptions } from '../src/merge/options.js';
@@ -51,7 +52,8 @@ async function main(): Promise<void> {
   const test = items.filter((i) => parts.get(i.id) === 'test');
   log(`${categories.length} skills (${categories.join(', ')}); ${dev.length} dev items, ${test.length} test items`);
 
-  const built = await buildModel(path.join(demoDir, 'base'), { dataDir: path.join(tmp, 'models'), maxRank: 256, slots: 4 });
+  const targets = await targetsOfAdapters(categories.map((c) => path.join(demoDir, 'adapters', c)));
+  const built = await buildModel(path.join(demoDir, 'base'), { dataDir: path.join(tmp, 'models'), maxRank: 256, slots: 4, targets });
   const served = new Map<string, ResolvedAdapter>();
   const serve = (name: string, dir: string) => served.set(name, { name, dir, key: `dir:${dir}`, baseModel: null, rank: null });
   categories.forEach((c) => serve(c, path.join(demoDir, 'adapters', c)));

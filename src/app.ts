@@ -17,6 +17,7 @@ import { MergeAutoEvals } from './eval/auto-eval.js';
 import { EvalService } from './eval/service.js';
 import { startEvalWorker } from './eval/worker.js';
 import { DEMO_SKILLS } from './inference/demo.js';
+import type { LoraTarget } from './inference/builder/naming.js';
 import { checkDemoAssets } from './inference/demo-assets.js';
 import { InferenceEngine, type AdapterResolver, type ResolvedAdapter } from './inference/engine/index.js';
 import { prepareModel } from './inference/prepare.js';
@@ -191,17 +192,15 @@ export function registryAdapters(registry: Registry): AdapterResolver {
 
 /**
  * The trained demo model shipped in assets/demo (checked against its manifest), with its four skill adapters
- * registered under their names and categories unless those names are taken. Returns the checkpoint dir.
+ * registered under their names and categories unless the user took those names. Adapters registered by an older
+ * demo are replaced by the shipped ones (they were trained for another base). Returns the checkpoint dir and the
+ * LoRA targets its adapters need.
  */
-export async function ensureDemoModel(rt: Runtime, registry: Registry): Promise<string> {
+async function ensureDemoModel(registry: Registry): Promise<{ checkpointDir: string; targets: LoraTarget[] }> {
   const demo = await checkDemoAssets();
   for (const skill of DEMO_SKILLS) {
     const existing = await registry.find(skill);
-    // a data dir from before the trained demo holds random adapters under these names: replace those
-    if (existing?.registeredBy === 'loraforge demo' && existing.description?.endsWith('(random weights)')) {
-      await registry.remove(skill).catch((err: Error) => rt.log.warn({ skill, err: err.message }, 'kept the old random demo adapter'));
-    }
-    if (await registry.find(skill)) continue;
+    if (existing && existing.registeredBy !== 'loraforge demo') continue;
     const staged = await stageFromPath(registry.store, path.join(demo.dir, 'adapters'), skill);
     await registry.registerStaged(staged, {
       name: skill,
@@ -209,20 +208,23 @@ export async function ensureDemoModel(rt: Runtime, registry: Registry): Promise<
       category: skill,
       description: `demo adapter "${skill}": a LoRA trained on the ${skill} corpus of tools/demo-model`,
       source: `assets/demo/adapters/${skill}`,
+      replace: true,
     });
   }
-  return demo.checkpointDir;
+  return { checkpointDir: demo.checkpointDir, targets: demo.targets };
 }
 
 /** The model engine: the configured checkpoint (or the demo model) built once, adapters by registry name. */
 export async function startEngine(rt: Runtime, registry: Registry): Promise<InferenceEngine> {
   const { config } = rt;
   const log = rt.log.child({ part: 'engine' });
-  const checkpoint = config.inference.model ? path.resolve(config.inference.model) : await ensureDemoModel(rt, registry);
+  const demo = config.inference.model ? undefined : await ensureDemoModel(registry);
+  const checkpoint = demo ? demo.checkpointDir : path.resolve(config.inference.model!);
   let phase = '';
   const model = await prepareModel(checkpoint, {
     dataDir: config.dataDir,
     ...config.builder,
+    targets: config.builder.targets ?? demo?.targets,
     onProgress: (p) => {
       if (p.phase !== phase) log.info({ checkpoint, phase: p.phase }, 'building the model (once; cached under the data dir)');
       phase = p.phase;

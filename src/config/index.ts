@@ -106,10 +106,14 @@ export const ConfigSchema = z.object({
     .object({
       /** int4 (4-bit weights, the fast choice on CPU) or fp32 */
       dtype: z.enum(['fp32', 'int4']).default('int4'),
-      /** projections that take LoRA adapters: any of q,k,v,qkv,o,gate,up,gate_up,down (comma list in the environment; q/k/v mean the fused qkv where a model fuses them) */
+      /**
+       * projections that take LoRA adapters: any of q,k,v,qkv,o,gate,up,gate_up,down (comma list in the environment;
+       * q/k/v mean the fused qkv where a model fuses them). Unset: q,k,v,o, or for the demo model what its adapters
+       * were trained on
+       */
       targets: z
         .preprocess((v) => (typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter(Boolean) : v), z.array(z.enum(['q', 'k', 'v', 'qkv', 'o', 'gate', 'up', 'gate_up', 'down'])).min(1))
-        .default(['q', 'k', 'v', 'o']),
+        .optional(),
       /** largest adapter rank the serving pool holds */
       maxRank: z.coerce.number().int().min(1).max(4096).default(64),
       /** adapter slots in the serving pool, slot 0 ("no adapter") included */

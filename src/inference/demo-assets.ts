@@ -9,6 +9,8 @@ import { z } from 'zod';
 import { InvalidFileError, NotFoundError } from '../errors.js';
 import { DEMO_SKILLS, type DemoSkill } from './demo.js';
 import { sha256File } from '../formats/file-hash.js';
+import { targetsOfAdapters } from './builder/adapter-targets.js';
+import type { LoraTarget } from './builder/naming.js';
 
 /** `assets/demo` of the installed package (the same path from src/ and dist/). */
 export const DEMO_ASSETS_DIR = fileURLToPath(new URL('../../assets/demo', import.meta.url));
@@ -25,8 +27,9 @@ export interface DemoAssets {
   checkpointDir: string;
   adapterDirs: Record<DemoSkill, string>;
   manifest: DemoManifest;
+  /** the projections the skill adapters were trained on: the demo model is built with LoRA inputs for these */
+  targets: LoraTarget[];
 }
-
 
 /** Reads `<dir>/manifest.json` and checks every file it lists (size, then sha256). */
 export async function checkDemoAssets(dir: string = DEMO_ASSETS_DIR): Promise<DemoAssets> {
@@ -50,10 +53,8 @@ export async function checkDemoAssets(dir: string = DEMO_ASSETS_DIR): Promise<De
   for (const skill of DEMO_SKILLS) {
     if (!manifest.files[`adapters/${skill}/adapter_model.safetensors`]) throw new InvalidFileError(manifestFile, `lists no adapter for the skill ${skill}`);
   }
-  return {
-    dir,
-    checkpointDir: path.join(dir, 'base'),
-    adapterDirs: Object.fromEntries(DEMO_SKILLS.map((s) => [s, path.join(dir, 'adapters', s)])) as Record<DemoSkill, string>,
-    manifest,
-  };
+  const adapterDirs = Object.fromEntries(DEMO_SKILLS.map((s) => [s, path.join(dir, 'adapters', s)])) as Record<DemoSkill, string>;
+  const targets = await targetsOfAdapters(Object.values(adapterDirs));
+  if (!targets) throw new InvalidFileError(manifestFile, 'its adapters must list their target_modules');
+  return { dir, checkpointDir: path.join(dir, 'base'), adapterDirs, manifest, targets };
 }

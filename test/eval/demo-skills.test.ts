@@ -30,7 +30,7 @@ describe('the shipped demo model', () => {
       path.join(root, 'merge'),
       { method: 'linear', weights: DEMO_SKILLS.map(() => 0.25) },
     );
-    const built = await buildModel(demo.checkpointDir, { dataDir: path.join(root, 'data'), maxRank: 64, slots: 8 });
+    const built = await buildModel(demo.checkpointDir, { dataDir: path.join(root, 'data'), targets: demo.targets, maxRank: 64, slots: 8 });
     items = await loadSuites();
     engine = await startTestEngine(built.dir, [...DEMO_SKILLS.map((s) => ({ dir: demo.adapterDirs[s], name: s })), { dir: path.join(root, 'merge'), name: 'merge' }], { maxBatch: 8, maxQueue: 256, kvChunk: 64 });
   }, 180_000);

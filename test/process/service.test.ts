@@ -1,9 +1,13 @@
 // The service as `npm start` composes it (registry, merge queue and worker, engine, arena) with the demo model:
-// written and built on first start, its four adapters registered, a merge servable by name as soon as it is done.
+// built on first start, its four adapters registered (an older demo's replaced, a user's kept), a merge servable by
+// name as soon as it is done.
+import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEngine } from '../../src/app.js';
 import { DEMO_MODEL_NAME, DEMO_SKILLS } from '../../src/inference/demo.js';
+import { DEMO_ASSETS_DIR } from '../../src/inference/demo-assets.js';
+import { stageFromPath } from '../../src/registry/ingest.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -52,9 +56,18 @@ describe('npm start composition', () => {
     expect(response.status).toBeLessThan(300);
   });
 
-  it('a second engine on the same data dir starts from the cached model and the registry', async () => {
+  it('a second engine on the same data dir starts from the cached model and the registry, with the shipped demo adapters', async () => {
+    // `code` as an older demo left it: other weights, registered by the demo; a user's adapter under a skill stays
+    const shipped = (await svc.registry.get('code')).sha256;
+    const older = await stageFromPath(svc.registry.store, path.join(DEMO_ASSETS_DIR, 'adapters'), 'linux-commands');
+    await svc.registry.registerStaged(older, { name: 'code', registeredBy: 'loraforge demo', category: 'code', replace: true });
+    const users = await stageFromPath(svc.registry.store, path.join(DEMO_ASSETS_DIR, 'adapters'), 'code');
+    await svc.registry.registerStaged(users, { name: 'troubleshooting', registeredBy: 'alice', category: 'troubleshooting', replace: true });
+    expect((await svc.registry.get('code')).sha256).not.toBe(shipped);
     const engine = await startEngine(svc.rt, svc.registry);
     try {
+      expect((await svc.registry.get('code')).sha256).toBe(shipped);
+      expect((await svc.registry.get('troubleshooting')).registeredBy).toBe('alice');
       expect((await engine.models()).length).toBe(DEMO_SKILLS.length + 2);
     } finally {
       await engine.close();

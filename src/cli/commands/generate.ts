@@ -72,12 +72,13 @@ export function generateCommand(program: Command): void {
 }
 
 async function generateLocally(opts: GenerateOptions): Promise<void> {
-  const [{ loadConfig }, { createLogger }, { InferenceEngine }, { staticAdapters }, { prepareModel }] = await Promise.all([
+  const [{ loadConfig }, { createLogger }, { InferenceEngine }, { staticAdapters }, { prepareModel }, { targetsOfAdapters }] = await Promise.all([
     import('../../config/index.js'),
     import('../../util/log.js'),
     import('../../inference/engine/index.js'),
     import('../../inference/engine/static-adapters.js'),
     import('../../inference/prepare.js'),
+    import('../../inference/builder/adapter-targets.js'),
   ]);
   const config = loadConfig();
   const log = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, format: config.log.format });
@@ -86,7 +87,9 @@ async function generateLocally(opts: GenerateOptions): Promise<void> {
   }
   const inf = config.inference;
   const printer = progressPrinter();
-  const model = await prepareModel(path.resolve(opts.model), { dataDir: config.dataDir, ...config.builder, onProgress: (p) => printer.update(p) });
+  // unless configured, build LoRA inputs for what the adapter adapts (the demo's adapters include the MLP)
+  const targets = config.builder.targets ?? (opts.adapter ? await targetsOfAdapters([opts.adapter]) : undefined);
+  const model = await prepareModel(path.resolve(opts.model), { dataDir: config.dataDir, ...config.builder, targets, onProgress: (p) => printer.update(p) });
   printer.done();
   const adapterName = opts.adapter ? path.basename(path.resolve(opts.adapter)) : null;
   const engine = await InferenceEngine.start({
