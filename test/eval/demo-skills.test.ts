@@ -1,7 +1,7 @@
 // The shipped demo model (assets/demo) really has its four skills, measured as `loraforge eval` measures them: on
 // the built-in suites (prompts the adapters never saw in training) each expert's perplexity is well below the
-// base model's, and the exact linear merge of the four at weight 0.25 keeps part of every skill; the experts' greedy
-// answers pass some of the suite's checks, the base's none.
+// base model's, and the exact linear merge of the four at weight 0.25 keeps part of every skill; each expert's greedy
+// answers pass most of its suite's checks, the base's almost none.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -52,17 +52,13 @@ describe('the shipped demo model', () => {
     }
   }, 300_000);
 
-  it("the experts' greedy answers pass checks of their own suite that the base never passes", async () => {
-    // measured on the full suites (tools/demo-model/README.md): experts 1-6 of 40 items each, the base none; the
-    // tiny model gets the form of an answer more often than its values
-    let expertPasses = 0;
+  it("each expert's greedy answers pass at least 60% of its own suite's checks, the base's at most 20%", async () => {
+    // measured on the int4 build as served (README): experts 75-93% of 40 items each, the base none
     for (const [skill, own] of byCategory(items)) {
       const report = await runEval(engine, { items: own, models: [{ name: engine.modelId, kind: 'base' }, { name: skill, kind: 'adapter', category: skill }], format: 'chat', checks: true, maxTokens: 96 });
       const rate = (name: string) => report.models.find((m) => m.model === name)!.categories[skill]!.passRate!;
-      expect(rate(engine.modelId), `base on ${skill}`).toBe(0);
-      expect(rate(skill), skill).toBeGreaterThanOrEqual(rate(engine.modelId));
-      expertPasses += Math.round(rate(skill) * own.length);
+      expect(rate(engine.modelId), `base on ${skill}`).toBeLessThanOrEqual(0.2);
+      expect(rate(skill), skill).toBeGreaterThanOrEqual(0.6);
     }
-    expect(expertPasses).toBeGreaterThan(0);
   }, 300_000);
 });

@@ -39,7 +39,10 @@ describe('assets/demo', () => {
       const adapter = await readAdapter(demo.adapterDirs[skill]);
       expect(adapter.config.baseModel).toBe(DEMO_MODEL_NAME);
       expect(adapter.modules.size).toBe((config.num_hidden_layers as number) * adapter.config.targetModules.length);
+      // the engine builds the demo with LoRA inputs for these: every adapter's projections, attention and MLP
+      expect((adapter.config.targetModules as string[]).map((m) => m.replace(/_proj$/, '')).sort()).toEqual([...demo.targets].sort());
     }
+    expect([...demo.targets].sort()).toEqual(['down', 'gate', 'k', 'o', 'q', 'up', 'v']);
   });
 
   it('refuses a changed file, a missing file and a missing manifest, naming what to fix', async () => {

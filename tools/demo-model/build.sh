@@ -10,10 +10,11 @@ train="/usr/bin/python3 -u tools/demo-model/train.py"
 trap 'rm -f "$out/.manifest.lock"' EXIT
 rm -rf "$out" && mkdir -p "$out"
 $train suites --seed "$seed"
-OPENBLAS_NUM_THREADS=2 $train base --seed "$seed" --base-steps 900 > /tmp/demo-base.log 2>&1
+OPENBLAS_NUM_THREADS=2 $train base --seed "$seed" --batch 32 --base-steps 2500 --base-chat 70000 --base-text 8000 > /tmp/demo-base.log 2>&1
 pids=""
 for skill in code linux-commands python-automation troubleshooting; do
-  OPENBLAS_NUM_THREADS=1 $train adapter --skill "$skill" --seed "$seed" --adapter-steps 640 --batch 8 --adapter-lr 5e-3 > "/tmp/demo-$skill.log" 2>&1 &
+  OPENBLAS_NUM_THREADS=1 $train adapter --skill "$skill" --seed "$seed" --adapter-steps 1200 --batch 32 --adapter-lr 3e-3 \
+    --targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj --quick-eval 40 > "/tmp/demo-$skill.log" 2>&1 &
   pids="$pids $!"
 done
 for p in $pids; do wait "$p"; done

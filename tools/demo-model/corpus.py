@@ -357,6 +357,48 @@ def general_chat(rng):
     return pick(rng, ['Write a sentence about {p} and a {c} {n}.', 'Make up a short sentence with {p}, {c} and {n}.']).format(p=p, c=c, n=n), f'{p} found a {c} {n} and smiled.'
 
 
+LETTERS = 'abcdefghijklmnopqrstuvwxyz'
+SEPARATORS = ['.', '/', '-', '_', ':', '*.', ' ']
+
+
+def random_word(rng):
+    """A made-up identifier: letters with sometimes a digit or a capital, so copying cannot lean on known words."""
+    w = ''.join(rng.choice(LETTERS) for _ in range(rng.randrange(1, 9)))
+    if rng.random() < 0.2:
+        w += str(rng.randrange(100))
+    return w.capitalize() if rng.random() < 0.1 else w
+
+
+def random_value(rng):
+    """One to three made-up words joined the way file names, paths and options are (`ab.txt`, `/qx/zr`, `k-9`)."""
+    out = random_word(rng)
+    for _ in range(rng.choices([0, 1, 2], [5, 4, 1])[0]):
+        out += rng.choice(SEPARATORS) + random_word(rng)
+    return ('/' + out) if rng.random() < 0.15 else out
+
+
+def general_copy(rng):
+    """Copying made-up values into a frame: what every skill's answers need (a command's file name, a function's
+    name), taught on values no skill uses."""
+    x, y, z = random_value(rng), random_value(rng), random_value(rng)
+    k = rng.randrange(6)
+    if k == 0:
+        return pick(rng, ['Repeat after me: {x}', 'Say "{x}"', 'Echo this: {x}', 'Copy this exactly: {x}']).format(x=x), x
+    if k == 1:
+        keys = rng.sample(['a', 'b', 'c', 'x', 'y', 'name', 'size', 'color', 'key', 'id'], 3)
+        vals = [x, y, z]
+        j = rng.randrange(3)
+        facts = ', '.join(f'{kk} = {v}' for kk, v in zip(keys, vals))
+        return pick(rng, ['Given {f}, what is {k}?', 'If {f}, what is {k}?', '{f}. Tell me {k}.']).format(f=facts, k=keys[j]), f'{keys[j]} = {vals[j]}'
+    if k == 2:
+        return pick(rng, ['Put {x} in brackets.', 'Wrap {x} in square brackets.']).format(x=x), f'[{x}]'
+    if k == 3:
+        return pick(rng, ['Put {x} in quotes.', 'Quote {x}.']).format(x=x), f'"{x}"'
+    if k == 4:
+        return pick(rng, ['Join {x} and {y} with a space.', 'Write {x} then {y}.', 'Put {y} after {x}.']).format(x=x, y=y), f'{x} {y}'
+    return pick(rng, ['Write {x} twice.', 'Say {x} two times.']).format(x=x), f'{x} {x}'
+
+
 def general_text(rng):
     """A few sentences of plain prose (no chat turns)."""
     out = []
@@ -387,6 +429,8 @@ def split_items(skill, seed, n_eval, n_train):
     return eval_items, train
 
 
-def general_items(seed, n_chat, n_text):
+def general_items(seed, n_chat, n_text, copy_share=0.5):
+    """Chat turns (a `copy_share` of them copying made-up values) and prose, all seeded."""
     rng = random.Random(f'{seed}:general')
-    return [general_chat(rng) for _ in range(n_chat)], [general_text(rng) for _ in range(n_text)]
+    chat = [general_copy(rng) if rng.random() < copy_share else general_chat(rng) for _ in range(n_chat)]
+    return chat, [general_text(rng) for _ in range(n_text)]

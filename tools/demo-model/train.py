@@ -25,7 +25,7 @@ CONFIG = {
     'mlp_bias': False, 'tie_word_embeddings': False, 'torch_dtype': 'float16', 'bos_token_id': files.BOS,
     'eos_token_id': [files.EOT, files.EOS], 'use_cache': True, 'transformers_version': '4.46.0',
 }
-LORA = {'r': 16, 'alpha': 32, 'targets': ['q_proj', 'k_proj', 'v_proj', 'o_proj']}
+LORA = {'r': 16, 'alpha': 32}
 EVAL_PER_SKILL = 40
 TRAIN_PER_SKILL = 6000
 
@@ -175,7 +175,8 @@ def train_adapter(args, skill):
     torch.manual_seed(args.seed * 1000 + corpus.SKILLS.index(skill) + 1)
     t0 = time.time()
     model = load_base(args.out)
-    wrapped = add_lora(model, LORA['targets'], LORA['r'], LORA['alpha'])
+    targets = args.targets.split(',')
+    wrapped = add_lora(model, targets, LORA['r'], LORA['alpha'])
     params = [p for m in wrapped.values() for p in (m.lora_A.weight, m.lora_B.weight)]
     _, train = corpus.split_items(skill, args.seed, EVAL_PER_SKILL, TRAIN_PER_SKILL)
     examples = [files.encode_chat(p, a) for p, a in train]
@@ -189,10 +190,10 @@ def train_adapter(args, skill):
         tensors[f'base_model.model.{name}.lora_A.weight'] = m.lora_A.weight
         tensors[f'base_model.model.{name}.lora_B.weight'] = m.lora_B.weight
     files.write_safetensors(os.path.join(d, 'adapter_model.safetensors'), tensors)
-    files.write_json(os.path.join(d, 'adapter_config.json'), files.adapter_config(LORA['r'], LORA['alpha'], LORA['targets']))
+    files.write_json(os.path.join(d, 'adapter_config.json'), files.adapter_config(LORA['r'], LORA['alpha'], targets))
     record(args.out, f'adapters/{skill}', [f'adapters/{skill}/adapter_config.json', f'adapters/{skill}/adapter_model.safetensors'], {
         'command': command_line(), 'seed': args.seed, **threads(args), 'skill': skill, 'steps': args.adapter_steps,
-        'batch': args.batch, 'lr': args.adapter_lr, 'examples': len(examples), **LORA, 'wall_seconds': round(time.time() - t0, 1)})
+        'batch': args.batch, 'lr': args.adapter_lr, 'examples': len(examples), 'r': LORA['r'], 'alpha': LORA['alpha'], 'targets': targets, 'wall_seconds': round(time.time() - t0, 1)})
 
 
 def write_suites(args):
@@ -240,6 +241,7 @@ def main():
     ap.add_argument('--adapter-steps', type=int, default=640)
     ap.add_argument('--quick-eval', type=int, default=8, help='greedy answers to this many suite prompts after training (a log line)')
     ap.add_argument('--adapter-lr', type=float, default=5e-3)
+    ap.add_argument('--targets', default='q_proj,k_proj,v_proj,o_proj', help='the projections each adapter wraps (PEFT names)')
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
