@@ -1,9 +1,10 @@
 // The suites' parts against sizes worked out by hand: a quarter (rounded up, at least one) calibration, a quarter
-// dev, the rest test, per category; disjoint, and the same whatever order the items come in.
+// dev, the rest test, per category; disjoint, and the same whatever order the items come in; calibration items that
+// cover their category's phrasings.
 import { describe, expect, it } from 'vitest';
 import { calibrationItems, itemsOfPart, splitSuite } from '../../src/eval/split.js';
 
-const items = (category: string, n: number) => Array.from({ length: n }, (_, i) => ({ id: `${category}-${i}`, category }));
+const items = (category: string, n: number) => Array.from({ length: n }, (_, i) => ({ id: `${category}-${i}`, category, prompt: `prompt ${i} of ${category}` }));
 
 describe('splitSuite', () => {
   it.each([
@@ -35,5 +36,16 @@ describe('splitSuite', () => {
     expect(five).toHaveLength(5);
     for (const item of five) expect([item.category, parts.get(item.id)]).toEqual(['a', 'calibration']);
     expect(calibrationItems(all, 'a', 50)).toHaveLength(10);
+  });
+
+  it('picks calibration items that cover the category: no second copy of a phrasing while another is left', () => {
+    // 40 items of 4 phrasings (10 each, values differ): the calibration part's 10 hold several of each
+    const phrasings = ['Show the disk usage of dir{i}', 'Restart the service svc{i} now', 'Why does host{i} refuse SSH logins?', 'Count lines in file{i}.txt'];
+    const all = Array.from({ length: 40 }, (_, i) => ({ id: `a-${i}`, category: 'a', prompt: phrasings[i % 4]!.replace('{i}', String(i)) }));
+    const pool = itemsOfPart(all, 'calibration').map((i) => i.prompt.replace(/\d+/g, ''));
+    expect(new Set(pool).size).toBe(4);
+    const four = calibrationItems(all, 'a', 4).map((i) => i.prompt.replace(/\d+/g, ''));
+    expect(new Set(four).size).toBe(4);
+    expect(calibrationItems(all, 'a', 4)).toEqual(calibrationItems([...all].reverse(), 'a', 4).sort((x, y) => all.indexOf(x) - all.indexOf(y)));
   });
 });

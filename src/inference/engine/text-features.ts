@@ -44,6 +44,14 @@ export function textFeature(text: string): TextFeature {
   return counts;
 }
 
+/** Cosine similarity of two features (both unit length). */
+export function textSimilarity(a: TextFeature, b: TextFeature): number {
+  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
+  let dot = 0;
+  for (const [bucket, w] of small) dot += w * (large.get(bucket) ?? 0);
+  return dot;
+}
+
 /** The feature on `dims`, then its length outside them (see the header). */
 export function projectText(feature: TextFeature, dims: readonly number[]): Float64Array {
   const out = new Float64Array(dims.length + 1);
