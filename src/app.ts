@@ -26,7 +26,7 @@ import { startMergeWorker as startBullWorker, type RunningWorker } from './queue
 import { stageFromPath } from './registry/ingest.js';
 import { Registry } from './registry/registry.js';
 import { RouterStore } from './registry/routers.js';
-import { AdapterStore } from './registry/store.js';
+import { AdapterStore, contentHash } from './registry/store.js';
 import type { AdapterRecord } from './registry/types.js';
 import { createApp, type AppDeps } from './server/app.js';
 import { createMetrics, type Metrics } from './server/metrics.js';
@@ -201,6 +201,9 @@ async function ensureDemoModel(registry: Registry): Promise<{ checkpointDir: str
   for (const skill of DEMO_SKILLS) {
     const existing = await registry.find(skill);
     if (existing && existing.registeredBy !== 'loraforge demo') continue;
+    // checkDemoAssets has just checked the weights against this hash: the usual start copies and hashes nothing
+    const weightsSha256 = demo.manifest.files[`adapters/${skill}/adapter_model.safetensors`]!.sha256;
+    if (existing && existing.sha256 === (await contentHash(demo.adapterDirs[skill], weightsSha256))) continue;
     const staged = await stageFromPath(registry.store, path.join(demo.dir, 'adapters'), skill);
     await registry.registerStaged(staged, {
       name: skill,
@@ -209,7 +212,7 @@ async function ensureDemoModel(registry: Registry): Promise<{ checkpointDir: str
       description: `demo adapter "${skill}": a LoRA trained on the ${skill} corpus of tools/demo-model`,
       source: `assets/demo/adapters/${skill}`,
       replace: true,
-    });
+    }, { weightsSha256 });
   }
   return { checkpointDir: demo.checkpointDir, targets: demo.targets };
 }
