@@ -72,3 +72,6 @@ export function formatCount(n: number): string {
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
   return String(n);
 }
+
+/** A retention as printed: two decimals (or `digits`), n/a where it is undefined (no expert, a failed item). */
+export const formatRetention = (v: number | null | undefined, digits = 2): string => (v === null || v === undefined ? 'n/a' : v.toFixed(digits));

@@ -8,6 +8,7 @@ import type { EvalReport } from '../../eval/report.js';
 import type { EvalRequestInput } from '../../eval/requests.js';
 import type { SuiteItem } from '../../eval/suite.js';
 import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
+import { formatRetention } from '../options.js';
 
 type Common = ServerOptions & { json?: boolean };
 
@@ -41,7 +42,6 @@ export function progressLine(event: JobStreamEvent<unknown>): string | undefined
   return `${points}${p.phase} ${p.done}/${p.total}`;
 }
 
-const fmt = (v: number | null | undefined, digits = 2) => (v === null || v === undefined ? 'n/a' : v.toFixed(digits));
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** Perplexity in at most 6 characters: 4.73, 12.5, 873, 3.41e5 (a random model's are huge). */
@@ -62,10 +62,10 @@ export function formatEvalReport(report: EvalReport): string {
     ...report.categories.map((c) => {
       const s = m.categories[c]!;
       const pass = s.passRate === null ? '' : ` ${Math.round(s.passRate * 100)}%`;
-      return `${formatPerplexity(s.perplexity)} (${fmt(s.retention)})${pass}`;
+      return `${formatPerplexity(s.perplexity)} (${formatRetention(s.retention)})${pass}`;
     }),
-    fmt(m.overall.worstRetention),
-    fmt(m.overall.meanRetention),
+    formatRetention(m.overall.worstRetention),
+    formatRetention(m.overall.meanRetention),
     // reports from before the token-weighted figures have none
     m.overall.tokenPerplexity === undefined ? 'n/a' : formatPerplexity(m.overall.tokenPerplexity),
     m.overall.tokens === undefined ? 'n/a' : String(m.overall.tokens),

@@ -8,6 +8,7 @@ import { InvalidInputError } from '../../errors.js';
 import { DEFAULT_WEIGHTS_TEXT, defaultWeights, listMethods, MERGE_METHODS, PRUNING_METHODS, type MergeMethod } from '../../merge/methods.js';
 import type { MergeRequestInput, MergeStatus } from '../../queue/types.js';
 import { addServerOptions, clientFrom, printJson, type ServerOptions } from '../api-client.js';
+import { formatRetention } from '../options.js';
 
 type Common = ServerOptions & { json?: boolean };
 
@@ -21,12 +22,10 @@ function numberList(flag: string) {
 
 const isMethod = (m: unknown): m is MergeMethod => (MERGE_METHODS as readonly unknown[]).includes(m);
 
-const ret = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
-
 /** The retention of a finished merge from its auto-eval (docs/eval.md#merges-measured-as-they-finish). */
 function autoEvalLine(a: NonNullable<MergeStatus['autoEval']>): string {
   if (a.state === 'completed') {
-    return `  skill retention (test part): worst ${ret(a.worstRetention)}, mean ${ret(a.meanRetention)}; ${a.categories.map((c) => `${c} ${ret(a.retention?.[c])}`).join(', ')}`;
+    return `  skill retention (test part): worst ${formatRetention(a.worstRetention)}, mean ${formatRetention(a.meanRetention)}; ${a.categories.map((c) => `${c} ${formatRetention(a.retention?.[c])}`).join(', ')}`;
   }
   if (a.state === 'failed' || a.state === 'cancelled') return `  skill retention: the eval ${a.id} ${a.state}${a.error ? `: ${a.error}` : ''}`;
   return `  skill retention: being measured on the test part (\`loraforge evals wait ${a.id}\`)`;

@@ -8,6 +8,7 @@ import { InvalidInputError } from '../../errors.js';
 import type { SweepRequestInput } from '../../eval/requests.js';
 import { listMethods, PRUNING_METHODS } from '../../merge/methods.js';
 import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
+import { formatRetention } from '../options.js';
 import { parseExperts, progressLine, readSuiteFiles } from './eval.js';
 
 type Common = ServerOptions & { json?: boolean };
@@ -40,7 +41,6 @@ export function parseWeights(values: string[] | undefined): Array<number | numbe
   return parseRange('--weights', values) ?? values.map((v) => (v.includes('/') ? v.split('/').map((x) => num('--weights', x)) : num('--weights', v)));
 }
 
-const fmt = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(2));
 
 /** " (of 24 asked: the space has only 10 distinct points)" when a random search ran out of distinct points. */
 export function fewerPoints(status: Pick<SweepStatus, 'totalPoints' | 'requestedPoints'>): string {
@@ -57,7 +57,7 @@ export function formatSweep(status: SweepStatus): string {
   if (status.error) out += `  ${status.error.code}: ${status.error.message}\n`;
   if (done.length > 0) {
     const header = ['#', 'recipe', ...categories, 'worst', 'mean', 'adapter'];
-    const rows = done.map((p, i) => [String(i + 1), p.label, ...categories.map((c) => fmt(p.categories?.[c]?.retention)), fmt(p.worstRetention), fmt(p.meanRetention), p.adapter ?? '']);
+    const rows = done.map((p, i) => [String(i + 1), p.label, ...categories.map((c) => formatRetention(p.categories?.[c]?.retention)), formatRetention(p.worstRetention), formatRetention(p.meanRetention), p.adapter ?? '']);
     out += `retention per category, best first (by the worst category, then the mean):\n${table([header, ...rows])}`;
   }
   for (const p of failed) out += `failed: ${p.label}: ${p.error?.code}: ${p.error?.message}\n`;
@@ -74,8 +74,8 @@ function tuneLine(tune: NonNullable<SweepStatus['tune']>): string {
   const what = tune.layerGroups ? `a weight per adapter per layer group (${tune.layerGroups} groups)` : 'a weight per adapter';
   let out = `tuned by CMA-ES: ${what}, ${tune.budget} merges; retention above on the dev part (${tune.devItems} items)\n`;
   if (tune.test) {
-    const cats = Object.entries(tune.test.categories).map(([c, s]) => `${c} ${fmt(s.retention)}`).join(', ');
-    out += `best point on the test part (${tune.testItems} items): worst ${fmt(tune.test.worstRetention)}, mean ${fmt(tune.test.meanRetention)} (${cats})\n`;
+    const cats = Object.entries(tune.test.categories).map(([c, s]) => `${c} ${formatRetention(s.retention)}`).join(', ');
+    out += `best point on the test part (${tune.testItems} items): worst ${formatRetention(tune.test.worstRetention)}, mean ${formatRetention(tune.test.meanRetention)} (${cats})\n`;
   }
   return out;
 }

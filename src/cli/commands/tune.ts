@@ -11,7 +11,7 @@ import type { LoraforgeClient } from '../../client/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { Cmaes } from '../../eval/cmaes.js';
 import { addServerOptions, clientFrom, printJson, type ServerOptions } from '../api-client.js';
-import { integerOption } from '../options.js';
+import { formatRetention, integerOption } from '../options.js';
 
 interface Evaluation {
   k: number;
@@ -98,8 +98,7 @@ export function tuneCommand(program: Command): void {
           }
           if (!best || loss(e!.worst) < loss(best.worst)) best = e!;
           losses.push(loss(e!.worst));
-          const worst = e!.worst === null ? 'n/a' : e!.worst.toFixed(3);
-          if (!opts.json) process.stderr.write(`eval ${k + 1}/${budget}: ${weights.join(', ')} → worst dev retention ${worst}${recorded ? ' (recorded)' : ''}; best ${best.merge}\n`);
+          if (!opts.json) process.stderr.write(`eval ${k + 1}/${budget}: ${weights.join(', ')} → worst dev retention ${formatRetention(e!.worst, 3)}${recorded ? ' (recorded)' : ''}; best ${best.merge}\n`);
           k++;
         }
         if (losses.length === candidates.length) es.tell(losses);
@@ -108,8 +107,7 @@ export function tuneCommand(program: Command): void {
       const result = { best: best!.merge, weights: best!.weights, devWorstRetention: best!.worst, testWorstRetention: test, evaluations: k };
       if (opts.json) printJson(result);
       else {
-        const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
-        process.stdout.write(`best ${result.best}: weights ${result.weights.join(', ')}; worst retention ${fmt(result.devWorstRetention)} on dev, ${fmt(test)} on test\n`);
+        process.stdout.write(`best ${result.best}: weights ${result.weights.join(', ')}; worst retention ${formatRetention(result.devWorstRetention, 3)} on dev, ${formatRetention(test, 3)} on test\n`);
       }
     });
 }
