@@ -6,6 +6,7 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
+import { checkDemoAssets } from '../../src/inference/demo-assets.js';
 import type { InferenceEngine } from '../../src/inference/engine/index.js';
 import { createApp } from '../../src/server/app.js';
 import { createMetrics } from '../../src/server/metrics.js';
@@ -326,6 +327,21 @@ describe('loraforge generate', () => {
     // streamed text: the same tokens as text
     const text = await cli(args, env);
     expect(text.out).toBe(`${engine.tokenizer.decode(parsed.token_ids)}\n`);
+  });
+
+  it("builds the graph for what a local adapter adapts: the shipped demo's code adapter (attention and MLP) answers its skill", async () => {
+    const demo = await checkDemoAssets();
+    const env = { LORAFORGE_DATA_DIR: path.join(model.root, 'cli-demo-data') };
+    const prompt = 'Write a JavaScript function add that adds two numbers';
+    const args = ['--model', demo.checkpointDir, '--adapter', demo.adapterDirs.code, '--prompt', prompt, '--chat', '--max-tokens', '40', '--temperature', '0'];
+    const answer = await cli(args, env);
+    expect(answer.err).not.toMatch(/error/i);
+    expect(answer.code).toBe(0);
+    expect(answer.out).toContain('function add(a, b)');
+    // with the targets configured to attention only, the MLP adapter is refused with the fix
+    const refused = await cli(args, { ...env, LORAFORGE_LORA_TARGETS: 'q,k,v,o' });
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toMatch(/mlp\.\w+_proj, which this model.s graph has no LoRA input for \(built with targets q,k,v,o\)/);
   });
 
   it('generates through a server by model name', async () => {
