@@ -2,8 +2,8 @@
 // sum ΔW* = Σ w_i·s_i·B_i·A_i, the energy kept by a rank cut, how much the adapters overlap (cosines of their
 // updates), and for the pruning methods how many entries survived and how often signs fought. Everything is
 // computed in low-rank form from r×r Gram products; no out×in matrix is formed for it.
-import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
-import { type Precision, type Stacked } from './kernels/lowrank-svd.js';
+import type { Mat32, MatmulKernel } from './kernels/matmul.js';
+import type { Precision, Stacked } from './kernels/lowrank-svd.js';
 import type { PruneStats } from './primitives.js';
 import { catStack, type ModuleInput } from './factors.js';
 import type { DispatchedModule } from './dispatch.js';
@@ -57,8 +57,9 @@ export interface ModuleTotals {
 
 /**
  * ‖B'A' − Σ w_i·B̃_i·Ã_i‖² by Gram products (B̃ holding the scaled B_i): ‖X‖² − 2⟨X,Y⟩ + ‖Y‖², with
- * B'ᵀ·[B' B̃] and [A'; Ã]·A'ᵀ (two products). In float32 the cancellation leaves ~1e-7·‖ΔW*‖² of noise, so
- * a small error must be measured in float64 (the caller retries).
+ * ‖X‖² = tr(B'ᵀB'·A'A'ᵀ) and ⟨X,Y⟩ = Σ_q w_q·(B'ᵀB̃)_pq·(ÃA'ᵀ)_qp: four products, run together, on the factors as
+ * they are (concatenating [B' B̃] to do it in two cost more in copying than the two extra products). In float32
+ * the cancellation leaves ~1e-7·‖ΔW*‖² of noise, so a small error must be measured in float64 (the caller retries).
  */
 export async function distanceSq(
   kernel: MatmulKernel,
@@ -70,25 +71,21 @@ export async function distanceSq(
 ): Promise<{ errSq: number; mergedNormSq: number }> {
   const k = merged.A.rows;
   const R = s.B.cols;
-  const out = s.B.rows;
-  const w = k + R;
-  const sb = new Float32Array(out * w);
-  for (let row = 0; row < out; row++) {
-    for (let j = 0; j < k; j++) sb[row * w + j] = merged.B.data[row * k + j]!;
-    for (let j = 0; j < R; j++) sb[row * w + k + j] = s.B.data[row * R + j]!;
-  }
-  const sa = new Float32Array(w * s.A.cols);
-  sa.set(merged.A.data);
-  sa.set(s.A.data, merged.A.data.length);
   const gemm = precision === 'f64' ? kernel.gemm64.bind(kernel) : kernel.gemm.bind(kernel);
-  const bx = (await gemm(merged.B, { data: sb, rows: out, cols: w }, { transA: true })).data; // k×w
-  const ax = (await gemm({ data: sa, rows: w, cols: s.A.cols }, merged.A, { transB: true })).data; // w×k
+  const [bb, bs, aa, as] = (
+    await Promise.all([
+      gemm(merged.B, merged.B, { transA: true }), // k×k
+      gemm(merged.B, s.B, { transA: true }), // k×R
+      gemm(merged.A, merged.A, { transB: true }), // k×k
+      gemm(s.A, merged.A, { transB: true }), // R×k
+    ])
+  ).map((m) => m.data);
   let mergedNormSq = 0;
-  for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) mergedNormSq += bx[p * w + q]! * ax[q * k + p]!;
+  for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) mergedNormSq += bb![p * k + q]! * aa![q * k + p]!;
   const rowWeight = new Float64Array(R);
   s.offsets.forEach((off, i) => rowWeight.fill(weights[i]!, off, off + s.ranks[i]!));
   let cross = 0;
-  for (let p = 0; p < k; p++) for (let q = 0; q < R; q++) cross += bx[p * w + k + q]! * rowWeight[q]! * ax[(k + q) * k + p]!;
+  for (let p = 0; p < k; p++) for (let q = 0; q < R; q++) cross += bs![p * R + q]! * rowWeight[q]! * as![q * k + p]!;
   return { errSq: Math.max(0, mergedNormSq - 2 * cross + targetNormSq), mergedNormSq: Math.max(0, mergedNormSq) };
 }
 
