@@ -10,6 +10,9 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
+      // `import { type A }` compiles to `import {} from …` under verbatimModuleSyntax: the module (ONNX Runtime,
+      // say) is still loaded, which the CLI's lazy imports exist to avoid
+      '@typescript-eslint/no-import-type-side-effects': 'error',
       'no-constant-condition': ['error', { checkLoops: false }],
       eqeqeq: ['error', 'smart'],
     },

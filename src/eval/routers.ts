@@ -7,7 +7,7 @@ import type { InferenceEngine, RouterResolver, RouterSpec } from '../inference/e
 import { DEFAULT_ROUTING_MARGIN, DEFAULT_ROUTING_RULE, ROUTING_PASSES_AT_ONCE, ROUTING_RULES, fitCentroids, type ModelRoutingRule } from '../inference/engine/routing.js';
 import { fitTextCentroids, textFeature } from '../inference/engine/text-features.js';
 import type { Registry } from '../registry/registry.js';
-import { type RouterRecord, type RouterStore } from '../registry/routers.js';
+import type { RouterRecord, RouterStore } from '../registry/routers.js';
 import { AdapterNameSchema } from '../registry/types.js';
 import { calibrationItems } from './split.js';
 import { BUILTIN_SUITES_DIR, loadSuites } from './suite.js';

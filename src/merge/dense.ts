@@ -3,7 +3,7 @@
 // time, trimmed by an exact radix-select threshold or dropped by counter-based DARE masks, combined into the merged
 // M, and M is re-factored to a LoRA by a randomized SVD. One module's tiles are cached while they fit `cacheBytes`;
 // otherwise each pass rebuilds them. Only one module's M is alive at a time: the merge streams module by module.
-import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
+import type { Mat32, MatmulKernel } from './kernels/matmul.js';
 import { scaled } from './kernels/lowrank-svd.js';
 import { randomizedSvd } from './kernels/randomized-svd.js';
 import { streamKey } from './kernels/prng.js';

@@ -2,7 +2,7 @@
 // PEFT is wrong: scaling applied once in svd, density 0 never NaN. A and B are merged separately with
 // c_i = w_i·s_i split as sign(c_i)·√|c_i| on A and √|c_i| on B; cat stacks; svd is the exact low-rank SVD.
 import type { LoraModule } from '../formats/peft.js';
-import { type Mat32, type MatmulKernel } from './kernels/matmul.js';
+import type { Mat32, MatmulKernel } from './kernels/matmul.js';
 import { streamKey } from './kernels/prng.js';
 import { lowRankSvd, type Grams, type Stacked } from './kernels/lowrank-svd.js';
 import { darePrune, trimElectMerge, trimWeightedSum, weightedSum, type PruneStats } from './primitives.js';

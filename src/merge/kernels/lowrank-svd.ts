@@ -4,7 +4,7 @@
 // Δ = (B̃_w·F)·Q_Aᵀ and the singular values of Δ are those of the out×ρ matrix B̃_w·F, whose Gram
 // K = Fᵀ·(B̃ᵀB̃)_w·F is only ρ×ρ. So the whole SVD costs two Grams (O((out+in)R²), float64 in ONNX Runtime),
 // one small eigensolve, and the two projections that write the result: B' = B̃·T_B, A' = T_Aᵀ·Ã.
-import { type Mat32, type MatmulKernel } from './matmul.js';
+import type { Mat32, MatmulKernel } from './matmul.js';
 import { symmetricEigen } from './eigen.js';
 import { multiply, pivotedCholesky, pseudoInverse } from './small.js';
 

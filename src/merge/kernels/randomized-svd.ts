@@ -4,7 +4,7 @@
 // Every product with M runs in ONNX Runtime with M passed in place; only l-wide results come back.
 // Orthonormalisation is an eigen-based Cholesky QR of the l×l Gram, done twice at the end (CholeskyQR2).
 import { fillGaussian, type StreamKey } from './prng.js';
-import { type Mat32, type MatmulKernel } from './matmul.js';
+import type { Mat32, MatmulKernel } from './matmul.js';
 import { symmetricEigen } from './eigen.js';
 import { chooseRank, type LowRankResult, type SvdSplit } from './lowrank-svd.js';
 

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferenceEngine} from '../../../src/inference/engine/index.js';
-import { type RouterSpec } from '../../../src/inference/engine/index.js';
+import type { RouterSpec } from '../../../src/inference/engine/index.js';
 import { chooseMember, featureRequest, fitCentroids } from '../../../src/inference/engine/routing.js';
 import { fitTextCentroids, projectText, textFeature } from '../../../src/inference/engine/text-features.js';
 import { SeededRandom } from '../../../src/inference/rng.js';
