@@ -9,6 +9,7 @@
 // Settings: LORAFORGE_DATA_DIR (default ./data), BENCH_LAYERS (layer count of the checkpoint, default 16),
 // BENCH_REPS (default 9), BENCH_CONTEXT (past positions of a decode step, default 32), BENCH_PROMPT (prefill
 // tokens, default 128), BENCH_THREADS (0 = all cores).
+import './user-env.js';
 import os from 'node:os';
 import path from 'node:path';
 import { readAdapter } from '../src/formats/peft.js';

@@ -2,12 +2,14 @@
 // Synthetic adapters at Llama-3-8B shapes (hidden 4096, kv 1024, 32 layers, r = 16 on q, k, v, o, 4 adapters,
 // written as F32 files), merged by every method and space, each run in a fresh child process so its wall time
 // (reading and writing included) and peak RSS are its own. Beside it, the wall time of the whole command a user
-// types (`loraforge merge …` from the built dist/, start-up included), run interleaved with the in-process runs.
+// types (`loraforge merge …` from the built dist/, run through bin/loraforge.js's shebang as a shell runs it,
+// start-up included), run interleaved with the in-process runs.
 // Baselines measured in the same run: the naive path PEFT's svd takes (form the dense ΔW and take a dense SVD,
 // here Gram in ONNX Runtime + our float64 eigensolver, timed on one k_proj module and extrapolated to q/o_proj
 // and the whole model), and for factors-space TIES PEFT's own rules in numpy (bench/peft-ties-reference.py, when
 // /usr/bin/python3 has numpy; the product never needs Python).
 // Machines are shared and noisy: compare the ratios, and the medians of several runs.
+import { withoutOurTunables } from './user-env.js';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -120,12 +122,15 @@ function cliArgs(dirs: string[], out: string, o: Record<string, unknown>): strin
 }
 
 /** Wall seconds of a whole command, from spawn to exit. */
-function wallOf(command: string, args: string[]): number {
+function wallOf(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
   const t0 = performance.now();
-  const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env });
   if (r.status !== 0) throw new Error(`${command} ${args.slice(0, 3).join(' ')} … exited ${r.status}: ${r.stderr}`);
   return (performance.now() - t0) / 1000;
 }
+
+/** What a user's shell gives the commands: bin/loraforge.js's shebang adds its own malloc settings, python none. */
+const USER_ENV = withoutOurTunables();
 
 const numpyReady = spawnSync(PYTHON, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
 
@@ -220,13 +225,14 @@ async function main(): Promise<void> {
         results.push(JSON.parse(stdout));
         await rm(out, { recursive: true, force: true });
         if (HAVE_DIST) {
-          commandWalls.push(wallOf(process.execPath, [BIN, ...cliArgs(dirs, out, c.options)]));
+          // through its shebang, as a shell runs it (the user's environment, not this bench's malloc setting)
+          commandWalls.push(wallOf(BIN, cliArgs(dirs, out, c.options), USER_ENV));
           await rm(out, { recursive: true, force: true });
         }
         if (ties) {
           const file = path.join(tmp, 'numpy.safetensors');
           const args = [path.join(root, 'bench/peft-ties-reference.py'), String(c.options.density), file, (c.options.weights as number[]).join(','), ...dirs];
-          numpyWalls.push(wallOf(PYTHON, args));
+          numpyWalls.push(wallOf(PYTHON, args, USER_ENV));
           await rm(file, { force: true });
         }
       }

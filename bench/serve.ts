@@ -8,6 +8,7 @@
 //
 // The machine is shared and noisy: every figure is a median over repetitions, targets are ratios to baselines
 // measured in the same run. Settings: LORAFORGE_DATA_DIR (default ./data), BENCH_REPS (default 5).
+import './user-env.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -7,6 +7,7 @@
 // 32), BENCH_ACCURACY (MatMulNBits accuracy_level, default the builder's), BENCH_THREADS (default 0 = all cores),
 // BENCH_SPIN (off, on, or compare: two sessions, ORT's threads sleeping or spinning during a run, interleaved
 // step by step; default off).
+import './user-env.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -15,6 +15,7 @@
 // the same sitting and each engine's decode as a share of its bound; every sample in bench/out/vs-llamacpp.json.
 // Settings: LORAFORGE_DATA_DIR (default ./data), LLAMA_THREADS (default: every core, as ours), BENCH_VARIANT (engine
 // settings as JSON, e.g. '{"spinning":true}': a second loraforge engine with them, sampled beside the first).
+import { withoutOurTunables } from './user-env.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -56,10 +57,10 @@ function ownCpuSeconds(): number {
 /** Busy CPU seconds of the whole machine, from /proc/stat. */
 const machineBusySeconds = () => busySecondsOf(readFileSync('/proc/stat', 'utf8'));
 
-/** Runs one of llama.cpp's tools, its stderr kept for the error when it fails. */
+/** Runs one of llama.cpp's tools as a user would (without loraforge's malloc settings), its stderr kept for the error when it fails. */
 function runTool(file: string, args: string[]): string {
   try {
-    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, env: withoutOurTunables() });
   } catch (e) {
     const stderr = String((e as { stderr?: string }).stderr ?? '').trim().split('\n').slice(-10).join('\n');
     throw new Error(`${path.basename(file)} ${args.join(' ')} failed: ${(e as Error).message}\n${stderr}`, { cause: e });
