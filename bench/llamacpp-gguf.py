@@ -11,7 +11,8 @@
 #   which needs transformers.AutoTokenizer and a known pre-tokenizer hash: the converter is given a copy of the
 #   checkpoint dir (symlinked weights and config.json, no tokenizer.json) with a small SentencePiece tokenizer.model
 #   trained here; the converter pads its vocabulary to the config's vocab_size with [PAD] tokens, so the GGUF has
-#   the checkpoint's 128256-row embedding and head. Token strings do not change speed.
+#   the checkpoint's 128256-row embedding and head. Token strings do not change speed;
+# - Debian has no python3-safetensors: a stand-in module reads the checkpoint's tensors (header, then bytes).
 # Usage: python3 bench/llamacpp-gguf.py LLAMA_CPP_DIR CHECKPOINT_DIR WORK_DIR [converter args, e.g. --vocab-only]
 import os
 import sys
@@ -51,6 +52,62 @@ import torch  # noqa: E402
 for name in ("float8_e4m3fn", "float8_e5m2"):
     if not hasattr(torch, name):
         setattr(torch, name, f"<no torch.{name}>")
+
+try:
+    import safetensors  # noqa: F401
+except ImportError:
+    # Debian has no python3-safetensors: a stand-in with the reads the converter makes (keys, get_slice, get_tensor)
+    import json
+    import struct
+
+    _DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32}
+
+    class _Slice:
+        def __init__(self, path, info, base):
+            self.path, self.info, self.base = path, info, base
+
+        def get_dtype(self):
+            return self.info["dtype"]
+
+        def get_shape(self):
+            return self.info["shape"]
+
+        def tensor(self):
+            begin, end = self.info["data_offsets"]
+            with open(self.path, "rb") as f:
+                f.seek(self.base + begin)
+                raw = bytearray(f.read(end - begin))
+            return torch.frombuffer(raw, dtype=_DTYPES[self.info["dtype"]]).reshape(self.info["shape"])
+
+        def __getitem__(self, index):
+            return self.tensor()[index]
+
+    class safe_open:  # noqa: N801 (the real module's name)
+        def __init__(self, path, framework="pt", device="cpu"):
+            with open(path, "rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(n))
+            header.pop("__metadata__", None)
+            self.path, self.header, self.base = path, header, 8 + n
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def keys(self):
+            return list(self.header)
+
+        def get_slice(self, name):
+            return _Slice(self.path, self.header[name], self.base)
+
+        def get_tensor(self, name):
+            return self.get_slice(name).tensor()
+
+    stand_in = types.ModuleType("safetensors")
+    stand_in.safe_open = safe_open
+    sys.modules["safetensors"] = stand_in
 
 sys.path[:0] = [str(llama_dir), str(llama_dir / "gguf-py")]
 os.chdir(llama_dir)
