@@ -36,6 +36,9 @@ describe('config', () => {
     expect(config.eval.autoEvalMerges).toBe(false);
     expect(config.server.archiveMaxEntries).toBe(50);
     expect(loadConfig({ env: {}, configDir: emptyDir() }).eval.autoEvalMerges).toBe(true);
+    // ORT's threads spin during runs unless told not to
+    expect(loadConfig({ env: {}, configDir: emptyDir() }).inference.spinning).toBe(true);
+    expect(loadConfig({ env: { LORAFORGE_SPINNING: 'false' }, configDir: emptyDir() }).inference.spinning).toBe(false);
   });
 
   it('documents every environment variable in docs/CONFIG.md', () => {

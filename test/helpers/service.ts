@@ -45,7 +45,8 @@ export async function startTestService(options: TestServiceOptions): Promise<Tes
     redis: { url: options.redisUrl ?? TEST_REDIS_URL, prefix },
     server: { host: '127.0.0.1', port: 0, rateLimitPerMinute: 100_000, ...options.server },
     worker: { lockSeconds: 5, shutdownGraceSeconds: 5, ...options.workerConfig },
-    inference: { enabled: false, ...options.inference },
+    // no spinning threads: test files run side by side on few cores
+    inference: { enabled: false, spinning: false, ...options.inference },
   });
   const rt = await openRuntime(config, options.log ?? silentLogger());
   const { api, registry, merges } = await startService(rt);
