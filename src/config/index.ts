@@ -89,7 +89,7 @@ export const ConfigSchema = z.object({
       executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
       /**
        * let ORT's threads spin between the kernels of a run rather than sleep and be woken for each (they stop when
-       * the run returns): decode 5-8% and four streams 5-12% faster; the HTTP thread's p99 lateness +0.5 ms
+       * the run returns): decode 0-8% and four streams 5-12% faster; the HTTP thread's p99 lateness +0.5 ms
        */
       spinning: z.boolean().default(true),
       /** sequences decoded together in one step */
