@@ -22,10 +22,12 @@ export async function runCli(args: string[], options: { server?: string; timeout
       cwd: repoRoot,
       env: { ...process.env, LORAFORGE_LOG_LEVEL: 'warn' },
       timeout: options.timeout ?? 240_000,
+      maxBuffer: 1 << 24,
     });
     return { code: 0, stdout, stderr };
   } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    // a process killed (timeout) or cut off (output past maxBuffer) has no exit code: -1
+    const e = err as { code?: unknown; stdout: string; stderr: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout, stderr: e.stderr };
   }
 }

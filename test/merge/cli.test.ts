@@ -1,32 +1,15 @@
 // The CLI end to end: the real `loraforge` process (from sources, through tsx) on real adapter directories.
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAdapter, writeAdapter } from '../../src/formats/peft.js';
+import { runCli } from '../helpers/cli.js';
 import { fixture, haveFixtures } from '../helpers/fixtures.js';
 import { denseDelta, makeAdapter } from './adapters.js';
 import { relError } from './reference.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const run = promisify(execFile);
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), ...args], {
-      cwd: root,
-      env: { ...process.env, LORAFORGE_LOG_LEVEL: 'warn' },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]) => runCli(args, { timeout: 60_000 });
 
 let tmp: string;
 beforeAll(async () => {

@@ -2,34 +2,18 @@
 // (`inspect` and `merge`) and at one running API process (register by path and by upload): exit 0 or 2 with one
 // bounded stderr line and no stack, nothing written where the merge output would go; a 4xx JSON error with a
 // bounded one-line message, /healthz answering after each, no registry entry or staging left for a refusal.
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_MESSAGE_CHARS } from '../../src/errors.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { corruptions, sourceAdapter, type Corruption } from '../helpers/corrupt-adapters.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+type Run = CliResult;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', path.join(repo, 'src/cli/main.ts'), ...args],
-      { cwd: repo, env: { ...process.env, LORAFORGE_LOG_LEVEL: 'warn' }, timeout: 60_000, maxBuffer: 1 << 24 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
-    );
-  });
-}
+const cli = (...args: string[]): Promise<Run> => runCli(args, { timeout: 60_000 });
 
 /** Runs `jobs` two at a time (the CLI's start-up dominates; more would only queue on a small machine). */
 async function twoAtATime<T>(jobs: (() => Promise<T>)[]): Promise<T[]> {
