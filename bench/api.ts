@@ -17,12 +17,12 @@ import { parseMergeOptions } from '../src/merge/options.js';
 import { MergeThreads } from '../src/queue/run-merge.js';
 import { writeTestAdapter } from '../test/helpers/adapters.js';
 import { startTestService } from '../test/helpers/service.js';
+import { median } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const METHOD = (process.env.BENCH_METHOD ?? 'linear') as 'linear' | 'ties';
 const parts = new Set((process.env.BENCH_PARTS ?? 'merge,list').split(','));
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 const log = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false }));

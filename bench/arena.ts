@@ -15,6 +15,7 @@ import { ArenaStore } from '../src/arena/store.js';
 import type { RatedVote } from '../src/arena/types.js';
 import { deletePrefix, testPrefix, testRedis } from '../test/helpers/redis.js';
 import { simulateVotes, spreadRatings } from '../test/helpers/arena.js';
+import { median } from './stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,11 +28,6 @@ const { values: args } = parseArgs({
 const RUNS = Number(args.runs);
 const ROUNDS = Number(args.rounds);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 /** CPU time of this process (all its threads: the main one, GC, libuv's pool) since `from`, in ms. */

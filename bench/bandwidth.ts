@@ -5,8 +5,7 @@
 import os from 'node:os';
 import ort from 'onnxruntime-node';
 import { OnnxModel } from '../src/formats/onnx.js';
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+import { median } from './stats.js';
 
 /** Bytes read per second: median of `reps` sums over `bytes` of float32 (1 GiB by default), on `threads` cores. */
 export async function readBandwidth(bytes = 2 ** 30, reps = 7, threads = os.availableParallelism()): Promise<number> {

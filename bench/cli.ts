@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median } from './stats.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(root, 'bin/loraforge.js');
@@ -27,7 +28,6 @@ if (!existsSync(main)) {
 }
 if (statSync(path.join(root, 'src/cli/main.ts')).mtimeMs > statSync(main).mtimeMs) console.warn('warning: src/cli is newer than dist/: run `npm run build` for current figures');
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const times = CASES.map(() => [] as number[]);
 for (let run = -1; run < RUNS; run++) {
   CASES.forEach(([label, command, args], i) => {

@@ -21,6 +21,7 @@ import { loadServedModel } from '../src/inference/engine/served-model.js';
 import { ModelTokenizer } from '../src/inference/tokenizer.js';
 import { startBenchEngine } from './engine.js';
 import { ADAPTER_NAMES, ensureBenchCheckpoint } from './llama-1b-shaped.js';
+import { median } from './stats.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
@@ -30,10 +31,6 @@ const ADAPTERS_1B = process.env.BENCH_ADAPTERS_1B === '1';
 const ITEMS = 80;
 const TARGET_TOKENS = 100;
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /** 80 suite items cut to about 100 tokens each (chat prompt + as much of the reference as fits). */
 function benchItems(all: SuiteItem[], tokenizer: ModelTokenizer): SuiteItem[] {

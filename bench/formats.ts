@@ -6,14 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { bf16ToF32, countNonFinite, f16ToF32, f32ToBf16, f32ToF16 } from '../src/formats/dtype.js';
 import { SafetensorsFile, SafetensorsWriter } from '../src/formats/safetensors.js';
+import { median } from './stats.js';
 
 const N = 1 << 24; // 16M elements
 const RUNS = 5;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 async function time(fn: () => unknown | Promise<unknown>): Promise<number> {
   const times: number[] = [];

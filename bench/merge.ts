@@ -22,6 +22,7 @@ import { MatmulKernel } from '../src/merge/kernels/matmul.js';
 import { symmetricEigen } from '../src/merge/kernels/eigen.js';
 import { randomBits, streamKey } from '../src/merge/kernels/prng.js';
 import { adapterConfig } from '../test/helpers/adapters.js';
+import { median } from './stats.js';
 
 const HIDDEN = 4096;
 const KV = 1024;
@@ -181,8 +182,6 @@ async function naiveBaseline(kernel: MatmulKernel): Promise<{ kv: number; q: num
   const q = await formDense(kernel, HIDDEN, HIDDEN);
   return { kv: k.seconds + gram + eigen, q: q.seconds + 16 * gram + 64 * eigen };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') {

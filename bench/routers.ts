@@ -24,10 +24,10 @@ import { fitTextCentroids, projectText, textFeature } from '../src/inference/eng
 import { prepareModel } from '../src/inference/prepare.js';
 import { targetsOfAdapters } from '../src/inference/builder/adapter-targets.js';
 import { startBenchEngine } from './engine.js';
+import { median } from './stats.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const asChat = (prompt: string) => ({ kind: 'chat' as const, messages: [{ role: 'user' as const, content: prompt }] });
 
 async function modelAndAdapters(): Promise<{ checkpoint: string; adapters: Array<{ name: string; dir: string }> }> {

@@ -19,16 +19,11 @@ import type { InferenceEngine, Delta, GenerateRequest } from '../src/inference/e
 import { readBandwidth } from './bandwidth.js';
 import { startBenchEngine } from './engine.js';
 import { ADAPTER_NAMES, SHAPE, ensureBenchCheckpoint } from './llama-1b-shaped.js';
+import { median } from './stats.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 const log = (line: string) => process.stderr.write(`${line}\n`);
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** STREAM-style copy bandwidth: bytes read + bytes written per second, median of 9 copies of 256 MiB. */
 function copyBandwidth(): number {
@@ -88,7 +83,6 @@ const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 300
 function req(model: string, promptLength: number, maxTokens: number, seed: number): GenerateRequest {
   return { model, input: { kind: 'ids', ids: ids(promptLength, seed) }, maxTokens, temperature: 0, ignoreEos: true };
 }
-
 
 /**
  * The cost of switching adapter between requests, measured where a request takes milliseconds so a difference

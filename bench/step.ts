@@ -19,6 +19,7 @@ import { openSession, OrtRunner } from '../src/inference/engine/ort-runner.js';
 import { loadServedModel } from '../src/inference/engine/served-model.js';
 import { ensureBenchCheckpoint } from './llama-1b-shaped.js';
 import { decodeInput } from './decode-input.js';
+import { median } from './stats.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const REPS = Number(process.env.BENCH_REPS ?? 15);
@@ -29,11 +30,6 @@ const ACCURACY = process.env.BENCH_ACCURACY === undefined ? undefined : Number(p
 const SPIN = process.env.BENCH_SPIN ?? 'off';
 const SPINS = SPIN === 'compare' ? [false, true] : [SPIN === 'on'];
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const { checkpoint, adapters } = await ensureBenchCheckpoint(path.join(dataDir, 'bench', 'llama-1b-shaped'), log);
 const built = await buildModel(checkpoint, { dataDir, dtype: 'int4', targets: ['q', 'k', 'v', 'o'], maxRank: 64, slots: 8, heads: ['generate'], accuracyLevel: ACCURACY });

@@ -26,6 +26,7 @@ import { readBandwidth } from './bandwidth.js';
 import { startBenchEngine } from './engine.js';
 import { ADAPTER_NAMES, SHAPE, ensureBenchCheckpoint } from './llama-1b-shaped.js';
 import { batchedBenchRate, busySecondsOf, decodeBound, llamaBenchRate, streamsRate } from './llamacpp.js';
+import { median } from './stats.js';
 
 const LLAMA_BENCH = process.env.LLAMA_BENCH;
 const LLAMA_GGUF = process.env.LLAMA_GGUF;
@@ -36,7 +37,6 @@ const THREADS = Number(process.env.LLAMA_THREADS ?? os.availableParallelism());
 const VARIANT = process.env.BENCH_VARIANT ? (JSON.parse(process.env.BENCH_VARIANT) as Parameters<typeof startBenchEngine>[2]) : null;
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 if (!LLAMA_BENCH || !LLAMA_GGUF || !existsSync(LLAMA_BENCH) || !existsSync(LLAMA_GGUF)) {
   console.log(
