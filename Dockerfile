@@ -20,9 +20,7 @@ FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
-# GLIBC_TUNABLES: malloc tuned for large buffers, as bin/loraforge.js's shebang does (the entrypoint runs node)
 ENV NODE_ENV=production \
-    GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432 \
     LORAFORGE_DATA_DIR=/data \
     LORAFORGE_HOST=0.0.0.0 \
     LORAFORGE_LOG_FORMAT=json

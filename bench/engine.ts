@@ -1,5 +1,6 @@
 // The engine as the benchmarks run it: a model dir and PEFT adapter dirs, the engine's usual batching settings,
 // every core, spinning threads during runs (the product's defaults).
+import { parseConfig } from '../src/config/index.js';
 import { InferenceEngine, type AdapterResolver, type StartOptions } from '../src/inference/engine/index.js';
 import { staticAdapters } from '../src/inference/engine/static-adapters.js';
 import { silentLogger } from '../src/util/log.js';
@@ -17,7 +18,7 @@ export function startBenchEngine(
     log: silentLogger(),
     threads: 0,
     executionProvider: 'cpu',
-    spinning: true,
+    spinning: parseConfig({}).inference.spinning,
     maxBatch: 8,
     maxQueue: 8,
     prefillChunk: 512,

@@ -122,16 +122,16 @@ function cliArgs(dirs: string[], out: string, o: Record<string, unknown>): strin
   return [...args, ...dirs];
 }
 
-/** Wall seconds of a whole command, from spawn to exit. */
-function wallOf(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
+/** What a user's shell gives the commands: bin/loraforge.js's shebang adds its own malloc settings, python none. */
+const USER_ENV = withoutOurTunables();
+
+/** Wall seconds of a whole command run as from the user's shell, from spawn to exit. */
+function wallOf(command: string, args: string[]): number {
   const t0 = performance.now();
-  const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env });
+  const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env: USER_ENV });
   if (r.status !== 0) throw new Error(`${command} ${args.slice(0, 3).join(' ')} … exited ${r.status}: ${r.stderr}`);
   return (performance.now() - t0) / 1000;
 }
-
-/** What a user's shell gives the commands: bin/loraforge.js's shebang adds its own malloc settings, python none. */
-const USER_ENV = withoutOurTunables();
 
 const numpyReady = spawnSync(PYTHON, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
 
@@ -224,14 +224,13 @@ async function main(): Promise<void> {
         results.push(JSON.parse(stdout));
         await rm(out, { recursive: true, force: true });
         if (HAVE_DIST) {
-          // through its shebang, as a shell runs it (the user's environment, not this bench's malloc setting)
-          commandWalls.push(wallOf(BIN, cliArgs(dirs, out, c.options), USER_ENV));
+          commandWalls.push(wallOf(BIN, cliArgs(dirs, out, c.options))); // through its shebang, as a shell runs it
           await rm(out, { recursive: true, force: true });
         }
         if (ties) {
           const file = path.join(tmp, 'numpy.safetensors');
           const args = [path.join(root, 'bench/peft-ties-reference.py'), String(c.options.density), file, (c.options.weights as number[]).join(','), ...dirs];
-          numpyWalls.push(wallOf(PYTHON, args, USER_ENV));
+          numpyWalls.push(wallOf(PYTHON, args));
           await rm(file, { force: true });
         }
       }

@@ -57,8 +57,8 @@ export interface ModuleTotals {
 
 /**
  * ‖B'A' − Σ w_i·B̃_i·Ã_i‖² by Gram products (B̃ holding the scaled B_i): ‖X‖² − 2⟨X,Y⟩ + ‖Y‖², with
- * ‖X‖² = tr(B'ᵀB'·A'A'ᵀ) and ⟨X,Y⟩ = Σ_q w_q·(B'ᵀB̃)_pq·(ÃA'ᵀ)_qp: four products, run together, on the factors as
- * they are (concatenating [B' B̃] to do it in two cost more in copying than the two extra products). In float32
+ * ‖X‖² = tr(B'ᵀB'·A'A'ᵀ) and ⟨X,Y⟩ = Σ_q w_q·(B'ᵀB̃)_pq·(ÃA'ᵀ)_qp: four products on the factors as they are
+ * (concatenating [B' B̃] to do it in two cost more in copying than the two extra products). In float32
  * the cancellation leaves ~1e-7·‖ΔW*‖² of noise, so a small error must be measured in float64 (the caller retries).
  */
 export async function distanceSq(
@@ -72,20 +72,16 @@ export async function distanceSq(
   const k = merged.A.rows;
   const R = s.B.cols;
   const gemm = precision === 'f64' ? kernel.gemm64.bind(kernel) : kernel.gemm.bind(kernel);
-  const [bb, bs, aa, as] = (
-    await Promise.all([
-      gemm(merged.B, merged.B, { transA: true }), // k×k
-      gemm(merged.B, s.B, { transA: true }), // k×R
-      gemm(merged.A, merged.A, { transB: true }), // k×k
-      gemm(s.A, merged.A, { transB: true }), // R×k
-    ])
-  ).map((m) => m.data);
+  const bb = (await gemm(merged.B, merged.B, { transA: true })).data; // k×k
+  const bs = (await gemm(merged.B, s.B, { transA: true })).data; // k×R
+  const aa = (await gemm(merged.A, merged.A, { transB: true })).data; // k×k
+  const as = (await gemm(s.A, merged.A, { transB: true })).data; // R×k
   let mergedNormSq = 0;
-  for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) mergedNormSq += bb![p * k + q]! * aa![q * k + p]!;
+  for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) mergedNormSq += bb[p * k + q]! * aa[q * k + p]!;
   const rowWeight = new Float64Array(R);
   s.offsets.forEach((off, i) => rowWeight.fill(weights[i]!, off, off + s.ranks[i]!));
   let cross = 0;
-  for (let p = 0; p < k; p++) for (let q = 0; q < R; q++) cross += bs![p * R + q]! * rowWeight[q]! * as![q * k + p]!;
+  for (let p = 0; p < k; p++) for (let q = 0; q < R; q++) cross += bs[p * R + q]! * rowWeight[q]! * as[q * k + p]!;
   return { errSq: Math.max(0, mergedNormSq - 2 * cross + targetNormSq), mergedNormSq: Math.max(0, mergedNormSq) };
 }
 
