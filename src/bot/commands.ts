@@ -196,7 +196,14 @@ function routerCommand() {
         .setDescription('Create a router over adapters or merges, calibrated on the skill suites of their categories')
         .addStringOption((o) => o.setName('name').setDescription('A slug, e.g. all-skills').setRequired(true).setMaxLength(64))
         .addStringOption((o) => listOption('members', 'Adapters or merges it routes to, comma separated')(o).setRequired(true))
-        .addStringOption(modelOption('fallback', 'Answers when no member is clearly nearest, e.g. a merge (default: none)')),
+        .addStringOption(modelOption('fallback', 'Answers when no member is clearly nearest, e.g. a merge (default: none)'))
+        .addNumberOption((o) =>
+          o
+            .setName('blend')
+            .setDescription('Instead of a fallback: when unsure, the two nearest answer together at this weight (e.g. 0.6)')
+            .setMinValue(0.01)
+            .setMaxValue(1.5),
+        ),
     )
     .addSubcommand((s) => s.setName('list').setDescription('List routers'));
 }

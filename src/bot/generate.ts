@@ -20,8 +20,8 @@ export interface GenerationResult {
   routedTo: string | null;
 }
 
-/** The line under the header naming the member a router chose for this answer. */
-const routedLine = (model: string) => `-# 🧭 routed to ${model}\n`;
+/** The line under the header naming the member a router chose for this answer (a blend's are joined by '+'). */
+const routedLine = (model: string) => (model.includes('+') ? `-# 🧭 blended ${model.split('+').join(' + ')}\n` : `-# 🧭 routed to ${model}\n`);
 
 /**
  * Streams `body` into `out` under `header`; returns the answer (without header and footer). A failure before any

@@ -14,7 +14,7 @@ export interface EvalEngine {
   score(
     request: { rows: Array<{ model: string; input: PromptInput; continuation: string }> },
     hooks?: { signal?: AbortSignal },
-  ): Promise<{ rows: Array<{ logprobSum: number; tokens: number; routedTo?: { model: string; fallback: boolean } }> }>;
+  ): Promise<{ rows: Array<{ logprobSum: number; tokens: number; routedTo?: { model: string; fallback: boolean; blend?: unknown } }> }>;
   generate(
     request: { model: string; input: PromptInput; maxTokens: number; temperature: number; seed: number },
     hooks?: { signal?: AbortSignal },
@@ -53,7 +53,7 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 export interface ScoredItem {
   nll: number;
   tokens: number;
-  routedTo?: { model: string; fallback: boolean };
+  routedTo?: { model: string; fallback: boolean; blend: boolean };
 }
 
 /** Each item's mean NLL per reference token under each model: model name → scores aligned with `items`. */
@@ -81,7 +81,7 @@ export async function scoreItems(
         out.get(row.model)![row.item] = {
           nll: -r.logprobSum / r.tokens,
           tokens: r.tokens,
-          ...(r.routedTo ? { routedTo: { model: r.routedTo.model, fallback: r.routedTo.fallback } } : {}),
+          ...(r.routedTo ? { routedTo: { model: r.routedTo.model, fallback: r.routedTo.fallback, blend: r.routedTo.blend !== undefined } } : {}),
         };
       });
       done += chunk.length;
@@ -150,7 +150,12 @@ export async function runEval(engine: EvalEngine, plan: EvalPlan, hooks: EvalHoo
   );
   const agg = aggregate({ items: plan.items, models: plan.models, scores, experts: plan.experts });
   const routing = Object.entries(plan.routers ?? {}).map(([router, members]) => {
-    const routed = nll.get(router)!.map((s, i) => ({ category: plan.items[i]!.category, model: s.routedTo?.model ?? router, fallback: s.routedTo?.fallback ?? false }));
+    const routed = nll.get(router)!.map((s, i) => ({
+      category: plan.items[i]!.category,
+      model: s.routedTo?.model ?? router,
+      fallback: s.routedTo?.fallback ?? false,
+      blend: s.routedTo?.blend ?? false,
+    }));
     return [router, routingScore(routed, members)] as const;
   });
   return {

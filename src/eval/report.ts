@@ -46,6 +46,7 @@ export const RoutingScoreSchema = z.object({
   items: z.number().int(),
   accuracy: z.number().meta({ description: 'share of items routed to a member of their category' }),
   fallbacks: z.number().int().meta({ description: 'items that went to the fallback (counted as not routed right)' }),
+  blends: z.number().int().optional().meta({ description: 'items answered by a blend of the two nearest members (counted as not routed right)' }),
   perCategory: z.record(z.string(), z.number()),
   /** items per member chosen */
   chosen: z.record(z.string(), z.number().int()),

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { ConflictError, InvalidInputError } from '../errors.js';
 import type { InferenceEngine, RouterResolver, RouterSpec } from '../inference/engine/index.js';
-import { DEFAULT_ROUTING_MARGIN, DEFAULT_ROUTING_RULE, ROUTING_PASSES_AT_ONCE, ROUTING_RULES, fitCentroids, type ModelRoutingRule } from '../inference/engine/routing.js';
+import { DEFAULT_BLEND_MARGIN, DEFAULT_BLEND_WEIGHT, DEFAULT_ROUTING_MARGIN, DEFAULT_ROUTING_RULE, ROUTING_PASSES_AT_ONCE, ROUTING_RULES, fitCentroids, type ModelRoutingRule } from '../inference/engine/routing.js';
 import { fitTextCentroids, textFeature } from '../inference/engine/text-features.js';
 import type { Registry } from '../registry/registry.js';
 import type { RouterRecord, RouterStore } from '../registry/routers.js';
@@ -33,9 +33,21 @@ export const CreateRouterSchema = z
       .min(2)
       .max(16)
       .meta({ description: 'adapter or merge names, or {model, category?, prompts?}; category defaults to the adapter\'s registry category' }),
-    fallback: z.string().min(1).nullable().optional().meta({ description: 'a merge, an adapter or the base model; default: none (the nearest member always answers)' }),
+    fallback: z.string().min(1).nullable().optional().meta({ description: 'a merge, an adapter or the base model; default: none (see blend)' }),
+    blend: z
+      .number()
+      .gt(0)
+      .max(1.5)
+      .nullable()
+      .optional()
+      .meta({ description: `without a fallback: when no member is clearly nearest, the two nearest answer together, each update times this weight (e.g. ${DEFAULT_BLEND_WEIGHT}); default null: the nearest answers alone` }),
     rule: z.enum(ROUTING_RULES).optional(),
-    margin: z.number().min(0).max(2).optional().meta({ description: 'cosine lead the nearest member needs over the runner-up; less goes to the fallback' }),
+    margin: z
+      .number()
+      .min(0)
+      .max(2)
+      .optional()
+      .meta({ description: `cosine lead the nearest member needs over the runner-up; less goes to the fallback or the blend (default ${DEFAULT_ROUTING_MARGIN} with a fallback, ${DEFAULT_BLEND_MARGIN} with a blend)` }),
     calibrationPerMember: z.number().int().min(1).max(50).optional().meta({ description: 'calibration prompts per member taken from the suites (default 5)' }),
     replace: z.boolean().optional(),
     createdBy: z.string().min(1).max(200).optional(),
@@ -82,6 +94,10 @@ export class RouterService {
     if (fallback !== null && fallback !== engine.modelId && !(await registry.find(fallback))) {
       throw new InvalidInputError(`fallback '${fallback}' is not a registered merge or adapter, nor the base model '${engine.modelId}'`);
     }
+    if (fallback !== null && typeof body.blend === 'number') {
+      throw new InvalidInputError('give a fallback or a blend, not both: both answer the prompts no member is clearly nearest to');
+    }
+    const blend = body.blend ?? null;
     const withPrompts = members.filter((m) => m.prompts).length;
     if (withPrompts > 0 && withPrompts < members.length) {
       throw new InvalidInputError('give prompts for every member or for none (then the suites calibrate by category)');
@@ -114,8 +130,9 @@ export class RouterService {
       baseModel: engine.modelId,
       members: members.map((m) => ({ model: m.model, ...(m.category ? { category: m.category } : {}) })),
       fallback,
+      blend,
       rule,
-      margin: body.margin ?? DEFAULT_ROUTING_MARGIN,
+      margin: body.margin ?? (blend !== null ? DEFAULT_BLEND_MARGIN : DEFAULT_ROUTING_MARGIN),
       calibration: { source: withPrompts > 0 ? 'prompts' : 'suites', counts: prompts.map((p) => p.length), ...(itemIds ? { itemIds } : {}) },
       createdBy: body.createdBy ?? 'api',
       createdAt: new Date().toISOString(),
@@ -148,6 +165,7 @@ function routerSpec(record: RouterRecord): RouterSpec {
     margin: record.margin,
     members: record.members,
     fallback: record.fallback,
+    blend: record.blend ?? null,
     fitted: { center: record.center, centroids: record.centroids, ...(record.dims ? { dims: record.dims } : {}) },
     created: Math.floor(Date.parse(record.createdAt) / 1000),
   };

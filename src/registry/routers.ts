@@ -24,7 +24,12 @@ export const RouterRecordSchema = z.object({
   name: AdapterNameSchema,
   baseModel: z.string(),
   members: z.array(RouterMemberSchema),
-  fallback: z.string().nullable().meta({ description: 'the model answering when no member is clearly nearest; null: the nearest member always answers' }),
+  fallback: z.string().nullable().meta({ description: 'the model answering when no member is clearly nearest; null: see blend (or the nearest member)' }),
+  blend: z
+    .number()
+    .nullable()
+    .optional()
+    .meta({ description: 'without a fallback: the two nearest members answer together, each update times this weight, when no member is clearly nearest; null or absent: the nearest answers alone' }),
   rule: z.enum(['text', 'value-last', 'value-mid', 'logprobs']),
   margin: z.number(),
   calibration: RouterCalibrationSchema,

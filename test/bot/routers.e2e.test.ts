@@ -1,11 +1,12 @@
 // Routers through the bot, end to end: a real discord.js bot in the fake Discord, the whole stack behind it (the
 // demo model served by the real engine, experts registered per skill, the router service, the arena). /router
 // create; the router in the autocomplete of /ask, /chat and /compare; /ask and a chat thread name the member that
-// answered (🧭), turn by turn; a /compare battle with the router as a contender.
+// answered (🧭, or the two a blend joined), turn by turn; a /compare battle with the router as a contender.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadSuites } from '../../src/eval/suite.js';
 import { demoWithExperts, startEvalStack, type EvalStack } from '../eval/stack.js';
 import { createWorld, type World } from './world.js';
 
@@ -41,7 +42,7 @@ describe('bot: routers against the whole stack', () => {
       'code-expert, linux-commands-expert',
     ]);
     const created = await fake.command(alice, 'router create', { name: 'skills', members: MEMBERS.join(', ') }).reply((m) => m.content.startsWith('Created'));
-    expect(created.content).toMatch(/^Created: 🧭 \*\*skills\*\* routes to `code-expert` \(code\), `linux-commands-expert` \(linux-commands\), .* fallback none · calibrated on \d\/\d\/\d\/\d suite prompts\n/);
+    expect(created.content).toMatch(/^Created: 🧭 \*\*skills\*\* routes to `code-expert` \(code\), `linux-commands-expert` \(linux-commands\), .* when unsure \(lead < 0\.02\): the nearest answers · calibrated on \d\/\d\/\d\/\d suite prompts\n/);
     for (const [command, options, option] of [
       ['ask', { prompt: 'x', adapter: 'sk' }, 'adapter'],
       ['chat start', { adapter: 'sk' }, 'adapter'],
@@ -54,7 +55,16 @@ describe('bot: routers against the whole stack', () => {
     expect((await few.privately()).content).toMatch(/at least two members/);
     const listed = await fake.command(bob, 'router list').reply((m) => m.content.length > 0);
     expect(listed.content).toMatch(/^🧭 \*\*skills\*\* routes to `code-expert` \(code\), /);
+    const mixed = await fake.command(alice, 'router create', { name: 'mixed', members: MEMBERS.join(', '), blend: 0.6 }).reply((m) => m.content.startsWith('Created'));
+    expect(mixed.content).toMatch(/ · when unsure \(lead < 0\.075\): blends the two nearest at 0\.6 · /);
   });
+
+  /** The first suite prompt the blending router answers with a blend. */
+  async function unsurePrompt(): Promise<string> {
+    const spec = (await stack.engine!.router('mixed'))!;
+    for (const item of await loadSuites()) if ((await stack.engine!.route(spec, { kind: 'chat', messages: [{ role: 'user', content: item.prompt }] })).blend) return item.prompt;
+    throw new Error('no suite prompt is routed to a blend');
+  }
 
   it('/ask names the member that answered, and answers as that member does', async () => {
     const { fake, carol } = world;
@@ -65,6 +75,17 @@ describe('bot: routers against the whole stack', () => {
     expect(reply.content.startsWith(`> ${prompt}\n-# 🧠 skills · temperature 0\n-# 🧭 routed to ${member}\n`)).toBe(true);
     const direct = await stack.client.inference.chat({ model: member!, messages: [{ role: 'user', content: prompt }], max_tokens: 24, temperature: 0 });
     expect(reply.content).toContain(direct.choices[0]!.message.content);
+  });
+
+  it('/ask names the two members of a blend when no member is clearly nearest', async () => {
+    const { fake, carol } = world;
+    const prompt = await unsurePrompt();
+    const reply = await fake.command(carol, 'ask', { prompt, adapter: 'mixed', max_tokens: 8, temperature: 0 }).reply((m) => /\n-# \d+ tokens in/.test(m.content), 'the answer');
+    const [, first, second] = /\n-# 🧭 blended ([\w-]+) \+ ([\w-]+)\n/.exec(reply.content) ?? [];
+    expect(MEMBERS).toContain(first);
+    expect(MEMBERS).toContain(second);
+    const spec = (await stack.engine!.router('mixed'))!;
+    expect((await stack.engine!.route(spec, { kind: 'chat', messages: [{ role: 'user', content: prompt }] })).nearest).toBe(first);
   });
 
   it('a chat thread with the router routes every turn', async () => {

@@ -45,6 +45,7 @@ describe('routers through the API', () => {
   it('creates a router calibrated on at most 5 calibration items per category, and lists, shows and serves it', async () => {
     const { status: created, router } = await stack.client.routers.create({ name: 'skills', members: MEMBERS, fallback: null });
     expect(created).toBe('created');
+    expect(router).toMatchObject({ blend: null, margin: 0.02 }); // unless asked to blend, the nearest always answers
     expect(router.members).toEqual(MEMBERS.map((model, i) => ({ model, category: CATEGORIES[i] })));
     expect(router.calibration.source).toBe('suites');
     for (const n of router.calibration.counts) {
@@ -79,6 +80,31 @@ describe('routers through the API', () => {
 
     const completion = await openai.completions.create({ model: 'skills', prompt: 'grep -r needle .', max_tokens: 4, temperature: 0 });
     expect(MEMBERS).toContain((completion as unknown as { loraforge: { routed_to: string } }).loraforge.routed_to);
+  });
+
+  it('blends the two nearest members when none is clearly nearest, and says so', async () => {
+    const { router } = await stack.client.routers.create({ name: 'unsure', members: MEMBERS, blend: 0.6 });
+    expect(router).toMatchObject({ blend: 0.6, margin: 0.075, fallback: null });
+    const spec = (await stack.engine!.router('unsure'))!;
+    let unsure: string | undefined;
+    for (const item of await loadSuites()) {
+      const to = await stack.engine!.route(spec, { kind: 'chat', messages: [{ role: 'user', content: item.prompt }] });
+      if (!unsure && to.blend) unsure = item.prompt;
+    }
+    const messages = [{ role: 'user' as const, content: unsure! }];
+    const routed = await openai.chat.completions.create({ model: 'unsure', messages, max_tokens: 8, temperature: 0 });
+    const field = (routed as unknown as { loraforge: { routed_to: string; nearest: string; lead: number; blend: { members: string[]; weight: number } } }).loraforge;
+    expect(field.blend.weight).toBe(0.6);
+    expect(field.blend.members).toHaveLength(2);
+    expect(field.blend.members[0]).toBe(field.nearest);
+    for (const m of field.blend.members) expect(MEMBERS).toContain(m);
+    expect(field.routed_to).toBe(field.blend.members.join('+'));
+    expect(field.lead).toBeLessThan(0.075);
+    const { data: stream, response } = await openai.chat.completions.create({ model: 'unsure', messages, max_tokens: 8, temperature: 0, stream: true }).withResponse();
+    expect(response.headers.get('x-loraforge-routed-to')).toBe(field.routed_to);
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toBe(routed.choices[0]!.message.content);
   });
 
   it('takes calibration prompts per member and a fallback', async () => {
@@ -139,6 +165,8 @@ describe('routers through the API', () => {
       message: expect.stringMatching(/no suite has items of category 'poetry'/),
     });
     expect(await bad({ name: 'x', members: MEMBERS, fallback: 'nope' })).toMatchObject({ status: 400, message: expect.stringMatching(/fallback 'nope'/) });
+    expect(await bad({ name: 'x', members: MEMBERS, fallback: 'code-expert', blend: 0.5 })).toMatchObject({ status: 400, message: expect.stringMatching(/a fallback or a blend, not both/) });
+    expect(await bad({ name: 'x', members: MEMBERS, blend: 2 })).toMatchObject({ status: 400, message: expect.stringMatching(/blend/) });
     expect((await status(stack.client.routers.remove('nope'))).status).toBe(404);
   });
 
@@ -151,7 +179,7 @@ describe('routers through the API', () => {
 
 describe('evals of a router', () => {
   it('scores the test part only, never a calibration item, and reports retention per category and routing accuracy', async () => {
-    const created = await stack.client.evals.create({ models: ['skills'] });
+    const created = await stack.client.evals.create({ models: ['skills', 'unsure'] });
     const status = await stack.client.evals.wait(created.id);
     expect(status.state).toBe('completed');
     const report = status.report!;
@@ -167,19 +195,25 @@ describe('evals of a router', () => {
     const router = report.models.find((m) => m.model === 'skills')!;
     expect(router.kind).toBe('router');
     expect(Object.keys(router.categories).sort()).toEqual([...CATEGORIES].sort());
-    const routing = report.routing!.skills!;
-    expect(routing.items).toBe(report.items.length);
-    expect(Object.values(routing.chosen).reduce((a, b) => a + b, 0)).toBe(report.items.length);
-    expect(Object.keys(routing.chosen).every((m) => MEMBERS.includes(m))).toBe(true);
-    // the accuracy is what the router's own choices on these items say
-    const spec = (await stack.engine!.router('skills'))!;
-    let right = 0;
-    for (const item of report.items) {
-      const prompt = all.find((i) => i.id === item.id)!.prompt;
-      const to = await stack.engine!.route(spec, { kind: 'chat', messages: [{ role: 'user', content: prompt }] });
-      if (spec.members.find((m) => m.model === to.model)?.category === item.category) right++;
+    for (const name of ['skills', 'unsure']) {
+      const routing = report.routing![name]!;
+      expect(routing.items).toBe(report.items.length);
+      expect(Object.values(routing.chosen).reduce((a, b) => a + b, 0)).toBe(report.items.length);
+      expect(Object.keys(routing.chosen).every((m) => m.split('+').every((part) => MEMBERS.includes(part)))).toBe(true);
+      // the accuracy is what the router's own choices on these items say (a blend is not a right route)
+      const spec = (await stack.engine!.router(name))!;
+      let right = 0;
+      let blends = 0;
+      for (const item of report.items) {
+        const prompt = all.find((i) => i.id === item.id)!.prompt;
+        const to = await stack.engine!.route(spec, { kind: 'chat', messages: [{ role: 'user', content: prompt }] });
+        if (to.blend) blends++;
+        else if (spec.members.find((m) => m.model === to.model)?.category === item.category) right++;
+      }
+      expect(routing.accuracy, name).toBeCloseTo(right / report.items.length, 10);
+      expect(routing.blends, name).toBe(blends);
+      expect(blends > 0, name).toBe(name === 'unsure');
     }
-    expect(routing.accuracy).toBeCloseTo(right / report.items.length, 10);
     expect(formatEvalReport(report)).toMatch(/scored the test part of the suites\n[\s\S]*\nrouting of skills: \d+% of \d+ items to a member of their category \(code \d+%/);
   });
 

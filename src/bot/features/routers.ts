@@ -7,11 +7,12 @@ import { requireOperator, type BotContext } from '../context.js';
 import { truncate } from '../format.js';
 import type { Feature } from '../router.js';
 
-/** One router in a line: its members (with their categories), fallback and calibration. */
+/** One router in a line: its members (with their categories), what answers when it is unsure, and calibration. */
 function describeRouter(r: RouterSummary): string {
   const members = r.members.map((m) => `\`${m.model}\`${m.category ? ` (${m.category})` : ''}`).join(', ');
   const calibration = r.calibration.source === 'suites' ? `${r.calibration.counts.join('/')} suite prompts` : `${r.calibration.counts.join('/')} given prompts`;
-  return `🧭 **${r.name}** routes to ${members} · fallback ${r.fallback ? `\`${r.fallback}\`` : 'none'} · calibrated on ${calibration}`;
+  const unsure = r.fallback ? `fallback \`${r.fallback}\`` : r.blend ? `blends the two nearest at ${r.blend}` : 'the nearest answers';
+  return `🧭 **${r.name}** routes to ${members} · when unsure (lead < ${r.margin}): ${unsure} · calibrated on ${calibration}`;
 }
 
 export function routerFeature(ctx: BotContext): Feature {
@@ -30,6 +31,7 @@ export function routerFeature(ctx: BotContext): Feature {
           name: i.options.getString('name', true),
           members,
           fallback: i.options.getString('fallback') ?? undefined,
+          blend: i.options.getNumber('blend'),
           createdBy: discordActor(i.user),
         });
         await ctx.adapters.refresh();

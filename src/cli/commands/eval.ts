@@ -78,7 +78,7 @@ export function formatEvalReport(report: EvalReport): string {
   const routing = Object.entries(report.routing ?? {}).map(
     ([router, r]) =>
       `routing of ${router}: ${Math.round(r.accuracy * 100)}% of ${plural(r.items, 'item')} to a member of their category` +
-      ` (${Object.entries(r.perCategory).map(([c, a]) => `${c} ${Math.round(a * 100)}%`).join(', ')})${r.fallbacks ? `, ${r.fallbacks} to the fallback` : ''}`,
+      ` (${Object.entries(r.perCategory).map(([c, a]) => `${c} ${Math.round(a * 100)}%`).join(', ')})${r.fallbacks ? `, ${r.fallbacks} to the fallback` : ''}${r.blends ? `, ${r.blends} to a blend of the two nearest` : ''}`,
   );
   const part = report.part ? `; scored the ${report.part === 'all' ? 'whole suites' : `${report.part} part of the suites`}` : '';
   return (

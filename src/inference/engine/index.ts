@@ -37,6 +37,8 @@ export interface RouterSpec {
   margin: number;
   members: Array<{ model: string; category?: string }>;
   fallback: string | null;
+  /** without a fallback: when no member is clearly nearest, the two nearest answer together, each at this weight */
+  blend?: number | null;
   fitted: Centroids;
   /** seconds since the epoch */
   created?: number;
@@ -51,11 +53,13 @@ export interface RouterResolver {
 /** Who answered a request to a router, and how clearly. */
 export interface RoutedTo {
   router: string;
-  /** the model that generated: the chosen member, or the fallback */
+  /** the model that generated: the chosen member, the fallback, or a blend's members joined by '+' */
   model: string;
   /** the member nearest to the prompt (even when the margin sent it to the fallback) */
   nearest: string;
   fallback: boolean;
+  /** the two nearest members answered together (the sum of their updates, each times `weight`), nearest first */
+  blend?: { members: string[]; weight: number };
   /** best cosine similarity minus the runner-up's */
   lead: number;
 }
@@ -452,7 +456,7 @@ export class InferenceEngine {
     }
     const routedTo = await this.routeModel(request.model, request.input, hooks);
     if (routedTo) hooks.onRouted?.(routedTo);
-    const adapter = await this.resolveModel(routedTo?.model ?? request.model);
+    const adapter = await this.resolveAnswering(request.model, routedTo);
     const promptIds = this.encode(request.input);
     const rows: RowRequest[] = Array.from({ length: n }, (_, stream) => ({ promptIds, adapter, stream }));
     const { id, seed, choices } = await this.runGroup(rows, request, hooks);
@@ -491,8 +495,16 @@ export class InferenceEngine {
     }
     const choice = chooseMember(router.fitted, feature, router.margin);
     const nearest = router.members[choice.nearest]!.model;
-    const fallback = choice.member === null && router.fallback !== null;
-    return { router: router.name, model: fallback ? router.fallback! : nearest, nearest, fallback, lead: choice.lead };
+    const routed = { router: router.name, model: nearest, nearest, fallback: false, lead: choice.lead };
+    if (choice.member !== null) return routed;
+    if (router.fallback !== null) return { ...routed, model: router.fallback, fallback: true };
+    if (!router.blend || router.members.length < 2) return routed;
+    const second = choice.similarities.reduce((best, s, i) => (i !== choice.nearest && (best < 0 || s > choice.similarities[best]!) ? i : best), -1);
+    const members = [nearest, router.members[second]!.model];
+    // a blend's rank is the sum of its parts': past the graph's max rank the nearest answers alone
+    const ranks = await Promise.all(members.map(async (m) => (await this.options.adapters.resolve(m))?.rank ?? 0));
+    if (ranks[0]! + ranks[1]! > this.spec.maxRank) return routed;
+    return { ...routed, model: members.join('+'), blend: { members, weight: router.blend } };
   }
 
   /** The routing decision when `model` names a router; null for any other model. */
@@ -509,7 +521,7 @@ export class InferenceEngine {
       throw new InvalidInputError(`at most ${this.options.maxBatch} models can be compared at once (the engine's batch size)`);
     }
     const routed = await Promise.all(request.models.map((m) => this.routeModel(m, request.input, hooks)));
-    const adapters = await Promise.all(request.models.map((m, i) => this.resolveModel(routed[i]?.model ?? m)));
+    const adapters = await Promise.all(request.models.map((m, i) => this.resolveAnswering(m, routed[i]!)));
     const promptIds = this.encode(request.input);
     // every row draws from stream 0 under the same seed: identical models give identical answers
     const rows: RowRequest[] = adapters.map((adapter) => ({ promptIds, adapter, stream: 0 }));
@@ -543,7 +555,7 @@ export class InferenceEngine {
     const routedTo = request.rows.map((row) => routes.get(JSON.stringify([row.model, row.input])) ?? null);
     const modelOf = (i: number) => routedTo[i]?.model ?? request.rows[i]!.model;
     const refs = new Map<string, AdapterRef | null>();
-    for (let i = 0; i < request.rows.length; i++) if (!refs.has(modelOf(i))) refs.set(modelOf(i), await this.resolveModel(modelOf(i)));
+    for (let i = 0; i < request.rows.length; i++) if (!refs.has(modelOf(i))) refs.set(modelOf(i), await this.resolveAnswering(request.rows[i]!.model, routedTo[i]!));
     const rows = request.rows.map((row, i) => {
       const encoded = this.encodeScoreRow(row.input, row.continuation);
       try {
@@ -631,6 +643,17 @@ export class InferenceEngine {
     }
     if (ids.length === 0) throw new InvalidInputError('the prompt is empty: give at least one token');
     return ids;
+  }
+
+  /** What answers a request for `model`: itself, or what its router chose (a member, the fallback or a blend). */
+  private async resolveAnswering(model: string, routed: RoutedTo | null): Promise<AdapterRef | null> {
+    if (!routed?.blend) return this.resolveModel(routed?.model ?? model);
+    const parts = (await Promise.all(routed.blend.members.map((m) => this.resolveModel(m)))).filter((p): p is AdapterRef => p !== null);
+    if (parts.length === 0) return null;
+    // the sum does not depend on the order: one key, so one slot, per pair and weight
+    parts.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const { weight } = routed.blend;
+    return { key: `blend:${weight}:${parts.map((p) => p.key).join('+')}`, dir: parts[0]!.dir, label: routed.model, blend: { parts, weight } };
   }
 
   private async resolveModel(model: string): Promise<AdapterRef | null> {

@@ -87,6 +87,36 @@ export function prepareAdapter(adapter: LoraAdapter, sites: readonly LoraSite[],
   return prepared;
 }
 
+/**
+ * A router's blend of prepared adapters: Σ weight·ΔW_i exactly, as one adapter whose factors are the parts'
+ * concatenated along the rank (A' side by side, B' stacked and scaled), so its rank per site is the sum of theirs.
+ */
+export function blendPrepared(parts: readonly PreparedAdapter[], weight: number, maxRank: number, label: string): PreparedAdapter {
+  const sites = parts[0]!.sites.map((_, s) => {
+    const here = parts.map((p) => p.sites[s]).filter((f): f is SiteFactors => f !== null && f !== undefined);
+    if (here.length === 0) return null;
+    const rank = here.reduce((sum, f) => sum + f.rank, 0);
+    if (rank > maxRank) {
+      throw new UnsupportedError(
+        `the blend ${label} has rank ${rank}, above the served graph's max rank ${maxRank}: rebuild the model with --max-rank ${nextPow2(rank)}, ` +
+          'or give the router a fallback instead of a blend',
+      );
+    }
+    const inF = here[0]!.A.length / here[0]!.rank;
+    const outF = here[0]!.B.length / here[0]!.rank;
+    const A = new Float32Array(inF * rank);
+    const B = new Float32Array(rank * outF);
+    let offset = 0;
+    for (const f of here) {
+      for (let k = 0; k < inF; k++) A.set(f.A.subarray(k * f.rank, (k + 1) * f.rank), k * rank + offset);
+      for (let j = 0; j < f.rank * outF; j++) B[offset * outF + j] = f.B[j]! * weight;
+      offset += f.rank;
+    }
+    return { A, B, rank };
+  });
+  return { rank: Math.max(0, ...sites.map((f) => f?.rank ?? 0)), sites };
+}
+
 function nextPow2(n: number): number {
   return 2 ** Math.ceil(Math.log2(n));
 }

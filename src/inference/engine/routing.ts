@@ -21,8 +21,15 @@ export type ModelRoutingRule = Exclude<RoutingRule, 'text'>;
 export const DEFAULT_ROUTING_RULE: RoutingRule = 'text';
 /** Routing passes of many prompts (calibration, evals) go this many at a time: well inside the engine's queue bound. */
 export const ROUTING_PASSES_AT_ONCE = 4;
-/** Cosine-similarity lead the best centroid needs over the runner-up (docs/ROUTERS.md says how it was chosen). */
+/** Cosine-similarity lead the best centroid needs over the runner-up, with a fallback model (docs/ROUTERS.md). */
 export const DEFAULT_ROUTING_MARGIN = 0.02;
+/**
+ * A router asked to blend (no fallback) answers a prompt with no clearly nearest member by the two nearest together,
+ * each update times a weight: this one, with this margin, kept the most of the worst skill's perplexity gain on the
+ * demo suites' dev part (docs/ROUTERS.md, which also says what blends cost the answers' checks there).
+ */
+export const DEFAULT_BLEND_WEIGHT = 0.6;
+export const DEFAULT_BLEND_MARGIN = 0.075;
 
 /** What the routing pass asks the engine core for under a rule, for a model of `layers` layers. */
 export function featureRequest(rule: ModelRoutingRule, layers: number): FeatureRequest {

@@ -9,6 +9,8 @@ export interface AdapterRef {
   dir: string;
   /** the name the user asked for, for messages */
   label: string;
+  /** a router's blend (docs/ROUTERS.md): the sum of these adapters' updates, each times `weight`; `dir` is unused */
+  blend?: { parts: AdapterRef[]; weight: number };
 }
 
 export interface RowRequest {

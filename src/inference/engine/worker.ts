@@ -7,10 +7,11 @@ import { checkManifest } from '../builder/manifest.js';
 import { ModelTokenizer } from '../tokenizer.js';
 import { EngineCore, type CoreSink, type ScoringSetup } from './core.js';
 import { loadServedModel } from './served-model.js';
-import { prepareAdapter } from './lora-pool.js';
+import { blendPrepared, prepareAdapter, type PreparedAdapter } from './lora-pool.js';
 import { openSession, OrtRunner } from './ort-runner.js';
 import { openScoreRunner, tokensForLogitBudget, type ScoreRunner } from './scorer.js';
 import { serializeError, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import type { AdapterRef } from './types.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -41,11 +42,15 @@ async function main(): Promise<void> {
   const { spec } = model;
   const arch = archSpec(model.manifest.config.architecture);
   const targetOf = (module: string) => targetOfModule(arch, module);
+  const loadAdapter = async (ref: AdapterRef): Promise<PreparedAdapter> =>
+    ref.blend
+      ? blendPrepared(await Promise.all(ref.blend.parts.map(loadAdapter)), ref.blend.weight, spec.maxRank, ref.label)
+      : prepareAdapter(await readAdapter(ref.dir), spec.sites, { maxRank: spec.maxRank, targets: spec.targets, targetOf }, ref.label);
   const core = new EngineCore(
     spec,
     runner,
     tokenizer,
-    async (ref) => prepareAdapter(await readAdapter(ref.dir), spec.sites, { maxRank: spec.maxRank, targets: spec.targets, targetOf }, ref.label),
+    loadAdapter,
     sink,
     init.core,
     scoring,

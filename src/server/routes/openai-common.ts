@@ -109,7 +109,14 @@ const ROUTED_TO_HEADER = 'X-Loraforge-Routed-To';
 
 /** The `loraforge` extension of a response to a router: who answered and how clearly. */
 export function routedField(routed: RoutedTo) {
-  return { router: routed.router, routed_to: routed.model, nearest: routed.nearest, fallback: routed.fallback, lead: routed.lead };
+  return {
+    router: routed.router,
+    routed_to: routed.model,
+    nearest: routed.nearest,
+    fallback: routed.fallback,
+    lead: routed.lead,
+    ...(routed.blend ? { blend: routed.blend } : {}),
+  };
 }
 
 /** Says who answered in the header, while headers can still be set (a stream's first chunk has not gone out). */

@@ -115,7 +115,7 @@ export const CompareResponseSchema = z
         text: z.string(),
         finish_reason: z.enum(['stop', 'length']),
         completion_tokens: z.number(),
-        routed_to: z.string().optional().meta({ description: 'when model is a router: the member that answered' }),
+        routed_to: z.string().optional().meta({ description: "when model is a router: the member that answered, its fallback, or two members joined by '+' (a blend)" }),
       }),
     ),
     usage: UsageSchema,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KvCache } from '../../../src/inference/engine/kv-cache.js';
-import { LoraPool, transposeFactors, type LoraSite } from '../../../src/inference/engine/lora-pool.js';
+import { SeededRandom } from '../../../src/inference/rng.js';
+import { blendPrepared, LoraPool, transposeFactors, type LoraSite } from '../../../src/inference/engine/lora-pool.js';
 import { SlotTable } from '../../../src/inference/engine/slot-table.js';
 import { StopMatcher } from '../../../src/inference/engine/stop.js';
 
@@ -178,6 +179,33 @@ describe('lora pool', () => {
       }
       expect(viaPool).toBeCloseTo(viaPeft, 6);
     }
+  });
+
+  it('blends prepared adapters into one whose update is the weighted sum of theirs', () => {
+    const rng = new SeededRandom(7);
+    const factors = (rank: number, inF: number, outF: number) =>
+      transposeFactors(Float32Array.from({ length: rank * inF }, () => rng.normal()), Float32Array.from({ length: outF * rank }, () => rng.normal()), rank, inF, outF, 0.5);
+    // a: both sites (ranks 2, 1); b: site q only (rank 3); neither: nothing to blend on a site
+    const a = { rank: 2, sites: [factors(2, 3, 2), factors(1, 2, 4)] };
+    const b = { rank: 3, sites: [factors(3, 3, 2), null] };
+    const dense = (f: { A: Float32Array; B: Float32Array; rank: number }, inF: number, outF: number) =>
+      Array.from({ length: inF * outF }, (_, i) => {
+        const [k, n] = [Math.floor(i / outF), i % outF];
+        let sum = 0;
+        for (let j = 0; j < f.rank; j++) sum += f.A[k * f.rank + j]! * f.B[j * outF + n]!;
+        return sum;
+      });
+    const blend = blendPrepared([a, b], 0.6, 8, 'a+b');
+    expect(blend.rank).toBe(5);
+    expect(blend.sites.map((f) => f?.rank)).toEqual([5, 1]);
+    const q = dense(blend.sites[0]!, 3, 2);
+    const qa = dense(a.sites[0]!, 3, 2);
+    const qb = dense(b.sites[0]!, 3, 2);
+    q.forEach((v, i) => expect(v).toBeCloseTo(0.6 * (qa[i]! + qb[i]!), 5));
+    const o = dense(blend.sites[1]!, 2, 4);
+    dense(a.sites[1]!, 2, 4).forEach((v, i) => expect(o[i]).toBeCloseTo(0.6 * v, 5));
+    expect(blendPrepared([{ rank: 0, sites: [null, null] }, { rank: 0, sites: [null, null] }], 0.6, 8, 'x').sites).toEqual([null, null]);
+    expect(() => blendPrepared([a, b], 0.6, 4, 'a+b')).toThrow(/the blend a\+b has rank 5, above the served graph's max rank 4: rebuild the model with --max-rank 8/);
   });
 
   it('pads to the pool rank, grows and shrinks it, and feeds rank 0 when unused', () => {

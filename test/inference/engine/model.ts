@@ -30,7 +30,7 @@ export interface TestModel {
 
 /** A 2-layer Llama (GQA 4:2, untied) over the demo tokenizer's vocabulary, and three random q/k/v/o adapters. */
 export async function makeTestModel(
-  options: { dtype?: 'fp32' | 'int4'; slots?: number; maxPositions?: number; /** also build the score graph */ score?: boolean } = {},
+  options: { dtype?: 'fp32' | 'int4'; slots?: number; maxPositions?: number; maxRank?: number; /** also build the score graph */ score?: boolean } = {},
 ): Promise<TestModel> {
   const tok = makeDemoTokenizer();
   const cfg: RawConfig = {
@@ -63,7 +63,7 @@ export async function makeTestModel(
       dataDir: path.join(root, 'data'),
       dtype: options.dtype ?? 'fp32',
       slots: options.slots ?? 4,
-      maxRank: 8,
+      maxRank: options.maxRank ?? 8,
       heads: options.score ? ['generate', 'score'] : ['generate'],
     });
   } catch (err) {

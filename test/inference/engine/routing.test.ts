@@ -9,13 +9,15 @@ import type { RouterSpec } from '../../../src/inference/engine/index.js';
 import { chooseMember, featureRequest, fitCentroids } from '../../../src/inference/engine/routing.js';
 import { fitTextCentroids, projectText, textFeature } from '../../../src/inference/engine/text-features.js';
 import { SeededRandom } from '../../../src/inference/rng.js';
+import { readAdapter, writeAdapter } from '../../../src/formats/peft.js';
+import { mergeAdapters } from '../../../src/merge/engine.js';
 import { referenceLogits } from '../reference.js';
 import { CoreHarness, makeTestModel, writePeftAdapter, type TestModel } from './model.js';
 import { startTestEngine } from '../../helpers/engine.js';
 
 let model: TestModel;
 beforeAll(async () => {
-  model = await makeTestModel({ score: true });
+  model = await makeTestModel({ score: true, maxRank: 16 }); // room for blends of two adapters (ranks 4 + 8)
 });
 afterAll(() => rmSync(model.root, { recursive: true, force: true }));
 
@@ -184,12 +186,27 @@ describe('the text rule', () => {
 
 describe('an engine serving a router', () => {
   const NAMES = ['alpha', 'beta', 'gamma'];
+  const BLEND = 0.6;
   let engine: InferenceEngine;
   const routers = new Map<string, RouterSpec>();
 
   beforeAll(async () => {
     const adapters = await Promise.all(model.adapters.map((lora, i) => writePeftAdapter(path.join(model.root, 'adapters', NAMES[i]!), lora)));
-    engine = await startTestEngine(model.modelDir, adapters.map((dir, i) => ({ dir, name: NAMES[i]! })), { routers: { resolve: async (name: string) => routers.get(name) ?? null, list: async () => [...routers.values()] }, modelId: 'tiny-llama' });
+    // the reference for blends: each pair merged by the merge engine (cat: the exact weighted sum), served as adapters
+    const read = await Promise.all(adapters.map((dir) => readAdapter(dir)));
+    const pairs: Array<{ dir: string; name: string }> = [];
+    for (let a = 0; a < NAMES.length; a++) {
+      for (let b = a + 1; b < NAMES.length; b++) {
+        const merged = await mergeAdapters([read[a]!, read[b]!], { method: 'cat', weights: [BLEND, BLEND] });
+        const dir = path.join(model.root, 'pairs', `${NAMES[a]}+${NAMES[b]}`);
+        await writeAdapter(dir, merged.adapter);
+        pairs.push({ dir, name: `${NAMES[a]}+${NAMES[b]}` });
+      }
+    }
+    engine = await startTestEngine(model.modelDir, [...adapters.map((dir, i) => ({ dir, name: NAMES[i]! })), ...pairs], {
+      routers: { resolve: async (name: string) => routers.get(name) ?? null, list: async () => [...routers.values()] },
+      modelId: 'tiny-llama',
+    });
     // calibration: 4 prompts per topic, topic m served by adapter m
     const perMember = await Promise.all(
       [0, 1, 2].map((m) => Promise.all([1, 2, 3, 4].map((s) => engine.routeFeatures({ kind: 'ids', ids: topicPrompt(m, s) }, 'value-mid')))),
@@ -239,6 +256,30 @@ describe('an engine serving a router', () => {
     expect(result.routedTo).toMatchObject({ model: 'tiny-llama', nearest: 'beta', fallback: true });
     const base = await engine.generate({ model: 'tiny-llama', input: { kind: 'ids', ids }, maxTokens: 4, temperature: 0, ignoreEos: true });
     expect(result.choices[0]!.tokenIds).toEqual(base.choices[0]!.tokenIds);
+  });
+
+  it('without a fallback, blends the two nearest when none is clearly nearest: exactly the merge engine\'s weighted sum', async () => {
+    const { fitted, members } = routers.get('topics')!;
+    routers.set('blend', { name: 'blend', rule: 'value-mid', margin: 3, members, fallback: null, blend: BLEND, fitted });
+    routers.set('clear', { name: 'clear', rule: 'value-mid', margin: 0, members, fallback: null, blend: BLEND, fitted });
+    for (let t = 0; t < 3; t++) {
+      const input = { kind: 'ids' as const, ids: topicPrompt(t, 500 + t) };
+      const choice = chooseMember(fitted, await engine.routeFeatures(input, 'value-mid'), 3);
+      const order = choice.similarities.map((s, i) => [s, i] as const).sort((x, y) => y[0] - x[0]);
+      const expected = [NAMES[order[0]![1]]!, NAMES[order[1]![1]]!];
+      const routed = await engine.generate({ model: 'blend', input, maxTokens: 6, temperature: 0, ignoreEos: true });
+      expect(routed.routedTo).toMatchObject({ router: 'blend', nearest: expected[0], fallback: false, blend: { members: expected, weight: BLEND } });
+      expect(routed.routedTo!.model).toBe(expected.join('+'));
+      const pair = [...expected].sort().join('+');
+      const direct = await engine.generate({ model: pair, input, maxTokens: 6, temperature: 0, ignoreEos: true });
+      expect(routed.choices[0]!.tokenIds, `topic ${t}`).toEqual(direct.choices[0]!.tokenIds);
+      const scored = await engine.score({ rows: [{ model: 'blend', input, continuation: 'abc' }] });
+      expect(scored.rows[0]!.routedTo?.blend?.members).toEqual(expected);
+      expect(scored.rows[0]!.logprobSum).toBeCloseTo((await engine.score({ rows: [{ model: pair, input, continuation: 'abc' }] })).rows[0]!.logprobSum, 4);
+      // a clear lead: the nearest alone
+      const clear = await engine.generate({ model: 'clear', input, maxTokens: 1, temperature: 0 });
+      expect(clear.routedTo!.blend).toBeUndefined();
+    }
   });
 
   it('routes on the prompt text without a model pass, and answers exactly as the chosen adapter', async () => {
