@@ -5,7 +5,8 @@
 // calibration items per category and asked the dev and test items (never the calibration ones): routing accuracy
 // (the item's category against the member's), the share sent to the fallback at the default margin, and the lead
 // of right and wrong choices. With LORAFORGE_ROUTER_RETENTION=1 it also scores the references of the test part
-// under base, experts and the router: retention per category, as evals compute it.
+// under base, experts and the router: retention per category, as evals compute it; also for the default router
+// (text, and a blend of the two nearest members when none is clearly nearest).
 // TTFT: a 128-token prompt, one token, the text and value-last routers against the plain adapter each routes to,
 // interleaved, medians.
 //
@@ -19,7 +20,7 @@ import { loadSuites, type SuiteItem } from '../src/eval/suite.js';
 import { scoreItems } from '../src/eval/evaluate.js';
 import { DEMO_SKILLS, makeDemoModel } from '../src/inference/demo.js';
 import type { RouterSpec } from '../src/inference/engine/index.js';
-import { ROUTING_RULES, DEFAULT_ROUTING_MARGIN, chooseMember, fitCentroids, type ModelRoutingRule, type RoutingRule } from '../src/inference/engine/routing.js';
+import { ROUTING_RULES, DEFAULT_BLEND_MARGIN, DEFAULT_BLEND_WEIGHT, DEFAULT_ROUTING_MARGIN, chooseMember, fitCentroids, type ModelRoutingRule, type RoutingRule } from '../src/inference/engine/routing.js';
 import { fitTextCentroids, projectText, textFeature } from '../src/inference/engine/text-features.js';
 import { prepareModel } from '../src/inference/prepare.js';
 import { targetsOfAdapters } from '../src/inference/builder/adapter-targets.js';
@@ -45,7 +46,7 @@ async function modelAndAdapters(): Promise<{ checkpoint: string; adapters: Array
 
 async function main(): Promise<void> {
   const { checkpoint, adapters } = await modelAndAdapters();
-  const built = await prepareModel(checkpoint, { dataDir, dtype: 'int4', slots: 8, maxRank: 16, targets: await targetsOfAdapters(adapters.map((a) => a.dir)) });
+  const built = await prepareModel(checkpoint, { dataDir, dtype: 'int4', slots: 8, maxRank: 32, targets: await targetsOfAdapters(adapters.map((a) => a.dir)) });
   const routers = new Map<string, RouterSpec>();
   const engine = await startBenchEngine(built.dir, adapters, {
     routers: { resolve: async (n) => routers.get(n) ?? null, list: async () => [...routers.values()] },
@@ -99,27 +100,46 @@ async function main(): Promise<void> {
     log(`likelihood: ${JSON.stringify(results.likelihood)}`);
 
     if (process.env.LORAFORGE_ROUTER_RETENTION === '1') {
-      const test = itemsOfPart(all, 'test');
-      for (const rule of ROUTING_RULES) {
-        const models = [engine.modelId, ...categories, rule];
-        const nll = await scoreItems(engine, test, models, 'chat');
+      /** worst and mean retention of a router on one part, as evals compute it */
+      const retentionOf = async (router: string, items: SuiteItem[]) => {
+        const models = [engine.modelId, ...categories, router];
+        const nll = await scoreItems(engine, items, models, 'chat');
         const agg = aggregate({
-          items: test,
+          items,
           models: [
             { name: engine.modelId, kind: 'base' },
             ...categories.map((c) => ({ name: c, kind: 'adapter' as const, category: c })),
-            { name: rule, kind: 'merge' },
+            { name: router, kind: 'merge' },
           ],
           scores: new Map(models.map((m) => [m, nll.get(m)!.map((s) => ({ ...s, passed: null }))])),
         });
-        const report = agg.models.find((m) => m.model === rule)!;
-        (results[rule] as Record<string, unknown>).retention = {
+        const report = agg.models.find((m) => m.model === router)!;
+        return {
           worst: report.overall.worstRetention,
           mean: report.overall.meanRetention,
           perCategory: Object.fromEntries(Object.entries(report.categories).map(([c, s]) => [c, s.retention])),
         };
+      };
+      const dev = itemsOfPart(all, 'dev');
+      const test = itemsOfPart(all, 'test');
+      for (const rule of ROUTING_RULES) {
+        (results[rule] as Record<string, unknown>).retention = await retentionOf(rule, test);
         log(`${rule} retention: ${JSON.stringify((results[rule] as Record<string, unknown>).retention)}`);
       }
+      // blends when unsure (text, no fallback): weight × margin, chosen on the dev part, reported on the test part
+      const grid: Array<{ weight: number | null; margin: number; dev: number | null; test: number | null; testMean: number | null; blends: number }> = [];
+      for (const weight of [null, 0.5, 0.6, 0.75, 1]) {
+        for (const margin of weight === null ? [0] : [0.02, 0.05, 0.075, 0.1]) {
+          const name = `text-blend-${weight}-${margin}`;
+          routers.set(name, { ...routers.get('text')!, name, margin, blend: weight });
+          const routed = await Promise.all(test.map((i) => engine.route(routers.get(name)!, asChat(i.prompt))));
+          const t = await retentionOf(name, test);
+          grid.push({ weight, margin, dev: (await retentionOf(name, dev)).worst, test: t.worst, testMean: t.mean, blends: routed.filter((r) => r.blend).length / test.length });
+          log(`blend ${weight} margin ${margin}: ${JSON.stringify(grid.at(-1))}`);
+        }
+      }
+      const byDev = [...grid].sort((a, b) => (b.dev ?? -Infinity) - (a.dev ?? -Infinity))[0]!;
+      results.blends = { grid, chosenOnDev: byDev, default: { weight: DEFAULT_BLEND_WEIGHT, margin: DEFAULT_BLEND_MARGIN } };
     }
 
     // TTFT of a chat prompt of about 128 tokens (as users send them): each rule's router vs the adapter it routes
