@@ -14,7 +14,7 @@ export { ArenaClient } from './arena.js';
 export { EvalsClient, SweepsClient, type JobStreamEvent } from './eval.js';
 export { ApiError } from './errors.js';
 export { MergesClient, type MergeStreamEvent } from './merges.js';
-export { RoutersClient, type CreateRouterRequest, type RouterSummary } from './routers.js';
+export { RoutersClient, whenUnsure, type CreateRouterRequest, type RouterSummary } from './routers.js';
 export { HttpClient, type HttpClientOptions } from './http.js';
 export { readSse, type SseEvent } from './sse.js';
 

@@ -7,6 +7,11 @@ export type { CreateRouterRequest, RouterSummary };
 
 const enc = encodeURIComponent;
 
+/** What answers a prompt no member is clearly nearest to, in words; `name` formats a model name (the bot quotes it). */
+export function whenUnsure(r: Pick<RouterSummary, 'fallback' | 'blend'>, name = (model: string) => model): string {
+  return r.fallback ? `the fallback ${name(r.fallback)}` : r.blend ? `a blend of the two nearest at ${r.blend}` : 'the nearest member';
+}
+
 export class RoutersClient {
   constructor(private readonly http: HttpClient) {}
 

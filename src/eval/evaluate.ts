@@ -14,7 +14,7 @@ export interface EvalEngine {
   score(
     request: { rows: Array<{ model: string; input: PromptInput; continuation: string }> },
     hooks?: { signal?: AbortSignal },
-  ): Promise<{ rows: Array<{ logprobSum: number; tokens: number; routedTo?: { model: string; fallback: boolean; blend?: unknown } }> }>;
+  ): Promise<{ rows: Array<{ logprobSum: number; tokens: number; routedTo?: { model: string; fallback: boolean; blend?: { members: string[] } } }> }>;
   generate(
     request: { model: string; input: PromptInput; maxTokens: number; temperature: number; seed: number },
     hooks?: { signal?: AbortSignal },

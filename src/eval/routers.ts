@@ -47,7 +47,7 @@ export const CreateRouterSchema = z
       .min(0)
       .max(2)
       .optional()
-      .meta({ description: `cosine lead the nearest member needs over the runner-up; less goes to the fallback or the blend (default ${DEFAULT_ROUTING_MARGIN} with a fallback, ${DEFAULT_BLEND_MARGIN} with a blend)` }),
+      .meta({ description: `cosine lead the nearest member needs over the runner-up; less goes to the fallback or the blend (default ${DEFAULT_BLEND_MARGIN} with a blend, else ${DEFAULT_ROUTING_MARGIN})` }),
     calibrationPerMember: z.number().int().min(1).max(50).optional().meta({ description: 'calibration prompts per member taken from the suites (default 5)' }),
     replace: z.boolean().optional(),
     createdBy: z.string().min(1).max(200).optional(),
@@ -84,7 +84,7 @@ export class RouterService {
         if (await store.find(spec.model)) throw new InvalidInputError(`member '${spec.model}' is a router: members are adapters or merges`);
         const record = await registry.find(spec.model);
         if (!record) throw new InvalidInputError(`member '${spec.model}' is not a registered adapter or merge (GET /v1/adapters lists them)`);
-        return { model: spec.model, category: spec.category ?? record.category, prompts: spec.prompts };
+        return { model: spec.model, category: spec.category ?? record.category, prompts: spec.prompts, rank: record.rank };
       }),
     );
     const names = members.map((m) => m.model);
@@ -98,6 +98,16 @@ export class RouterService {
       throw new InvalidInputError('give a fallback or a blend, not both: both answer the prompts no member is clearly nearest to');
     }
     const blend = body.blend ?? null;
+    if (blend !== null) {
+      // a blend's rank is the sum of its two members' (lora-pool.ts): checked here once, not per request
+      const [first, second] = [...members].sort((a, b) => b.rank - a.rank);
+      if (first!.rank + second!.rank > engine.spec.maxRank) {
+        throw new InvalidInputError(
+          `a blend of ${first!.model} and ${second!.model} has rank ${first!.rank + second!.rank}, above the served graph's max rank ${engine.spec.maxRank}: ` +
+            `rebuild the model with --max-rank ${first!.rank + second!.rank} or more, or give the router a fallback instead of a blend`,
+        );
+      }
+    }
     const withPrompts = members.filter((m) => m.prompts).length;
     if (withPrompts > 0 && withPrompts < members.length) {
       throw new InvalidInputError('give prompts for every member or for none (then the suites calibrate by category)');

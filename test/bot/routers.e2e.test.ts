@@ -42,7 +42,7 @@ describe('bot: routers against the whole stack', () => {
       'code-expert, linux-commands-expert',
     ]);
     const created = await fake.command(alice, 'router create', { name: 'skills', members: MEMBERS.join(', ') }).reply((m) => m.content.startsWith('Created'));
-    expect(created.content).toMatch(/^Created: 🧭 \*\*skills\*\* routes to `code-expert` \(code\), `linux-commands-expert` \(linux-commands\), .* when unsure \(lead < 0\.02\): the nearest answers · calibrated on \d\/\d\/\d\/\d suite prompts\n/);
+    expect(created.content).toMatch(/^Created: 🧭 \*\*skills\*\* routes to `code-expert` \(code\), `linux-commands-expert` \(linux-commands\), .* when unsure \(lead < 0\.02\): the nearest member · calibrated on \d\/\d\/\d\/\d suite prompts\n/);
     for (const [command, options, option] of [
       ['ask', { prompt: 'x', adapter: 'sk' }, 'adapter'],
       ['chat start', { adapter: 'sk' }, 'adapter'],
@@ -56,7 +56,7 @@ describe('bot: routers against the whole stack', () => {
     const listed = await fake.command(bob, 'router list').reply((m) => m.content.length > 0);
     expect(listed.content).toMatch(/^🧭 \*\*skills\*\* routes to `code-expert` \(code\), /);
     const mixed = await fake.command(alice, 'router create', { name: 'mixed', members: MEMBERS.join(', '), blend: 0.6 }).reply((m) => m.content.startsWith('Created'));
-    expect(mixed.content).toMatch(/ · when unsure \(lead < 0\.075\): blends the two nearest at 0\.6 · /);
+    expect(mixed.content).toMatch(/ · when unsure \(lead < 0\.075\): a blend of the two nearest at 0\.6 · /);
   });
 
   /** The first suite prompt the blending router answers with a blend. */

@@ -29,9 +29,9 @@ describe('loraforge routers', () => {
     const created = await cli('routers', 'create', 'pair', 'code-expert', 'linux-commands-expert:linux-commands');
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toMatch(
-      /^created pair: routes to code-expert \(code\), linux-commands-expert \(linux-commands\); when unsure: the nearest; rule text, margin 0\.02; calibrated on suites, \d\/\d prompts\n$/,
+      /^created pair: routes to code-expert \(code\), linux-commands-expert \(linux-commands\); when unsure: the nearest member; rule text, margin 0\.02; calibrated on suites, \d\/\d prompts\n$/,
     );
-    expect((await cli('routers', 'list')).stdout).toMatch(/^NAME\s+MEMBERS\s+WHEN UNSURE\s+RULE\npair\s+code-expert,linux-commands-expert\s+the nearest\s+text\n$/);
+    expect((await cli('routers', 'list')).stdout).toMatch(/^NAME\s+MEMBERS\s+WHEN UNSURE\s+RULE\npair\s+code-expert,linux-commands-expert\s+the nearest member\s+text\n$/);
     expect(JSON.parse((await cli('routers', 'show', 'pair', '--json')).stdout)).toMatchObject({ name: 'pair', members: [{ model: 'code-expert' }, { model: 'linux-commands-expert' }] });
 
     const evaluated = await cli('eval', 'pair', '--suite', 'code,linux-commands');
@@ -49,9 +49,9 @@ describe('loraforge routers', () => {
     const created = await cli('routers', 'create', 'given', 'code-expert', 'troubleshooting-expert', '--prompts', file, '--json');
     expect(JSON.parse(created.stdout)).toMatchObject({ status: 'created', router: { calibration: { source: 'prompts', counts: [1, 1] } } });
     const blended = await cli('routers', 'create', 'blended', 'code-expert', 'troubleshooting-expert', '--prompts', file, '--blend');
-    expect(blended.stdout).toMatch(/; when unsure: blend of the two nearest at 0\.6; rule text, margin 0\.075;/);
+    expect(blended.stdout).toMatch(/; when unsure: a blend of the two nearest at 0\.6; rule text, margin 0\.075;/);
     const half = await cli('routers', 'create', 'half', 'code-expert', 'troubleshooting-expert', '--prompts', file, '--blend', '0.5', '--margin', '0.1');
-    expect(half.stdout).toMatch(/; when unsure: blend of the two nearest at 0\.5; rule text, margin 0\.1;/);
+    expect(half.stdout).toMatch(/; when unsure: a blend of the two nearest at 0\.5; rule text, margin 0\.1;/);
   });
 
   it('bad input: one line on stderr that says what to fix, exit code 2', async () => {

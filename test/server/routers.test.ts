@@ -11,6 +11,7 @@ import { LoraforgeError } from '../../src/errors.js';
 import { splitSuite } from '../../src/eval/split.js';
 import { loadSuites } from '../../src/eval/suite.js';
 import { demoWithExperts, startEvalStack, type DemoWithExperts, type EvalStack } from '../eval/stack.js';
+import { writeTestAdapter } from '../helpers/adapters.js';
 
 let root: string;
 let demo: DemoWithExperts;
@@ -167,6 +168,14 @@ describe('routers through the API', () => {
     expect(await bad({ name: 'x', members: MEMBERS, fallback: 'nope' })).toMatchObject({ status: 400, message: expect.stringMatching(/fallback 'nope'/) });
     expect(await bad({ name: 'x', members: MEMBERS, fallback: 'code-expert', blend: 0.5 })).toMatchObject({ status: 400, message: expect.stringMatching(/a fallback or a blend, not both/) });
     expect(await bad({ name: 'x', members: MEMBERS, blend: 2 })).toMatchObject({ status: 400, message: expect.stringMatching(/blend/) });
+    // a blend's rank is the sum of its two members': refused when created, not when a request needs it
+    await stack.client.adapters.upload(await writeTestAdapter(path.join(root, 'wide'), { hidden: 128, kv: 64, layers: 4, rank: 16 }, 3), { name: 'wide' });
+    expect(await bad({ name: 'x', members: ['wide', 'code-expert'], blend: 0.6 })).toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/^a blend of wide and code-expert has rank \d+, above the served graph's max rank 16: rebuild the model with --max-rank \d+ or more, or give the router a fallback/),
+    });
+    expect((await stack.client.routers.create({ name: 'wide-alone', members: [{ model: 'wide', category: 'linux-commands' }, 'code-expert'] })).router.blend).toBeNull();
+    await stack.client.routers.remove('wide-alone');
     expect((await status(stack.client.routers.remove('nope'))).status).toBe(404);
   });
 
@@ -215,6 +224,7 @@ describe('evals of a router', () => {
       expect(blends > 0, name).toBe(name === 'unsure');
     }
     expect(formatEvalReport(report)).toMatch(/scored the test part of the suites\n[\s\S]*\nrouting of skills: \d+% of \d+ items to a member of their category \(code \d+%/);
+    expect(formatEvalReport(report)).toMatch(/\nrouting of unsure: \d+% of \d+ items to a member of their category \([^)]*\), \d+ to a blend of the two nearest\n/);
   });
 
   it('refuses to score the calibration part, and scores adapters on every item by default', async () => {

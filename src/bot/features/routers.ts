@@ -1,6 +1,6 @@
 // /router create | list: routers are models that answer each request with the member nearest to the prompt
 // (docs/ROUTERS.md). Once created, a router is in the autocomplete of /ask, /chat and /compare like any model.
-import type { RouterSummary } from '../../client/index.js';
+import { whenUnsure, type RouterSummary } from '../../client/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { discordActor } from '../render/adapters.js';
 import { requireOperator, type BotContext } from '../context.js';
@@ -11,8 +11,7 @@ import type { Feature } from '../router.js';
 function describeRouter(r: RouterSummary): string {
   const members = r.members.map((m) => `\`${m.model}\`${m.category ? ` (${m.category})` : ''}`).join(', ');
   const calibration = r.calibration.source === 'suites' ? `${r.calibration.counts.join('/')} suite prompts` : `${r.calibration.counts.join('/')} given prompts`;
-  const unsure = r.fallback ? `fallback \`${r.fallback}\`` : r.blend ? `blends the two nearest at ${r.blend}` : 'the nearest answers';
-  return `🧭 **${r.name}** routes to ${members} · when unsure (lead < ${r.margin}): ${unsure} · calibrated on ${calibration}`;
+  return `🧭 **${r.name}** routes to ${members} · when unsure (lead < ${r.margin}): ${whenUnsure(r, (m) => `\`${m}\``)} · calibrated on ${calibration}`;
 }
 
 export function routerFeature(ctx: BotContext): Feature {

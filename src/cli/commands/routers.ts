@@ -2,7 +2,8 @@
 // that answers each request with the member nearest to the prompt; ask it by name like any model.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { RouterSummary } from '../../client/index.js';
+// client/routers.js, not the client's index: this module loads at start-up, the HTTP client only when a command runs
+import { whenUnsure, type RouterSummary } from '../../client/routers.js';
 import { InvalidInputError } from '../../errors.js';
 import { DEFAULT_BLEND_MARGIN, DEFAULT_BLEND_WEIGHT, DEFAULT_ROUTING_MARGIN, ROUTING_RULES, type RoutingRule } from '../../inference/engine/routing.js';
 import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
@@ -11,15 +12,10 @@ import { choiceOption, integerOption, numberOption } from '../options.js';
 type Common = ServerOptions & { json?: boolean };
 type CreateFlags = { fallback?: string; blend?: number | true; rule?: RoutingRule; margin?: number; calibration?: number; prompts?: string; replace?: true };
 
-/** What answers a prompt no member is clearly nearest to. */
-function unsure(r: RouterSummary): string {
-  return r.fallback ? `fallback ${r.fallback}` : r.blend ? `blend of the two nearest at ${r.blend}` : 'the nearest';
-}
-
 function describe(r: RouterSummary): string {
   const members = r.members.map((m) => (m.category ? `${m.model} (${m.category})` : m.model)).join(', ');
   const calibration = `${r.calibration.source}, ${r.calibration.counts.join('/')} prompts`;
-  return `${r.name}: routes to ${members}; when unsure: ${unsure(r)}; rule ${r.rule}, margin ${r.margin}; calibrated on ${calibration}`;
+  return `${r.name}: routes to ${members}; when unsure: ${whenUnsure(r)}; rule ${r.rule}, margin ${r.margin}; calibrated on ${calibration}`;
 }
 
 /** `--prompts file.json`: {"member": ["prompt", ...], ...} */
@@ -43,7 +39,7 @@ export function routersCommand(program: Command): void {
     .option('--fallback <model>', 'a merge, an adapter or the base model answering when no member is clearly nearest')
     .option('--rule <rule>', 'routing feature: text (default), value-last, value-mid or logprobs', choiceOption('--rule', ROUTING_RULES))
     .option('--blend [weight]', `instead of a fallback: the two nearest answer together, each update times this weight (default ${DEFAULT_BLEND_WEIGHT}), when none is clearly nearest`, numberOption('--blend'))
-    .option('--margin <m>', `cosine lead the nearest member needs over the runner-up (default ${DEFAULT_BLEND_MARGIN} with a blend, ${DEFAULT_ROUTING_MARGIN} with a fallback)`, numberOption('--margin'))
+    .option('--margin <m>', `cosine lead the nearest member needs over the runner-up (default ${DEFAULT_BLEND_MARGIN} with a blend, else ${DEFAULT_ROUTING_MARGIN})`, numberOption('--margin'))
     .option('--calibration <n>', 'calibration prompts per member from the suites (default 5)', integerOption('--calibration', 1))
     .option('--prompts <file>', 'calibration prompts per member instead of the suites: {"member": ["prompt", ...]}')
     .option('--replace', 'replace a router of this name')
@@ -78,7 +74,7 @@ export function routersCommand(program: Command): void {
       if (opts.json) return printJson(list);
       if (list.length === 0) return void process.stdout.write('no routers (loraforge routers create <name> <members...>)\n');
       process.stdout.write(
-        table([['NAME', 'MEMBERS', 'WHEN UNSURE', 'RULE'], ...list.map((r) => [r.name, r.members.map((m) => m.model).join(','), unsure(r), r.rule])]),
+        table([['NAME', 'MEMBERS', 'WHEN UNSURE', 'RULE'], ...list.map((r) => [r.name, r.members.map((m) => m.model).join(','), whenUnsure(r), r.rule])]),
       );
     });
 

@@ -498,12 +498,8 @@ export class InferenceEngine {
     const routed = { router: router.name, model: nearest, nearest, fallback: false, lead: choice.lead };
     if (choice.member !== null) return routed;
     if (router.fallback !== null) return { ...routed, model: router.fallback, fallback: true };
-    if (!router.blend || router.members.length < 2) return routed;
-    const second = choice.similarities.reduce((best, s, i) => (i !== choice.nearest && (best < 0 || s > choice.similarities[best]!) ? i : best), -1);
-    const members = [nearest, router.members[second]!.model];
-    // a blend's rank is the sum of its parts': past the graph's max rank the nearest answers alone
-    const ranks = await Promise.all(members.map(async (m) => (await this.options.adapters.resolve(m))?.rank ?? 0));
-    if (ranks[0]! + ranks[1]! > this.spec.maxRank) return routed;
+    if (!router.blend || choice.runnerUp === null) return routed;
+    const members = [nearest, router.members[choice.runnerUp]!.model];
     return { ...routed, model: members.join('+'), blend: { members, weight: router.blend } };
   }
 

@@ -56,6 +56,8 @@ export interface RouteChoice {
   member: number | null;
   /** index of the nearest member, even when the margin sent the prompt to the fallback */
   nearest: number;
+  /** index of the second nearest (null with one member) */
+  runnerUp: number | null;
   /** cosine similarity to each member's centroid */
   similarities: number[];
   /** best similarity minus the runner-up's (Infinity with one member) */
@@ -112,10 +114,10 @@ export function chooseMember(fitted: Centroids, feature: ArrayLike<number>, marg
   });
   let nearest = 0;
   for (let i = 1; i < similarities.length; i++) if (similarities[i]! > similarities[nearest]!) nearest = i;
-  let runnerUp = -Infinity;
-  similarities.forEach((s, i) => {
-    if (i !== nearest && s > runnerUp) runnerUp = s;
-  });
-  const lead = similarities[nearest]! - runnerUp;
-  return { member: lead >= margin ? nearest : null, nearest, similarities, lead };
+  let runnerUp: number | null = null;
+  for (let i = 0; i < similarities.length; i++) {
+    if (i !== nearest && (runnerUp === null || similarities[i]! > similarities[runnerUp]!)) runnerUp = i;
+  }
+  const lead = runnerUp === null ? Infinity : similarities[nearest]! - similarities[runnerUp]!;
+  return { member: lead >= margin ? nearest : null, nearest, runnerUp, similarities, lead };
 }
