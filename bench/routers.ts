@@ -5,8 +5,9 @@
 // calibration items per category and asked the dev and test items (never the calibration ones): routing accuracy
 // (the item's category against the member's), the share sent to the fallback at the default margin, and the lead
 // of right and wrong choices. With LORAFORGE_ROUTER_RETENTION=1 it also scores the references of the test part
-// under base, experts and the router: retention per category, as evals compute it; also for the default router
-// (text, and a blend of the two nearest members when none is clearly nearest).
+// under base, experts and the router: retention per category, as evals compute it; and for the text router with
+// blends (the two nearest members answering when none is clearly nearest) over a grid of weights and margins, chosen
+// on the dev part, reported on the test part.
 // TTFT: a 128-token prompt, one token, the text and value-last routers against the plain adapter each routes to,
 // interleaved, medians.
 //
@@ -14,10 +15,8 @@
 // random demo model (whose base features still tell the suites' prompts apart). Run under `nice`.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { aggregate } from '../src/eval/metrics.js';
 import { itemsOfPart, calibrationItems } from '../src/eval/split.js';
 import { loadSuites, type SuiteItem } from '../src/eval/suite.js';
-import { scoreItems } from '../src/eval/evaluate.js';
 import { DEMO_SKILLS, makeDemoModel } from '../src/inference/demo.js';
 import type { RouterSpec } from '../src/inference/engine/index.js';
 import { ROUTING_RULES, DEFAULT_BLEND_MARGIN, DEFAULT_BLEND_WEIGHT, DEFAULT_ROUTING_MARGIN, chooseMember, fitCentroids, type ModelRoutingRule, type RoutingRule } from '../src/inference/engine/routing.js';
@@ -25,6 +24,7 @@ import { fitTextCentroids, projectText, textFeature } from '../src/inference/eng
 import { prepareModel } from '../src/inference/prepare.js';
 import { targetsOfAdapters } from '../src/inference/builder/adapter-targets.js';
 import { startBenchEngine } from './engine.js';
+import { retentionScorer } from './retention.js';
 import { median } from './stats.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
@@ -100,30 +100,10 @@ async function main(): Promise<void> {
     log(`likelihood: ${JSON.stringify(results.likelihood)}`);
 
     if (process.env.LORAFORGE_ROUTER_RETENTION === '1') {
-      /** worst and mean retention of a router on one part, as evals compute it */
-      const retentionOf = async (router: string, items: SuiteItem[]) => {
-        const models = [engine.modelId, ...categories, router];
-        const nll = await scoreItems(engine, items, models, 'chat');
-        const agg = aggregate({
-          items,
-          models: [
-            { name: engine.modelId, kind: 'base' },
-            ...categories.map((c) => ({ name: c, kind: 'adapter' as const, category: c })),
-            { name: router, kind: 'merge' },
-          ],
-          scores: new Map(models.map((m) => [m, nll.get(m)!.map((s) => ({ ...s, passed: null }))])),
-        });
-        const report = agg.models.find((m) => m.model === router)!;
-        return {
-          worst: report.overall.worstRetention,
-          mean: report.overall.meanRetention,
-          perCategory: Object.fromEntries(Object.entries(report.categories).map(([c, s]) => [c, s.retention])),
-        };
-      };
-      const dev = itemsOfPart(all, 'dev');
       const test = itemsOfPart(all, 'test');
+      const retention = { dev: await retentionScorer(engine, itemsOfPart(all, 'dev'), categories), test: await retentionScorer(engine, test, categories) };
       for (const rule of ROUTING_RULES) {
-        (results[rule] as Record<string, unknown>).retention = await retentionOf(rule, test);
+        (results[rule] as Record<string, unknown>).retention = await retention.test(rule);
         log(`${rule} retention: ${JSON.stringify((results[rule] as Record<string, unknown>).retention)}`);
       }
       // blends when unsure (text, no fallback): weight × margin, chosen on the dev part, reported on the test part
@@ -133,13 +113,13 @@ async function main(): Promise<void> {
           const name = `text-blend-${weight}-${margin}`;
           routers.set(name, { ...routers.get('text')!, name, margin, blend: weight });
           const routed = await Promise.all(test.map((i) => engine.route(routers.get(name)!, asChat(i.prompt))));
-          const t = await retentionOf(name, test);
-          grid.push({ weight, margin, dev: (await retentionOf(name, dev)).worst, test: t.worst, testMean: t.mean, blends: routed.filter((r) => r.blend).length / test.length });
+          const t = await retention.test(name);
+          grid.push({ weight, margin, dev: (await retention.dev(name)).worst, test: t.worst, testMean: t.mean, blends: routed.filter((r) => r.blend).length / test.length });
           log(`blend ${weight} margin ${margin}: ${JSON.stringify(grid.at(-1))}`);
         }
       }
       const byDev = [...grid].sort((a, b) => (b.dev ?? -Infinity) - (a.dev ?? -Infinity))[0]!;
-      results.blends = { grid, chosenOnDev: byDev, default: { weight: DEFAULT_BLEND_WEIGHT, margin: DEFAULT_BLEND_MARGIN } };
+      results.blends = { grid, chosenOnDev: byDev, shipped: { weight: DEFAULT_BLEND_WEIGHT, margin: DEFAULT_BLEND_MARGIN } };
     }
 
     // TTFT of a chat prompt of about 128 tokens (as users send them): each rule's router vs the adapter it routes

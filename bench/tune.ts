@@ -12,10 +12,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Cmaes } from '../src/eval/cmaes.js';
-import { scoreItems } from '../src/eval/evaluate.js';
-import { aggregate, type ItemScore, type ScoredModel } from '../src/eval/metrics.js';
 import { splitSuite } from '../src/eval/split.js';
-import { BUILTIN_SUITES_DIR, loadSuites, type SuiteItem } from '../src/eval/suite.js';
+import { BUILTIN_SUITES_DIR, loadSuites } from '../src/eval/suite.js';
 import { pointLabel, sweepPoints } from '../src/eval/sweep-space.js';
 import { TUNE_BOUNDS, tuneOptions, tuneStart } from '../src/eval/tune.js';
 import type { TuneSpec } from '../src/eval/jobs.js';
@@ -26,6 +24,7 @@ import type { ResolvedAdapter } from '../src/inference/engine/index.js';
 import { mergeAdapters } from '../src/merge/engine.js';
 import { parseMergeOptions, type MergeOptions } from '../src/merge/options.js';
 import { startBenchEngine } from './engine.js';
+import { retentionScorer } from './retention.js';
 
 const demoDir = path.resolve(process.env.TUNE_DEMO_DIR ?? 'assets/demo');
 const suitesDir = path.resolve(process.env.TUNE_SUITES_DIR ?? BUILTIN_SUITES_DIR);
@@ -59,15 +58,7 @@ async function main(): Promise<void> {
   categories.forEach((c) => serve(c, path.join(demoDir, 'adapters', c)));
   const engine = await startBenchEngine(built.dir, { resolve: async (n) => served.get(n) ?? null, list: async () => [...served.values()] });
   try {
-    const base: ScoredModel = { name: engine.modelId, kind: 'base' };
-    const experts: ScoredModel[] = categories.map((c) => ({ name: c, kind: 'adapter', category: c }));
-    const baseline = { dev: await scoreItems(engine, dev, [base.name, ...categories], 'chat'), test: await scoreItems(engine, test, [base.name, ...categories], 'chat') };
-    const retention = (part: 'dev' | 'test', its: SuiteItem[], name: string, scores: Array<{ nll: number; tokens: number }>) => {
-      const all = new Map<string, ItemScore[]>([...baseline[part]].map(([k, v]) => [k, v.map((s) => ({ ...s, passed: null }))]));
-      all.set(name, scores.map((s) => ({ ...s, passed: null })));
-      const agg = aggregate({ items: its, models: [base, ...experts, { name, kind: 'merge' }], scores: all, experts: Object.fromEntries(categories.map((c) => [c, c])) });
-      return agg.models.find((m) => m.model === name)!.overall;
-    };
+    const retention = { dev: await retentionScorer(engine, dev, categories), test: await retentionScorer(engine, test, categories) };
     let k = 0;
     const evaluate = async (options: MergeOptions): Promise<Scored> => {
       const name = `point-${k++}`;
@@ -75,10 +66,10 @@ async function main(): Promise<void> {
       const merged = await mergeAdapters(inputs, options, { labels: categories });
       await writeAdapter(dir, merged.adapter);
       serve(name, dir);
-      const d = retention('dev', dev, name, (await scoreItems(engine, dev, [name], 'chat')).get(name)!);
-      const t = retention('test', test, name, (await scoreItems(engine, test, [name], 'chat')).get(name)!);
+      const d = await retention.dev(name);
+      const t = await retention.test(name);
       served.delete(name);
-      return { label: pointLabel(options), options, dev: d.worstRetention, test: t.worstRetention, devMean: d.meanRetention, testMean: t.meanRetention };
+      return { label: pointLabel(options), options, dev: d.worst, test: t.worst, devMean: d.mean, testMean: t.mean };
     };
     const byDev = (xs: Scored[]) => [...xs].sort((a, b) => (b.dev ?? -Infinity) - (a.dev ?? -Infinity))[0]!;
 
