@@ -22,6 +22,7 @@ import { loadServedModel } from '../src/inference/engine/served-model.js';
 import { ensureBenchCheckpoint } from './llama-1b-shaped.js';
 import { decodeInput } from './decode-input.js';
 import { median } from './stats.js';
+import { log } from './log.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const REPS = Number(process.env.BENCH_REPS ?? 9);
@@ -37,7 +38,6 @@ const PRESETS: Record<string, Partial<BuildOptions>> = {
 };
 const NAMES = (process.env.BENCH_VARIANTS ?? 'separate,fused').split(',');
 for (const n of NAMES) if (!PRESETS[n]) throw new Error(`BENCH_VARIANTS: unknown variant ${n} (known: ${Object.keys(PRESETS).join(', ')})`);
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const { checkpoint, adapters } = await ensureBenchCheckpoint(path.join(dataDir, 'bench', 'llama-1b-shaped'), log);
 

@@ -22,6 +22,7 @@ import { ModelTokenizer } from '../src/inference/tokenizer.js';
 import { startBenchEngine } from './engine.js';
 import { ADAPTER_NAMES, ensureBenchCheckpoint } from './llama-1b-shaped.js';
 import { median } from './stats.js';
+import { log } from './log.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
@@ -30,7 +31,6 @@ const REPEATS_1B = Number(process.env.BENCH_REPEATS_1B ?? 1);
 const ADAPTERS_1B = process.env.BENCH_ADAPTERS_1B === '1';
 const ITEMS = 80;
 const TARGET_TOKENS = 100;
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /** 80 suite items cut to about 100 tokens each (chat prompt + as much of the reference as fits). */
 function benchItems(all: SuiteItem[], tokenizer: ModelTokenizer): SuiteItem[] {

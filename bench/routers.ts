@@ -26,9 +26,9 @@ import { targetsOfAdapters } from '../src/inference/builder/adapter-targets.js';
 import { startBenchEngine } from './engine.js';
 import { retentionScorer } from './retention.js';
 import { median } from './stats.js';
+import { log } from './log.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
-const log = (line: string) => process.stderr.write(`${line}\n`);
 const asChat = (prompt: string) => ({ kind: 'chat' as const, messages: [{ role: 'user' as const, content: prompt }] });
 
 async function modelAndAdapters(): Promise<{ checkpoint: string; adapters: Array<{ name: string; dir: string }> }> {

@@ -20,10 +20,10 @@ import { readBandwidth } from './bandwidth.js';
 import { startBenchEngine } from './engine.js';
 import { ADAPTER_NAMES, SHAPE, ensureBenchCheckpoint } from './llama-1b-shaped.js';
 import { median } from './stats.js';
+import { log } from './log.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const REPS = Number(process.env.BENCH_REPS ?? 5);
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /** STREAM-style copy bandwidth: bytes read + bytes written per second, median of 9 copies of 256 MiB. */
 function copyBandwidth(): number {

@@ -20,6 +20,7 @@ import { loadServedModel } from '../src/inference/engine/served-model.js';
 import { ensureBenchCheckpoint } from './llama-1b-shaped.js';
 import { decodeInput } from './decode-input.js';
 import { median } from './stats.js';
+import { log } from './log.js';
 
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 const REPS = Number(process.env.BENCH_REPS ?? 15);
@@ -29,7 +30,6 @@ const KV_CHUNK = Number(process.env.BENCH_KV_CHUNK ?? 128);
 const ACCURACY = process.env.BENCH_ACCURACY === undefined ? undefined : Number(process.env.BENCH_ACCURACY);
 const SPIN = process.env.BENCH_SPIN ?? 'off';
 const SPINS = SPIN === 'compare' ? [false, true] : [SPIN === 'on'];
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const { checkpoint, adapters } = await ensureBenchCheckpoint(path.join(dataDir, 'bench', 'llama-1b-shaped'), log);
 const built = await buildModel(checkpoint, { dataDir, dtype: 'int4', targets: ['q', 'k', 'v', 'o'], maxRank: 64, slots: 8, heads: ['generate'], accuracyLevel: ACCURACY });

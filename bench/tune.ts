@@ -25,12 +25,12 @@ import { mergeAdapters } from '../src/merge/engine.js';
 import { parseMergeOptions, type MergeOptions } from '../src/merge/options.js';
 import { startBenchEngine } from './engine.js';
 import { retentionScorer } from './retention.js';
+import { log } from './log.js';
 
 const demoDir = path.resolve(process.env.TUNE_DEMO_DIR ?? 'assets/demo');
 const suitesDir = path.resolve(process.env.TUNE_SUITES_DIR ?? BUILTIN_SUITES_DIR);
 const BUDGET = Number(process.env.TUNE_BUDGET ?? 60);
 const SEED = Number(process.env.TUNE_SEED ?? 0);
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Scored {
   label: string;

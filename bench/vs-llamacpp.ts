@@ -27,6 +27,7 @@ import { startBenchEngine } from './engine.js';
 import { ADAPTER_NAMES, SHAPE, ensureBenchCheckpoint } from './llama-1b-shaped.js';
 import { batchedBenchRate, busySecondsOf, decodeBound, llamaBenchRate, streamsRate } from './llamacpp.js';
 import { median } from './stats.js';
+import { log } from './log.js';
 
 const LLAMA_BENCH = process.env.LLAMA_BENCH;
 const LLAMA_GGUF = process.env.LLAMA_GGUF;
@@ -36,7 +37,6 @@ const THREADS = Number(process.env.LLAMA_THREADS ?? os.availableParallelism());
 /** Engine settings of a second loraforge engine measured beside the first in every round, e.g. {"spinning":true}. */
 const VARIANT = process.env.BENCH_VARIANT ? (JSON.parse(process.env.BENCH_VARIANT) as Parameters<typeof startBenchEngine>[2]) : null;
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
 if (!LLAMA_BENCH || !LLAMA_GGUF || !existsSync(LLAMA_BENCH) || !existsSync(LLAMA_GGUF)) {
   console.log(
