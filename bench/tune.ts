@@ -1,21 +1,21 @@
 // npm run bench:tune — what tuning the merge weights buys on held-out items: the default sweep grid (linear, ties,
 // dare_ties × densities × weights 1/n, 2/n) against CMA-ES over a weight per adapter and over a weight per adapter
-// per layer group (3 groups), each point scored on the dev and the test part of the suites (src/eval/split.ts).
-// The grid's best point is chosen by its worst dev retention, as the tuned searches choose theirs; the figure is
-// that point's worst-category retention on the test part (the grid's best on the test part itself, an upper bound
-// for it, is printed too). Runs in-process (mergeAdapters, the engine's scoring), no queue or Redis: the same
+// per layer group (3 groups), each point scored on the tune part (calibration and dev) and the test part of the
+// suites (src/eval/split.ts). The grid's best point is chosen by its worst tune retention, as the tuned searches
+// choose theirs; the figure is that point's worst-category retention on the test part (the grid's best on the test
+// part itself, an upper bound for it, is printed too). Runs in-process (mergeAdapters, the engine's scoring), no queue or Redis: the same
 // arithmetic as `loraforge sweep --tune cmaes` without its bookkeeping.
 //
 // TUNE_DEMO_DIR: a dir with base/ (HF checkpoint) and adapters/<category>/ (PEFT), default assets/demo;
-// TUNE_SUITES_DIR: suites named by those categories (default config/suites); TUNE_BUDGET (default 40); TUNE_SEED.
+// TUNE_SUITES_DIR: suites named by those categories (default config/suites); TUNE_BUDGET (default: the sweeps' own); TUNE_SEED.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Cmaes } from '../src/eval/cmaes.js';
-import { splitSuite } from '../src/eval/split.js';
+import { itemsOfEvalPart } from '../src/eval/split.js';
 import { BUILTIN_SUITES_DIR, loadSuites } from '../src/eval/suite.js';
 import { pointLabel, sweepPoints } from '../src/eval/sweep-space.js';
-import { TUNE_BOUNDS, tuneOptions, tuneStart } from '../src/eval/tune.js';
+import { DEFAULT_BUDGET, TUNE_BOUNDS, tuneOptions, tuneStart } from '../src/eval/tune.js';
 import type { TuneSpec } from '../src/eval/jobs.js';
 import { readAdapter, writeAdapter, type LoraAdapter } from '../src/formats/peft.js';
 import { buildModel } from '../src/inference/builder/index.js';
@@ -29,15 +29,14 @@ import { log } from './log.js';
 
 const demoDir = path.resolve(process.env.TUNE_DEMO_DIR ?? 'assets/demo');
 const suitesDir = path.resolve(process.env.TUNE_SUITES_DIR ?? BUILTIN_SUITES_DIR);
-const BUDGET = Number(process.env.TUNE_BUDGET ?? 60);
+const BUDGET = Number(process.env.TUNE_BUDGET ?? DEFAULT_BUDGET);
 const SEED = Number(process.env.TUNE_SEED ?? 0);
 
 interface Scored {
   label: string;
   options: MergeOptions;
-  dev: number | null;
+  tune: number | null;
   test: number | null;
-  devMean: number | null;
   testMean: number | null;
 }
 
@@ -46,10 +45,9 @@ async function main(): Promise<void> {
   const categories = (await readdir(path.join(demoDir, 'adapters'))).sort();
   const inputs: LoraAdapter[] = await Promise.all(categories.map((c) => readAdapter(path.join(demoDir, 'adapters', c))));
   const items = await loadSuites(categories, suitesDir);
-  const parts = splitSuite(items);
-  const dev = items.filter((i) => parts.get(i.id) === 'dev');
-  const test = items.filter((i) => parts.get(i.id) === 'test');
-  log(`${categories.length} skills (${categories.join(', ')}); ${dev.length} dev items, ${test.length} test items`);
+  const tune = itemsOfEvalPart(items, 'tune');
+  const test = itemsOfEvalPart(items, 'test');
+  log(`${categories.length} skills (${categories.join(', ')}); ${tune.length} tune items, ${test.length} test items`);
 
   const targets = await targetsOfAdapters(categories.map((c) => path.join(demoDir, 'adapters', c)));
   const built = await buildModel(path.join(demoDir, 'base'), { dataDir: path.join(tmp, 'models'), maxRank: 256, slots: 4, targets });
@@ -58,7 +56,7 @@ async function main(): Promise<void> {
   categories.forEach((c) => serve(c, path.join(demoDir, 'adapters', c)));
   const engine = await startBenchEngine(built.dir, { resolve: async (n) => served.get(n) ?? null, list: async () => [...served.values()] });
   try {
-    const retention = { dev: await retentionScorer(engine, dev, categories), test: await retentionScorer(engine, test, categories) };
+    const retention = { tune: await retentionScorer(engine, tune, categories), test: await retentionScorer(engine, test, categories) };
     let k = 0;
     const evaluate = async (options: MergeOptions): Promise<Scored> => {
       const name = `point-${k++}`;
@@ -66,18 +64,18 @@ async function main(): Promise<void> {
       const merged = await mergeAdapters(inputs, options, { labels: categories });
       await writeAdapter(dir, merged.adapter);
       serve(name, dir);
-      const d = await retention.dev(name);
+      const d = await retention.tune(name);
       const t = await retention.test(name);
       served.delete(name);
-      return { label: pointLabel(options), options, dev: d.worst, test: t.worst, devMean: d.mean, testMean: t.mean };
+      return { label: pointLabel(options), options, tune: d.worst, test: t.worst, testMean: t.mean };
     };
-    const byDev = (xs: Scored[]) => [...xs].sort((a, b) => (b.dev ?? -Infinity) - (a.dev ?? -Infinity))[0]!;
+    const byTune = (xs: Scored[]) => [...xs].sort((a, b) => (b.tune ?? -Infinity) - (a.tune ?? -Infinity))[0]!;
 
     const grid: Scored[] = [];
     for (const options of sweepPoints({ search: 'grid', space: {}, options: {}, seed: 0, maxPoints: 64 }, categories.length)) grid.push(await evaluate(options));
-    const gridBest = byDev(grid);
+    const gridBest = byTune(grid);
     const gridOracle = [...grid].sort((a, b) => (b.test ?? -Infinity) - (a.test ?? -Infinity))[0]!;
-    log(`grid: ${grid.length} points; best by dev: ${gridBest.label} dev ${fmt(gridBest.dev)} test ${fmt(gridBest.test)}; best on test: ${gridOracle.label} ${fmt(gridOracle.test)}`);
+    log(`grid: ${grid.length} points; best by tune: ${gridBest.label} tune ${fmt(gridBest.tune)} test ${fmt(gridBest.test)}; best on test: ${gridOracle.label} ${fmt(gridOracle.test)}`);
 
     const tuned: Record<string, Scored> = {};
     for (const layerGroups of [null, 3]) {
@@ -90,24 +88,24 @@ async function main(): Promise<void> {
         const scored: Scored[] = [];
         for (const x of asked) scored.push(await evaluate(tuneOptions(spec, categories.length, x)));
         points.push(...scored);
-        if (asked.length === es.popsize) es.tell(scored.map((p) => -(p.dev ?? -10)));
+        if (asked.length === es.popsize) es.tell(scored.map((p) => -(p.tune ?? -10)));
       }
-      const best = byDev(points);
+      const best = byTune(points);
       const what = layerGroups ? 'cmaes per layer group (3)' : 'cmaes per adapter';
       tuned[what] = best;
-      log(`${what}: ${points.length} points; best by dev: ${best.label} dev ${fmt(best.dev)} test ${fmt(best.test)}`);
+      log(`${what}: ${points.length} points; best by tune: ${best.label} tune ${fmt(best.tune)} test ${fmt(best.test)}`);
     }
 
     const rows = [
-      ['grid best by dev', gridBest],
+      ['grid best by tune', gridBest],
       ['grid best on test (upper bound)', gridOracle],
       ...Object.entries(tuned),
     ] as const;
-    process.stdout.write(`\n${categories.length} skills, ${dev.length} dev / ${test.length} test items, budget ${BUDGET}, seed ${SEED}\n`);
-    process.stdout.write(`| search | recipe | worst dev | worst test | mean test | test gain over grid |\n|---|---|---|---|---|---|\n`);
+    process.stdout.write(`\n${categories.length} skills, ${tune.length} tune / ${test.length} test items, budget ${BUDGET}, seed ${SEED}\n`);
+    process.stdout.write(`| search | recipe | worst tune | worst test | mean test | test gain over grid |\n|---|---|---|---|---|---|\n`);
     for (const [what, p] of rows) {
       const gain = p.test !== null && gridBest.test !== null ? (p.test - gridBest.test).toFixed(3) : 'n/a';
-      process.stdout.write(`| ${what} | ${p.label} | ${fmt(p.dev)} | ${fmt(p.test)} | ${fmt(p.testMean)} | ${gain} |\n`);
+      process.stdout.write(`| ${what} | ${p.label} | ${fmt(p.tune)} | ${fmt(p.test)} | ${fmt(p.testMean)} | ${gain} |\n`);
     }
   } finally {
     await engine.close();

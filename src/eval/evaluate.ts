@@ -6,6 +6,7 @@ import type { PromptInput } from '../inference/engine/index.js';
 import { aggregate, type ItemScore, type ScoredModel } from './metrics.js';
 import type { EvalReport } from './report.js';
 import { routingScore } from './routing.js';
+import type { EvalPart } from './split.js';
 import { passesChecks, type SuiteItem } from './suite.js';
 
 /** What an eval needs of the inference engine (InferenceEngine implements it). */
@@ -132,7 +133,7 @@ export interface EvalPlan {
   maxTokens: number;
   experts?: Readonly<Record<string, string>>;
   /** the part of the suites the items are, reported as is */
-  part?: 'dev' | 'test' | 'all';
+  part?: EvalPart;
   /** routers among the models: member → category, for routing accuracy */
   routers?: Readonly<Record<string, Readonly<Record<string, string | null>>>>;
 }

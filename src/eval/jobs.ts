@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { MergeOptions } from '../merge/options.js';
 import { EvalReportSchema, ExpertInfoSchema } from './report.js';
 import type { EvalFormat } from './evaluate.js';
+import type { EvalPart } from './split.js';
 import type { SuiteItem } from './suite.js';
 
 export const EVAL_QUEUE = 'eval';
@@ -23,7 +24,7 @@ export interface EvalJobData {
   /** suite names, for the status view */
   suites: string[];
   /** the part of the suites in `items` (absent in jobs queued before parts existed: all) */
-  part?: 'dev' | 'test' | 'all';
+  part?: EvalPart;
   /** routers among `models`: member → its category (routing accuracy is measured against it) */
   routers?: Record<string, Record<string, string | null>>;
 }
@@ -39,7 +40,7 @@ export interface SweepJobData {
   search: 'grid' | 'random' | 'cmaes';
   /** grid and random: every point; cmaes: none (the optimizer asks for them as it goes) */
   points: MergeOptions[];
-  /** cmaes: what is tuned and how; `items` are then the dev part followed by the test part */
+  /** cmaes: what is tuned and how; `items` are then the tune part (calibration and dev) followed by the test part */
   tune?: TuneSpec;
   /** random search: the samples asked for (more than `points` when the space has fewer distinct points) */
   requestedPoints?: number;
@@ -54,8 +55,10 @@ export interface TuneSpec {
   base: MergeOptions;
   /** groups of blocks with a weight per adapter each; null: one weight per adapter */
   layerGroups: number | null;
-  /** items[0, devItems) are the dev part (tuned on), the rest the test part (reported) */
-  devItems: number;
+  /** items[0, tuneItems) are the tune part (tuned on), the rest the test part (reported) */
+  tuneItems: number;
+  /** jobs queued before the tune part: items[0, devItems) are their dev part (read by tuneItemsOf) */
+  devItems?: number;
 }
 
 export type EvalQueueJobData = EvalJobData | SweepJobData;
@@ -128,9 +131,9 @@ export const TuneResultSchema = z.object({
   optimizer: z.literal('cmaes'),
   budget: z.number().int(),
   layerGroups: z.number().int().nullable(),
-  devItems: z.number().int(),
+  tuneItems: z.number().int().meta({ description: 'items tuned on: the calibration and dev parts' }),
   testItems: z.number().int(),
-  /** the best point by its worst dev-part retention, scored on the test part */
+  /** the best point by its worst retention on the tune part, scored on the test part */
   test: z
     .object({
       point: z.number().int(),
@@ -160,7 +163,7 @@ export const SweepStatusSchema = z.object({
   ranking: z.array(SweepPointResultSchema),
   /** the best point's merge, ready to be kept under a name: POST /v1/sweeps/{id}/register */
   best: SweepPointResultSchema.nullable(),
-  /** cmaes: the points above are scored on the dev part; the best one's score on the test part once finished */
+  /** cmaes: the points above are scored on the tune part; the best one's score on the test part once finished */
   tune: TuneResultSchema.nullable().optional(),
 });
 export type SweepStatus = z.infer<typeof SweepStatusSchema>;

@@ -1,6 +1,7 @@
 // The report of an eval as the API returns it and the client reads it: zod schemas (documented in /openapi.json)
 // and their inferred types.
 import { z } from 'zod';
+import { EVAL_PARTS } from './split.js';
 
 export const EVAL_MODEL_KINDS = ['base', 'adapter', 'merge', 'router'] as const;
 export type EvalModelKind = (typeof EVAL_MODEL_KINDS)[number];
@@ -67,7 +68,7 @@ export const EvalReportSchema = z.object({
   /** per model, each item's mean NLL, aligned with `items` */
   itemNll: z.record(z.string(), z.array(z.number())),
   timings: z.object({ scoreSeconds: z.number(), generateSeconds: z.number(), tokensScored: z.number().int() }),
-  part: z.enum(['dev', 'test', 'all']).optional().meta({ description: 'the part of the suites scored (calibration items are never scored for a router)' }),
+  part: z.enum(EVAL_PARTS).optional().meta({ description: 'the part of the suites scored: tune = calibration and dev (calibration items are never scored for a router)' }),
   routing: z
     .record(z.string(), RoutingScoreSchema)
     .optional()

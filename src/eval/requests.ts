@@ -2,6 +2,7 @@
 // inferred types.
 import { z } from 'zod';
 import { MERGE_METHODS } from '../merge/options.js';
+import { EVAL_PARTS } from './split.js';
 import { CategorySchema, SuiteItemSchema } from './suite.js';
 
 const ModelNameSchema = z.string().min(1).max(200);
@@ -41,9 +42,9 @@ export const EvalRequestSchema = ScoringOptionsSchema.extend({
     .optional()
     .meta({ description: 'adapters, merges and routers to score (the base model and each category expert are always added); default: every registered adapter' }),
   part: z
-    .enum(['dev', 'test', 'all'])
+    .enum(EVAL_PARTS)
     .optional()
-    .meta({ description: 'which part of the suites to score (docs/eval.md): default test when a router is scored (its calibration part is never scored), else all' }),
+    .meta({ description: 'which part of the suites to score (docs/eval.md): calibration, dev and test split each category; tune = calibration and dev (what a merge search tunes on). Default test when a router is scored (its calibration items are never scored), else all' }),
 });
 export type EvalRequest = z.output<typeof EvalRequestSchema>;
 export type EvalRequestInput = z.input<typeof EvalRequestSchema>;
@@ -88,7 +89,7 @@ export const SweepRequestSchema = ScoringOptionsSchema.extend({
   search: z
     .enum(['grid', 'random', 'cmaes'])
     .default('grid')
-    .meta({ description: 'grid: every combination; random: `samples` points; cmaes: weights tuned by CMA-ES on the dev part of the suites, the best reported on the test part' }),
+    .meta({ description: 'grid: every combination; random: `samples` points; cmaes: weights tuned by CMA-ES on the tune part of the suites (calibration and dev), the best reported on the test part' }),
   budget: z.number().int().min(2).max(256).optional().meta({ description: 'cmaes: merges to evaluate (default 60)' }),
   perLayer: z
     .boolean()

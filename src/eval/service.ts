@@ -28,7 +28,7 @@ import {
 import type { EvalReport } from './report.js';
 import type { EvalRequest, SweepRequest } from './requests.js';
 import { BUILTIN_SUITES_DIR, loadSuites, validateItems, type SuiteItem } from './suite.js';
-import { itemsOfPart, splitSuite } from './split.js';
+import { itemsOfEvalPart, type EvalPart } from './split.js';
 import { readSweepState } from './sweep.js';
 import { DEFAULT_RANDOM_SAMPLES, sweepPoints } from './sweep-space.js';
 import { DEFAULT_BUDGET, readTuneResult, tuneOptions, tuneStart } from './tune.js';
@@ -155,13 +155,13 @@ export class EvalService {
    * is refused, and the items the routers were calibrated on are dropped whatever the part (a suite edited since
    * the router was made may have moved them): a calibration prompt is never scored.
    */
-  private partOf(items: SuiteItem[], asked: EvalRequest['part'], routers: readonly RouterRecord[]): { items: SuiteItem[]; part: 'dev' | 'test' | 'all' } {
+  private partOf(items: SuiteItem[], asked: EvalRequest['part'], routers: readonly RouterRecord[]): { items: SuiteItem[]; part: EvalPart } {
     const part = asked ?? (routers.length > 0 ? 'test' : 'all');
     if (part === 'all' && routers.length > 0) {
       throw new InvalidInputError(`part "all" would score the calibration prompts of router ${routers[0]!.name}: score part "test" or "dev"`);
     }
     const calibration = new Set(routers.flatMap((r) => r.calibration.itemIds ?? []));
-    const chosen = (part === 'all' ? items : itemsOfPart(items, part)).filter((i) => !calibration.has(i.id));
+    const chosen = itemsOfEvalPart(items, part).filter((i) => !calibration.has(i.id));
     if (chosen.length === 0) throw new InvalidInputError(`the ${part} part of these suites has no items: give more items, or another part`);
     return { items: chosen, part };
   }
@@ -209,7 +209,7 @@ export class EvalService {
     return this.sweepStatusOf(job);
   }
 
-  /** A CMA-ES search of the weights of one recipe: tuned on the suites' dev part, the best scored on the test part. */
+  /** A CMA-ES search of the weights of one recipe: tuned on the suites' tune part, the best scored on the test part. */
   private async submitTuned(request: SweepRequest, all: SuiteItem[], suites: string[], adapters: string[]): Promise<SweepStatus> {
     const { space } = request;
     if (space.weights) throw new InvalidInputError('search cmaes tunes the weights itself: drop space.weights (its start is the method default)');
@@ -227,13 +227,12 @@ export class EvalService {
       rank: one('rank', space.rank),
     });
     if (!parsed.success) throw new InvalidInputError(`search cmaes: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
-    const parts = splitSuite(all);
-    const dev = all.filter((i) => parts.get(i.id) === 'dev');
-    const test = all.filter((i) => parts.get(i.id) === 'test');
-    if (dev.length === 0 || test.length === 0) {
-      throw new InvalidInputError('search cmaes needs dev and test items: give each category at least 3 items (a quarter calibration, a quarter dev, the rest test)');
+    const tuned = itemsOfEvalPart(all, 'tune');
+    const test = itemsOfEvalPart(all, 'test');
+    if (test.length === 0) {
+      throw new InvalidInputError('search cmaes needs test items: give each category at least 3 items (it tunes on the calibration and dev quarters of each and reports the rest)');
     }
-    const tune = { optimizer: 'cmaes' as const, budget: request.budget ?? DEFAULT_BUDGET, seed: request.seed, base: parsed.data, layerGroups: request.perLayer ? request.layerGroups : null, devItems: dev.length };
+    const tune = { optimizer: 'cmaes' as const, budget: request.budget ?? DEFAULT_BUDGET, seed: request.seed, base: parsed.data, layerGroups: request.perLayer ? request.layerGroups : null, tuneItems: tuned.length };
     try {
       tuneOptions(tune, adapters.length, tuneStart(tune, adapters.length).x0); // a recipe that cannot take the weights is refused now
     } catch (err) {
@@ -243,7 +242,7 @@ export class EvalService {
     }
     const data: SweepJobData = {
       kind: 'sweep',
-      items: [...dev, ...test],
+      items: [...tuned, ...test],
       adapters,
       ...(request.experts ? { experts: request.experts } : {}),
       format: request.format,

@@ -10,6 +10,13 @@ import { byCategory, type SuiteItem } from './suite.js';
 
 export type SuitePart = 'calibration' | 'dev' | 'test';
 
+/**
+ * What an eval scores: one part, `tune` (the calibration and dev parts: a merge learns nothing from calibration, so a
+ * merge search tunes on both, twice the items of dev alone and still never the test part), or all items.
+ */
+export const EVAL_PARTS = ['tune', 'dev', 'test', 'all'] as const;
+export type EvalPart = (typeof EVAL_PARTS)[number];
+
 const order = (id: string) => createHash('sha256').update(id).digest('hex');
 
 /** Each item's part. */
@@ -27,6 +34,13 @@ export function splitSuite<T extends Pick<SuiteItem, 'id' | 'category'>>(items: 
 export function itemsOfPart<T extends Pick<SuiteItem, 'id' | 'category'>>(items: readonly T[], part: SuitePart): T[] {
   const parts = splitSuite(items);
   return items.filter((item) => parts.get(item.id) === part);
+}
+
+/** The items an eval of `part` scores, in suite order. */
+export function itemsOfEvalPart<T extends Pick<SuiteItem, 'id' | 'category'>>(items: readonly T[], part: EvalPart): T[] {
+  if (part === 'all') return [...items];
+  const parts = splitSuite(items);
+  return items.filter((item) => (part === 'tune' ? parts.get(item.id) !== 'test' : parts.get(item.id) === part));
 }
 
 /**

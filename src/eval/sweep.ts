@@ -174,7 +174,7 @@ async function waitForMerge(deps: SweepDeps, first: MergeStatus, signal: AbortSi
   return status;
 }
 
-/** Items [start, end) of a sweep's list: a tuned search scores its points on the dev part only. */
+/** Items [start, end) of a sweep's list: a tuned search scores its points on the tune part only. */
 export interface ItemRange {
   start: number;
   end: number;

@@ -1,7 +1,8 @@
 // A tuned sweep: CMA-ES (cmaes.ts) searches the merge weights, one per adapter or one per adapter per layer group
-// (AdaMerging-style, merge/layer-groups.ts), maximising the worst category's retention on the dev part of the
-// suites; the best point is then scored on the test part, which the search never saw. Each point is an ordinary
-// merge (its recipe holds the weights), queued a generation at a time and scored like a sweep's (sweep.ts).
+// (AdaMerging-style, merge/layer-groups.ts), maximising the worst category's retention on the tune part of the
+// suites (calibration and dev, split.ts); the best point is then scored on the test part, which the search never
+// saw. Each point is an ordinary merge (its recipe holds the weights), queued a generation at a time and scored
+// like a sweep's (sweep.ts).
 //
 // Resumable like a sweep: every finished point is in the sweep's Redis hash, and the optimizer is seeded, so a
 // job that runs again tells it the stored values generation by generation, gets the same points back, and only
@@ -43,11 +44,14 @@ export function tuneOptions(spec: Pick<TuneSpec, 'base' | 'layerGroups'>, n: num
   return MergeOptionsSchema.parse(raw);
 }
 
-/** Lower is better for CMA-ES: minus the worst dev retention (the mean NLL when no category has an expert). */
+/** Lower is better for CMA-ES: minus the worst retention on the tune part (the mean NLL when no category has an expert). */
 function fitness(p: SweepPointResult): number {
   if (p.state !== 'completed') return FAILED_FITNESS;
   return p.worstRetention !== null && p.worstRetention !== undefined ? -p.worstRetention : (p.meanNll ?? FAILED_FITNESS);
 }
+
+/** How many of a job's items are tuned on (a job queued before the tune part stored its dev part's size). */
+const tuneItemsOf = (spec: TuneSpec): number => spec.tuneItems ?? spec.devItems!;
 
 export async function readTuneResult(deps: Pick<SweepDeps, 'redis' | 'redisPrefix'>, id: string, spec: TuneSpec, items: number): Promise<TuneResult> {
   const stored = await deps.redis.hget(evalKeys(deps.redisPrefix).sweep(id), TEST_FIELD);
@@ -55,8 +59,8 @@ export async function readTuneResult(deps: Pick<SweepDeps, 'redis' | 'redisPrefi
     optimizer: spec.optimizer,
     budget: spec.budget,
     layerGroups: spec.layerGroups,
-    devItems: spec.devItems,
-    testItems: items - spec.devItems,
+    tuneItems: tuneItemsOf(spec),
+    testItems: items - tuneItemsOf(spec),
     test: stored ? (JSON.parse(stored) as TuneResult['test']) : null,
   };
 }
@@ -77,7 +81,7 @@ export async function runTunedSweep(
   const report = (phase: string, d: number, t: number) => hooks.onProgress?.({ phase, done: d, total: t, points: { done: done.size, total } });
   if (done.size > 0) log.info({ sweep: id, done: done.size, total }, 'tuned sweep resumed: stored evaluations are replayed');
   const baseline = await sweepBaseline(deps, key, state, data, hooks.signal, (d, t) => report('baseline', d, t));
-  const dev = { start: 0, end: spec.devItems };
+  const tuned = { start: 0, end: tuneItemsOf(spec) };
   const n = data.adapters.length;
   const start = tuneStart(spec, n);
   const es = new Cmaes({ mean: start.x0, sigma: start.sigma0, lower: TUNE_BOUNDS.lower, upper: TUNE_BOUNDS.upper, seed: spec.seed });
@@ -90,7 +94,7 @@ export async function runTunedSweep(
     if (merge.state !== 'completed' || !merge.result) {
       return { ...failed(index, options, merge.error?.code ?? merge.state, merge.error?.message ?? `the merge ${merge.state}`), mergeId: merge.id };
     }
-    return scorePoint(deps, data, baseline, index, options, merge, hooks, (d, t) => report('score', d, t), dev);
+    return scorePoint(deps, data, baseline, index, options, merge, hooks, (d, t) => report('score', d, t), tuned);
   };
 
   report('merge', done.size, total);
@@ -122,13 +126,13 @@ export async function runTunedSweep(
     if (asked.length === es.popsize) es.tell(asked.map((_, k) => fitness(done.get(first + k)!)));
   }
 
-  // ---- the best point by the dev part, scored on the test part
+  // ---- the best point by the tune part, scored on the test part
   const ranking = rankPoints([...done.values()]);
   const best = ranking.find((p) => p.state === 'completed');
-  if (best && !state[TEST_FIELD] && spec.devItems < data.items.length) {
+  if (best && !state[TEST_FIELD] && tuned.end < data.items.length) {
     const status = await deps.merges.status(best.mergeId!);
     const test = await scorePoint(deps, data, baseline, best.index, best.options as MergeOptions, status, hooks, (d, t) => report('test', d, t), {
-      start: spec.devItems,
+      start: tuned.end,
       end: data.items.length,
     });
     const stored: TuneResult['test'] = {

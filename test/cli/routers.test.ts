@@ -81,17 +81,17 @@ describe('loraforge routers', () => {
     expect(res.stderr).toMatch(/^warning: ties in factors space with weights summing to 2 is likely to hurt every skill: .*\nqueued merge-/);
   });
 
-  it('tune: CMA-ES over the weights on the dev part, the best reported on the test part, resumable from its state file', async () => {
+  it('tune: CMA-ES over the weights on the tune part, the best reported on the test part, resumable from its state file', async () => {
     const state = path.join(root, 'tune.json');
     const args = ['tune', 'code-expert', 'linux-commands-expert', '--name', 'tuned', '--suite', 'code,linux-commands', '--state', state];
     const first = await cli(...args, '--budget', '2');
     expect(first.code, first.stderr).toBe(0);
     const lines = first.stderr.trim().split('\n');
     expect(lines).toEqual([
-      expect.stringMatching(/^eval 1\/2: [\d.]+, [\d.]+ → worst dev retention -?[\d.]+; best tuned-0$/),
-      expect.stringMatching(/^eval 2\/2: [\d.]+, [\d.]+ → worst dev retention -?[\d.]+; best tuned-[01]$/),
+      expect.stringMatching(/^eval 1\/2: [\d.]+, [\d.]+ → worst retention -?[\d.]+; best tuned-0$/),
+      expect.stringMatching(/^eval 2\/2: [\d.]+, [\d.]+ → worst retention -?[\d.]+; best tuned-[01]$/),
     ]);
-    expect(first.stdout).toMatch(/^best tuned-[01]: weights [\d.]+, [\d.]+; worst retention -?[\d.]+ on dev, -?[\d.]+ on test\n$/);
+    expect(first.stdout).toMatch(/^best tuned-[01]: weights [\d.]+, [\d.]+; worst retention -?[\d.]+ on the tune part, -?[\d.]+ on test\n$/);
     const recorded = JSON.parse(await readFile(state, 'utf8')) as { evaluations: Array<{ weights: number[]; merge: string }> };
     expect((await stack.registry.find('tuned-0'))?.recipe).toMatchObject({ method: 'linear', weights: recorded.evaluations[0]!.weights });
 

@@ -68,7 +68,7 @@ describe('loraforge eval / sweep', () => {
     expect((await stack.registry.find('team-merge'))?.recipe?.method).toBe('linear');
   });
 
-  it('sweep --tune cmaes: tunes on the dev part and reports the best on the test part', async () => {
+  it('sweep --tune cmaes: tunes on the tune part and reports the best on the test part', async () => {
     const all = await loadSuites();
     const three = path.join(root, 'three.jsonl');
     const items = ['code', 'linux-commands'].flatMap((c) => all.filter((i) => i.category === c).slice(0, 3));
@@ -77,7 +77,7 @@ describe('loraforge eval / sweep', () => {
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/completed: 3 of 3 points \(cmaes over code-expert, linux-commands-expert\)/);
     expect(res.stdout).toMatch(/linear w=1 g=[\d.,]+\/[\d.,]+/);
-    expect(res.stdout).toMatch(/tuned by CMA-ES: a weight per adapter per layer group \(3 groups\), 3 merges; retention above on the dev part \(2 items\)/);
+    expect(res.stdout).toMatch(/tuned by CMA-ES: a weight per adapter per layer group \(3 groups\), 3 merges; retention above on the tune part \(calibration and dev, 4 items\)/);
     // a category's retention is n/a where its expert does not beat the base on the one test item
     expect(res.stdout).toMatch(/best point on the test part \(2 items\): worst -?[\d.]+, mean -?[\d.]+ \(code (-?[\d.]+|n\/a), linux-commands (-?[\d.]+|n\/a)\)/);
   });
@@ -90,7 +90,7 @@ describe('loraforge eval / sweep', () => {
       [['sweeps', 'register', 'sweep-000000000000000000000000', 'x'], /no sweep "sweep-000000000000000000000000"/],
       [['sweep', '--suite-file', suiteFile, '--budget', '4'], /--budget, --per-layer and --layer-groups go with --tune cmaes/],
       [['sweep', '--suite-file', suiteFile, '--tune', 'nelder-mead'], /--tune: "nelder-mead" is not an optimizer; use cmaes/],
-      [['sweep', '--suite-file', suiteFile, '--tune', 'cmaes'], /needs dev and test items/],
+      [['sweep', '--suite-file', suiteFile, '--tune', 'cmaes'], /needs test items/],
     ];
     for (const [args, message] of cases) {
       const res = await cli(...args);

@@ -1,8 +1,8 @@
 // The suites' parts against sizes worked out by hand: a quarter (rounded up, at least one) calibration, a quarter
-// dev, the rest test, per category; disjoint, and the same whatever order the items come in; calibration items that
-// cover their category's phrasings.
+// dev, the rest test, per category; disjoint, and the same whatever order the items come in; the tune part (both
+// parts before test); calibration items that cover their category's phrasings.
 import { describe, expect, it } from 'vitest';
-import { calibrationItems, itemsOfPart, splitSuite } from '../../src/eval/split.js';
+import { calibrationItems, itemsOfEvalPart, itemsOfPart, splitSuite } from '../../src/eval/split.js';
 
 const items = (category: string, n: number) => Array.from({ length: n }, (_, i) => ({ id: `${category}-${i}`, category, prompt: `prompt ${i} of ${category}` }));
 
@@ -27,6 +27,18 @@ describe('splitSuite', () => {
     expect(splitSuite([...all].reverse())).toEqual(parts);
     const byPart = ['calibration', 'dev', 'test'].map((p) => all.filter((i) => parts.get(i.id) === p).map((i) => i.id));
     expect(byPart.flat().sort()).toEqual(all.map((i) => i.id).sort());
+  });
+
+  it('scores for an eval part: tune = calibration and dev, in suite order; all = every item', () => {
+    const all = [...items('a', 8), ...items('b', 40)];
+    const parts = splitSuite(all);
+    const tune = itemsOfEvalPart(all, 'tune');
+    expect(tune).toEqual(all.filter((i) => parts.get(i.id) !== 'test'));
+    expect(tune.filter((i) => i.category === 'a')).toHaveLength(4);
+    expect(tune.filter((i) => i.category === 'b')).toHaveLength(20);
+    expect(itemsOfEvalPart(all, 'dev')).toEqual(itemsOfPart(all, 'dev'));
+    expect(itemsOfEvalPart(all, 'test')).toEqual(itemsOfPart(all, 'test'));
+    expect(itemsOfEvalPart(all, 'all')).toEqual(all);
   });
 
   it('gives calibration items of one category, at most n, all from the calibration part', () => {

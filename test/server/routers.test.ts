@@ -232,8 +232,17 @@ describe('evals of a router', () => {
       status: 400,
       message: expect.stringMatching(/calibration prompts of router skills/),
     });
+    const code = await loadSuites(['code']);
     const plain = await stack.client.evals.create({ models: ['code-expert'], suites: ['code'] });
-    expect(plain.items).toBe((await loadSuites(['code'])).length);
+    expect(plain.items).toBe(code.length);
+    // the tune part is calibration and dev; a router's eval of it still drops the items the router learned from
+    const parts = splitSuite(code);
+    const tune = code.filter((i) => parts.get(i.id) !== 'test');
+    expect((await stack.client.evals.create({ models: ['code-expert'], suites: ['code'], part: 'tune' })).items).toBe(tune.length);
+    const learned = new Set((await stack.client.routers.get('skills')).calibration.itemIds);
+    const routed = await stack.client.evals.create({ models: ['skills'], suites: ['code'], part: 'tune' });
+    expect(routed.items).toBe(tune.filter((i) => !learned.has(i.id)).length);
+    expect(routed.items).toBeLessThan(tune.length);
   });
 });
 

@@ -42,6 +42,12 @@ export function progressLine(event: JobStreamEvent<unknown>): string | undefined
   return `${points}${p.phase} ${p.done}/${p.total}`;
 }
 
+const PART_NAMES: Record<NonNullable<EvalReport['part']>, string> = {
+  tune: 'the tune part of the suites (calibration and dev)',
+  dev: 'the dev part of the suites',
+  test: 'the test part of the suites',
+  all: 'the whole suites',
+};
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** Perplexity in at most 6 characters: 4.73, 12.5, 873, 3.41e5 (a random model's are huge). */
@@ -80,7 +86,7 @@ export function formatEvalReport(report: EvalReport): string {
       `routing of ${router}: ${Math.round(r.accuracy * 100)}% of ${plural(r.items, 'item')} to a member of their category` +
       ` (${Object.entries(r.perCategory).map(([c, a]) => `${c} ${Math.round(a * 100)}%`).join(', ')})${r.fallbacks ? `, ${r.fallbacks} to the fallback` : ''}${r.blends ? `, ${r.blends} to a blend of the two nearest` : ''}`,
   );
-  const part = report.part ? `; scored the ${report.part === 'all' ? 'whole suites' : `${report.part} part of the suites`}` : '';
+  const part = report.part ? `; scored ${PART_NAMES[report.part]}` : '';
   return (
     `perplexity (retention)${report.checks ? ' check pass rate' : ''} per category, item-weighted (each item's mean NLL ` +
     'per token averaged; retention uses it); ppl/token: token-weighted over all categories (total NLL / tokens); experts: ' +
@@ -121,7 +127,7 @@ export function evalCommand(program: Command): void {
     .option('--expert <category=adapter>', 'the expert of a category (default: the adapter registered with it)', collect)
     .option('--format <format>', 'chat (prompt as a user turn, the default) or raw')
     .option('--checks', 'also generate answers and apply the items\' checks')
-    .option('--part <part>', 'part of the suites to score: dev, test or all (default: test when a router is scored, else all)')
+    .option('--part <part>', 'part of the suites to score: tune (calibration and dev), dev, test or all (default: test when a router is scored, else all)')
     .option('--max-tokens <n>', 'answer length for --checks (default 256)', Number)
     .option('--heatmap <file.png>', 'write the retention heat map to this file')
     .option('--no-wait', 'return once queued')

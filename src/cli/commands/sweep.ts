@@ -69,10 +69,10 @@ export function formatSweep(status: SweepStatus): string {
   return out;
 }
 
-/** A tuned sweep: the ranking above is on the dev part; the best point on the test part, which it never saw. */
+/** A tuned sweep: the ranking above is on the tune part; the best point on the test part, which it never saw. */
 function tuneLine(tune: NonNullable<SweepStatus['tune']>): string {
   const what = tune.layerGroups ? `a weight per adapter per layer group (${tune.layerGroups} groups)` : 'a weight per adapter';
-  let out = `tuned by CMA-ES: ${what}, ${tune.budget} merges; retention above on the dev part (${tune.devItems} items)\n`;
+  let out = `tuned by CMA-ES: ${what}, ${tune.budget} merges; retention above on the tune part (calibration and dev, ${tune.tuneItems} items)\n`;
   if (tune.test) {
     const cats = Object.entries(tune.test.categories).map(([c, s]) => `${c} ${formatRetention(s.retention)}`).join(', ');
     out += `best point on the test part (${tune.testItems} items): worst ${formatRetention(tune.test.worstRetention)}, mean ${formatRetention(tune.test.meanRetention)} (${cats})\n`;
@@ -106,7 +106,7 @@ export function sweepCommand(program: Command): void {
     .option('--weights <list>', 'weights: 0.25 (every adapter) or 0.4/0.2/0.2/0.2 (one each), comma-separated; lo:hi with --random (default 1/n,2/n)', collect)
     .option('--rank <list>', 'ranks of the result to try', collect)
     .option('--random <n>', 'random search: try n distinct points of the space instead of the whole grid (all of them when it has fewer)', Number)
-    .option('--tune <optimizer>', 'tune the weights instead of a grid: cmaes (maximises the worst retention on the suites\' dev part, reports the best on the test part)')
+    .option('--tune <optimizer>', 'tune the weights instead of a grid: cmaes (maximises the worst retention on the suites\' tune part, calibration and dev, and reports the best on the test part)')
     .option('--budget <n>', 'with --tune: merges to evaluate (default 60)', Number)
     .option('--per-layer', 'with --tune: a weight per adapter per layer group (early, middle, late blocks)')
     .option('--layer-groups <n>', 'with --per-layer: groups of blocks (default 3)', Number)

@@ -1,9 +1,9 @@
 // `loraforge tune <adapters...>`: per-adapter weights of an exact linear merge tuned by CMA-ES (as LoraHub does) to
-// maximise the worst skill's retention on the suites' dev part, then the best reported on the test part. Each
-// evaluation is a merge queued on the server (registered as `<name>-<k>`, its recipe holding its weights) and an
-// eval of it on the dev part. Budget in evaluations; one progress line per evaluation on stderr. With --state, every
-// evaluation is recorded in a local JSON file and a rerun replays them (CMA-ES is deterministic given its seed and
-// scores), so a search cut short resumes where it stopped. Per-layer weights are not tuned (docs/ROUTERS.md).
+// maximise the worst skill's retention on the suites' tune part (calibration and dev), then the best reported on the
+// test part. Each evaluation is a merge queued on the server (registered as `<name>-<k>`, its recipe holding its
+// weights) and an eval of it on the tune part. Budget in evaluations; one progress line per evaluation on stderr.
+// With --state, every evaluation is recorded in a local JSON file and a rerun replays them (CMA-ES is deterministic
+// given its seed and scores), so a search cut short resumes where it stopped. Per-layer weights are not tuned (docs/ROUTERS.md).
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -17,7 +17,7 @@ interface Evaluation {
   k: number;
   weights: number[];
   merge: string;
-  /** worst retention on the dev part (null: undefined for every category) */
+  /** worst retention on the tune part (null: undefined for every category) */
   worst: number | null;
 }
 
@@ -46,7 +46,7 @@ async function writeState(file: string | undefined, state: TuneState): Promise<v
   await rename(`${file}.tmp`, file);
 }
 
-async function worstRetention(client: LoraforgeClient, model: string, suites: string[] | undefined, part: 'dev' | 'test'): Promise<number | null> {
+async function worstRetention(client: LoraforgeClient, model: string, suites: string[] | undefined, part: 'tune' | 'test'): Promise<number | null> {
   const queued = await client.evals.create({ models: [model], part, ...(suites ? { suites } : {}) });
   const done = await client.evals.wait(queued.id);
   if (done.state !== 'completed' || !done.report) throw new InvalidInputError(`the eval of ${model} ${done.state}: ${done.error?.message ?? 'no report'}`);
@@ -58,17 +58,17 @@ async function evaluate(client: LoraforgeClient, adapters: string[], weights: nu
   let status = await client.merges.create({ adapters, method: 'linear', weights, name, description: `loraforge tune: ${weights.join(', ')}`, registeredBy: `tune:${name}` });
   if (!['completed', 'failed', 'cancelled'].includes(status.state)) status = await client.merges.wait(status.id);
   if (status.state !== 'completed' || !status.result) throw new InvalidInputError(`the merge ${name} ${status.state}: ${status.error?.message ?? 'no result'}`);
-  return { merge: status.result.name, worst: await worstRetention(client, status.result.name, suites, 'dev') };
+  return { merge: status.result.name, worst: await worstRetention(client, status.result.name, suites, 'tune') };
 }
 
 export function tuneCommand(program: Command): void {
   addServerOptions(
     program
       .command('tune <adapters...>')
-      .description('tune per-adapter weights of a linear merge by CMA-ES: worst retention on the dev part, reported on the test part'),
+      .description('tune per-adapter weights of a linear merge by CMA-ES: worst retention on the tune part (calibration and dev), reported on the test part'),
   )
     .requiredOption('--name <prefix>', 'evaluated merges are registered as <prefix>-<k>')
-    .option('--budget <n>', 'evaluations (merge + dev eval each; default 24)', integerOption('--budget', 1))
+    .option('--budget <n>', 'evaluations (a merge and an eval of the tune part each; default 24)', integerOption('--budget', 1))
     .option('--suite <names>', 'suites to score on, comma-separated (default: all)', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--seed <n>', 'seed of the search (default 0)', integerOption('--seed'))
     .option('--state <file.json>', 'record every evaluation here; a rerun with the same file resumes')
@@ -98,16 +98,16 @@ export function tuneCommand(program: Command): void {
           }
           if (!best || loss(e!.worst) < loss(best.worst)) best = e!;
           losses.push(loss(e!.worst));
-          if (!opts.json) process.stderr.write(`eval ${k + 1}/${budget}: ${weights.join(', ')} → worst dev retention ${formatRetention(e!.worst, 3)}${recorded ? ' (recorded)' : ''}; best ${best.merge}\n`);
+          if (!opts.json) process.stderr.write(`eval ${k + 1}/${budget}: ${weights.join(', ')} → worst retention ${formatRetention(e!.worst, 3)}${recorded ? ' (recorded)' : ''}; best ${best.merge}\n`);
           k++;
         }
         if (losses.length === candidates.length) es.tell(losses);
       }
       const test = await worstRetention(client, best!.merge, opts.suite, 'test');
-      const result = { best: best!.merge, weights: best!.weights, devWorstRetention: best!.worst, testWorstRetention: test, evaluations: k };
+      const result = { best: best!.merge, weights: best!.weights, tuneWorstRetention: best!.worst, testWorstRetention: test, evaluations: k };
       if (opts.json) printJson(result);
       else {
-        process.stdout.write(`best ${result.best}: weights ${result.weights.join(', ')}; worst retention ${formatRetention(result.devWorstRetention, 3)} on dev, ${formatRetention(test, 3)} on test\n`);
+        process.stdout.write(`best ${result.best}: weights ${result.weights.join(', ')}; worst retention ${formatRetention(result.tuneWorstRetention, 3)} on the tune part, ${formatRetention(test, 3)} on test\n`);
       }
     });
 }
