@@ -31,7 +31,8 @@ import { BUILTIN_SUITES_DIR, loadSuites, validateItems, type SuiteItem } from '.
 import { itemsOfEvalPart, type EvalPart } from './split.js';
 import { readSweepState } from './sweep.js';
 import { DEFAULT_RANDOM_SAMPLES, sweepPoints } from './sweep-space.js';
-import { DEFAULT_BUDGET, readTuneResult, tuneOptions, tuneStart } from './tune.js';
+import { readTuneResult, tuneOptions, tuneStart } from './tune.js';
+import { DEFAULT_BUDGET } from './tune-start.js';
 import { MergeOptionsSchema, PRUNING_METHODS } from '../merge/options.js';
 
 export type EvalJobEvent = { type: 'progress'; progress: JobProgress } | { type: 'state'; state: 'queued' | 'running' } | { type: 'finished' };

@@ -16,22 +16,17 @@ import { Cmaes } from './cmaes.js';
 import type { EvalHooks } from './evaluate.js';
 import { evalKeys, type JobProgress, type SweepJobData, type SweepPointResult, type TuneResult, type TuneSpec } from './jobs.js';
 import { failed, POINT_FIELD, rankPoints, scorePoint, submitAndWait, sweepBaseline, type SweepDeps } from './sweep.js';
+import { startStep, TUNE_BOUNDS } from './tune-start.js';
 
-/** Weights are searched in [0, 1.5]: past that a merge overshoots (MERGE.md); negative weights rarely help. */
-export const TUNE_BOUNDS = { lower: 0, upper: 1.5 };
-export const DEFAULT_BUDGET = 60;
 /** The fitness of a point whose merge failed: worse than any retention a merge reaches. */
 const FAILED_FITNESS = 10;
 const TEST_FIELD = 'test';
 
-/**
- * The search's start: every weight at the method's default (1/n summing, 1 electing), spread as much again, at
- * most 0.3 of the bounds' range (Hansen's rule of thumb): a budget of a few generations must be able to reach 2/n.
- */
+/** The search's start: every weight at the method's default (1/n summing, 1 electing), and its first step. */
 export function tuneStart(spec: Pick<TuneSpec, 'base' | 'layerGroups'>, n: number): { x0: number[]; sigma0: number } {
   const w = defaultWeights(spec.base.method, n);
   const x0 = spec.layerGroups ? w.flatMap((wi) => new Array<number>(spec.layerGroups!).fill(wi)) : w;
-  return { x0, sigma0: Math.min(w[0]!, 0.3 * (TUNE_BOUNDS.upper - TUNE_BOUNDS.lower)) };
+  return { x0, sigma0: startStep(w[0]!) };
 }
 
 /** The merge recipe of a point: x is one weight per adapter, or per adapter per group (adapter-major, weights 1). */

@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import type { LoraforgeClient } from '../../client/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { Cmaes } from '../../eval/cmaes.js';
+import { DEFAULT_BUDGET, startStep, TUNE_BOUNDS } from '../../eval/tune-start.js';
 import { addServerOptions, clientFrom, printJson, type ServerOptions } from '../api-client.js';
 import { formatRetention, integerOption } from '../options.js';
 
@@ -68,18 +69,18 @@ export function tuneCommand(program: Command): void {
       .description('tune per-adapter weights of a linear merge by CMA-ES: worst retention on the tune part (calibration and dev), reported on the test part'),
   )
     .requiredOption('--name <prefix>', 'evaluated merges are registered as <prefix>-<k>')
-    .option('--budget <n>', 'evaluations (a merge and an eval of the tune part each; default 24)', integerOption('--budget', 1))
+    .option('--budget <n>', `evaluations (a merge and an eval of the tune part each; default ${DEFAULT_BUDGET})`, integerOption('--budget', 1))
     .option('--suite <names>', 'suites to score on, comma-separated (default: all)', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--seed <n>', 'seed of the search (default 0)', integerOption('--seed'))
     .option('--state <file.json>', 'record every evaluation here; a rerun with the same file resumes')
     .option('--json', 'print JSON')
     .action(async (adapters: string[], opts: ServerOptions & { name: string; budget?: number; suite?: string[]; seed?: number; state?: string; json?: boolean }) => {
       if (adapters.length < 2) throw new InvalidInputError('tune needs two or more adapters');
-      const budget = opts.budget ?? 24;
+      const budget = opts.budget ?? DEFAULT_BUDGET;
       const seed = opts.seed ?? 0;
       const client = await clientFrom(opts);
       const state = await readState(opts.state, adapters, seed);
-      const es = new Cmaes({ mean: adapters.map(() => 1 / adapters.length), sigma: 0.3, lower: 0, upper: 1.5, seed });
+      const es = new Cmaes({ mean: adapters.map(() => 1 / adapters.length), sigma: startStep(1 / adapters.length), ...TUNE_BOUNDS, seed });
       let k = 0;
       let best: Evaluation | null = null;
       while (k < budget) {
