@@ -2,34 +2,26 @@
 // merge queue and worker, the eval service and worker, and the API. Through a real discord.js bot in the fake
 // Discord: /eval posts the retention table and heat map; /sweep ranks recipes and keeps the best on a button;
 // a finished merge's card shows the retention of its auto-eval, and its "Ask" button streams the merge's answer.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { demoWithExperts, startEvalStack, type EvalStack } from '../eval/stack.js';
+import type { EvalStack } from '../eval/stack.js';
 import type { FakeMessage } from '../fake-discord/index.js';
-import { createWorld, type World } from './world.js';
+import { startStackWorld, type StackWorld } from './stack-world.js';
+import type { World } from './world.js';
 
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
 const customIds = (m: FakeMessage) => m.components.flatMap((row) => row.components).map((c) => ('custom_id' in c ? c.custom_id : ''));
 
 describe('bot: /eval, /sweep and the merge buttons against the whole stack', () => {
-  let root: string;
+  let env: StackWorld;
   let stack: EvalStack;
   let world: World;
 
   beforeAll(async () => {
-    root = await mkdtemp(path.join(os.tmpdir(), 'lf-bot-eval-'));
-    stack = await startEvalStack(await demoWithExperts(root), { name: 'bot-eval' });
-    world = await createWorld('eval', stack.url, { editIntervalMs: 500 });
-    await world.bot.context.adapters.refresh();
+    env = await startStackWorld('eval');
+    ({ stack, world } = env);
   });
 
-  afterAll(async () => {
-    await world?.close();
-    await stack?.close();
-    if (root) await rm(root, { recursive: true, force: true });
-  });
+  afterAll(() => env?.close());
 
   afterEach(() => {
     expect(world.fake.violations).toEqual([]);

@@ -2,33 +2,25 @@
 // demo model served by the real engine, experts registered per skill, the router service, the arena). /router
 // create; the router in the autocomplete of /ask, /chat and /compare; /ask and a chat thread name the member that
 // answered (🧭, or the two a blend joined), turn by turn; a /compare battle with the router as a contender.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadSuites } from '../../src/eval/suite.js';
-import { demoWithExperts, startEvalStack, type EvalStack } from '../eval/stack.js';
-import { createWorld, type World } from './world.js';
+import type { EvalStack } from '../eval/stack.js';
+import { startStackWorld, type StackWorld } from './stack-world.js';
+import type { World } from './world.js';
 
 const MEMBERS = ['code-expert', 'linux-commands-expert', 'python-automation-expert', 'troubleshooting-expert'];
 
 describe('bot: routers against the whole stack', () => {
-  let root: string;
+  let env: StackWorld;
   let stack: EvalStack;
   let world: World;
 
   beforeAll(async () => {
-    root = await mkdtemp(path.join(os.tmpdir(), 'lf-bot-routers-'));
-    stack = await startEvalStack(await demoWithExperts(root), { name: 'bot-routers', mergeWorker: false });
-    world = await createWorld('routers', stack.url, { editIntervalMs: 500 });
-    await world.bot.context.adapters.refresh();
+    env = await startStackWorld('routers', { mergeWorker: false });
+    ({ stack, world } = env);
   }, 240_000);
 
-  afterAll(async () => {
-    await world?.close();
-    await stack?.close();
-    if (root) await rm(root, { recursive: true, force: true });
-  });
+  afterAll(() => env?.close());
 
   afterEach(() => {
     expect(world.fake.violations).toEqual([]);
