@@ -179,9 +179,14 @@ function sweepCommand() {
     .addStringOption((o) => o.setName('densities').setDescription('Densities to try, e.g. 0.3,0.6; or a range 0.1:0.9 for a random search').setMaxLength(200))
     .addStringOption((o) => o.setName('weights').setDescription('Weights to try: 0.25,0.5 (every adapter) or 0.4/0.2/0.2/0.2 (each); or lo:hi').setMaxLength(400))
     .addStringOption((o) =>
-      o.setName('search').setDescription('Try every combination (grid) or samples of them (random)').addChoices({ name: 'grid', value: 'grid' }, { name: 'random', value: 'random' }),
+      o
+        .setName('search')
+        .setDescription('Try every combination (grid), samples of them (random), or tune the weights (CMA-ES)')
+        .addChoices({ name: 'grid', value: 'grid' }, { name: 'random', value: 'random' }, { name: 'tune weights (CMA-ES)', value: 'cmaes' }),
     )
     .addIntegerOption((o) => o.setName('samples').setDescription('Random search: how many recipes to try (default 16)').setMinValue(1).setMaxValue(256))
+    .addIntegerOption((o) => o.setName('budget').setDescription('Tuning: how many merges to try (default 60)').setMinValue(2).setMaxValue(256))
+    .addBooleanOption((o) => o.setName('per_layer').setDescription('Tuning: a weight per adapter per layer group (early, middle, late)'))
     .addStringOption(listOption('suites', 'Skill suites to score on, comma separated (default: all of them)'));
 }
 

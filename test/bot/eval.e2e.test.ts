@@ -63,6 +63,25 @@ describe('bot: /eval, /sweep and the merge buttons against the whole stack', () 
     expect((await stack.client.adapters.get('best-of-two')).inputs?.map((i) => i.name)).toEqual(['code-expert', 'linux-commands-expert']);
   });
 
+  it('/sweep search:cmaes tunes the weights and shows the best on the test part, which the search never saw', async () => {
+    const { fake, alice } = world;
+    const misplaced = fake.command(alice, 'sweep', { adapters: 'code-expert, linux-commands-expert', budget: 3 });
+    expect((await misplaced.privately()).content).toMatch(/budget and per_layer are for tuning the weights: choose search “tune weights \(CMA-ES\)”/);
+    await fake
+      .command(alice, 'sweep', { adapters: 'code-expert, linux-commands-expert', search: 'cmaes', budget: 3, per_layer: true, suites: 'code, linux-commands' })
+      .reply((m) => m.content.startsWith('Queued'));
+    const done = await fake.waitFor(
+      () => fake.messagesIn(fake.channelId).find((m) => m.embeds[0]?.title?.startsWith('✅ Sweep (cmaes, 3 recipes)')),
+      'the tuned sweep to finish',
+      { timeoutMs: 240_000 },
+    );
+    const tuned = done.embeds[0]!.fields?.find((f) => f.name === 'Tuned by CMA-ES')?.value;
+    expect(tuned).toMatch(
+      /^a weight per adapter per layer group \(3 groups\), ranked on the tune part \(calibration and dev, \d+ items\)\. The best on the test part \(\d+ items, never seen by the search\): worst \*\*-?[\d.]+\*\*, mean -?[\d.]+ \(code (-?[\d.]+|n\/a), linux-commands (-?[\d.]+|n\/a)\)\.$/,
+    );
+    expect(done.embeds[0]!.description).toMatch(/\nlinear w=1 g=/);
+  });
+
   it('a finished merge: "Ask this merge" opens a form and streams the merge’s answer', async () => {
     const { fake, alice, carol } = world;
     await fake.command(alice, 'merge linear', { weights: '1,1', adapters: 'code-expert,troubleshooting-expert', name: 'code-and-fixes' }).reply((m) => m.content.startsWith('Queued'));

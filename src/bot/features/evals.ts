@@ -113,12 +113,18 @@ async function startSweep(ctx: BotContext, interaction: ChatInputCommandInteract
   if (text('methods') !== null) space.method = parseMethods(text('methods')!);
   if (text('densities') !== null) space.density = parseDensities(text('densities')!);
   if (text('weights') !== null) space.weights = parseSweepWeights(text('weights')!);
+  const search = (text('search') as 'grid' | 'random' | 'cmaes' | null) ?? 'grid';
+  if (search !== 'cmaes' && (interaction.options.getInteger('budget') !== null || interaction.options.getBoolean('per_layer') !== null)) {
+    throw new InvalidInputError('budget and per_layer are for tuning the weights: choose search “tune weights (CMA-ES)”');
+  }
   const request: SweepRequest = {
     space,
-    search: (text('search') as 'grid' | 'random' | null) ?? 'grid',
+    search,
     ...(text('adapters') !== null ? { adapters: parseNameList(text('adapters')!) } : {}),
     ...(text('suites') !== null ? { suites: parseNameList(text('suites')!) } : {}),
     ...(interaction.options.getInteger('samples') !== null ? { samples: interaction.options.getInteger('samples')! } : {}),
+    ...(interaction.options.getInteger('budget') !== null ? { budget: interaction.options.getInteger('budget')! } : {}),
+    ...(interaction.options.getBoolean('per_layer') !== null ? { perLayer: interaction.options.getBoolean('per_layer')! } : {}),
   };
   const channel = sendableChannel(interaction, '/sweep');
   await interaction.deferReply({ flags: MessageFlags.Ephemeral });

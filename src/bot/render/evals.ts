@@ -88,6 +88,15 @@ export function evalView(status: EvalStatus, startedBy: string, heatmap: Buffer 
   };
 }
 
+/** A tuned sweep: what its ranking was scored on, and its best point on the test part, which it never saw. */
+function tuneText(tune: NonNullable<SweepStatus['tune']>): string {
+  const what = tune.layerGroups ? `a weight per adapter per layer group (${tune.layerGroups} groups)` : 'a weight per adapter';
+  const tuned = `${what}, ranked on the tune part (calibration and dev, ${tune.tuneItems} items).`;
+  if (!tune.test) return `${tuned} The best is scored on the test part (${tune.testItems} items) once the search ends.`;
+  const cats = Object.entries(tune.test.categories).map(([c, s]) => `${c} ${ret(s.retention)}`).join(', ');
+  return `${tuned} The best on the test part (${tune.testItems} items, never seen by the search): worst **${ret(tune.test.worstRetention)}**, mean ${ret(tune.test.meanRetention)} (${cats}).`;
+}
+
 /** The sweep's message; once completed, the recipes ranked by their worst category, and a button to keep the best. */
 /** ", all the space has (24 asked)" when a random search asked for more points than there are. */
 const fewer = (s: SweepStatus) => (s.requestedPoints > s.totalPoints ? `, all the space has (${s.requestedPoints} asked)` : '');
@@ -105,6 +114,7 @@ export function sweepView(status: SweepStatus, startedBy: string, heatmap: Buffe
     const heading = status.state === 'completed' ? 'Recipes, best first (by the worst category’s retention, then the mean):' : 'Best so far:';
     embed.setDescription(truncate(`${running ? `${running}\n\n` : ''}${heading}\n${codeBlock(textTable(rows).split('\n'), 3000)}`, 4096));
   }
+  if (status.tune) embed.addFields({ name: 'Tuned by CMA-ES', value: truncate(tuneText(status.tune), 1024) });
   const failed = status.ranking.filter((p) => p.state === 'failed');
   if (failed.length > 0) embed.addFields({ name: `${failed.length} recipes failed`, value: truncate(failed.map((p) => `${p.label}: ${p.error?.message ?? 'failed'}`).join('\n'), 1024) });
   if (status.state === 'completed' && status.best) {
