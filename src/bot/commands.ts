@@ -113,6 +113,10 @@ function mergeCommand() {
   return command;
 }
 
+/** A router's name (option `router`: its autocomplete offers routers, where `name` offers adapters). */
+const routerName = (description: string) => (o: SlashCommandStringOption) =>
+  o.setName('router').setDescription(description).setRequired(true).setAutocomplete(true).setMaxLength(64);
+
 const modelOption = (name: string, description: string, required = false) => (o: SlashCommandStringOption) =>
   o.setName(name).setDescription(description).setRequired(required).setAutocomplete(true).setMaxLength(100);
 
@@ -210,8 +214,11 @@ function routerCommand() {
             .setMaxValue(1.5),
         ),
     )
-    .addSubcommand((s) => s.setName('list').setDescription('List routers'));
+    .addSubcommand((s) => s.setName('list').setDescription('List routers'))
+    .addSubcommand((s) => s.setName('show').setDescription('Show a router: members, rule, what answers when it is unsure').addStringOption(routerName('Router to show')))
+    .addSubcommand((s) => s.setName('remove').setDescription('Remove a router (its members stay registered)').addStringOption(routerName('Router to remove')));
 }
+
 
 /** The JSON bodies deployed to Discord (bulk overwrite). */
 export function commandDefinitions(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {

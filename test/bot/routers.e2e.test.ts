@@ -112,6 +112,24 @@ describe('bot: routers against the whole stack', () => {
     expect(new Set(Object.values(closed.models ?? {}))).toEqual(new Set(['skills', 'code-expert']));
   });
 
+  it('/router show says how a router routes; /router remove (operators only) leaves its members registered', async () => {
+    const { fake, alice, bob } = world;
+    expect((await fake.autocomplete(bob, 'router show', { router: 'mi' }, 'router')).map((c) => c.value)).toEqual(['mixed']);
+    const shown = await fake.command(bob, 'router show', { router: 'mixed' }).reply((m) => m.content.length > 0);
+    expect(shown.content).toMatch(/^🧭 \*\*mixed\*\* routes to `code-expert` \(code\), .* when unsure \(lead < 0\.075\): a blend of the two nearest at 0\.6 · /);
+    expect(shown.content).toMatch(/\n-# routes by the prompt’s character n-grams \(`text`\) to the nearest member's calibration centroid · base model `[^`]+` · created by <@\d+> on \d{4}-\d\d-\d\d\n/);
+    const missing = fake.command(bob, 'router show', { router: 'nope' });
+    expect((await missing.privately()).content).toMatch(/^⚠️ router 'nope' does not exist/);
+
+    const denied = fake.command(bob, 'router remove', { router: 'mixed' });
+    expect((await denied.privately()).content).toMatch(/^🔒 You need the \*\*ml-ops\*\* role to remove routers\./);
+    const removed = await fake.command(alice, 'router remove', { router: 'mixed' }).reply((m) => m.content.length > 0);
+    expect(removed.content).toBe('🗑️ Removed the router **mixed**; its members (`code-expert`, `linux-commands-expert`, `python-automation-expert`, `troubleshooting-expert`) stay registered.');
+    expect((await stack.client.routers.list()).map((r) => r.name)).toEqual(['skills']);
+    expect((await fake.autocomplete(bob, 'ask', { prompt: 'x', adapter: 'mi' }, 'adapter')).map((c) => c.value)).not.toContain('mixed');
+    expect((await stack.client.adapters.list()).map((a) => a.name)).toEqual(expect.arrayContaining(MEMBERS));
+  });
+
   it('/merge warns before a recipe likely to hurt, and says what to try', async () => {
     const { fake, alice } = world;
     const merge = fake.command(alice, 'merge linear', { weights: '1,1', adapters: 'code-expert, linux-commands-expert', name: 'too-strong' });

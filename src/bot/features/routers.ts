@@ -1,8 +1,8 @@
-// /router create | list: routers are models that answer each request with the member nearest to the prompt
+// /router create | list | show | remove: routers are models that answer each request with the member nearest to the prompt
 // (docs/ROUTERS.md). Once created, a router is in the autocomplete of /ask, /chat and /compare like any model.
 import { whenUnsure, type RouterSummary } from '../../client/index.js';
 import { InvalidInputError } from '../../errors.js';
-import { discordActor } from '../render/adapters.js';
+import { discordActor, showActor } from '../render/adapters.js';
 import { requireOperator, type BotContext } from '../context.js';
 import { truncate } from '../format.js';
 import type { Feature } from '../router.js';
@@ -48,10 +48,33 @@ export function routerFeature(ctx: BotContext): Feature {
         const routers = await ctx.api.routers.list();
         await i.editReply(truncate(routers.length === 0 ? 'No routers yet: `/router create`.' : routers.map(describeRouter).join('\n'), 2000));
       },
+
+      'router show': async (i) => {
+        await i.deferReply();
+        const r = await ctx.api.routers.get(i.options.getString('router', true));
+        const rule = r.rule === 'text' ? 'the prompt’s character n-grams (`text`)' : `the base model’s \`${r.rule}\` feature`;
+        await i.editReply(
+          truncate(
+            `${describeRouter(r)}\n` +
+              `-# routes by ${rule} to the nearest member's calibration centroid · base model \`${r.baseModel}\` · created by ${showActor(r.createdBy)} on ${r.createdAt.slice(0, 10)}\n` +
+              `Ask it: \`/ask adapter:${r.name}\` · measure it: \`/eval models:${r.name}\``,
+            2000,
+          ),
+        );
+      },
+
+      'router remove': async (i) => {
+        requireOperator(i, ctx.settings, 'remove routers');
+        await i.deferReply();
+        const removed = await ctx.api.routers.remove(i.options.getString('router', true));
+        await ctx.adapters.refresh();
+        await i.editReply(`🗑️ Removed the router **${removed.name}**; its members (${removed.members.map((m) => `\`${m.model}\``).join(', ')}) stay registered.`);
+      },
     },
 
     autocomplete: {
       members: (typed) => ctx.adapters.nameList(typed),
+      router: (typed) => ctx.adapters.routers(typed),
       fallback: (typed) => ctx.adapters.models(typed).filter((c) => !ctx.adapters.routers(c.value).some((r) => r.value === c.value)),
     },
   };
