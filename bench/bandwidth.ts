@@ -4,6 +4,7 @@
 // by ONNX Runtime's ReduceSum (vectorized, on every core), which reads its input in place.
 import os from 'node:os';
 import ort from 'onnxruntime-node';
+import '../src/util/ort-env.js'; // ONNX Runtime's telemetry off, as the product has it
 import { OnnxModel } from '../src/formats/onnx.js';
 import { median } from './stats.js';
 

@@ -1,6 +1,7 @@
 // Starts a worker thread from a module next to the caller. From compiled code (dist/) the entry is a .js file; from
 // sources (vitest, tsx) it is a .ts file, which Node 20 cannot load by itself, so it is booted through tsx.
 import { Worker, type WorkerOptions } from 'node:worker_threads';
+import './ort-env.js';
 
 export function startWorker(entry: URL, options: WorkerOptions = {}): Worker {
   if (!entry.pathname.endsWith('.ts')) return new Worker(entry, options);

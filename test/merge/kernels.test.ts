@@ -1,4 +1,5 @@
 import ort from 'onnxruntime-node';
+import '../../src/util/ort-env.js'; // ONNX Runtime's telemetry off, as the product has it
 import { afterAll, describe, expect, it } from 'vitest';
 import { symmetricEigen } from '../../src/merge/kernels/eigen.js';
 import { cholesky, pivotedCholesky, pseudoInverse, multiply } from '../../src/merge/kernels/small.js';

@@ -2,6 +2,7 @@
 // KV cache and LoRA pool; only the outputs we read are fetched, because every fetched output is copied.
 import os from 'node:os';
 import ort from 'onnxruntime-node';
+import '../../util/ort-env.js';
 import type { RunInput, RunOutput, Runner } from './core.js';
 import { requiredOutputs, type GraphSpec } from './graph-spec.js';
 import type { KvCache } from './kv-cache.js';

@@ -6,6 +6,7 @@
 // adapters and merges are scored side by side in one pass. The caller plans the passes (planScorePasses) and feeds
 // the engine's LoRA pool; this module only builds feeds and reduces the output.
 import ort from 'onnxruntime-node';
+import '../../util/ort-env.js';
 import { InvalidInputError } from '../../errors.js';
 import path from 'node:path';
 import { checkManifest, type ModelManifest } from '../builder/manifest.js';

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import ort from 'onnxruntime-node';
+import '../../util/ort-env.js';
 import { OnnxModel } from '../../formats/onnx.js';
 
 export interface Mat32 {
