@@ -8,6 +8,7 @@ import {
   type SlashCommandStringOption,
   type SlashCommandSubcommandBuilder,
 } from 'discord.js';
+import { DEFAULT_BLEND_MARGIN, DEFAULT_ROUTING_MARGIN } from '../inference/engine/routing.js';
 import type { MergeMethod } from './api-types.js';
 
 /**
@@ -212,6 +213,13 @@ function routerCommand() {
             .setDescription('Instead of a fallback: when unsure, the two nearest answer together at this weight (e.g. 0.6)')
             .setMinValue(0.01)
             .setMaxValue(1.5),
+        )
+        .addNumberOption((o) =>
+          o
+            .setName('margin')
+            .setDescription(`How much nearer the nearest member must be to answer alone (default ${DEFAULT_BLEND_MARGIN} with a blend, else ${DEFAULT_ROUTING_MARGIN})`)
+            .setMinValue(0)
+            .setMaxValue(2),
         ),
     )
     .addSubcommand((s) => s.setName('list').setDescription('List routers'))

@@ -49,6 +49,9 @@ describe('bot: routers against the whole stack', () => {
     expect(listed.content).toMatch(/^🧭 \*\*skills\*\* routes to `code-expert` \(code\), /);
     const mixed = await fake.command(alice, 'router create', { name: 'mixed', members: MEMBERS.join(', '), blend: 0.6 }).reply((m) => m.content.startsWith('Created'));
     expect(mixed.content).toMatch(/ · when unsure \(lead < 0\.075\): a blend of the two nearest at 0\.6 · /);
+    const close = await fake.command(alice, 'router create', { name: 'close-calls', members: MEMBERS.join(', '), blend: 0.6, margin: 0.02 }).reply((m) => m.content.startsWith('Created'));
+    expect(close.content).toMatch(/ · when unsure \(lead < 0\.02\): a blend of the two nearest at 0\.6 · /);
+    expect((await stack.client.routers.remove('close-calls')).margin).toBe(0.02);
   });
 
   /** The first suite prompt the blending router answers with a blend. */

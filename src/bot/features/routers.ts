@@ -31,6 +31,7 @@ export function routerFeature(ctx: BotContext): Feature {
           members,
           fallback: i.options.getString('fallback') ?? undefined,
           blend: i.options.getNumber('blend'),
+          margin: i.options.getNumber('margin') ?? undefined,
           createdBy: discordActor(i.user),
         });
         await ctx.adapters.refresh();
