@@ -15,7 +15,16 @@ export default tseslint.config(
       '@typescript-eslint/no-import-type-side-effects': 'error',
       'no-constant-condition': ['error', { checkLoops: false }],
       eqeqeq: ['error', 'smart'],
+      // ONNX Runtime is loaded through src/util/onnxruntime.ts, which turns its telemetry off first
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'onnxruntime-node', message: 'import ort from src/util/onnxruntime.ts (its telemetry off)', allowTypeImports: true }] },
+      ],
     },
+  },
+  {
+    files: ['src/util/onnxruntime.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': 'off' },
   },
   {
     files: ['bin/**/*.js'],

@@ -3,8 +3,7 @@
 // writes cost more than reads, so it understates the bound). Measured STREAM-style as a sum over a 1 GiB array
 // by ONNX Runtime's ReduceSum (vectorized, on every core), which reads its input in place.
 import os from 'node:os';
-import ort from 'onnxruntime-node';
-import '../src/util/ort-env.js'; // ONNX Runtime's telemetry off, as the product has it
+import ort from '../src/util/onnxruntime.js';
 import { OnnxModel } from '../src/formats/onnx.js';
 import { median } from './stats.js';
 

@@ -12,7 +12,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Cmaes } from '../src/eval/cmaes.js';
-import { itemsOfEvalPart } from '../src/eval/split.js';
+import { itemsOfPart } from '../src/eval/split.js';
 import { BUILTIN_SUITES_DIR, loadSuites } from '../src/eval/suite.js';
 import { pointLabel, sweepPoints } from '../src/eval/sweep-space.js';
 import { tuneOptions, tuneStart } from '../src/eval/tune.js';
@@ -46,8 +46,8 @@ async function main(): Promise<void> {
   const categories = (await readdir(path.join(demoDir, 'adapters'))).sort();
   const inputs: LoraAdapter[] = await Promise.all(categories.map((c) => readAdapter(path.join(demoDir, 'adapters', c))));
   const items = await loadSuites(categories, suitesDir);
-  const tune = itemsOfEvalPart(items, 'tune');
-  const test = itemsOfEvalPart(items, 'test');
+  const tune = itemsOfPart(items, 'tune');
+  const test = itemsOfPart(items, 'test');
   log(`${categories.length} skills (${categories.join(', ')}); ${tune.length} tune items, ${test.length} test items`);
 
   const targets = await targetsOfAdapters(categories.map((c) => path.join(demoDir, 'adapters', c)));

@@ -35,7 +35,7 @@ export default function setup(): () => void {
     }
     if (telemetry.length > 0) {
       process.exitCode = 1;
-      console.error(`\nFAIL: ONNX Runtime's telemetry ran in a test process (${telemetry.join(', ')}): a path loads onnxruntime-node without src/util/ort-env.ts\n`);
+      console.error(`\nFAIL: ONNX Runtime's telemetry ran in a test process (${telemetry.join(', ')}): a process or thread loaded onnxruntime-node before src/util/ort-env.ts ran on its main thread\n`);
     }
   };
 }

@@ -9,6 +9,7 @@ import {
   type SlashCommandSubcommandBuilder,
 } from 'discord.js';
 import { DEFAULT_BLEND_MARGIN, DEFAULT_ROUTING_MARGIN } from '../inference/engine/routing.js';
+import { DEFAULT_BUDGET } from '../eval/tune-start.js';
 import type { MergeMethod } from './api-types.js';
 
 /**
@@ -190,7 +191,7 @@ function sweepCommand() {
         .addChoices({ name: 'grid', value: 'grid' }, { name: 'random', value: 'random' }, { name: 'tune weights (CMA-ES)', value: 'cmaes' }),
     )
     .addIntegerOption((o) => o.setName('samples').setDescription('Random search: how many recipes to try (default 16)').setMinValue(1).setMaxValue(256))
-    .addIntegerOption((o) => o.setName('budget').setDescription('Tuning: how many merges to try (default 60)').setMinValue(2).setMaxValue(256))
+    .addIntegerOption((o) => o.setName('budget').setDescription(`Tuning: how many merges to try (default ${DEFAULT_BUDGET})`).setMinValue(2).setMaxValue(256))
     .addBooleanOption((o) => o.setName('per_layer').setDescription('Tuning: a weight per adapter per layer group (early, middle, late)'))
     .addStringOption(listOption('suites', 'Skill suites to score on, comma separated (default: all of them)'));
 }

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { MERGE_METHODS } from '../merge/options.js';
 import { EVAL_PARTS } from './split.js';
+import { DEFAULT_BUDGET } from './tune-start.js';
 import { CategorySchema, SuiteItemSchema } from './suite.js';
 
 const ModelNameSchema = z.string().min(1).max(200);
@@ -90,7 +91,7 @@ export const SweepRequestSchema = ScoringOptionsSchema.extend({
     .enum(['grid', 'random', 'cmaes'])
     .default('grid')
     .meta({ description: 'grid: every combination; random: `samples` points; cmaes: weights tuned by CMA-ES on the tune part of the suites (calibration and dev), the best reported on the test part' }),
-  budget: z.number().int().min(2).max(256).optional().meta({ description: 'cmaes: merges to evaluate (default 60)' }),
+  budget: z.number().int().min(2).max(256).optional().meta({ description: `cmaes: merges to evaluate (default ${DEFAULT_BUDGET})` }),
   perLayer: z
     .boolean()
     .default(false)

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ConflictError, InvalidInputError } from '../errors.js';
 import type { InferenceEngine, RouterResolver, RouterSpec } from '../inference/engine/index.js';
 import { DEFAULT_BLEND_MARGIN, DEFAULT_BLEND_WEIGHT, DEFAULT_ROUTING_MARGIN, DEFAULT_ROUTING_RULE, ROUTING_PASSES_AT_ONCE, ROUTING_RULES, fitCentroids, type ModelRoutingRule } from '../inference/engine/routing.js';
+import { rebuildFor } from '../inference/engine/lora-pool.js';
 import { fitTextCentroids, textFeature } from '../inference/engine/text-features.js';
 import type { Registry } from '../registry/registry.js';
 import type { RouterRecord, RouterStore } from '../registry/routers.js';
@@ -104,7 +105,7 @@ export class RouterService {
       if (first!.rank + second!.rank > engine.spec.maxRank) {
         throw new InvalidInputError(
           `a blend of ${first!.model} and ${second!.model} has rank ${first!.rank + second!.rank}, above the served graph's max rank ${engine.spec.maxRank}: ` +
-            `rebuild the model with --max-rank ${first!.rank + second!.rank} or more, or give the router a fallback instead of a blend`,
+            `${rebuildFor(first!.rank + second!.rank)}, or give the router a fallback instead of a blend`,
         );
       }
     }

@@ -28,7 +28,7 @@ import {
 import type { EvalReport } from './report.js';
 import type { EvalRequest, SweepRequest } from './requests.js';
 import { BUILTIN_SUITES_DIR, loadSuites, validateItems, type SuiteItem } from './suite.js';
-import { itemsOfEvalPart, type EvalPart } from './split.js';
+import { itemsOfPart, type EvalPart } from './split.js';
 import { readSweepState } from './sweep.js';
 import { DEFAULT_RANDOM_SAMPLES, sweepPoints } from './sweep-space.js';
 import { readTuneResult, tuneOptions, tuneStart } from './tune.js';
@@ -159,10 +159,10 @@ export class EvalService {
   private partOf(items: SuiteItem[], asked: EvalRequest['part'], routers: readonly RouterRecord[]): { items: SuiteItem[]; part: EvalPart } {
     const part = asked ?? (routers.length > 0 ? 'test' : 'all');
     if (part === 'all' && routers.length > 0) {
-      throw new InvalidInputError(`part "all" would score the calibration prompts of router ${routers[0]!.name}: score part "test" or "dev"`);
+      throw new InvalidInputError(`part "all" would score the calibration prompts of router ${routers[0]!.name}: score part "test", "dev" or "tune"`);
     }
     const calibration = new Set(routers.flatMap((r) => r.calibration.itemIds ?? []));
-    const chosen = itemsOfEvalPart(items, part).filter((i) => !calibration.has(i.id));
+    const chosen = itemsOfPart(items, part).filter((i) => !calibration.has(i.id));
     if (chosen.length === 0) throw new InvalidInputError(`the ${part} part of these suites has no items: give more items, or another part`);
     return { items: chosen, part };
   }
@@ -228,8 +228,8 @@ export class EvalService {
       rank: one('rank', space.rank),
     });
     if (!parsed.success) throw new InvalidInputError(`search cmaes: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
-    const tuned = itemsOfEvalPart(all, 'tune');
-    const test = itemsOfEvalPart(all, 'test');
+    const tuned = itemsOfPart(all, 'tune');
+    const test = itemsOfPart(all, 'test');
     if (test.length === 0) {
       throw new InvalidInputError('search cmaes needs test items: give each category at least 3 items (it tunes on the calibration and dev quarters of each and reports the rest)');
     }

@@ -30,14 +30,8 @@ export function splitSuite<T extends Pick<SuiteItem, 'id' | 'category'>>(items: 
   return parts;
 }
 
-/** The items of one part, in suite order. */
-export function itemsOfPart<T extends Pick<SuiteItem, 'id' | 'category'>>(items: readonly T[], part: SuitePart): T[] {
-  const parts = splitSuite(items);
-  return items.filter((item) => parts.get(item.id) === part);
-}
-
-/** The items an eval of `part` scores, in suite order. */
-export function itemsOfEvalPart<T extends Pick<SuiteItem, 'id' | 'category'>>(items: readonly T[], part: EvalPart): T[] {
+/** The items of one part, or of what an eval scores (`tune`: calibration and dev; `all`), in suite order. */
+export function itemsOfPart<T extends Pick<SuiteItem, 'id' | 'category'>>(items: readonly T[], part: SuitePart | EvalPart): T[] {
   if (part === 'all') return [...items];
   const parts = splitSuite(items);
   return items.filter((item) => (part === 'tune' ? parts.get(item.id) !== 'test' : parts.get(item.id) === part));

@@ -3,7 +3,8 @@
 // users' machines with their models and sends nothing anywhere of its own accord (ORT_DISABLE_TELEMETRY=0 restores
 // ONNX Runtime's default). ORT reads the variable from the process environment when it creates its own, at the first
 // session; a worker thread's process.env is a private copy that never reaches it. So this is set on the main thread,
-// by every module that loads ONNX Runtime and by startWorker before it starts a thread that may.
+// by onnxruntime.ts (the one module that loads ONNX Runtime) and by startWorker before it starts a thread that may;
+// kept apart from onnxruntime.ts so that startWorker does not load ONNX Runtime.
 import { isMainThread } from 'node:worker_threads';
 
 if (isMainThread) process.env.ORT_DISABLE_TELEMETRY ??= '1';

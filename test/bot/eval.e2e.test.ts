@@ -77,7 +77,7 @@ describe('bot: /eval, /sweep and the merge buttons against the whole stack', () 
     );
     const tuned = done.embeds[0]!.fields?.find((f) => f.name === 'Tuned by CMA-ES')?.value;
     expect(tuned).toMatch(
-      /^a weight per adapter per layer group \(3 groups\), ranked on the tune part \(calibration and dev, \d+ items\)\. The best on the test part \(\d+ items, never seen by the search\): worst \*\*-?[\d.]+\*\*, mean -?[\d.]+ \(code (-?[\d.]+|n\/a), linux-commands (-?[\d.]+|n\/a)\)\.$/,
+      /^a weight per adapter per layer group \(3 groups\), 3 merges, ranked on the tune part \(calibration and dev, \d+ items\); best point on the test part \(\d+ items, never seen by the search\): worst \*\*-?[\d.]+\*\*, mean -?[\d.]+ \(code (-?[\d.]+|n\/a), linux-commands (-?[\d.]+|n\/a)\)\.$/,
     );
     expect(done.embeds[0]!.description).toMatch(/\nlinear w=1 g=/);
   });

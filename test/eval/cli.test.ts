@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { formatPerplexity, parseExperts } from '../../src/cli/commands/eval.js';
+import { formatEvalReport, formatPerplexity, parseExperts } from '../../src/cli/commands/eval.js';
 import { parseDensities, parseWeights } from '../../src/cli/commands/sweep.js';
 import type { EvalStatus, SweepStatus } from '../../src/eval/jobs.js';
 import { loadSuites } from '../../src/eval/suite.js';
@@ -77,9 +77,22 @@ describe('loraforge eval / sweep', () => {
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/completed: 3 of 3 points \(cmaes over code-expert, linux-commands-expert\)/);
     expect(res.stdout).toMatch(/linear w=1 g=[\d.,]+\/[\d.,]+/);
-    expect(res.stdout).toMatch(/tuned by CMA-ES: a weight per adapter per layer group \(3 groups\), 3 merges; retention above on the tune part \(calibration and dev, 4 items\)/);
+    expect(res.stdout).toMatch(/tuned by CMA-ES: a weight per adapter per layer group \(3 groups\), 3 merges, ranked on the tune part \(calibration and dev, 4 items\)/);
     // a category's retention is n/a where its expert does not beat the base on the one test item
-    expect(res.stdout).toMatch(/best point on the test part \(2 items\): worst -?[\d.]+, mean -?[\d.]+ \(code (-?[\d.]+|n\/a), linux-commands (-?[\d.]+|n\/a)\)/);
+    expect(res.stdout).toMatch(/best point on the test part \(2 items, never seen by the search\): worst -?[\d.]+, mean -?[\d.]+ \(code (-?[\d.]+|n\/a), linux-commands (-?[\d.]+|n\/a)\)/);
+  });
+
+  it('eval --part tune scores the calibration and dev parts, and says so', async () => {
+    const all = await loadSuites();
+    const file = path.join(root, 'three-each.jsonl');
+    const items = ['code', 'linux-commands'].flatMap((c) => all.filter((i) => i.category === c).slice(0, 3));
+    await writeFile(file, items.map(({ id: _id, ...rest }) => JSON.stringify(rest)).join('\n'));
+    const res = await cli('eval', 'code-expert', '--suite-file', file, '--part', 'tune', '--json');
+    expect(res.code, res.stderr).toBe(0);
+    const report = (JSON.parse(res.stdout) as EvalStatus).report!;
+    expect(report.part).toBe('tune');
+    expect(report.items).toHaveLength(4); // of 3 items per category: 1 calibration, 1 dev, 1 test
+    expect(formatEvalReport(report)).toMatch(/; scored the tune part of the suites \(calibration and dev\)\n/);
   });
 
   it('bad input: one line on stderr that says what to fix, exit code 2', async () => {

@@ -10,8 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
-import ort from 'onnxruntime-node';
-import '../../src/util/ort-env.js'; // ONNX Runtime's telemetry off, as the product has it
+import ort from '../../src/util/onnxruntime.js';
 import { byCategory, type SuiteItem } from '../../src/eval/suite.js';
 import { Checkpoint } from '../../src/formats/checkpoint.js';
 import { writeAdapter, type LoraAdapter } from '../../src/formats/peft.js';

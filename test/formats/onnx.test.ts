@@ -1,8 +1,7 @@
 import { mkdtemp, rm, writeFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import ort from 'onnxruntime-node';
-import '../../src/util/ort-env.js'; // ONNX Runtime's telemetry off, as the product has it
+import ort from '../../src/util/onnxruntime.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExternalDataFile, OnnxModel, float } from '../../src/formats/onnx.js';
 

@@ -5,8 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import ort from 'onnxruntime-node';
-import '../../src/util/ort-env.js'; // ONNX Runtime's telemetry off, as the product has it
+import ort from '../../src/util/onnxruntime.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, InvalidFileError, UnsupportedError } from '../../src/errors.js';
 import { buildModel, checkManifest, type LoraTarget, type ModelManifest } from '../../src/inference/builder/index.js';

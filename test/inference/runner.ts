@@ -1,8 +1,7 @@
 // A minimal driver of the generate graph for tests: right-padded batched prefill, cached decode steps with a
 // JS-owned cache that scatters `kv_new` rows, a LoRA slot pool. The real engine (inference/engine) does the same
 // with a scheduler; this one exists so the builder's graph is tested on its own.
-import ort from 'onnxruntime-node';
-import '../../src/util/ort-env.js'; // ONNX Runtime's telemetry off, as the product has it
+import ort from '../../src/util/onnxruntime.js';
 import type { ReferenceLora } from './reference.js';
 
 export interface RunnerShape {

@@ -1,5 +1,4 @@
-import ort from 'onnxruntime-node';
-import '../../src/util/ort-env.js'; // ONNX Runtime's telemetry off, as the product has it
+import ort from '../../src/util/onnxruntime.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { symmetricEigen } from '../../src/merge/kernels/eigen.js';
 import { cholesky, pivotedCholesky, pseudoInverse, multiply } from '../../src/merge/kernels/small.js';

@@ -172,7 +172,7 @@ describe('routers through the API', () => {
     await stack.client.adapters.upload(await writeTestAdapter(path.join(root, 'wide'), { hidden: 128, kv: 64, layers: 4, rank: 16 }, 3), { name: 'wide' });
     expect(await bad({ name: 'x', members: ['wide', 'code-expert'], blend: 0.6 })).toMatchObject({
       status: 400,
-      message: expect.stringMatching(/^a blend of wide and code-expert has rank \d+, above the served graph's max rank 16: rebuild the model with --max-rank \d+ or more, or give the router a fallback/),
+      message: expect.stringMatching(/^a blend of wide and code-expert has rank \d+, above the served graph's max rank 16: rebuild the model with --max-rank \d+ or more \(loraforge build-model <checkpoint> --max-rank \d+\), or give the router a fallback/),
     });
     expect((await stack.client.routers.create({ name: 'wide-alone', members: [{ model: 'wide', category: 'linux-commands' }, 'code-expert'] })).router.blend).toBeNull();
     await stack.client.routers.remove('wide-alone');

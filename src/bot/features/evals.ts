@@ -114,7 +114,9 @@ async function startSweep(ctx: BotContext, interaction: ChatInputCommandInteract
   if (text('densities') !== null) space.density = parseDensities(text('densities')!);
   if (text('weights') !== null) space.weights = parseSweepWeights(text('weights')!);
   const search = (text('search') as 'grid' | 'random' | 'cmaes' | null) ?? 'grid';
-  if (search !== 'cmaes' && (interaction.options.getInteger('budget') !== null || interaction.options.getBoolean('per_layer') !== null)) {
+  const budget = interaction.options.getInteger('budget');
+  const perLayer = interaction.options.getBoolean('per_layer');
+  if (search !== 'cmaes' && (budget !== null || perLayer !== null)) {
     throw new InvalidInputError('budget and per_layer are for tuning the weights: choose search “tune weights (CMA-ES)”');
   }
   const request: SweepRequest = {
@@ -123,8 +125,8 @@ async function startSweep(ctx: BotContext, interaction: ChatInputCommandInteract
     ...(text('adapters') !== null ? { adapters: parseNameList(text('adapters')!) } : {}),
     ...(text('suites') !== null ? { suites: parseNameList(text('suites')!) } : {}),
     ...(interaction.options.getInteger('samples') !== null ? { samples: interaction.options.getInteger('samples')! } : {}),
-    ...(interaction.options.getInteger('budget') !== null ? { budget: interaction.options.getInteger('budget')! } : {}),
-    ...(interaction.options.getBoolean('per_layer') !== null ? { perLayer: interaction.options.getBoolean('per_layer')! } : {}),
+    ...(budget !== null ? { budget } : {}),
+    ...(perLayer !== null ? { perLayer } : {}),
   };
   const channel = sendableChannel(interaction, '/sweep');
   await interaction.deferReply({ flags: MessageFlags.Ephemeral });

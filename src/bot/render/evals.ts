@@ -1,5 +1,6 @@
 // Evals and sweeps as Discord messages: a progress bar while they run, then the retention table and the heat map.
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder } from 'discord.js';
+import { describeTune } from '../../client/describe-tune.js';
 import type { LoraforgeClient } from '../../client/index.js';
 import { formatDuration, progressBar, truncate } from '../format.js';
 import { showActor } from './adapters.js';
@@ -90,11 +91,8 @@ export function evalView(status: EvalStatus, startedBy: string, heatmap: Buffer 
 
 /** A tuned sweep: what its ranking was scored on, and its best point on the test part, which it never saw. */
 function tuneText(tune: NonNullable<SweepStatus['tune']>): string {
-  const what = tune.layerGroups ? `a weight per adapter per layer group (${tune.layerGroups} groups)` : 'a weight per adapter';
-  const tuned = `${what}, ranked on the tune part (calibration and dev, ${tune.tuneItems} items).`;
-  if (!tune.test) return `${tuned} The best is scored on the test part (${tune.testItems} items) once the search ends.`;
-  const cats = Object.entries(tune.test.categories).map(([c, s]) => `${c} ${ret(s.retention)}`).join(', ');
-  return `${tuned} The best on the test part (${tune.testItems} items, never seen by the search): worst **${ret(tune.test.worstRetention)}**, mean ${ret(tune.test.meanRetention)} (${cats}).`;
+  const { search, test } = describeTune(tune, ret, (s) => `**${s}**`);
+  return `${search}; ${test ?? `the best is scored on the test part (${tune.testItems} items) once the search ends`}.`;
 }
 
 /** The sweep's message; once completed, the recipes ranked by their worst category, and a button to keep the best. */

@@ -3,9 +3,11 @@
 // heatmap <id>` for sweeps already queued.
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { describeTune } from '../../client/describe-tune.js';
 import type { SweepStatus } from '../../client/eval.js';
 import { InvalidInputError } from '../../errors.js';
 import type { SweepRequestInput } from '../../eval/requests.js';
+import { DEFAULT_BUDGET } from '../../eval/tune-start.js';
 import { listMethods, PRUNING_METHODS } from '../../merge/methods.js';
 import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
 import { formatRetention } from '../options.js';
@@ -71,13 +73,8 @@ export function formatSweep(status: SweepStatus): string {
 
 /** A tuned sweep: the ranking above is on the tune part; the best point on the test part, which it never saw. */
 function tuneLine(tune: NonNullable<SweepStatus['tune']>): string {
-  const what = tune.layerGroups ? `a weight per adapter per layer group (${tune.layerGroups} groups)` : 'a weight per adapter';
-  let out = `tuned by CMA-ES: ${what}, ${tune.budget} merges; retention above on the tune part (calibration and dev, ${tune.tuneItems} items)\n`;
-  if (tune.test) {
-    const cats = Object.entries(tune.test.categories).map(([c, s]) => `${c} ${formatRetention(s.retention)}`).join(', ');
-    out += `best point on the test part (${tune.testItems} items): worst ${formatRetention(tune.test.worstRetention)}, mean ${formatRetention(tune.test.meanRetention)} (${cats})\n`;
-  }
-  return out;
+  const { search, test } = describeTune(tune, formatRetention);
+  return `tuned by CMA-ES: ${search}\n${test ? `${test}\n` : ''}`;
 }
 
 async function finish(status: SweepStatus, opts: Common & { heatmap?: string; register?: string }, id: string): Promise<void> {
@@ -107,7 +104,7 @@ export function sweepCommand(program: Command): void {
     .option('--rank <list>', 'ranks of the result to try', collect)
     .option('--random <n>', 'random search: try n distinct points of the space instead of the whole grid (all of them when it has fewer)', Number)
     .option('--tune <optimizer>', 'tune the weights instead of a grid: cmaes (maximises the worst retention on the suites\' tune part, calibration and dev, and reports the best on the test part)')
-    .option('--budget <n>', 'with --tune: merges to evaluate (default 60)', Number)
+    .option('--budget <n>', `with --tune: merges to evaluate (default ${DEFAULT_BUDGET})`, Number)
     .option('--per-layer', 'with --tune: a weight per adapter per layer group (early, middle, late blocks)')
     .option('--layer-groups <n>', 'with --per-layer: groups of blocks (default 3)', Number)
     .option('--seed <n>', 'random search or --tune seed (same seed, same points)', Number)

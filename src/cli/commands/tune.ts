@@ -3,7 +3,8 @@
 // test part. Each evaluation is a merge queued on the server (registered as `<name>-<k>`, its recipe holding its
 // weights) and an eval of it on the tune part. Budget in evaluations; one progress line per evaluation on stderr.
 // With --state, every evaluation is recorded in a local JSON file and a rerun replays them (CMA-ES is deterministic
-// given its seed and scores), so a search cut short resumes where it stopped. Per-layer weights are not tuned (docs/ROUTERS.md).
+// given its seed and scores), so a search cut short resumes where it stopped. Per-layer weights: `sweep --tune cmaes
+// --per-layer`, the same search as a server job.
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';

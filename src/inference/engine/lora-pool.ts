@@ -78,7 +78,7 @@ export function prepareAdapter(adapter: LoraAdapter, sites: readonly LoraSite[],
     if (mod.rank > limits.maxRank) {
       throw new UnsupportedError(
         `adapter ${label} has rank ${mod.rank} on ${mod.name}, above the served graph's max rank ${limits.maxRank}: ` +
-          `rebuild the model with --max-rank ${mod.rank} or more (loraforge build-model <checkpoint> --max-rank ${nextPow2(mod.rank)})`,
+          rebuildFor(mod.rank),
       );
     }
     prepared.sites[index] = transposeFactors(mod.A, mod.B, mod.rank, mod.inFeatures, mod.outFeatures, mod.scaling);
@@ -98,7 +98,7 @@ export function blendPrepared(parts: readonly PreparedAdapter[], weight: number,
     const rank = here.reduce((sum, f) => sum + f.rank, 0);
     if (rank > maxRank) {
       throw new UnsupportedError(
-        `the blend ${label} has rank ${rank}, above the served graph's max rank ${maxRank}: rebuild the model with --max-rank ${nextPow2(rank)}, ` +
+        `the blend ${label} has rank ${rank}, above the served graph's max rank ${maxRank}: ${rebuildFor(rank)}, ` +
           'or give the router a fallback instead of a blend',
       );
     }
@@ -117,8 +117,9 @@ export function blendPrepared(parts: readonly PreparedAdapter[], weight: number,
   return { rank: Math.max(0, ...sites.map((f) => f?.rank ?? 0)), sites };
 }
 
-function nextPow2(n: number): number {
-  return 2 ** Math.ceil(Math.log2(n));
+/** What to do about an adapter (or a blend) of `rank` above the served graph's max rank. */
+export function rebuildFor(rank: number): string {
+  return `rebuild the model with --max-rank ${rank} or more (loraforge build-model <checkpoint> --max-rank ${2 ** Math.ceil(Math.log2(rank))})`;
 }
 
 /** PEFT's A [r, in] and B [out, r] → A' [in, r] and B' [r, out]·scaling. */

@@ -1,8 +1,7 @@
 // The ONNX Runtime session of a built model and the feeds of one run. Inputs are zero-copy views of the JS-owned
 // KV cache and LoRA pool; only the outputs we read are fetched, because every fetched output is copied.
 import os from 'node:os';
-import ort from 'onnxruntime-node';
-import '../../util/ort-env.js';
+import ort from '../../util/onnxruntime.js';
 import type { RunInput, RunOutput, Runner } from './core.js';
 import { requiredOutputs, type GraphSpec } from './graph-spec.js';
 import type { KvCache } from './kv-cache.js';

@@ -5,8 +5,7 @@
 // Rows of one run are right-padded to the longest; each row picks its LoRA slot by `adapter_idx`, so the base model,
 // adapters and merges are scored side by side in one pass. The caller plans the passes (planScorePasses) and feeds
 // the engine's LoRA pool; this module only builds feeds and reduces the output.
-import ort from 'onnxruntime-node';
-import '../../util/ort-env.js';
+import ort from '../../util/onnxruntime.js';
 import { InvalidInputError } from '../../errors.js';
 import path from 'node:path';
 import { checkManifest, type ModelManifest } from '../builder/manifest.js';

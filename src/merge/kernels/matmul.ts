@@ -5,8 +5,7 @@
 // outputs small (Grams, projections) except where the dense ΔW itself is the result.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import ort from 'onnxruntime-node';
-import '../../util/ort-env.js';
+import ort from '../../util/onnxruntime.js';
 import { OnnxModel } from '../../formats/onnx.js';
 
 export interface Mat32 {

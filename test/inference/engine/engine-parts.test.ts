@@ -205,7 +205,7 @@ describe('lora pool', () => {
     const o = dense(blend.sites[1]!, 2, 4);
     dense(a.sites[1]!, 2, 4).forEach((v, i) => expect(o[i]).toBeCloseTo(0.6 * v, 5));
     expect(blendPrepared([{ rank: 0, sites: [null, null] }, { rank: 0, sites: [null, null] }], 0.6, 8, 'x').sites).toEqual([null, null]);
-    expect(() => blendPrepared([a, b], 0.6, 4, 'a+b')).toThrow(/the blend a\+b has rank 5, above the served graph's max rank 4: rebuild the model with --max-rank 8/);
+    expect(() => blendPrepared([a, b], 0.6, 4, 'a+b')).toThrow(/the blend a\+b has rank 5, above the served graph's max rank 4: rebuild the model with --max-rank 5 or more \(loraforge build-model <checkpoint> --max-rank 8\), or give the router a fallback/);
   });
 
   it('pads to the pool rank, grows and shrinks it, and feeds rank 0 when unused', () => {
