@@ -7,7 +7,8 @@
 // of right and wrong choices. With LORAFORGE_ROUTER_RETENTION=1 it also scores the references of the test part
 // under base, experts and the router: retention per category, as evals compute it; and for the text router with
 // blends (the two nearest members answering when none is clearly nearest) over a grid of weights and margins, chosen
-// on the dev part, reported on the test part.
+// on the dev part, reported on the test part; each grid point's greedy answers to the test part (128 tokens) are also
+// checked, as `loraforge eval --checks` does, since a blend can keep perplexity and lose answers.
 // TTFT: a 128-token prompt, one token, the text and value-last routers against the plain adapter each routes to,
 // interleaved, medians.
 //
@@ -15,6 +16,7 @@
 // random demo model (whose base features still tell the suites' prompts apart). Run under `nice`.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { checkItems } from '../src/eval/evaluate.js';
 import { itemsOfPart, calibrationItems } from '../src/eval/split.js';
 import { loadSuites, type SuiteItem } from '../src/eval/suite.js';
 import { DEMO_SKILLS, makeDemoModel } from '../src/inference/demo.js';
@@ -107,14 +109,16 @@ async function main(): Promise<void> {
         log(`${rule} retention: ${JSON.stringify((results[rule] as Record<string, unknown>).retention)}`);
       }
       // blends when unsure (text, no fallback): weight × margin, chosen on the dev part, reported on the test part
-      const grid: Array<{ weight: number | null; margin: number; dev: number | null; test: number | null; testMean: number | null; blends: number }> = [];
+      const grid: Array<{ weight: number | null; margin: number; dev: number | null; test: number | null; testMean: number | null; blends: number; checksPassed: Record<string, number> }> = [];
       for (const weight of [null, 0.5, 0.6, 0.75, 1]) {
         for (const margin of weight === null ? [0] : [0.02, 0.05, 0.075, 0.1]) {
           const name = `text-blend-${weight}-${margin}`;
           routers.set(name, { ...routers.get('text')!, name, margin, blend: weight });
           const routed = await Promise.all(test.map((i) => engine.route(routers.get(name)!, asChat(i.prompt))));
           const t = await retention.test(name);
-          grid.push({ weight, margin, dev: (await retention.dev(name)).worst, test: t.worst, testMean: t.mean, blends: routed.filter((r) => r.blend).length / test.length });
+          const passed = (await checkItems(engine, test, [name], 'chat', 128)).get(name)!;
+          const checksPassed = Object.fromEntries(categories.map((c) => [c, test.filter((item, i) => item.category === c && passed[i] === true).length]));
+          grid.push({ weight, margin, dev: (await retention.dev(name)).worst, test: t.worst, testMean: t.mean, blends: routed.filter((r) => r.blend).length / test.length, checksPassed });
           log(`blend ${weight} margin ${margin}: ${JSON.stringify(grid.at(-1))}`);
         }
       }
