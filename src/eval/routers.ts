@@ -182,11 +182,11 @@ function routerSpec(record: RouterRecord): RouterSpec {
   };
 }
 
-/** The engine's routers: read from Redis per request, so a router serves as soon as it is stored. */
+/** The engine's routers: looked up in Redis per request, so a router serves as soon as it is stored. */
 export function storedRouters(store: RouterStore): RouterResolver {
   return {
     resolve: async (name) => {
-      const record = await store.find(name);
+      const record = await store.current(name);
       return record ? routerSpec(record) : null;
     },
     list: async () => (await store.list()).map(routerSpec),

@@ -1,7 +1,10 @@
 // Router records (docs/ROUTERS.md): a router is a registered model that answers each request with one of its
 // members (adapters or merges), chosen per prompt by nearest centroid of a base-model feature. The record holds
 // everything serving needs (members, rule, margin, fallback, the fitted centroids) and what calibrated it (so an
-// eval never scores a calibration prompt). One Redis hash `<prefix>:registry:routers`, name → JSON.
+// eval never scores a calibration prompt). One Redis hash `<prefix>:registry:routers`, name → JSON, and beside it
+// `<prefix>:registry:routers:rev`, name → a revision written with every save, so that serving reads a few bytes per
+// request and parses a record (hundreds of KB for a `text` router) only when it changed.
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -56,17 +59,48 @@ export function summarize(record: RouterRecord): RouterSummary {
 
 export class RouterStore {
   private readonly key: string;
+  private readonly revKey: string;
+  /** records as last parsed, with the revision they were read at */
+  private readonly parsed = new Map<string, { rev: string; record: RouterRecord }>();
 
   constructor(
     private readonly redis: Redis,
     prefix: string,
   ) {
     this.key = `${prefix}:registry:routers`;
+    this.revKey = `${this.key}:rev`;
   }
 
   async find(name: string): Promise<RouterRecord | undefined> {
     const json = await this.redis.hget(this.key, name);
-    return json ? RouterRecordSchema.parse(JSON.parse(json)) : undefined;
+    return json ? parseRecord(json) : undefined;
+  }
+
+  /**
+   * The router of that name as `find` reads it, for every request to the server: one round trip of a few bytes,
+   * and the record read and parsed again only when its revision changed.
+   */
+  async current(name: string): Promise<RouterRecord | undefined> {
+    const [rev, length] = (await this.redis.multi().hget(this.revKey, name).hstrlen(this.key, name).exec())!.map(([err, value]) => {
+      if (err) throw err;
+      return value;
+    }) as [string | null, number];
+    if (length === 0) {
+      this.parsed.delete(name);
+      return undefined;
+    }
+    const cached = this.parsed.get(name);
+    if (rev !== null && cached?.rev === rev) return cached.record;
+    // a record saved before revisions existed gets one, so that the next request finds it cached
+    if (rev === null) await this.redis.hsetnx(this.revKey, name, randomUUID());
+    const [json, now] = (await this.redis.multi().hget(this.key, name).hget(this.revKey, name).exec())!.map(([err, value]) => {
+      if (err) throw err;
+      return value;
+    }) as [string | null, string | null];
+    if (!json) return undefined;
+    const record = parseRecord(json);
+    if (now !== null) this.parsed.set(name, { rev: now, record });
+    return record;
   }
 
   async get(name: string): Promise<RouterRecord> {
@@ -78,7 +112,7 @@ export class RouterStore {
   async list(): Promise<RouterRecord[]> {
     const all = await this.redis.hgetall(this.key);
     return Object.values(all)
-      .map((json) => RouterRecordSchema.parse(JSON.parse(json)))
+      .map(parseRecord)
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -86,17 +120,23 @@ export class RouterStore {
   async save(record: RouterRecord, options: { replace?: boolean } = {}): Promise<'created' | 'replaced'> {
     const json = JSON.stringify(RouterRecordSchema.parse(record));
     if (options.replace) {
-      const isNew = await this.redis.hset(this.key, record.name, json);
+      const [[err, isNew]] = (await this.redis.multi().hset(this.key, record.name, json).hset(this.revKey, record.name, randomUUID()).exec())!;
+      if (err) throw err;
       return isNew === 1 ? 'created' : 'replaced';
     }
     const created = await this.redis.hsetnx(this.key, record.name, json);
     if (created !== 1) throw new ConflictError(`router '${record.name}' exists: pick another name, or replace it`);
+    await this.redis.hset(this.revKey, record.name, randomUUID());
     return 'created';
   }
 
   async remove(name: string): Promise<RouterRecord> {
     const found = await this.get(name);
-    await this.redis.hdel(this.key, name);
+    await this.redis.multi().hdel(this.key, name).hdel(this.revKey, name).exec();
     return found;
   }
+}
+
+function parseRecord(json: string): RouterRecord {
+  return RouterRecordSchema.parse(JSON.parse(json));
 }
