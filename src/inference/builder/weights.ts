@@ -82,6 +82,11 @@ function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
   return t;
 }
 
+/** `w` ([rows, cols]) transposed into columns `column`.. of `out` ([cols, width]). */
+function transposeInto(out: Float32Array, width: number, column: number, w: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * width + column + r] = w[r * cols + c]!;
+}
+
 /** `parts` one after another into `out` (sized to hold them all). */
 function concat<T extends Uint8Array | Float32Array>(out: T, parts: readonly T[]): T {
   let at = 0;
@@ -256,28 +261,31 @@ export async function convertWeights(
       throw new InvalidFileError('checkpoint', `tensor ${module}.bias has shape [${bias.shape.join(', ')}], expected [${n}]`);
     }
   };
-  // The parts' weights as [out, in] rows, one part at a time; int4 quantizes each part as it is read (the row
-  // blocks are the same as the fused tensor's), so only one part is ever held in fp32.
+  // The parts' weights as [out, in] rows, one part at a time, so only one part is ever held in fp32 beside the
+  // result: int4 quantizes each part as it is read (the row blocks are the same as the fused tensor's), fp32 writes
+  // each part's transpose into its columns of the fused [in, out] weight.
   const fused = (l: number, parts: readonly LoraTarget[], module: string): Task => ({
     name: `${module}.weight`,
     run: async () => {
       const k = projectionFeatures(config, parts[0]!).inFeatures;
       const outs = parts.map((t) => projectionFeatures(config, t).outFeatures);
       const n = outs.reduce((a, b) => a + b, 0);
-      const rows: Float32Array[] = [];
       const quantized: Int4Weight[] = [];
+      const transposed = dtype === 'int4' ? null : new Float32Array(k * n);
+      let column = 0;
       for (const [i, t] of parts.entries()) {
         const w = await read(`${modulePath(arch, l, t)}.weight`);
         const r = arch.conv1d ? transpose(w, k, outs[i]!) : w;
-        if (dtype === 'int4') quantized.push(quantizeInt4(r, outs[i]!, k, blockSize));
-        else rows.push(r);
+        if (transposed) transposeInto(transposed, n, column, r, outs[i]!, k);
+        else quantized.push(quantizeInt4(r, outs[i]!, k, blockSize));
+        column += outs[i]!;
       }
-      if (dtype === 'int4') {
+      if (transposed) {
+        await add(weightName.transposed(module), 'float32', [k, n], transposed);
+      } else {
         const qweight = concat(new Uint8Array(n * quantized[0]!.qweight.length / outs[0]!), quantized.map((q) => q.qweight));
         const scales = concat(new Float32Array(n * quantized[0]!.blocksPerRow), quantized.map((q) => q.scales));
         await addQuantized(module, { n, k, blockSize, blocksPerRow: quantized[0]!.blocksPerRow, qweight, scales });
-      } else {
-        await add(weightName.transposed(module), 'float32', [k, n], transpose(concat(new Float32Array(n * k), rows), n, k));
       }
       // one bias for the fused output, zeros for a part without one
       const biased = parts.map((t) => has(`${modulePath(arch, l, t)}.bias`));
