@@ -12,6 +12,7 @@ import { splitSuite } from '../../src/eval/split.js';
 import { loadSuites } from '../../src/eval/suite.js';
 import { demoWithExperts, startEvalStack, type DemoWithExperts, type EvalStack } from '../eval/stack.js';
 import { writeTestAdapter } from '../helpers/adapters.js';
+import { seeded } from '../helpers/random.js';
 
 let root: string;
 let demo: DemoWithExperts;
@@ -177,6 +178,21 @@ describe('routers through the API', () => {
     expect((await stack.client.routers.create({ name: 'wide-alone', members: [{ model: 'wide', category: 'linux-commands' }, 'code-expert'] })).router.blend).toBeNull();
     await stack.client.routers.remove('wide-alone');
     expect((await status(stack.client.routers.remove('nope'))).status).toBe(404);
+  });
+
+  it('refuses calibration prompts too varied for a text router, quickly, and goes on serving', async () => {
+    // about 800 KB of varied text (under the 1 MB body limit): ~700 000 distinct n-grams, which used to be fitted as
+    // one dense vector per prompt (GBs) and stored as a record of hundreds of MB
+    const random = seeded(1);
+    const char = () => 'abcdefghijklmnopqrstuvwxyz  '[Math.floor(random() * 28)];
+    const prompts = () => Array.from({ length: 50 }, () => Array.from({ length: 4000 }, char).join(''));
+    const started = Date.now();
+    const refused = await status(stack.client.routers.create({ name: 'huge', members: MEMBERS.map((model) => ({ model, prompts: prompts() })) }));
+    expect(refused).toMatchObject({ status: 400, message: expect.stringMatching(/^the calibration prompts hold \d+ distinct character n-grams, more than a text router keeps \(65536\): give fewer or shorter prompts/) });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect((await stack.client.routers.list()).map((r) => r.name)).not.toContain('huge');
+    const answer = await openai.chat.completions.create({ model: 'skills', messages: [{ role: 'user', content: 'List the files in /tmp' }], max_tokens: 2 });
+    expect(answer.choices[0]!.message.content).toBeTypeOf('string');
   });
 
   it('is in the OpenAPI document', async () => {

@@ -81,14 +81,25 @@ function centred(feature: ArrayLike<number>, center: readonly number[]): Float64
   return unit(out);
 }
 
-/** Centroids from calibration features per member (each member needs at least one). */
-export function fitCentroids(perMember: ReadonlyArray<ReadonlyArray<ArrayLike<number>>>): Centroids {
+/**
+ * Centroids from calibration features per member (each member needs at least one). `dense` gives a feature's
+ * numbers when it is asked for, one feature at a time (each is read twice), so sparse features never need to be
+ * dense all at once.
+ */
+export function fitCentroids<T = ArrayLike<number>>(
+  perMember: ReadonlyArray<ReadonlyArray<T>>,
+  dense: (feature: T) => ArrayLike<number> = (f) => f as ArrayLike<number>,
+): Centroids {
   if (perMember.length === 0) throw new InvalidInputError('a router needs at least one member');
-  const dim = perMember[0]![0]?.length ?? 0;
+  const first = perMember[0]![0];
+  const dim = first === undefined ? 0 : dense(first).length;
   const means = perMember.map((features, m) => {
     if (features.length === 0) throw new InvalidInputError(`member ${m} has no calibration prompts`);
     const mean = new Float64Array(dim);
-    for (const f of features) for (let i = 0; i < dim; i++) mean[i]! += f[i]! / features.length;
+    for (const feature of features) {
+      const f = dense(feature);
+      for (let i = 0; i < dim; i++) mean[i]! += f[i]! / features.length;
+    }
     return mean;
   });
   const center = new Array<number>(dim).fill(0);
@@ -96,7 +107,7 @@ export function fitCentroids(perMember: ReadonlyArray<ReadonlyArray<ArrayLike<nu
   const centroids = perMember.map((features) => {
     const acc = new Float64Array(dim);
     for (const f of features) {
-      const c = centred(f, center);
+      const c = centred(dense(f), center);
       for (let i = 0; i < dim; i++) acc[i]! += c[i]!;
     }
     return Array.from(unit(acc));

@@ -11,6 +11,8 @@ import { fitCentroids, type Centroids } from './routing.js';
 
 const BUCKETS = 1 << 20;
 const GRAMS = [3, 4, 5];
+/** Most buckets a router's calibration prompts may use (the demo's 5 prompts per skill use about 2000). */
+export const MAX_TEXT_DIMS = 1 << 16;
 
 /** Bucket → weight, unit length. */
 export type TextFeature = Map<number, number>;
@@ -67,11 +69,22 @@ export function projectText(feature: TextFeature, dims: readonly number[]): Floa
   return out;
 }
 
-/** Centroids of the members' calibration prompts on the buckets they use. */
+/**
+ * Centroids of the members' calibration prompts on the buckets they use. The buckets are capped: the router's record
+ * holds (members + 2) numbers per bucket and every routed request reads them all, so calibration prompts of a
+ * megabyte of varied text (about 700 000 buckets) would make a record of hundreds of MB. Features are projected
+ * one at a time, never all at once (that was gigabytes for such prompts).
+ */
 export function fitTextCentroids(perMember: ReadonlyArray<ReadonlyArray<TextFeature>>): Centroids & { dims: number[] } {
   const used = new Set<number>();
   for (const features of perMember) for (const f of features) for (const b of f.keys()) used.add(b);
   if (used.size === 0) throw new InvalidInputError('the calibration prompts have no text to route on (each needs at least 3 characters)');
+  if (used.size > MAX_TEXT_DIMS) {
+    throw new InvalidInputError(
+      `the calibration prompts hold ${used.size} distinct character n-grams, more than a text router keeps (${MAX_TEXT_DIMS}): ` +
+        'give fewer or shorter prompts per member (a few typical requests each; the suites calibrate on 5 of about 60 characters)',
+    );
+  }
   const dims = [...used].sort((a, b) => a - b);
-  return { ...fitCentroids(perMember.map((features) => features.map((f) => projectText(f, dims)))), dims };
+  return { ...fitCentroids(perMember, (f) => projectText(f, dims)), dims };
 }
