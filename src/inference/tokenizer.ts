@@ -85,6 +85,9 @@ export interface TokenizerSources {
   generationConfig?: Json | null;
 }
 
+/** Characters tokenized at a time when a long text is counted against a limit (ModelTokenizer.encode). */
+const COUNT_PIECE = 4096;
+
 export class ModelTokenizer {
   readonly bosToken: string | null;
   readonly eosToken: string | null;
@@ -143,9 +146,37 @@ export class ModelTokenizer {
     return token === null ? null : (this.tokenizer.token_to_id(token) ?? null);
   }
 
-  /** Token ids of `text`; `addSpecialTokens` runs the post-processor (e.g. prepends BOS). */
-  encode(text: string, { addSpecialTokens = true }: { addSpecialTokens?: boolean } = {}): number[] {
+  /**
+   * Token ids of `text`; `addSpecialTokens` runs the post-processor (e.g. prepends BOS). With `limit` (a model's
+   * context), a text that surely holds far more tokens is refused having tokenized only about that many: tokenizing
+   * runs on the server's main thread at about 2 µs a character, so a megabyte prompt would otherwise hold it for
+   * seconds only to be refused for its length.
+   */
+  encode(text: string, { addSpecialTokens = true, limit }: { addSpecialTokens?: boolean; limit?: number } = {}): number[] {
+    if (limit !== undefined && this.surelyLonger(text, limit)) {
+      throw new InvalidInputError(`the prompt holds far more than ${limit} tokens, this model's context: shorten it`);
+    }
     return this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+  }
+
+  /**
+   * Whether `text` surely holds more than `limit` tokens: counted piece by piece (cut at white space where one is
+   * near), stopping once the count is well past the limit. A cut can change the count by a few tokens, hence the
+   * slack; a text under it is tokenized whole and judged on its exact count. Texts under 4 characters a token are
+   * not counted first (few tokenizers average less, so they rarely pay for the count).
+   */
+  private surelyLonger(text: string, limit: number): boolean {
+    if (text.length <= Math.max(COUNT_PIECE, 4 * limit)) return false;
+    let count = 0;
+    for (let at = 0, cuts = 1; at < text.length; cuts++) {
+      let end = Math.min(text.length, at + COUNT_PIECE);
+      const space = end < text.length ? text.lastIndexOf(' ', end) : -1;
+      if (space > end - 64 && space > at) end = space;
+      count += this.tokenizer.encode(text.slice(at, end), { add_special_tokens: false }).ids.length;
+      if (count > 1.25 * limit + 8 * cuts) return true;
+      at = end;
+    }
+    return false;
   }
 
   decode(ids: readonly number[], { skipSpecialTokens = true }: { skipSpecialTokens?: boolean } = {}): string {
@@ -195,8 +226,8 @@ export class ModelTokenizer {
   }
 
   /** Chat prompt ids: render, then encode without adding special tokens (the template emits its own BOS). */
-  encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
-    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+  encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions & { limit?: number } = {}): number[] {
+    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false, limit: options.limit });
   }
 
   /** An incremental detokenizer for streaming; `context` = the last prompt ids, so leading spaces come out right. */

@@ -1,7 +1,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InvalidInputError, NotFoundError } from '../../src/errors.js';
 import { makeDemoTokenizer } from '../../src/inference/demo-tokenizer.js';
 import { ModelTokenizer, type ChatMessage } from '../../src/inference/tokenizer.js';
@@ -42,6 +43,30 @@ describe.skipIf(!haveFixtures)(`real tokenizers from ../shared/fixtures ${haveFi
   beforeAll(async () => {
     smol = await ModelTokenizer.load(fixture('tokenizers/smollm-135m-instruct-tfm-hitesh'));
     gpt2 = await ModelTokenizer.load(fixture('tokenizers/gpt2-blackspy369'));
+  });
+
+  it('refuses a text far over a limit having tokenized about the limit of it, and encodes one near it exactly', () => {
+    const tokenized = vi.spyOn(Tokenizer.prototype, 'encode');
+    try {
+      for (const tok of [smol, gpt2]) {
+        const huge = 'Show the disk usage of each folder under /var/log, sorted. '.repeat(16_000); // ~1 MB
+        tokenized.mockClear();
+        expect(() => tok.encode(huge, { limit: 1000 })).toThrow(new InvalidInputError("the prompt holds far more than 1000 tokens, this model's context: shorten it"));
+        const chars = tokenized.mock.calls.reduce((sum, [text]) => sum + text.length, 0);
+        expect(chars).toBeLessThan(3 * 4096);
+        if (tok.hasChatTemplate) expect(() => tok.encodeChat([{ role: 'user', content: huge }], { limit: 1000 })).toThrow(/far more than 1000 tokens/);
+        // counted in pieces, then encoded whole: the same ids as without a limit, even past it (the caller says by how much)
+        const near = 'Show the disk usage of each folder under /var/log, sorted. '.repeat(150);
+        const ids = tok.encode(near);
+        const limit = Math.ceil(ids.length / 1.15);
+        tokenized.mockClear();
+        expect(tok.encode(near, { limit })).toEqual(ids);
+        expect(tokenized.mock.calls.some(([text]) => text.length < near.length)).toBe(true); // it was counted in pieces
+        expect(tok.encode('Hello world', { limit: 2 })).toEqual(tok.encode('Hello world'));
+      }
+    } finally {
+      tokenized.mockRestore();
+    }
   });
 
   it('round-trips Unicode, emoji, CJK and whitespace', () => {

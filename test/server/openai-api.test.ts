@@ -243,6 +243,11 @@ describe('OpenAI-compatible API with the openai client', () => {
     const tooLong = client.completions.create({ model: 'alpha', prompt: 'x', max_tokens: 100_000 });
     await expect(tooLong).rejects.toThrow(/maximum context length is 256 tokens/);
 
+    // a megabyte prompt is refused having tokenized about the context's worth of it (test/inference/tokenizer.test.ts)
+    const huge = client.chat.completions.create({ model: 'alpha', messages: [{ role: 'user', content: 'list the files in /tmp '.repeat(40_000) }] });
+    await expect(huge).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+    await expect(huge).rejects.toThrow(/the prompt holds far more than 256 tokens, this model's context: shorten it/);
+
     const noMessages = client.chat.completions.create({ model: 'alpha', messages: [] });
     await expect(noMessages).rejects.toBeInstanceOf(OpenAI.BadRequestError);
 

@@ -193,6 +193,9 @@ describe('routers through the API', () => {
     expect((await stack.client.routers.list()).map((r) => r.name)).not.toContain('huge');
     const answer = await openai.chat.completions.create({ model: 'skills', messages: [{ role: 'user', content: 'List the files in /tmp' }], max_tokens: 2 });
     expect(answer.choices[0]!.message.content).toBeTypeOf('string');
+    // a megabyte prompt to a router is refused for its length before any routing work on it
+    const huge = openai.chat.completions.create({ model: 'skills', messages: [{ role: 'user', content: 'List the files in /tmp '.repeat(40_000) }], max_tokens: 2 });
+    await expect(huge).rejects.toThrow(/the prompt holds far more than \d+ tokens, this model's context: shorten it/);
   });
 
   it('is in the OpenAPI document', async () => {

@@ -454,10 +454,11 @@ export class InferenceEngine {
     if (!Number.isInteger(n) || n < 1 || n > this.options.maxBatch) {
       throw new InvalidInputError(`n must be an integer from 1 to ${this.options.maxBatch} (the engine's batch size)`);
     }
+    // encoded first: a prompt too long for the context is refused before any routing work on it
+    const promptIds = this.encode(request.input);
     const routedTo = await this.routeModel(request.model, request.input, hooks);
     if (routedTo) hooks.onRouted?.(routedTo);
     const adapter = await this.resolveAnswering(request.model, routedTo);
-    const promptIds = this.encode(request.input);
     const rows: RowRequest[] = Array.from({ length: n }, (_, stream) => ({ promptIds, adapter, stream }));
     const { id, seed, choices } = await this.runGroup(rows, request, hooks);
     return { id, model: request.model, seed, promptIds, choices, usage: usage(promptIds.length, choices), ...(routedTo ? { routedTo } : {}) };
@@ -516,9 +517,9 @@ export class InferenceEngine {
     if (request.models.length > this.options.maxBatch) {
       throw new InvalidInputError(`at most ${this.options.maxBatch} models can be compared at once (the engine's batch size)`);
     }
+    const promptIds = this.encode(request.input);
     const routed = await Promise.all(request.models.map((m) => this.routeModel(m, request.input, hooks)));
     const adapters = await Promise.all(request.models.map((m, i) => this.resolveAnswering(m, routed[i]!)));
-    const promptIds = this.encode(request.input);
     // every row draws from stream 0 under the same seed: identical models give identical answers
     const rows: RowRequest[] = adapters.map((adapter) => ({ promptIds, adapter, stream: 0 }));
     const { id, seed, choices } = await this.runGroup(rows, request, hooks);
@@ -536,6 +537,17 @@ export class InferenceEngine {
    * score graph in the worker, between generation steps. Rows on several models share passes. Used by evals.
    */
   async score(request: ScoreRequest, hooks: { signal?: AbortSignal } = {}): Promise<ScoreResult> {
+    // encoded first: a row too long for the context is refused before any routing work on it
+    const encodedRows = request.rows.map((row, i) => {
+      try {
+        const encoded = this.encodeScoreRow(row.input, row.continuation);
+        checkScoreRow({ ...encoded, slot: 0 }, this.contextLength);
+        return encoded;
+      } catch (err) {
+        if (!(err instanceof InvalidInputError)) throw err;
+        throw new InvalidInputError(`rows[${i}]: ${err.message}`);
+      }
+    });
     // rows on a router are scored on the member it routes their context to: each router is looked up once, and
     // its routing passes (one per distinct context) go ROUTING_PASSES_AT_ONCE at a time, inside the queue's bound
     const routers = new Map<string, RouterSpec | null>();
@@ -552,15 +564,7 @@ export class InferenceEngine {
     const modelOf = (i: number) => routedTo[i]?.model ?? request.rows[i]!.model;
     const refs = new Map<string, AdapterRef | null>();
     for (let i = 0; i < request.rows.length; i++) if (!refs.has(modelOf(i))) refs.set(modelOf(i), await this.resolveAnswering(request.rows[i]!.model, routedTo[i]!));
-    const rows = request.rows.map((row, i) => {
-      const encoded = this.encodeScoreRow(row.input, row.continuation);
-      try {
-        checkScoreRow({ ...encoded, slot: 0 }, this.contextLength);
-      } catch (err) {
-        throw new InvalidInputError(`rows[${i}]: ${(err as Error).message}`);
-      }
-      return { ...encoded, adapter: refs.get(modelOf(i))! };
-    });
+    const rows = encodedRows.map((encoded, i) => ({ ...encoded, adapter: refs.get(modelOf(i))! }));
     if (hooks.signal?.aborted) throw new CancelledError('the scoring request was cancelled');
     const job: ScoreJobRequest = { id: randomUUID(), rows };
     const done = new Promise<ScoreJobResult>((resolve, reject) => this.scoring.set(job.id, { resolve, reject }));
@@ -589,7 +593,7 @@ export class InferenceEngine {
       return cached;
     }
     if (input.kind === 'ids') this.encode(input); // validates the ids
-    const encoded = encodeForScoring(this.tokenizer, input, continuation);
+    const encoded = encodeForScoring(this.tokenizer, input, continuation, this.contextLength);
     this.scoreEncodings.set(key, encoded);
     if (this.scoreEncodings.size > SCORE_ENCODINGS_KEPT) this.scoreEncodings.delete(this.scoreEncodings.keys().next().value!);
     return encoded;
@@ -633,9 +637,9 @@ export class InferenceEngine {
       const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= this.spec.vocabSize);
       if (bad !== undefined) throw new InvalidInputError(`token id ${bad} is outside the vocabulary (0..${this.spec.vocabSize - 1})`);
     } else if (input.kind === 'chat') {
-      ids = this.tokenizer.encodeChat(input.messages);
+      ids = this.tokenizer.encodeChat(input.messages, { limit: this.contextLength });
     } else {
-      ids = this.tokenizer.encode(input.text);
+      ids = this.tokenizer.encode(input.text, { limit: this.contextLength });
     }
     if (ids.length === 0) throw new InvalidInputError('the prompt is empty: give at least one token');
     return ids;

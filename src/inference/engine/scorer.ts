@@ -29,19 +29,21 @@ export type ScoreContext = { kind: 'chat'; messages: ChatMessage[] } | { kind: '
 /**
  * Token ids of context + continuation. The continuation is encoded on its own without special tokens, so it is
  * exactly the answer's tokens after the prompt (a chat prompt's template already put BOS in; text gets BOS).
+ * `limit` (the context) refuses either part when it surely holds far more tokens, before tokenizing all of it.
  */
 export function encodeForScoring(
   tokenizer: Pick<ModelTokenizer, 'encode' | 'encodeChat'>,
   context: ScoreContext,
   continuation: string,
+  limit?: number,
 ): { ids: number[]; targetStart: number } {
   const prompt =
     context.kind === 'chat'
-      ? tokenizer.encodeChat(context.messages, { addGenerationPrompt: true })
+      ? tokenizer.encodeChat(context.messages, { addGenerationPrompt: true, limit })
       : context.kind === 'text'
-        ? tokenizer.encode(context.text)
+        ? tokenizer.encode(context.text, { limit })
         : context.ids;
-  const answer = tokenizer.encode(continuation, { addSpecialTokens: false });
+  const answer = tokenizer.encode(continuation, { addSpecialTokens: false, limit });
   return { ids: [...prompt, ...answer], targetStart: prompt.length };
 }
 
