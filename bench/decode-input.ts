@@ -1,4 +1,4 @@
-// The feeds of one decode step as bench:step and bench:builds time it, straight through the runner.
+// The feeds of one decode step (or one fresh prefill) as bench:step and bench:builds time it, straight through the runner.
 import type { RunInput } from '../src/inference/engine/core.js';
 
 /** `slots.length` rows at position `context` (the KV cache holds `context` past positions), row r on slot `slots[r]`. */
@@ -15,5 +15,21 @@ export function decodeInput(slots: number[], context: number): RunInput {
     adapterIdx: BigInt64Array.from(slots.map(BigInt)),
     pastStart: 0,
     anyAdapter: slots.some((s) => s !== 0),
+  };
+}
+
+/** A fresh prefill of `length` tokens on one row on slot `slot`, as the engine's core runs it (no past). */
+export function prefillInput(slot: number, length: number): RunInput {
+  return {
+    batch: 1,
+    seq: length,
+    inputIds: BigInt64Array.from({ length }, (_, s) => BigInt(300 + (s % 1000))),
+    positionIds: BigInt64Array.from({ length }, (_, s) => BigInt(s)),
+    seqlensK: Int32Array.of(length - 1),
+    totalSeqLen: length,
+    logitsIndex: BigInt64Array.of(BigInt(length - 1)),
+    adapterIdx: BigInt64Array.of(BigInt(slot)),
+    pastStart: null,
+    anyAdapter: slot !== 0,
   };
 }

@@ -6,7 +6,7 @@
 // Settings: LORAFORGE_DATA_DIR (default ./data), BENCH_REPS (default 15), BENCH_CONTEXT (past positions, default
 // 32), BENCH_ACCURACY (MatMulNBits accuracy_level, default the builder's), BENCH_THREADS (default 0 = all cores),
 // BENCH_SPIN (off, on, or compare: two sessions, ORT's threads sleeping or spinning during a run, interleaved
-// step by step; default off).
+// step by step; default off), BENCH_PREFILL (tokens: also a fresh prefill of that many, base and adapter; default 0).
 import './user-env.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -18,7 +18,7 @@ import { LoraPool, prepareAdapter } from '../src/inference/engine/lora-pool.js';
 import { openSession, OrtRunner } from '../src/inference/engine/ort-runner.js';
 import { loadServedModel } from '../src/inference/engine/served-model.js';
 import { ensureBenchCheckpoint } from './llama-1b-shaped.js';
-import { decodeInput } from './decode-input.js';
+import { decodeInput, prefillInput } from './decode-input.js';
 import { median } from './stats.js';
 import { log } from './log.js';
 
@@ -29,6 +29,7 @@ const THREADS = Number(process.env.BENCH_THREADS ?? 0);
 const KV_CHUNK = Number(process.env.BENCH_KV_CHUNK ?? 128);
 const ACCURACY = process.env.BENCH_ACCURACY === undefined ? undefined : Number(process.env.BENCH_ACCURACY);
 const SPIN = process.env.BENCH_SPIN ?? 'off';
+const PREFILL = Number(process.env.BENCH_PREFILL ?? 0);
 const SPINS = SPIN === 'compare' ? [false, true] : [SPIN === 'on'];
 
 const { checkpoint, adapters } = await ensureBenchCheckpoint(path.join(dataDir, 'bench', 'llama-1b-shaped'), log);
@@ -49,6 +50,7 @@ const cases = [
   { name: 'batch 1, adapter', input: decodeInput([1], CONTEXT) },
   { name: 'batch 4, base', input: decodeInput([0, 0, 0, 0], CONTEXT) },
   { name: 'batch 4, 4 adapters', input: decodeInput([1, 2, 3, 4], CONTEXT) },
+  ...(PREFILL > 0 ? [{ name: `prefill ${PREFILL}, base`, input: prefillInput(0, PREFILL) }, { name: `prefill ${PREFILL}, adapter`, input: prefillInput(1, PREFILL) }] : []),
 ];
 
 async function measure(profile: boolean): Promise<void> {
@@ -82,7 +84,7 @@ async function measure(profile: boolean): Promise<void> {
     console.log(
       `decode step, context ${CONTEXT} (kv capacity ${kv.capacity}), ${s.opened.threads} threads, spinning ${s.spinning ? 'on' : 'off'}, accuracy_level ${built.manifest.quantization?.accuracyLevel}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, medians of ${REPS}:`,
     );
-    for (const [i, c] of cases.entries()) console.log(`  ${c.name.padEnd(22)} ${ms[i]!.toFixed(1).padStart(7)} ms/step  ${((1000 * c.input.batch) / ms[i]!).toFixed(2).padStart(6)} tok/s`);
+    for (const [i, c] of cases.entries()) console.log(`  ${c.name.padEnd(22)} ${ms[i]!.toFixed(1).padStart(7)} ms/step  ${((1000 * c.input.batch * c.input.seq) / ms[i]!).toFixed(2).padStart(6)} tok/s`);
     console.log(`  LoRA part: batch 1 ${(ms[1]! - ms[0]!).toFixed(1)} ms, batch 4 ${(ms[3]! - ms[2]!).toFixed(1)} ms; base batch 4 / batch 1 ${(ms[2]! / ms[0]!).toFixed(2)}x`);
     console.log(`  4 adapter streams vs one: ${((4 * ms[1]!) / ms[3]!).toFixed(2)}x`);
   }
