@@ -109,11 +109,11 @@ export class RouterStore {
     return found;
   }
 
+  /** Every router, each parsed again only when it changed (as `current`): the bot's autocomplete and /v1/models list often. */
   async list(): Promise<RouterRecord[]> {
-    const all = await this.redis.hgetall(this.key);
-    return Object.values(all)
-      .map(parseRecord)
-      .sort((a, b) => a.name.localeCompare(b.name));
+    const names = await this.redis.hkeys(this.key);
+    const records = await Promise.all(names.map((name) => this.current(name)));
+    return records.filter((r): r is RouterRecord => r !== undefined).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Stores a new router; a name in use is a conflict unless `replace`. */

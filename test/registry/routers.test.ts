@@ -58,6 +58,21 @@ describe('RouterStore.current', () => {
     expect(await server.current('r')).toMatchObject({ margin: 0.1 });
   });
 
+  it('lists routers by name, parsing only those that changed', async () => {
+    const store = new RouterStore(redis, `${prefix}:list`);
+    const server = new RouterStore(redis, `${prefix}:list`);
+    await store.save(record('b', 0.02));
+    await store.save(record('a', 0.02));
+    const first = await server.list();
+    expect(first.map((r) => r.name)).toEqual(['a', 'b']);
+    await store.save(record('b', 0.05), { replace: true });
+    const second = await server.list();
+    expect(second[0]).toBe(first[0]);
+    expect(second[1]).toMatchObject({ name: 'b', margin: 0.05 });
+    await store.remove('a');
+    expect((await server.list()).map((r) => r.name)).toEqual(['b']);
+  });
+
   it('serves a router stored before revisions existed, and gives it one', async () => {
     await redis.hset(`${prefix}:registry:routers`, 'old', JSON.stringify(record('old', 0.02)));
     const server = new RouterStore(redis, prefix);
