@@ -247,6 +247,8 @@ describe('OpenAI-compatible API with the openai client', () => {
     const huge = client.chat.completions.create({ model: 'alpha', messages: [{ role: 'user', content: 'list the files in /tmp '.repeat(40_000) }] });
     await expect(huge).rejects.toBeInstanceOf(OpenAI.BadRequestError);
     await expect(huge).rejects.toThrow(/the prompt holds far more than 256 tokens, this model's context: shorten it/);
+    const chatty = client.chat.completions.create({ model: 'alpha', messages: Array.from({ length: 20_000 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: 'hi' }) as const) });
+    await expect(chatty).rejects.toThrow(/the conversation has 20000 messages, more than this model's context of 256 tokens holds: shorten it/);
 
     const noMessages = client.chat.completions.create({ model: 'alpha', messages: [] });
     await expect(noMessages).rejects.toBeInstanceOf(OpenAI.BadRequestError);

@@ -637,6 +637,10 @@ export class InferenceEngine {
       const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= this.spec.vocabSize);
       if (bad !== undefined) throw new InvalidInputError(`token id ${bad} is outside the vocabulary (0..${this.spec.vocabSize - 1})`);
     } else if (input.kind === 'chat') {
+      // every turn renders at least one token; rendering costs the main thread ~15 µs a message
+      if (input.messages.length > this.contextLength) {
+        throw new InvalidInputError(`the conversation has ${input.messages.length} messages, more than this model's context of ${this.contextLength} tokens holds: shorten it`);
+      }
       ids = this.tokenizer.encodeChat(input.messages, { limit: this.contextLength });
     } else {
       ids = this.tokenizer.encode(input.text, { limit: this.contextLength });
