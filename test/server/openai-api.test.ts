@@ -297,6 +297,26 @@ describe('OpenAI-compatible API with the openai client', () => {
     await Promise.all(running);
     await waitIdle();
   });
+
+  it('stops the rest of a batch of prompts when one is refused, so nothing runs for an answer nobody gets', async () => {
+    // 40 prompts against 4 rows + 2 waiting: the 7th is refused, and the request with it; the 6 accepted stop too
+    const prompt = Array.from({ length: 40 }, (_, i) => ids(60 + i, 3));
+    const drain = async (s: AsyncIterable<unknown>) => {
+      for await (const chunk of s) void chunk;
+    };
+    for (const stream of [false, true]) {
+      const batch = stream
+        ? client.completions.create({ model: 'tiny-llama', prompt, max_tokens: 250, temperature: 0, stream: true }).then(drain)
+        : client.completions.create({ model: 'tiny-llama', prompt, max_tokens: 250, temperature: 0 });
+      const before = (await engine.stats()).decodeTokens;
+      await expect(batch).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+      await waitIdle();
+      // the 6 accepted would decode ~1500 tokens to the end; stopped, they decode a few steps at most
+      expect((await engine.stats()).decodeTokens - before).toBeLessThan(750);
+      const next = await client.completions.create({ model: 'tiny-llama', prompt: 'x', max_tokens: 2 });
+      expect(next.choices[0]!.finish_reason).toBe('length');
+    }
+  });
 });
 
 describe('loraforge generate', () => {

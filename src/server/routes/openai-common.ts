@@ -81,6 +81,8 @@ export class ChunkStream {
 
   send(chunk: unknown): void {
     if (!this.started) {
+      // an error response already answered the request (one of several prompts was refused): a late token is dropped
+      if (this.res.headersSent) return;
       this.started = true;
       this.res.status(200);
       this.res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');

@@ -57,8 +57,15 @@ export function completionsEndpoint(api: ApiRouter, engine: InferenceEngine): vo
         offsets.set(index, offset + t.text.length);
         return completionLogprobs([t], offset);
       };
+      // one prompt refused (the queue full, a prompt too long) fails the request: the others stop, so no generation
+      // goes on for an answer nobody will receive
+      const orAbort = <T>(p: Promise<T>) =>
+        p.catch((err: unknown) => {
+          controller.abort();
+          throw err;
+        });
       if (!body.stream) {
-        const results = await Promise.all(requests.map((r) => engine.generate(r, { signal: controller.signal, onRouted: (to) => setRoutedHeader(res, to) })));
+        const results = await Promise.all(requests.map((r) => orAbort(engine.generate(r, { signal: controller.signal, onRouted: (to) => setRoutedHeader(res, to) }))));
         const choices = results.flatMap((result, p) =>
           result.choices.map((c) => {
             const prefix = body.echo ? echoText[p]! : '';
@@ -101,15 +108,17 @@ export function completionsEndpoint(api: ApiRouter, engine: InferenceEngine): vo
       const all = Promise.all(
         requests.map((r, p) => {
           if (body.echo) for (let j = 0; j < n; j++) stream.send(chunk([{ index: p * n + j, text: echoText[p], logprobs: null, finish_reason: null }]));
-          return engine.generate(r, {
-            signal: controller.signal,
-            onRouted: (to) => setRoutedHeader(res, to),
-            onDelta: (d) => {
-              if (d.text === '' && !d.logprob) return;
-              const index = p * n + d.index;
-              stream.send(chunk([{ index, text: d.text, logprobs: d.logprob ? logprobsFor(index, d.logprob) : null, finish_reason: null }]));
-            },
-          });
+          return orAbort(
+            engine.generate(r, {
+              signal: controller.signal,
+              onRouted: (to) => setRoutedHeader(res, to),
+              onDelta: (d) => {
+                if (d.text === '' && !d.logprob) return;
+                const index = p * n + d.index;
+                stream.send(chunk([{ index, text: d.text, logprobs: d.logprob ? logprobsFor(index, d.logprob) : null, finish_reason: null }]));
+              },
+            }),
+          );
         }),
       ).then((results) => {
         let promptTokens = 0;
