@@ -14,6 +14,7 @@ import {
 import { sameBaseModel } from '../../formats/peft.js';
 import type { Logger } from '../../util/log.js';
 import { siblingModule, startWorker } from '../../util/worker.js';
+import { OffThreadTokenizer } from '../off-thread-tokenizer.js';
 import { ModelTokenizer, type ChatMessage } from '../tokenizer.js';
 import type { CoreOptions } from './core.js';
 import type { GraphSpec } from './graph-spec.js';
@@ -272,6 +273,7 @@ export class InferenceEngine {
     private readonly options: StartOptions,
     readonly spec: GraphSpec,
     readonly tokenizer: ModelTokenizer,
+    private readonly encoder: OffThreadTokenizer,
   ) {
     this.modelId = options.modelId ?? spec.baseModel;
     this.contextLength = spec.maxPositions;
@@ -281,8 +283,14 @@ export class InferenceEngine {
   static async start(options: StartOptions): Promise<InferenceEngine> {
     const model = await loadServedModel(options.modelDir);
     const tokenizer = await ModelTokenizer.load(options.modelDir);
-    const engine = new InferenceEngine(options, model.spec, tokenizer);
-    await engine.spawn();
+    const encoder = await OffThreadTokenizer.start(options.modelDir);
+    const engine = new InferenceEngine(options, model.spec, tokenizer, encoder);
+    try {
+      await engine.spawn();
+    } catch (err) {
+      await encoder.close();
+      throw err;
+    }
     return engine;
   }
 
@@ -455,7 +463,7 @@ export class InferenceEngine {
       throw new InvalidInputError(`n must be an integer from 1 to ${this.options.maxBatch} (the engine's batch size)`);
     }
     // encoded first: a prompt too long for the context is refused before any routing work on it
-    const promptIds = this.encode(request.input);
+    const promptIds = await this.encodeOffThread(request.input);
     const routedTo = await this.routeModel(request.model, request.input, hooks);
     if (routedTo) hooks.onRouted?.(routedTo);
     const adapter = await this.resolveAnswering(request.model, routedTo);
@@ -477,7 +485,7 @@ export class InferenceEngine {
    * (one greedy token is sampled and dropped), returning the features the rule reads (routing.ts).
    */
   async routeFeatures(input: PromptInput, rule: ModelRoutingRule, hooks: { signal?: AbortSignal } = {}): Promise<Float32Array> {
-    const promptIds = this.encode(input);
+    const promptIds = await this.encodeOffThread(input);
     const features = featureRequest(rule, this.spec.layers);
     const { choices } = await this.runGroup([{ promptIds, adapter: null, stream: 0 }], { maxTokens: 1, temperature: 0, ignoreEos: true }, hooks, features);
     const out = this.rowFeatures.get(choices[0]!);
@@ -517,7 +525,7 @@ export class InferenceEngine {
     if (request.models.length > this.options.maxBatch) {
       throw new InvalidInputError(`at most ${this.options.maxBatch} models can be compared at once (the engine's batch size)`);
     }
-    const promptIds = this.encode(request.input);
+    const promptIds = await this.encodeOffThread(request.input);
     const routed = await Promise.all(request.models.map((m) => this.routeModel(m, request.input, hooks)));
     const adapters = await Promise.all(request.models.map((m, i) => this.resolveAnswering(m, routed[i]!)));
     // every row draws from stream 0 under the same seed: identical models give identical answers
@@ -592,7 +600,7 @@ export class InferenceEngine {
       this.scoreEncodings.set(key, cached);
       return cached;
     }
-    if (input.kind === 'ids') this.encode(input); // validates the ids
+    if (input.kind === 'ids') this.checkedIds(input.ids);
     const encoded = encodeForScoring(this.tokenizer, input, continuation, this.contextLength);
     this.scoreEncodings.set(key, encoded);
     if (this.scoreEncodings.size > SCORE_ENCODINGS_KEPT) this.scoreEncodings.delete(this.scoreEncodings.keys().next().value!);
@@ -620,33 +628,43 @@ export class InferenceEngine {
       this.scoring.delete(id);
       p.reject(new CancelledError('the engine was closed'));
     }
+    await this.encoder.close();
   }
 
   /** What a prompt says, for the `text` routing rule: every message's content, a text, or token ids decoded. */
   promptText(input: PromptInput): string {
     if (input.kind === 'chat') return input.messages.map((m) => m.content).join('\n');
     if (input.kind === 'text') return input.text;
-    return this.tokenizer.decode(this.encode(input));
+    return this.tokenizer.decode(this.checkedIds(input.ids));
   }
 
   /** Token ids of a prompt: chat messages through the model's chat template, text with the tokenizer's specials. */
   encode(input: PromptInput): number[] {
-    let ids: number[];
-    if (input.kind === 'ids') {
-      ids = input.ids;
-      const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= this.spec.vocabSize);
-      if (bad !== undefined) throw new InvalidInputError(`token id ${bad} is outside the vocabulary (0..${this.spec.vocabSize - 1})`);
-    } else if (input.kind === 'chat') {
-      // every turn renders at least one token; rendering costs the main thread ~15 µs a message
-      if (input.messages.length > this.contextLength) {
-        throw new InvalidInputError(`the conversation has ${input.messages.length} messages, more than this model's context of ${this.contextLength} tokens holds: shorten it`);
-      }
-      ids = this.tokenizer.encodeChat(input.messages, { limit: this.contextLength });
-    } else {
-      ids = this.tokenizer.encode(input.text, { limit: this.contextLength });
+    if (input.kind === 'ids') return this.checkedIds(input.ids);
+    this.checkTurns(input);
+    const limit = this.contextLength;
+    return nonEmpty(input.kind === 'chat' ? this.tokenizer.encodeChat(input.messages, { limit }) : this.tokenizer.encode(input.text, { limit }));
+  }
+
+  /** `encode` in the tokenizer thread, for requests: the main thread stays free for the others meanwhile. */
+  private async encodeOffThread(input: PromptInput): Promise<number[]> {
+    if (input.kind === 'ids') return this.checkedIds(input.ids);
+    this.checkTurns(input);
+    const limit = this.contextLength;
+    return nonEmpty(input.kind === 'chat' ? await this.encoder.encodeChat(input.messages, limit) : await this.encoder.encode(input.text, limit));
+  }
+
+  private checkedIds(ids: number[]): number[] {
+    const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= this.spec.vocabSize);
+    if (bad !== undefined) throw new InvalidInputError(`token id ${bad} is outside the vocabulary (0..${this.spec.vocabSize - 1})`);
+    return nonEmpty(ids);
+  }
+
+  /** Every turn renders at least one token: a conversation longer than the context is refused before rendering. */
+  private checkTurns(input: PromptInput): void {
+    if (input.kind === 'chat' && input.messages.length > this.contextLength) {
+      throw new InvalidInputError(`the conversation has ${input.messages.length} messages, more than this model's context of ${this.contextLength} tokens holds: shorten it`);
     }
-    if (ids.length === 0) throw new InvalidInputError('the prompt is empty: give at least one token');
-    return ids;
   }
 
   /** What answers a request for `model`: itself, or what its router chose (a member, the fallback or a blend). */
@@ -791,4 +809,9 @@ export function samplingParams(s: SamplingSettings, vocabSize: number): Sampling
     presencePenalty: num('presence_penalty', s.presencePenalty, 0, (v) => v >= -2 && v <= 2, 'from -2 to 2'),
     logitBias,
   };
+}
+
+function nonEmpty(ids: number[]): number[] {
+  if (ids.length === 0) throw new InvalidInputError('the prompt is empty: give at least one token');
+  return ids;
 }

@@ -1,0 +1,109 @@
+// Prompts encoded in a worker thread. Tokenizing costs 1–5 µs a character and rendering a chat template ~15 µs a
+// message: a long prompt encoded on the server's main thread would hold every other request (and every stream's
+// next token) for as long. The thread loads its own copy of the tokenizer; one that dies fails what it held
+// (503, retry) and the next prompt starts a new one.
+import type { Worker } from 'node:worker_threads';
+import { CancelledError, UnavailableError } from '../errors.js';
+import { startWorker, siblingModule } from '../util/worker.js';
+import { deserializeError } from './engine/protocol.js';
+import type { SerializedError } from './engine/types.js';
+import type { ChatMessage } from './tokenizer.js';
+
+export interface EncodeThreadData {
+  /** a dir with tokenizer.json (and optionally tokenizer_config.json, chat_template.jinja, generation_config.json) */
+  dir: string;
+}
+
+type EncodeWork = { kind: 'chat'; messages: ChatMessage[]; limit: number } | { kind: 'text'; text: string; addSpecialTokens: boolean; limit: number };
+export type EncodeJob = EncodeWork & { id: number };
+
+export type EncodeReply = { id: number; ids: Uint32Array } | { id: number; error: SerializedError } | { ready: true } | { failed: SerializedError };
+
+type Pending = { resolve: (ids: number[]) => void; reject: (err: Error) => void };
+
+export class OffThreadTokenizer {
+  private worker: Worker | null = null;
+  private starting: Promise<Worker> | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private closed = false;
+
+  private constructor(private readonly dir: string) {}
+
+  /** Starts the thread and waits until its tokenizer is loaded (a tokenizer that cannot load fails here). */
+  static async start(dir: string): Promise<OffThreadTokenizer> {
+    const tokenizer = new OffThreadTokenizer(dir);
+    await tokenizer.thread();
+    return tokenizer;
+  }
+
+  /** Chat prompt ids, as ModelTokenizer.encodeChat gives them. */
+  encodeChat(messages: ChatMessage[], limit: number): Promise<number[]> {
+    return this.run({ kind: 'chat', messages, limit });
+  }
+
+  /** Text ids, as ModelTokenizer.encode gives them (with the tokenizer's special tokens). */
+  encode(text: string, limit: number): Promise<number[]> {
+    return this.run({ kind: 'text', text, addSpecialTokens: true, limit });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker ?? (await this.starting?.catch(() => null));
+    this.worker = null;
+    await worker?.terminate();
+    this.failPending(new CancelledError('the engine was closed'));
+  }
+
+  private async run(job: EncodeWork): Promise<number[]> {
+    const worker = await this.thread();
+    const id = this.nextId++;
+    return new Promise<number[]>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ ...job, id } satisfies EncodeJob);
+    });
+  }
+
+  private thread(): Promise<Worker> {
+    if (this.closed) return Promise.reject(new CancelledError('the engine was closed'));
+    if (this.worker) return Promise.resolve(this.worker);
+    this.starting ??= new Promise<Worker>((resolve, reject) => {
+      const worker = startWorker(siblingModule(import.meta.url, 'encode-thread'), { workerData: { dir: this.dir } satisfies EncodeThreadData });
+      worker.on('message', (reply: EncodeReply) => {
+        if ('ready' in reply) {
+          this.worker = worker;
+          this.starting = null;
+          resolve(worker);
+        } else if ('failed' in reply) {
+          this.starting = null;
+          reject(deserializeError(reply.failed));
+          void worker.terminate();
+        } else {
+          const p = this.pending.get(reply.id);
+          this.pending.delete(reply.id);
+          if ('ids' in reply) p?.resolve(Array.from(reply.ids));
+          else p?.reject(deserializeError(reply.error));
+        }
+      });
+      worker.on('error', (err) => {
+        if (this.starting) reject(err);
+      });
+      worker.on('exit', (code) => {
+        if (this.worker === worker) this.worker = null;
+        if (this.starting) {
+          this.starting = null;
+          reject(new UnavailableError(`the tokenizer thread exited (code ${code}) before it was ready`));
+        }
+        if (!this.closed) this.failPending(new UnavailableError(`the tokenizer thread stopped (exit code ${code}); retry the request`));
+      });
+    });
+    return this.starting;
+  }
+
+  private failPending(err: Error): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(err);
+    }
+  }
+}
