@@ -281,14 +281,20 @@ export class InferenceEngine {
   }
 
   static async start(options: StartOptions): Promise<InferenceEngine> {
-    const model = await loadServedModel(options.modelDir);
-    const tokenizer = await ModelTokenizer.load(options.modelDir);
-    const encoder = await OffThreadTokenizer.start(options.modelDir);
-    const engine = new InferenceEngine(options, model.spec, tokenizer, encoder);
+    // the tokenizer thread starts while the model and the main thread's tokenizer are read
+    const starting = OffThreadTokenizer.start(options.modelDir);
+    let engine: InferenceEngine;
+    try {
+      const [model, tokenizer, encoder] = await Promise.all([loadServedModel(options.modelDir), ModelTokenizer.load(options.modelDir), starting]);
+      engine = new InferenceEngine(options, model.spec, tokenizer, encoder);
+    } catch (err) {
+      await (await starting.catch(() => null))?.close();
+      throw err;
+    }
     try {
       await engine.spawn();
     } catch (err) {
-      await encoder.close();
+      await engine.encoder.close();
       throw err;
     }
     return engine;
