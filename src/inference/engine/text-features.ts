@@ -17,33 +17,36 @@ export const MAX_TEXT_DIMS = 1 << 16;
 /** Bucket → weight, unit length. */
 export type TextFeature = Map<number, number>;
 
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/** Gram counts per bucket, zero between calls: counting in place is several times faster than a Map per gram. */
+const counts = new Uint32Array(BUCKETS);
 
 export function textFeature(text: string): TextFeature {
   const t = ` ${text.toLowerCase().replace(/\s+/g, ' ').trim()} `;
-  const counts = new Map<number, number>();
+  const touched: number[] = [];
   for (const n of GRAMS) {
+    // FNV-1a of `${n}${gram}`, hashed in place: the buckets stored routers were fitted on, without a string per gram
+    const seed = Math.imul(FNV_OFFSET ^ (48 + n), FNV_PRIME);
     for (let i = 0; i + n <= t.length; i++) {
-      const bucket = fnv1a(`${n}${t.slice(i, i + n)}`) % BUCKETS;
-      counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
+      let h = seed;
+      for (let j = i; j < i + n; j++) h = Math.imul(h ^ t.charCodeAt(j), FNV_PRIME);
+      const bucket = (h >>> 0) % BUCKETS;
+      if (counts[bucket]++ === 0) touched.push(bucket);
     }
   }
+  const feature: TextFeature = new Map();
   let norm = 0;
-  for (const [b, c] of counts) {
-    const w = Math.log1p(c);
-    counts.set(b, w);
+  for (const b of touched) {
+    const w = Math.log1p(counts[b]!);
+    counts[b] = 0;
+    feature.set(b, w);
     norm += w * w;
   }
   norm = Math.sqrt(norm);
-  if (norm > 0) for (const [b, w] of counts) counts.set(b, w / norm);
-  return counts;
+  if (norm > 0) for (const [b, w] of feature) feature.set(b, w / norm);
+  return feature;
 }
 
 /** Cosine similarity of two features (both unit length). */

@@ -161,6 +161,27 @@ describe('the text rule', () => {
     expect([...twice.values()].reduce((s, w) => s + w * w, 0)).toBeCloseTo(1, 12);
   });
 
+  it('hashes each gram as FNV-1a of `${n}${gram}` into 2^20 buckets, the buckets stored routers were fitted on', () => {
+    const reference = (text: string) => {
+      const fnv = (g: string) => {
+        let h = 0x811c9dc5;
+        for (let i = 0; i < g.length; i++) h = Math.imul(h ^ g.charCodeAt(i), 0x01000193);
+        return (h >>> 0) % (1 << 20);
+      };
+      const t = ` ${text.toLowerCase().replace(/\s+/g, ' ').trim()} `;
+      const counts = new Map<number, number>();
+      for (const n of [3, 4, 5]) for (let i = 0; i + n <= t.length; i++) counts.set(fnv(`${n}${t.slice(i, i + n)}`), (counts.get(fnv(`${n}${t.slice(i, i + n)}`)) ?? 0) + 1);
+      return counts;
+    };
+    for (const text of ['Kill the process with PID 4321', 'Ünïcödé ✓ 🤖 日本語\n\tand tabs', topicText(1, 7), 'ab']) {
+      const f = textFeature(text);
+      const counts = reference(text);
+      expect([...f.keys()].sort()).toEqual([...counts.keys()].sort());
+      const norm = Math.sqrt([...counts.values()].reduce((s, c) => s + Math.log1p(c) ** 2, 0));
+      for (const [bucket, c] of counts) expect(f.get(bucket)).toBeCloseTo(Math.log1p(c) / norm, 12);
+    }
+  });
+
   it('chooses what the plain reference chooses on the full vectors, margin included', () => {
     const perMember = [0, 1, 2].map((t) => [1, 2, 3, 4, 5].map((s) => textFeature(topicText(t, s))));
     const fitted = fitTextCentroids(perMember);
