@@ -69,14 +69,21 @@ export class OffThreadTokenizer {
     if (this.worker) return Promise.resolve(this.worker);
     this.starting ??= new Promise<Worker>((resolve, reject) => {
       const worker = startWorker(siblingModule(import.meta.url, 'encode-thread'), { workerData: { dir: this.dir } satisfies EncodeThreadData });
+      let started = false;
+      const failStart = (err: Error) => {
+        if (started) return;
+        started = true;
+        this.starting = null;
+        reject(err);
+      };
       worker.on('message', (reply: EncodeReply) => {
         if ('ready' in reply) {
+          started = true;
           this.worker = worker;
           this.starting = null;
           resolve(worker);
         } else if ('failed' in reply) {
-          this.starting = null;
-          reject(deserializeError(reply.failed));
+          failStart(deserializeError(reply.failed));
           void worker.terminate();
         } else {
           const p = this.pending.get(reply.id);
@@ -85,15 +92,12 @@ export class OffThreadTokenizer {
           else p?.reject(deserializeError(reply.error));
         }
       });
-      worker.on('error', (err) => {
-        if (this.starting) reject(err);
-      });
+      worker.on('error', failStart);
       worker.on('exit', (code) => {
-        if (this.worker === worker) this.worker = null;
-        if (this.starting) {
-          this.starting = null;
-          reject(new UnavailableError(`the tokenizer thread exited (code ${code}) before it was ready`));
-        }
+        failStart(new UnavailableError(`the tokenizer thread exited (code ${code}) before it was ready`));
+        // only the serving thread holds prompts
+        if (this.worker !== worker) return;
+        this.worker = null;
         if (!this.closed) this.failPending(new UnavailableError(`the tokenizer thread stopped (exit code ${code}); retry the request`));
       });
     });
