@@ -149,8 +149,7 @@ export class ModelTokenizer {
   /**
    * Token ids of `text`; `addSpecialTokens` runs the post-processor (e.g. prepends BOS). With `limit` (a model's
    * context), a text that surely holds far more tokens is refused having tokenized only about that many: tokenizing
-   * runs on the server's main thread at about 2 µs a character, so a megabyte prompt would otherwise hold it for
-   * seconds only to be refused for its length.
+   * costs 1–5 µs a character, so a megabyte prompt would otherwise take seconds only to be refused for its length.
    */
   encode(text: string, { addSpecialTokens = true, limit }: { addSpecialTokens?: boolean; limit?: number } = {}): number[] {
     if (limit !== undefined && this.surelyLonger(text, limit)) {
