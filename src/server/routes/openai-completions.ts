@@ -42,7 +42,8 @@ export function completionsEndpoint(api: ApiRouter, engine: InferenceEngine): vo
           : typeof body.prompt[0] === 'number'
             ? [{ kind: 'ids', ids: body.prompt as number[] }]
             : (body.prompt as Array<string | number[]>).map((p) => (typeof p === 'string' ? { kind: 'text', text: p } : { kind: 'ids', ids: p }));
-      const echoText = prompts.map((p) => (p.kind === 'text' ? p.text : engine.tokenizer.decode(p.ids)));
+      // decoded only when asked for: a long list of ids is not decoded for nothing
+      const echoText = body.echo ? prompts.map((p) => (p.kind === 'text' ? p.text : engine.tokenizer.decode(p.ids))) : [];
       const head = envelope('cmpl', body.model);
       const controller = clientGone(req, res);
       const settings = samplingSettings(body);
