@@ -15,7 +15,7 @@ import { scoreItems, type EvalEngine } from '../src/eval/evaluate.js';
 import { loadSuites, type SuiteItem } from '../src/eval/suite.js';
 import { buildModel } from '../src/inference/builder/index.js';
 import { DEMO_SKILLS, makeDemoModel } from '../src/inference/demo.js';
-import { openScoreRunner, planScorePasses, encodeForScoring, tokensForLogitBudget } from '../src/inference/engine/scorer.js';
+import { openScoreRunner, planScorePasses, tokensForLogitBudget } from '../src/inference/engine/scorer.js';
 import { LoraPool } from '../src/inference/engine/lora-pool.js';
 import { loadServedModel } from '../src/inference/engine/served-model.js';
 import { ModelTokenizer } from '../src/inference/tokenizer.js';
@@ -37,7 +37,7 @@ function benchItems(all: SuiteItem[], tokenizer: ModelTokenizer): SuiteItem[] {
   const out: SuiteItem[] = [];
   for (let i = 0; out.length < ITEMS; i++) {
     const item = all[i % all.length]!;
-    const { ids, targetStart } = encodeForScoring(tokenizer, { kind: 'chat', messages: [{ role: 'user', content: item.prompt }] }, item.reference);
+    const { ids, targetStart } = tokenizer.encodeForScoring({ kind: 'chat', messages: [{ role: 'user', content: item.prompt }] }, item.reference);
     const keep = Math.max(8, TARGET_TOKENS - targetStart);
     const reference = tokenizer.decode(ids.slice(targetStart, targetStart + keep));
     out.push({ ...item, id: `${item.id}#${out.length}`, reference });
@@ -133,7 +133,7 @@ async function kernelBaseline(modelDir: string, tokenizer: ModelTokenizer, items
   const { manifest, spec } = await loadServedModel(modelDir);
   const runner = await openScoreRunner(modelDir, manifest, { threads: 0, executionProvider: 'cpu', spinning: false });
   try {
-    const rows = items.map((item) => ({ ...encodeForScoring(tokenizer, { kind: 'chat', messages: [{ role: 'user', content: item.prompt }] }, item.reference), slot: 0 }));
+    const rows = items.map((item) => ({ ...tokenizer.encodeForScoring({ kind: 'chat', messages: [{ role: 'user', content: item.prompt }] }, item.reference), slot: 0 }));
     const limits = { maxBatch: 64, maxTokens: Math.min(8192, tokensForLogitBudget(spec.vocabSize, 256 * 1024 ** 2)) };
     const passes = planScorePasses(rows.map((r) => r.ids.length), limits);
     const pool = new LoraPool(spec.sites, spec.slots, spec.maxRank);

@@ -11,11 +11,14 @@ try {
   port.on('message', (job: EncodeJob) => {
     let reply: EncodeReply;
     try {
-      const ids =
-        job.kind === 'chat'
-          ? tokenizer.encodeChat(job.messages, { limit: job.limit })
-          : tokenizer.encode(job.text, { addSpecialTokens: job.addSpecialTokens, limit: job.limit });
-      reply = { id: job.id, ids: new Uint32Array(new ArrayBuffer(ids.length * 4)) };
+      const { ids, targetStart } =
+        job.kind === 'score'
+          ? tokenizer.encodeForScoring(job.context, job.continuation, job.limit)
+          : {
+              ids: job.kind === 'chat' ? tokenizer.encodeChat(job.messages, { limit: job.limit }) : tokenizer.encode(job.text, { addSpecialTokens: job.addSpecialTokens, limit: job.limit }),
+              targetStart: 0,
+            };
+      reply = { id: job.id, ids: new Uint32Array(new ArrayBuffer(ids.length * 4)), targetStart };
       reply.ids.set(ids);
     } catch (err) {
       reply = { id: job.id, error: serializeError(err) };

@@ -7,19 +7,27 @@ import { CancelledError, UnavailableError } from '../errors.js';
 import { startWorker, siblingModule } from '../util/worker.js';
 import { deserializeError } from './engine/protocol.js';
 import type { SerializedError } from './engine/types.js';
-import type { ChatMessage } from './tokenizer.js';
+import type { ChatMessage, ScoreContext } from './tokenizer.js';
 
 export interface EncodeThreadData {
   /** a dir with tokenizer.json (and optionally tokenizer_config.json, chat_template.jinja, generation_config.json) */
   dir: string;
 }
 
-type EncodeWork = { kind: 'chat'; messages: ChatMessage[]; limit: number } | { kind: 'text'; text: string; addSpecialTokens: boolean; limit: number };
+type EncodeWork =
+  | { kind: 'chat'; messages: ChatMessage[]; limit: number }
+  | { kind: 'text'; text: string; addSpecialTokens: boolean; limit: number }
+  | { kind: 'score'; context: ScoreContext; continuation: string; limit: number };
 export type EncodeJob = EncodeWork & { id: number };
 
-export type EncodeReply = { id: number; ids: Uint32Array } | { id: number; error: SerializedError } | { ready: true } | { failed: SerializedError };
+/** `targetStart`: where a scored row's continuation starts in `ids` (0 for prompts) */
+export type EncodeReply = { id: number; ids: Uint32Array; targetStart: number } | { id: number; error: SerializedError } | { ready: true } | { failed: SerializedError };
 
-type Pending = { resolve: (ids: number[]) => void; reject: (err: Error) => void };
+interface Encoded {
+  ids: number[];
+  targetStart: number;
+}
+type Pending = { resolve: (encoded: Encoded) => void; reject: (err: Error) => void };
 
 export class OffThreadTokenizer {
   private worker: Worker | null = null;
@@ -38,13 +46,18 @@ export class OffThreadTokenizer {
   }
 
   /** Chat prompt ids, as ModelTokenizer.encodeChat gives them. */
-  encodeChat(messages: ChatMessage[], limit: number): Promise<number[]> {
-    return this.run({ kind: 'chat', messages, limit });
+  async encodeChat(messages: ChatMessage[], limit: number): Promise<number[]> {
+    return (await this.run({ kind: 'chat', messages, limit })).ids;
   }
 
   /** Text ids, as ModelTokenizer.encode gives them (with the tokenizer's special tokens). */
-  encode(text: string, limit: number): Promise<number[]> {
-    return this.run({ kind: 'text', text, addSpecialTokens: true, limit });
+  async encode(text: string, limit: number): Promise<number[]> {
+    return (await this.run({ kind: 'text', text, addSpecialTokens: true, limit })).ids;
+  }
+
+  /** A scored row's ids, as ModelTokenizer.encodeForScoring gives them. */
+  encodeForScoring(context: ScoreContext, continuation: string, limit: number): Promise<Encoded> {
+    return this.run({ kind: 'score', context, continuation, limit });
   }
 
   async close(): Promise<void> {
@@ -55,10 +68,10 @@ export class OffThreadTokenizer {
     this.failPending(new CancelledError('the engine was closed'));
   }
 
-  private async run(job: EncodeWork): Promise<number[]> {
+  private async run(job: EncodeWork): Promise<Encoded> {
     const worker = await this.thread();
     const id = this.nextId++;
-    return new Promise<number[]>((resolve, reject) => {
+    return new Promise<Encoded>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ ...job, id } satisfies EncodeJob);
     });
@@ -88,7 +101,7 @@ export class OffThreadTokenizer {
         } else {
           const p = this.pending.get(reply.id);
           this.pending.delete(reply.id);
-          if ('ids' in reply) p?.resolve(Array.from(reply.ids));
+          if ('ids' in reply) p?.resolve({ ids: Array.from(reply.ids), targetStart: reply.targetStart });
           else p?.reject(deserializeError(reply.error));
         }
       });

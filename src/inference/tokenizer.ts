@@ -88,6 +88,9 @@ export interface TokenizerSources {
 /** Characters tokenized at a time when a long text is counted against a limit (ModelTokenizer.encode). */
 const COUNT_PIECE = 4096;
 
+/** The context of a scored continuation: a chat (rendered with the template and the assistant header), text or ids. */
+export type ScoreContext = { kind: 'chat'; messages: ChatMessage[] } | { kind: 'text'; text: string } | { kind: 'ids'; ids: number[] };
+
 export class ModelTokenizer {
   readonly bosToken: string | null;
   readonly eosToken: string | null;
@@ -227,6 +230,22 @@ export class ModelTokenizer {
   /** Chat prompt ids: render, then encode without adding special tokens (the template emits its own BOS). */
   encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions & { limit?: number } = {}): number[] {
     return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false, limit: options.limit });
+  }
+
+  /**
+   * Token ids of context + continuation, for teacher-forced scoring. The continuation is encoded on its own without
+   * special tokens, so it is exactly the answer's tokens after the prompt (a chat prompt's template already put BOS
+   * in; text gets BOS). `limit` (the context) refuses either part when it surely holds far more tokens.
+   */
+  encodeForScoring(context: ScoreContext, continuation: string, limit?: number): { ids: number[]; targetStart: number } {
+    const prompt =
+      context.kind === 'chat'
+        ? this.encodeChat(context.messages, { addGenerationPrompt: true, limit })
+        : context.kind === 'text'
+          ? this.encode(context.text, { limit })
+          : context.ids;
+    const answer = this.encode(continuation, { addSpecialTokens: false, limit });
+    return { ids: [...prompt, ...answer], targetStart: prompt.length };
   }
 
   /** An incremental detokenizer for streaming; `context` = the last prompt ids, so leading spaces come out right. */

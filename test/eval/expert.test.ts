@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { byCategory, loadSuites, type SuiteItem } from '../../src/eval/suite.js';
 import { buildModel, type ModelManifest } from '../../src/inference/builder/index.js';
 import { makeDemoModel } from '../../src/inference/demo.js';
-import { ScoreRunner, encodeForScoring, planScorePasses, type ScoreRowInput } from '../../src/inference/engine/scorer.js';
+import { ScoreRunner, planScorePasses, type ScoreRowInput } from '../../src/inference/engine/scorer.js';
 import { ModelTokenizer } from '../../src/inference/tokenizer.js';
 import { loraPool } from '../inference/runner.js';
 import { makeExperts, type Expert } from './expert.js';
@@ -29,7 +29,7 @@ describe('experts on the demo model', () => {
     items = await loadSuites();
     experts = await makeExperts({ modelDir: built.dir, manifest, checkpointDir: demo.checkpointDir, items, outDir: path.join(root, 'experts') });
     const tokenizer = await ModelTokenizer.load(built.dir);
-    rows = items.map((item) => encodeForScoring(tokenizer, { kind: 'chat', messages: [{ role: 'user', content: item.prompt }] }, item.reference));
+    rows = items.map((item) => tokenizer.encodeForScoring({ kind: 'chat', messages: [{ role: 'user', content: item.prompt }] }, item.reference));
     const session = await ort.InferenceSession.create(path.join(built.dir, manifest.graphs.score!.file), { intraOpNumThreads: 2, logSeverityLevel: 3 });
     runner = new ScoreRunner(session, manifest);
   });

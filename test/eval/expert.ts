@@ -15,7 +15,6 @@ import { byCategory, type SuiteItem } from '../../src/eval/suite.js';
 import { Checkpoint } from '../../src/formats/checkpoint.js';
 import { writeAdapter, type LoraAdapter } from '../../src/formats/peft.js';
 import type { ModelManifest } from '../../src/inference/builder/manifest.js';
-import { encodeForScoring } from '../../src/inference/engine/scorer.js';
 import { ModelTokenizer } from '../../src/inference/tokenizer.js';
 import { adapterConfig } from '../helpers/adapters.js';
 import type { ReferenceLora } from '../inference/reference.js';
@@ -181,7 +180,7 @@ export async function makeExperts(options: {
   const last = manifest.config.numLayers - 1;
   const module = `model.layers.${last}.self_attn.o_proj`;
   const experts: Expert[] = [];
-  const encode = (item: SuiteItem) => encodeForScoring(tokenizer, { kind: 'chat', messages: [{ role: 'user', content: item.prompt }] }, item.reference);
+  const encode = (item: SuiteItem) => tokenizer.encodeForScoring({ kind: 'chat', messages: [{ role: 'user', content: item.prompt }] }, item.reference);
   const answerTokens = (texts: ScoredText[]) => texts.flatMap((t) => t.ids.slice(t.targetStart));
   const everyone = answerTokens(options.items.map(encode));
   try {

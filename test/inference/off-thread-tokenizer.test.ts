@@ -1,4 +1,4 @@
-// Prompts encoded in the tokenizer thread: the same ids as on the main thread, the same refusals (with their kind,
+// Prompts (and scored rows) encoded in the tokenizer thread: the same ids as on the main thread, the same refusals (with their kind,
 // so their HTTP status), the main thread free meanwhile, and a thread that dies replaced by the next prompt.
 import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
@@ -28,6 +28,9 @@ describe('OffThreadTokenizer', () => {
   it('gives the ids the main thread gives, for chats and texts', async () => {
     expect(await thread.encodeChat(CHAT, 2048)).toEqual(local.encodeChat(CHAT));
     for (const text of ['Hello world!', 'def f(x):\n\treturn x ** 2', '日本語 👩‍👩‍👧']) expect(await thread.encode(text, 2048)).toEqual(local.encode(text));
+    for (const context of [{ kind: 'chat' as const, messages: CHAT }, { kind: 'text' as const, text: 'Run ls' }, { kind: 'ids' as const, ids: [1, 2, 3] }]) {
+      expect(await thread.encodeForScoring(context, 'ls -la', 2048)).toEqual(local.encodeForScoring(context, 'ls -la'));
+    }
     if (haveFixtures) {
       const dir = fixture('tokenizers/smollm-135m-instruct-tfm-hitesh');
       const smol = await OffThreadTokenizer.start(dir);

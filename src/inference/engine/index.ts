@@ -6,6 +6,7 @@ import type { Worker } from 'node:worker_threads';
 import {
   CancelledError,
   InvalidInputError,
+  LoraforgeError,
   NotFoundError,
   RateLimitedError,
   UnavailableError,
@@ -24,7 +25,7 @@ import { randomSeed } from './rng.js';
 import type { SamplingParams } from './sampling.js';
 import { loadServedModel } from './served-model.js';
 import { TokenTexts } from './token-bytes.js';
-import { checkScoreRow, encodeForScoring } from './scorer.js';
+import { checkScoreRow } from './scorer.js';
 import { chooseMember, featureRequest, ROUTING_PASSES_AT_ONCE, type Centroids, type ModelRoutingRule, type RoutingRule } from './routing.js';
 import { projectText, textFeature } from './text-features.js';
 import type { AdapterRef, EngineStats, FeatureRequest, FinishReason, GroupRequest, RowRequest, ScoreJobRequest, ScoreJobResult, TokenEvent } from './types.js';
@@ -552,16 +553,18 @@ export class InferenceEngine {
    */
   async score(request: ScoreRequest, hooks: { signal?: AbortSignal } = {}): Promise<ScoreResult> {
     // encoded first: a row too long for the context is refused before any routing work on it
-    const encodedRows = request.rows.map((row, i) => {
-      try {
-        const encoded = this.encodeScoreRow(row.input, row.continuation);
-        checkScoreRow({ ...encoded, slot: 0 }, this.contextLength);
-        return encoded;
-      } catch (err) {
-        if (!(err instanceof InvalidInputError)) throw err;
-        throw new InvalidInputError(`rows[${i}]: ${err.message}`);
-      }
-    });
+    const encodedRows = await Promise.all(
+      request.rows.map(async (row, i) => {
+        try {
+          const encoded = await this.encodeScoreRow(row.input, row.continuation);
+          checkScoreRow({ ...encoded, slot: 0 }, this.contextLength);
+          return encoded;
+        } catch (err) {
+          if (!(err instanceof LoraforgeError) || err.code !== 'invalid_input') throw err;
+          throw new InvalidInputError(`rows[${i}]: ${err.message}`);
+        }
+      }),
+    );
     // rows on a router are scored on the member it routes their context to: each router is looked up once, and
     // its routing passes (one per distinct context) go ROUTING_PASSES_AT_ONCE at a time, inside the queue's bound
     const routers = new Map<string, RouterSpec | null>();
@@ -597,7 +600,8 @@ export class InferenceEngine {
     }
   }
 
-  private encodeScoreRow(input: PromptInput, continuation: string): { ids: number[]; targetStart: number } {
+  /** In the tokenizer thread, as prompts are; kept for the evals that score the same items under many models. */
+  private async encodeScoreRow(input: PromptInput, continuation: string): Promise<{ ids: number[]; targetStart: number }> {
     const key = JSON.stringify([input, continuation]);
     const cached = this.scoreEncodings.get(key);
     if (cached) {
@@ -607,7 +611,8 @@ export class InferenceEngine {
       return cached;
     }
     if (input.kind === 'ids') this.checkedIds(input.ids);
-    const encoded = encodeForScoring(this.tokenizer, input, continuation, this.contextLength);
+    this.checkTurns(input);
+    const encoded = await this.encoder.encodeForScoring(input, continuation, this.contextLength);
     this.scoreEncodings.set(key, encoded);
     if (this.scoreEncodings.size > SCORE_ENCODINGS_KEPT) this.scoreEncodings.delete(this.scoreEncodings.keys().next().value!);
     return encoded;

@@ -10,7 +10,6 @@ import { InvalidInputError } from '../../errors.js';
 import path from 'node:path';
 import { checkManifest, type ModelManifest } from '../builder/manifest.js';
 import { io } from '../builder/naming.js';
-import type { ChatMessage, ModelTokenizer } from '../tokenizer.js';
 import type { LoraPool } from './lora-pool.js';
 import { openSession, type SessionSettings } from './ort-runner.js';
 
@@ -21,30 +20,6 @@ export interface ScoreRowInput {
   targetStart: number;
   /** LoRA pool slot (0 = the base model) */
   slot: number;
-}
-
-/** The context of a scored continuation: a chat (rendered with the template and the assistant header), text or ids. */
-export type ScoreContext = { kind: 'chat'; messages: ChatMessage[] } | { kind: 'text'; text: string } | { kind: 'ids'; ids: number[] };
-
-/**
- * Token ids of context + continuation. The continuation is encoded on its own without special tokens, so it is
- * exactly the answer's tokens after the prompt (a chat prompt's template already put BOS in; text gets BOS).
- * `limit` (the context) refuses either part when it surely holds far more tokens, before tokenizing all of it.
- */
-export function encodeForScoring(
-  tokenizer: Pick<ModelTokenizer, 'encode' | 'encodeChat'>,
-  context: ScoreContext,
-  continuation: string,
-  limit?: number,
-): { ids: number[]; targetStart: number } {
-  const prompt =
-    context.kind === 'chat'
-      ? tokenizer.encodeChat(context.messages, { addGenerationPrompt: true, limit })
-      : context.kind === 'text'
-        ? tokenizer.encode(context.text, { limit })
-        : context.ids;
-  const answer = tokenizer.encode(continuation, { addSpecialTokens: false, limit });
-  return { ids: [...prompt, ...answer], targetStart: prompt.length };
 }
 
 export interface ScoreRowResult {
