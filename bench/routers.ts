@@ -129,14 +129,15 @@ async function main(): Promise<void> {
     // TTFT of a chat prompt of about 128 tokens (as users send them): each rule's router vs the adapter it routes
     // to, one token each, interleaved
     let content = all[0]!.prompt.repeat(40);
-    while (engine.encode(asChat(content)).length > 128) content = content.slice(0, -1);
+    const tokens = (text: string) => engine.tokenizer.encodeChat(asChat(text).messages).length;
+    while (tokens(content) > 128) content = content.slice(0, -1);
     const input = asChat(content);
     const time = async (model: string) => {
       const t0 = performance.now();
       await engine.generate({ model, input, maxTokens: 1, temperature: 0 });
       return performance.now() - t0;
     };
-    const ttft: Record<string, unknown> = { promptTokens: engine.encode(input).length };
+    const ttft: Record<string, unknown> = { promptTokens: tokens(content) };
     for (const rule of ['text', 'value-last'] as const) {
       const member = (await engine.generate({ model: rule, input, maxTokens: 1, temperature: 0 })).routedTo!.model;
       const plain: number[] = [];

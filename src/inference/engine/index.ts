@@ -470,7 +470,7 @@ export class InferenceEngine {
       throw new InvalidInputError(`n must be an integer from 1 to ${this.options.maxBatch} (the engine's batch size)`);
     }
     // encoded first: a prompt too long for the context is refused before any routing work on it
-    const promptIds = await this.encodeOffThread(request.input);
+    const promptIds = await this.encode(request.input);
     const routedTo = await this.routeModel(request.model, request.input, hooks);
     if (routedTo) hooks.onRouted?.(routedTo);
     const adapter = await this.resolveAnswering(request.model, routedTo);
@@ -492,7 +492,7 @@ export class InferenceEngine {
    * (one greedy token is sampled and dropped), returning the features the rule reads (routing.ts).
    */
   async routeFeatures(input: PromptInput, rule: ModelRoutingRule, hooks: { signal?: AbortSignal } = {}): Promise<Float32Array> {
-    const promptIds = await this.encodeOffThread(input);
+    const promptIds = await this.encode(input);
     const features = featureRequest(rule, this.spec.layers);
     const { choices } = await this.runGroup([{ promptIds, adapter: null, stream: 0 }], { maxTokens: 1, temperature: 0, ignoreEos: true }, hooks, features);
     const out = this.rowFeatures.get(choices[0]!);
@@ -532,7 +532,7 @@ export class InferenceEngine {
     if (request.models.length > this.options.maxBatch) {
       throw new InvalidInputError(`at most ${this.options.maxBatch} models can be compared at once (the engine's batch size)`);
     }
-    const promptIds = await this.encodeOffThread(request.input);
+    const promptIds = await this.encode(request.input);
     const routed = await Promise.all(request.models.map((m) => this.routeModel(m, request.input, hooks)));
     const adapters = await Promise.all(request.models.map((m, i) => this.resolveAnswering(m, routed[i]!)));
     // every row draws from stream 0 under the same seed: identical models give identical answers
@@ -649,16 +649,11 @@ export class InferenceEngine {
     return this.tokenizer.decode(this.checkedIds(input.ids));
   }
 
-  /** Token ids of a prompt: chat messages through the model's chat template, text with the tokenizer's specials. */
-  encode(input: PromptInput): number[] {
-    if (input.kind === 'ids') return this.checkedIds(input.ids);
-    this.checkTurns(input);
-    const limit = this.contextLength;
-    return nonEmpty(input.kind === 'chat' ? this.tokenizer.encodeChat(input.messages, { limit }) : this.tokenizer.encode(input.text, { limit }));
-  }
-
-  /** `encode` in the tokenizer thread, for requests: the main thread stays free for the others meanwhile. */
-  private async encodeOffThread(input: PromptInput): Promise<number[]> {
+  /**
+   * Token ids of a prompt (chat messages through the model's chat template, text with the tokenizer's specials),
+   * encoded in the tokenizer thread: the main thread stays free for the other requests meanwhile.
+   */
+  private async encode(input: PromptInput): Promise<number[]> {
     if (input.kind === 'ids') return this.checkedIds(input.ids);
     this.checkTurns(input);
     const limit = this.contextLength;
