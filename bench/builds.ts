@@ -14,13 +14,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { readAdapter } from '../src/formats/peft.js';
 import { buildModel, type BuildOptions } from '../src/inference/builder/index.js';
-import type { RunInput } from '../src/inference/engine/core.js';
 import { KvCache } from '../src/inference/engine/kv-cache.js';
 import { LoraPool, prepareAdapter } from '../src/inference/engine/lora-pool.js';
 import { openSession, OrtRunner } from '../src/inference/engine/ort-runner.js';
 import { loadServedModel } from '../src/inference/engine/served-model.js';
 import { ensureBenchCheckpoint } from './llama-1b-shaped.js';
-import { decodeInput } from './decode-input.js';
+import { decodeInput, prefillInput } from './decode-input.js';
 import { median } from './stats.js';
 import { log } from './log.js';
 
@@ -59,29 +58,13 @@ async function variant(name: string) {
   return { name, runner: new OrtRunner(opened.session, spec), kv, pool, threads: opened.threads };
 }
 
-/** A fresh prompt of PROMPT tokens on one row. */
-function prefillInput(slot: number): RunInput {
-  return {
-    batch: 1,
-    seq: PROMPT,
-    inputIds: BigInt64Array.from({ length: PROMPT }, (_, i) => BigInt(300 + ((i * 7919) % 30000))),
-    positionIds: BigInt64Array.from({ length: PROMPT }, (_, i) => BigInt(i)),
-    seqlensK: Int32Array.of(PROMPT - 1),
-    totalSeqLen: PROMPT,
-    logitsIndex: BigInt64Array.of(BigInt(PROMPT - 1)),
-    adapterIdx: BigInt64Array.of(BigInt(slot)),
-    pastStart: null,
-    anyAdapter: slot !== 0,
-  };
-}
-
 const cases = [
   { name: 'decode batch 1, base', input: decodeInput([0], CONTEXT) },
   { name: 'decode batch 1, adapter', input: decodeInput([1], CONTEXT) },
   { name: 'decode batch 4, base', input: decodeInput([0, 0, 0, 0], CONTEXT) },
   { name: 'decode batch 4, 4 adapters', input: decodeInput([1, 2, 3, 4], CONTEXT) },
-  { name: `prefill ${PROMPT}, base`, input: prefillInput(0) },
-  { name: `prefill ${PROMPT}, adapter`, input: prefillInput(1) },
+  { name: `prefill ${PROMPT}, base`, input: prefillInput(0, PROMPT) },
+  { name: `prefill ${PROMPT}, adapter`, input: prefillInput(1, PROMPT) },
 ];
 
 const variants = [];

@@ -1,4 +1,4 @@
-// The feeds of one decode step (or one fresh prefill) as bench:step and bench:builds time it, straight through the runner.
+// The feeds of one decode step or one fresh prefill, as bench:step and bench:builds time them through the runner.
 import type { RunInput } from '../src/inference/engine/core.js';
 
 /** `slots.length` rows at position `context` (the KV cache holds `context` past positions), row r on slot `slots[r]`. */
@@ -23,7 +23,7 @@ export function prefillInput(slot: number, length: number): RunInput {
   return {
     batch: 1,
     seq: length,
-    inputIds: BigInt64Array.from({ length }, (_, s) => BigInt(300 + (s % 1000))),
+    inputIds: BigInt64Array.from({ length }, (_, s) => BigInt(300 + ((s * 7919) % 30000))),
     positionIds: BigInt64Array.from({ length }, (_, s) => BigInt(s)),
     seqlensK: Int32Array.of(length - 1),
     totalSeqLen: length,

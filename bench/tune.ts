@@ -3,11 +3,12 @@
 // per layer group (3 groups), each point scored on the tune part (calibration and dev) and the test part of the
 // suites (src/eval/split.ts). The grid's best point is chosen by its worst tune retention, as the tuned searches
 // choose theirs; the figure is that point's worst-category retention on the test part (the grid's best on the test
-// part itself, an upper bound for it, is printed too). Runs in-process (mergeAdapters, the engine's scoring), no queue or Redis: the same
-// arithmetic as `loraforge sweep --tune cmaes` without its bookkeeping.
+// part itself, an upper bound for it, is printed too). Runs in-process (mergeAdapters, the engine's scoring), no
+// queue or Redis: the same arithmetic as `loraforge sweep --tune cmaes` without its bookkeeping.
 //
 // TUNE_DEMO_DIR: a dir with base/ (HF checkpoint) and adapters/<category>/ (PEFT), default assets/demo;
-// TUNE_SUITES_DIR: suites named by those categories (default config/suites); TUNE_BUDGET (default: the sweeps' own); TUNE_SEED.
+// TUNE_SUITES_DIR: suites named by those categories (default config/suites); TUNE_BUDGET (default: the sweeps' own);
+// TUNE_SEED.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -228,7 +228,6 @@ function routerCommand() {
     .addSubcommand((s) => s.setName('remove').setDescription('Remove a router (its members stay registered)').addStringOption(routerName('Router to remove')));
 }
 
-
 /** The JSON bodies deployed to Discord (bulk overwrite). */
 export function commandDefinitions(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
   return [adapterCommand(), mergeCommand(), askCommand(), chatCommand(), compareCommand(), leaderboardCommand(), evalCommand(), sweepCommand(), routerCommand()].map(

@@ -1,5 +1,6 @@
-// Prompts (and scored rows) encoded in the tokenizer thread: the same ids as on the main thread, the same refusals (with their kind,
-// so their HTTP status), the main thread free meanwhile, and a thread that dies replaced by the next prompt.
+// Prompts (and scored rows) encoded in the tokenizer thread: the same ids as on the main thread, the same refusals
+// (with their kind, so their HTTP status), the main thread free meanwhile, and a thread that dies replaced by the
+// next prompt.
 import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -56,7 +56,8 @@ describe.skipIf(!haveFixtures)(`real tokenizers from ../shared/fixtures ${haveFi
         const chars = texts().reduce((sum, text) => sum + text.length, 0);
         expect(chars).toBeLessThan(3 * 4096);
         if (tok.hasChatTemplate) expect(() => tok.encodeChat([{ role: 'user', content: huge }], { limit: 1000 })).toThrow(/far more than 1000 tokens/);
-        // counted in pieces, then encoded whole: the same ids as without a limit, even past it (the caller says by how much)
+        // counted in pieces, then encoded whole: the same ids as without a limit, even past it (the caller says by
+        // how much)
         const near = 'Show the disk usage of each folder under /var/log, sorted. '.repeat(150);
         const ids = tok.encode(near);
         const limit = Math.ceil(ids.length / 1.15);

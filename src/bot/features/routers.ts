@@ -1,5 +1,5 @@
-// /router create | list | show | remove: routers are models that answer each request with the member nearest to the prompt
-// (docs/ROUTERS.md). Once created, a router is in the autocomplete of /ask, /chat and /compare like any model.
+// /router create | list | show | remove: routers are models that answer each request with the member nearest to the
+// prompt (docs/ROUTERS.md). Once created, a router is in the autocomplete of /ask, /chat and /compare like any model.
 import { whenUnsure, type RouterSummary } from '../../client/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { discordActor, showActor } from '../render/adapters.js';

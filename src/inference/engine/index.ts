@@ -256,6 +256,8 @@ export class InferenceEngine {
   private readonly pending = new Map<string, Pending>();
   private readonly statsCalls = new Map<number, (s: EngineStats) => void>();
   private readonly scoring = new Map<string, { resolve: (r: ScoreJobResult) => void; reject: (err: Error) => void }>();
+  /** where requests' prompts are encoded; set by `start` once its thread is up (absent only if that failed) */
+  private encoder!: OffThreadTokenizer;
   /** encodings of scored rows, so an eval's items are tokenized once for all its models and sweep points */
   private readonly scoreEncodings = new Map<string, { ids: number[]; targetStart: number }>();
   private nextCall = 0;
@@ -274,7 +276,6 @@ export class InferenceEngine {
     private readonly options: StartOptions,
     readonly spec: GraphSpec,
     readonly tokenizer: ModelTokenizer,
-    private readonly encoder: OffThreadTokenizer,
   ) {
     this.modelId = options.modelId ?? spec.baseModel;
     this.contextLength = spec.maxPositions;
@@ -282,21 +283,22 @@ export class InferenceEngine {
   }
 
   static async start(options: StartOptions): Promise<InferenceEngine> {
-    // the tokenizer thread starts while the model and the main thread's tokenizer are read
+    // the tokenizer thread starts while the model is read and its worker starts (ONNX Runtime's session, the long part)
     const starting = OffThreadTokenizer.start(options.modelDir);
     let engine: InferenceEngine;
     try {
-      const [model, tokenizer, encoder] = await Promise.all([loadServedModel(options.modelDir), ModelTokenizer.load(options.modelDir), starting]);
-      engine = new InferenceEngine(options, model.spec, tokenizer, encoder);
+      const [model, tokenizer] = await Promise.all([loadServedModel(options.modelDir), ModelTokenizer.load(options.modelDir)]);
+      engine = new InferenceEngine(options, model.spec, tokenizer);
     } catch (err) {
       await (await starting.catch(() => null))?.close();
       throw err;
     }
-    try {
-      await engine.spawn();
-    } catch (err) {
-      await engine.encoder.close();
-      throw err;
+    const [spawned, encoder] = await Promise.allSettled([engine.spawn(), starting]);
+    if (encoder.status === 'fulfilled') engine.encoder = encoder.value;
+    if (spawned.status === 'rejected' || encoder.status === 'rejected') {
+      if (spawned.status === 'fulfilled') await engine.close();
+      else await engine.encoder?.close();
+      throw spawned.status === 'rejected' ? spawned.reason : (encoder as PromiseRejectedResult).reason;
     }
     return engine;
   }
@@ -639,7 +641,7 @@ export class InferenceEngine {
       this.scoring.delete(id);
       p.reject(new CancelledError('the engine was closed'));
     }
-    await this.encoder.close();
+    await this.encoder?.close();
   }
 
   /** What a prompt says, for the `text` routing rule: every message's content, a text, or token ids decoded. */
