@@ -5,9 +5,7 @@
 // step, and each variant's speed-up over the first (above 1: faster). On a machine shared with other jobs, run it
 // with BENCH_THREADS=1 and read the CPU times: they move far less with the load than wall times do.
 // Variants (BENCH_VARIANTS, comma-separated, default separate,fused): separate (q/k/v, gate/up as separate
-// matmuls), fused (the default build), block64 / block128 (int4 block size), acc0 (fp32 activations), scales32
-// (the projections' int4 scales in float32 and their MatMulNBits in float32, the default before builder option
-// int4Scales).
+// matmuls), fused (the default build), block64 / block128 (int4 block size), acc0 (fp32 activations).
 // Settings: LORAFORGE_DATA_DIR (default ./data), BENCH_LAYERS (layer count of the checkpoint, default 16),
 // BENCH_REPS (default 9), BENCH_CONTEXT (past positions of a decode step, default 32), BENCH_PROMPT (prefill
 // tokens, default 128), BENCH_THREADS (0 = all cores).
@@ -36,7 +34,6 @@ const PRESETS: Record<string, Partial<BuildOptions>> = {
   block64: { int4BlockSize: 64 },
   block128: { int4BlockSize: 128 },
   acc0: { accuracyLevel: 0 },
-  scales32: { int4Scales: 'float32' },
 };
 const NAMES = (process.env.BENCH_VARIANTS ?? 'separate,fused').split(',');
 for (const n of NAMES) if (!PRESETS[n]) throw new Error(`BENCH_VARIANTS: unknown variant ${n} (known: ${Object.keys(PRESETS).join(', ')})`);

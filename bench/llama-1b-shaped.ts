@@ -38,16 +38,6 @@ function fillRandom(out: Float32Array, seed: number, std: number): Float32Array 
   return out;
 }
 
-/**
- * Bytes of weights one decode step reads in the default int4 build: every projection (4 bits + a half scale per 32,
- * as Q4_0) and the tied head (4 bits + a float32 scale per 32); the embedding row read is negligible.
- */
-export function int4BytesPerToken(layers: number = SHAPE.layers): number {
-  const { hidden: d, heads, kvHeads, headDim, intermediate: im, vocab } = SHAPE;
-  const projections = layers * (2 * d * heads * headDim + 2 * d * kvHeads * headDim + 3 * d * im);
-  return projections * (0.5 + 2 / 32) + vocab * d * (0.5 + 4 / 32);
-}
-
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
 export const ADAPTER_NAMES = ['bench-a', 'bench-b', 'bench-c', 'bench-d'];

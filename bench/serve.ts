@@ -18,7 +18,7 @@ import { DEMO_SKILLS, makeDemoModel } from '../src/inference/demo.js';
 import type { InferenceEngine, Delta, GenerateRequest } from '../src/inference/engine/index.js';
 import { readBandwidth } from './bandwidth.js';
 import { startBenchEngine } from './engine.js';
-import { ADAPTER_NAMES, ensureBenchCheckpoint, int4BytesPerToken } from './llama-1b-shaped.js';
+import { ADAPTER_NAMES, SHAPE, ensureBenchCheckpoint } from './llama-1b-shaped.js';
 import { median } from './stats.js';
 import { log } from './log.js';
 
@@ -38,6 +38,14 @@ function copyBandwidth(): number {
     times.push((performance.now() - t0) / 1000);
   }
   return (2 * n) / median(times);
+}
+
+/** Bytes of weights one decode step reads: every int4 projection (4 bits + an fp32 scale per 32) and the tied int4 LM head. */
+function weightBytesPerToken(): number {
+  const { hidden: d, layers, heads, kvHeads, headDim, intermediate: im, vocab } = SHAPE;
+  const perLayer = d * heads * headDim * 2 + d * kvHeads * headDim * 2 + 3 * d * im;
+  const int4 = 0.5 + 4 / 32;
+  return (layers * perLayer + vocab * d) * int4;
 }
 
 interface Timed {
@@ -205,7 +213,7 @@ async function main(): Promise<void> {
     // the bound, measured last so its buffers do not count in the peak RSS above
     const copy = copyBandwidth();
     const bandwidth = await readBandwidth();
-    const weightBytes = int4BytesPerToken();
+    const weightBytes = weightBytesPerToken();
     const boundTokS = bandwidth / weightBytes;
 
     const ratio = (x: number) => Math.round(x * 100) / 100;

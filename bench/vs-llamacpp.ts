@@ -24,7 +24,7 @@ import { buildModel } from '../src/inference/builder/index.js';
 import type { Delta, GenerateRequest, InferenceEngine } from '../src/inference/engine/index.js';
 import { readBandwidth } from './bandwidth.js';
 import { startBenchEngine } from './engine.js';
-import { ADAPTER_NAMES, ensureBenchCheckpoint, int4BytesPerToken } from './llama-1b-shaped.js';
+import { ADAPTER_NAMES, SHAPE, ensureBenchCheckpoint } from './llama-1b-shaped.js';
 import { batchedBenchRate, busySecondsOf, decodeBound, llamaBenchRate, streamsRate } from './llamacpp.js';
 import { median } from './stats.js';
 import { log } from './log.js';
@@ -197,9 +197,11 @@ async function main(): Promise<void> {
     return { label, llamacpp: l, loraforge: o, ratio, target, met: ratio !== null && ratio >= target };
   });
   // decode bounds: every weight read once per token (the tied head once); llama.cpp's from the GGUF's size (Q4_0:
-  // 4 bits + an fp16 scale per 32), ours from the shapes for the bench checkpoint
+  // 4 bits + an fp16 scale per 32), ours from the shapes (4 bits + an fp32 scale per 32) for the bench checkpoint
   const llamaBound = decodeBound(statSync(LLAMA_GGUF!).size, bandwidth);
-  const oursBound = process.env.LORAFORGE_CHECKPOINT ? null : decodeBound(int4BytesPerToken(layers), bandwidth);
+  const { hidden: d, heads, kvHeads, headDim, intermediate: im, vocab } = SHAPE;
+  const oursBytes = (layers * (2 * d * heads * headDim + 2 * d * kvHeads * headDim + 3 * d * im) + vocab * d) * (0.5 + 4 / 32);
+  const oursBound = process.env.LORAFORGE_CHECKPOINT ? null : decodeBound(oursBytes, bandwidth);
   const share = (x: number, bound: number | null) => (bound === null ? '–' : `${Math.round((100 * x) / bound)}%`);
   console.log(
     `decode as a share of its read-bandwidth bound: llama.cpp ${share(med('llama.cpp decode'), llamaBound)} (of ${llamaBound.toFixed(1)} tok/s), ` +

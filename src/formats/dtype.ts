@@ -106,16 +106,6 @@ function f32BitsToF16Bits(x: number): number {
   return sign | q;
 }
 
-const scalar = new Float32Array(1);
-const scalarBits = new Uint32Array(scalar.buffer);
-
-/** `x` rounded to the nearest half-precision value (ties to even), as an f32 number. */
-export function roundToF16(x: number): number {
-  scalar[0] = x;
-  scalarBits[0] = table()[f32BitsToF16Bits(scalarBits[0]!)]!;
-  return scalar[0];
-}
-
 export function f16ToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
   const t = table();
   const out = u32View(dst);

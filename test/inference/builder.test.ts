@@ -2,18 +2,18 @@
 // onnxruntime-node sessions: every supported architecture, with and without adapters, batched prefill, cached
 // decode steps and chunked prefill; per-row adapters in one batch; the scoring head; int4; caching; refusals.
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ort from '../../src/util/onnxruntime.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, InvalidFileError, UnsupportedError } from '../../src/errors.js';
-import { buildModel, checkManifest, readManifest, type LoraTarget, type ModelManifest } from '../../src/inference/builder/index.js';
+import { buildModel, checkManifest, type LoraTarget, type ModelManifest } from '../../src/inference/builder/index.js';
 import { normalizeConfig } from '../../src/inference/builder/config.js';
 import { OnnxModel } from '../../src/formats/onnx.js';
 import { writeAdapter, type LoraAdapter } from '../../src/formats/peft.js';
 import { foldIntoCheckpoint } from '../../src/merge/fold.js';
-import { dequantizeInt4, quantizeInt4, type Int4ScaleDtype } from '../../src/inference/builder/quantize.js';
+import { dequantizeInt4, quantizeInt4 } from '../../src/inference/builder/quantize.js';
 import { adapterConfig } from '../helpers/adapters.js';
 import { fixture, fixturesSkipReason, haveFixtures } from '../helpers/fixtures.js';
 import {
@@ -255,12 +255,11 @@ describe('batching and adapters', () => {
   });
 });
 
-/** The weights an int4 build computes with: every projection (with `scales`), the embedding (when hidden is a
- * multiple of 32) and the head (float32 scales) quantized and dequantized; Conv1D weights quantized as [out, in];
- * position tables as they are. */
-function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: number, blockSize = 32, scales: Int4ScaleDtype = 'float32'): Map<string, Float32Array> {
+/** The weights an int4 build computes with: every projection, the embedding (when hidden is a multiple of 32)
+ * and the head quantized and dequantized; Conv1D weights quantized as [out, in]; position tables as they are. */
+function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: number, blockSize = 32): Map<string, Float32Array> {
   const shapes = new Map(randomCheckpointTensors(cfg, seed).map((t) => [t.name, t.shape]));
-  const roundTrip = (w: Float32Array, n: number, k: number, dtype: Int4ScaleDtype = 'float32') => dequantizeInt4(quantizeInt4(w, n, k, blockSize, dtype));
+  const roundTrip = (w: Float32Array, n: number, k: number) => dequantizeInt4(quantizeInt4(w, n, k, blockSize));
   const transpose = (w: Float32Array, r: number, c: number) => Float32Array.from({ length: w.length }, (_, i) => w[(i % r) * c + Math.floor(i / r)]!);
   const out = new Map<string, Float32Array>();
   const embedName = cfg.model_type === 'gpt2' ? 'wte.weight' : 'model.embed_tokens.weight';
@@ -273,8 +272,8 @@ function int4Weights(cfg: RawConfig, weights: Map<string, Float32Array>, seed: n
       out.set('lm_head.weight', roundTrip(w, shape[0]!, shape[1]!));
     } else if (cfg.model_type === 'gpt2' && name !== embedName) {
       const [i, o] = shape as [number, number];
-      out.set(name, transpose(roundTrip(transpose(w, i, o), o, i, scales), o, i));
-    } else out.set(name, roundTrip(w, shape[0]!, shape[1]!, name === embedName || name === 'lm_head.weight' ? 'float32' : scales));
+      out.set(name, transpose(roundTrip(transpose(w, i, o), o, i), o, i));
+    } else out.set(name, roundTrip(w, shape[0]!, shape[1]!));
   }
   return out;
 }
@@ -287,34 +286,25 @@ const INT4_CASES: (Case & { blockSize?: number })[] = [
   { name: 'gemma3 (hidden 48: fp32 table, int4 head)', cfg: GEMMA3_CONFIG },
   { name: 'gpt2 (Conv1D)', cfg: GPT2_CONFIG, adapterModules: [['attn.c_attn', 'mlp.c_fc'], []] },
 ];
-// Half scales run the projections in half precision: their outputs are rounded to half (2^-11 relative), so the
-// logits agree to 1e-4–1e-3 instead of float32's 1e-7 (half scales but a float32-scale reference: up to 2e-2).
-const SCALES: { scales: Int4ScaleDtype; tolerance: number }[] = [
-  { scales: 'float32', tolerance: FP32_TOLERANCE },
-  { scales: 'float16', tolerance: 2e-3 },
-];
 
-describe.each(INT4_CASES.flatMap((c) => SCALES.map((s) => ({ ...c, ...s }))))(
-  'int4 with fp32 activations equals the reference run on the dequantized weights: $name, $scales scales',
-  ({ cfg, adapterModules, blockSize = 32, scales, tolerance }) => {
-    it('prefill and a decode step, with an adapter', async () => {
-      const ckpt = path.join(root, `ckpt-int4-${String(cfg.model_type)}-${blockSize}`);
-      await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 5));
-      const dequantized = int4Weights(cfg, await readCheckpointTensors(ckpt), 5, blockSize, scales);
-      const targets: LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
-      const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'int4', accuracyLevel: 0, int4BlockSize: blockSize, int4Scales: scales, maxRank: 4, slots: 2, targets });
-      const shape = runnerShape(manifest);
-      const adapter = randomLora(cfg, (adapterModules ?? [['self_attn.q_proj', 'self_attn.o_proj']])[0], 4, 8, 3);
-      const runner = new GraphRunner(await openSession(dir, manifest), shape, loraPool(shape, [adapter], 4), 1, 12);
-      const tokens = [9, 8, 7, 6, 5];
-      const logits = (await runner.prefill([tokens], [1]))[0]!;
-      expect(relativeError(logits, referenceLogits(cfg, (n) => dequantized.get(n), tokens, adapter).at(-1)!)).toBeLessThan(tolerance);
-      const next = (await runner.decode([4]))[0]!;
-      expect(relativeError(next, referenceLogits(cfg, (n) => dequantized.get(n), [...tokens, 4], adapter).at(-1)!)).toBeLessThan(tolerance);
-      expect(manifest.quantization).toEqual({ bits: 4, blockSize, accuracyLevel: 0, scheme: 'symmetric-rtn', projectionScales: scales });
-    });
-  },
-);
+describe.each(INT4_CASES)('int4 with fp32 activations equals the reference run on the dequantized weights: $name', ({ cfg, adapterModules, blockSize = 32 }) => {
+  it('prefill and a decode step, with an adapter', async () => {
+    const ckpt = path.join(root, `ckpt-int4-${String(cfg.model_type)}-${blockSize}`);
+    await writeCheckpoint(ckpt, cfg, randomCheckpointTensors(cfg, 5));
+    const dequantized = int4Weights(cfg, await readCheckpointTensors(ckpt), 5, blockSize);
+    const targets: LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+    const { dir, manifest } = await buildModel(ckpt, { dataDir, dtype: 'int4', accuracyLevel: 0, int4BlockSize: blockSize, maxRank: 4, slots: 2, targets });
+    const shape = runnerShape(manifest);
+    const adapter = randomLora(cfg, (adapterModules ?? [['self_attn.q_proj', 'self_attn.o_proj']])[0], 4, 8, 3);
+    const runner = new GraphRunner(await openSession(dir, manifest), shape, loraPool(shape, [adapter], 4), 1, 12);
+    const tokens = [9, 8, 7, 6, 5];
+    const logits = (await runner.prefill([tokens], [1]))[0]!;
+    expect(relativeError(logits, referenceLogits(cfg, (n) => dequantized.get(n), tokens, adapter).at(-1)!)).toBeLessThan(FP32_TOLERANCE);
+    const next = (await runner.decode([4]))[0]!;
+    expect(relativeError(next, referenceLogits(cfg, (n) => dequantized.get(n), [...tokens, 4], adapter).at(-1)!)).toBeLessThan(FP32_TOLERANCE);
+    expect(manifest.quantization).toEqual({ bits: 4, blockSize, accuracyLevel: 0, scheme: 'symmetric-rtn' });
+  });
+});
 
 const EVERY_LLAMA_MODULE = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
 
@@ -425,24 +415,6 @@ describe('int4', () => {
     const size = (m: ModelManifest) => m.files.bytes['model.onnx']!;
     expect(size(int4.manifest)).toBeLessThan(size(fp32.manifest) / 4);
   });
-
-  it('half scales: the projections read 18 bytes per 32 weights, not 20; a manifest from before them reads as float32', async () => {
-    // weights in the external file (these tensors are too small to be aligned), so its size is their bytes
-    const half = await buildModel(ckpt, { dataDir, dtype: 'int4', heads: ['generate'], externalDataThreshold: 0 });
-    const single = await buildModel(ckpt, { dataDir, dtype: 'int4', int4Scales: 'float32', heads: ['generate'], externalDataThreshold: 0 });
-    expect(half.dir).not.toBe(single.dir);
-    const c = normalizeConfig(cfg, 'config.json');
-    // blocks of 32 along each projection's input: q, k, v, gate, up read the hidden state, o the heads, down the MLP
-    const blocks = c.numLayers * ((c.numHeads + 2 * c.numKvHeads) * c.headDim + 2 * c.intermediateSize) * Math.ceil(c.hiddenSize / 32) +
-      c.numLayers * c.hiddenSize * (Math.ceil((c.numHeads * c.headDim) / 32) + Math.ceil(c.intermediateSize / 32));
-    const size = (m: ModelManifest) => m.files.bytes['model.onnx.data']!;
-    expect(size(single.manifest) - size(half.manifest)).toBe(blocks * 2);
-    const file = path.join(single.dir, 'manifest.json');
-    const json = JSON.parse(await readFile(file, 'utf8')) as ModelManifest;
-    delete (json.quantization as Partial<NonNullable<ModelManifest['quantization']>>).projectionScales;
-    await writeFile(file, JSON.stringify(json));
-    expect((await readManifest(single.dir)).quantization?.projectionScales).toBe('float32');
-  });
 });
 
 describe('build cache, files and refusals', () => {
@@ -525,7 +497,6 @@ describe('build cache, files and refusals', () => {
     await expect(buildModel(gpt2, { dataDir, maxPositions: 65 })).rejects.toThrow("maxPositions 65 is beyond this gpt2 model's learned positions (64)");
     await expect(buildModel(gpt2, { dataDir, targets: ['gate'] })).rejects.toThrow('LoRA targets gate: a gpt2 model has none of them');
     await expect(buildModel(gpt2, { dataDir, int4BlockSize: 48 })).rejects.toThrow('int4BlockSize must be a power of 2, not 48');
-    await expect(buildModel(gpt2, { dataDir, int4Scales: 'bfloat16' as 'float16' })).rejects.toThrow('int4Scales must be float16 or float32, not bfloat16');
 
     const yarn = path.join(root, 'ckpt-yarn');
     await writeCheckpoint(yarn, { ...LLAMA_CONFIG, rope_scaling: { rope_type: 'yarn', factor: 4 } }, randomCheckpointTensors(LLAMA_CONFIG, 1));

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { dequantizeInt4, quantizeInt4 } from '../../src/inference/builder/quantize.js';
-import { roundToF16 } from '../../src/formats/dtype.js';
 import { SeededRandom } from '../../src/inference/rng.js';
 
 /** The MLAS rule written out plainly, one value at a time. */
@@ -55,40 +54,5 @@ describe('quantizeInt4 (MatMulNBits layout, MLAS symmetric round-to-nearest)', (
       const clipped = Math.abs(w[i]!) > 7.5 * step;
       expect(Math.abs(deq[i]! - w[i]!)).toBeLessThanOrEqual((clipped ? step : step / 2) + 1e-9);
     }
-  });
-
-  it('with half scales: each scale is the half nearest the float32 one, and the block is quantized with it', () => {
-    const rng = new SeededRandom(11);
-    const n = 16;
-    const k = 64;
-    const w = rng.normals(n * k, 0.02);
-    const single = quantizeInt4(w, n, k, 32);
-    const half = quantizeInt4(w, n, k, 32, 'float16');
-    for (let b = 0; b < half.scales.length; b++) {
-      const s = half.scales[b]!;
-      expect(s).toBe(roundToF16(single.scales[b]!));
-      // the plain rule again, with the stored scale
-      const row = Math.floor(b / 2);
-      for (let i = 0; i < 32; i++) {
-        const v = w[row * k + (b % 2) * 32 + i]!;
-        const r = Math.fround(v * Math.fround(1 / s));
-        const expected = Math.min(15, Math.max(0, Math.sign(r) * Math.floor(Math.abs(r) + 0.5) + 8));
-        const byte = half.qweight[b * 16 + (i >> 1)]!;
-        expect(i % 2 === 0 ? byte & 15 : byte >> 4).toBe(expected);
-      }
-    }
-    // error bound as with float32 scales, the scale being the stored one
-    const deq = dequantizeInt4(half);
-    for (let i = 0; i < w.length; i++) {
-      const step = Math.abs(half.scales[Math.floor(i / 32)]!);
-      expect(Math.abs(deq[i]! - w[i]!)).toBeLessThanOrEqual(step + 1e-9);
-    }
-  });
-
-  it('refuses a weight beyond what a half scale holds, saying so', () => {
-    const w = new Float32Array(32).fill(1);
-    w[3] = 1e6;
-    expect(() => quantizeInt4(w, 1, 32, 32, 'float16')).toThrow(/weight of 1000000 is beyond .* float16 scale holds/);
-    expect(quantizeInt4(w, 1, 32, 32).scales[0]).toBe(-125000);
   });
 });

@@ -15,7 +15,6 @@ import { buildDecoderGraph, type HeadKind } from './graph.js';
 import { BUILDER_VERSION, MANIFEST_FILE, readManifest, type GraphManifest, type ModelManifest } from './manifest.js';
 import { LORA_TARGETS, io, type LoraTarget } from './naming.js';
 import { INT4_BLOCK_SIZE, WeightSink, checkTensors, convertWeights, estimateBytes, type WeightDtype } from './weights.js';
-import type { Int4ScaleDtype } from './quantize.js';
 
 export { checkManifest, readManifest, BUILDER_VERSION, type ModelManifest } from './manifest.js';
 export type { LoraTarget } from './naming.js';
@@ -50,12 +49,6 @@ export interface BuildOptions {
   fuseProjections?: boolean;
   /** int4 block size along the input dim: 16 to 256, a power of 2 (default 32, llama.cpp's Q4_0 block) */
   int4BlockSize?: number;
-  /**
-   * the scales of int4 projections (default float16: their MatMulNBits run in half precision, 18 bytes per 32
-   * weights like Q4_0 instead of 20, decode at batch 1 1.1–1.2× faster; docs/BENCHMARKS.md); the embedding and the
-   * output head keep float32 scales
-   */
-  int4Scales?: Int4ScaleDtype;
   /** weights above this many bytes go to an external data file (default 64 MiB) */
   externalDataThreshold?: number;
   onProgress?: (progress: BuildProgress) => void;
@@ -144,21 +137,8 @@ function checkOptions(options: BuildOptions, config: ModelConfig) {
   const fuse = options.fuseProjections ?? true;
   const blockSize = int('int4BlockSize', options.int4BlockSize ?? INT4_BLOCK_SIZE, 16, 256);
   if ((blockSize & (blockSize - 1)) !== 0) throw new InvalidInputError(`int4BlockSize must be a power of 2, not ${blockSize}`);
-  const scales = options.int4Scales ?? 'float16';
-  if (scales !== 'float16' && scales !== 'float32') throw new InvalidInputError(`int4Scales must be float16 or float32, not ${String(scales)}`);
   const int4 = dtype === 'int4';
-  return {
-    dtype,
-    targets,
-    maxRank,
-    slots,
-    maxPositions,
-    accuracyLevel: int4 ? accuracyLevel : 0,
-    blockSize: int4 ? blockSize : INT4_BLOCK_SIZE,
-    projectionScales: int4 ? scales : ('float32' as Int4ScaleDtype),
-    heads,
-    fuse,
-  };
+  return { dtype, targets, maxRank, slots, maxPositions, accuracyLevel: int4 ? accuracyLevel : 0, blockSize: int4 ? blockSize : INT4_BLOCK_SIZE, heads, fuse };
 }
 
 async function fileSizes(dir: string): Promise<Record<string, number>> {
@@ -228,7 +208,6 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
             maxPositions: opts.maxPositions,
             fuse: opts.fuse,
             blockSize: opts.blockSize,
-            projectionScales: opts.projectionScales,
             signal: options.signal,
             onProgress: (p) => progress({ phase: 'convert', done: p.done, total: p.total, detail: p.tensor }),
           });
@@ -247,7 +226,6 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
               accuracyLevel: opts.accuracyLevel,
               fuse: opts.fuse,
               blockSize: opts.blockSize,
-              projectionScales: opts.projectionScales,
               head,
               metadata: { 'loraforge.builder_version': String(BUILDER_VERSION), 'loraforge.checkpoint_hash': checkpointHash },
             },
@@ -284,9 +262,7 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
           config,
           dtype: opts.dtype,
           quantization:
-            opts.dtype === 'int4'
-              ? { bits: 4, blockSize: opts.blockSize, accuracyLevel: opts.accuracyLevel, scheme: 'symmetric-rtn', projectionScales: opts.projectionScales }
-              : null,
+            opts.dtype === 'int4' ? { bits: 4, blockSize: opts.blockSize, accuracyLevel: opts.accuracyLevel, scheme: 'symmetric-rtn' } : null,
           maxPositions: opts.maxPositions,
           lora: {
             targets: opts.targets,

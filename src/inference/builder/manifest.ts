@@ -90,14 +90,7 @@ export const ModelManifestSchema = z.object({
   config: ModelConfigSchema,
   dtype: z.enum(['fp32', 'int4']),
   quantization: z
-    .object({
-      bits: z.literal(4),
-      blockSize: z.number().int(),
-      accuracyLevel: z.number().int(),
-      scheme: z.literal('symmetric-rtn'),
-      /** the projections' scales (builds before this field had float32) */
-      projectionScales: z.enum(['float16', 'float32']).default('float32'),
-    })
+    .object({ bits: z.literal(4), blockSize: z.number().int(), accuracyLevel: z.number().int(), scheme: z.literal('symmetric-rtn') })
     .nullable(),
   /** length of the rope caches: positions must stay below it */
   maxPositions: z.number().int(),

@@ -4,13 +4,7 @@
 // Layout (the MatMulNBits spec): the weight in PyTorch [N = out, K = in] order, each row cut into blocks of
 // `blockSize` along K; `qweight` is uint8 [N, ceil(K/bs), bs/2] with the even k in the low nibble; `scales` is
 // float [N, ceil(K/bs)]; no zero points (the default 8 = symmetric). A row of an embedding table [vocab, hidden]
-// in this layout is also what GatherBlockQuantized reads with quantize_axis = 1. Scales are stored as float32, or
-// as float16 for a MatMulNBits run in half precision (18 bytes per 32 weights, as llama.cpp's Q4_0): each scale is
-// then rounded to half before its block is quantized with it, so the nibbles fit the scale actually stored.
-import { roundToF16 } from '../../formats/dtype.js';
-
-/** The dtype int4 scales are stored in. */
-export type Int4ScaleDtype = 'float32' | 'float16';
+// in this layout is also what GatherBlockQuantized reads with quantize_axis = 1.
 
 export interface Int4Weight {
   n: number;
@@ -18,7 +12,6 @@ export interface Int4Weight {
   blockSize: number;
   blocksPerRow: number;
   qweight: Uint8Array;
-  /** float32 values; with float16 scales, every one is exactly a half */
   scales: Float32Array;
 }
 
@@ -29,7 +22,7 @@ function nibble(x: number): number {
 }
 
 /** Quantizes `w` ([n, k] row-major) to 4 bits. A last partial block is padded with zeros. */
-export function quantizeInt4(w: Float32Array, n: number, k: number, blockSize = 32, scaleDtype: Int4ScaleDtype = 'float32'): Int4Weight {
+export function quantizeInt4(w: Float32Array, n: number, k: number, blockSize = 32): Int4Weight {
   if (w.length !== n * k) throw new RangeError(`quantizeInt4: ${w.length} values given for [${n}, ${k}]`);
   if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new RangeError(`block size ${blockSize} must be a power of 2 ≥ 16`);
   const blocksPerRow = Math.ceil(k / blockSize);
@@ -37,7 +30,6 @@ export function quantizeInt4(w: Float32Array, n: number, k: number, blockSize = 
   const qweight = new Uint8Array(n * blocksPerRow * blob);
   const scales = new Float32Array(n * blocksPerRow);
   const fround = Math.fround;
-  const roundScale = scaleDtype === 'float16' ? roundToF16 : fround;
   for (let row = 0; row < n; row++) {
     const base = row * k;
     for (let b = 0; b < blocksPerRow; b++) {
@@ -54,10 +46,7 @@ export function quantizeInt4(w: Float32Array, n: number, k: number, blockSize = 
           extreme = v;
         }
       }
-      const scale = roundScale(extreme / -8);
-      if (scale === Infinity || scale === -Infinity) {
-        throw new RangeError(`a weight of ${extreme} is beyond what an int4 block with a ${scaleDtype} scale holds${scaleDtype === 'float16' ? ' (±524 256)' : ''}`);
-      }
+      const scale = fround(extreme / -8);
       const reciprocal = scale !== 0 ? fround(1 / scale) : 0;
       const block = row * blocksPerRow + b;
       scales[block] = scale;

@@ -5,12 +5,11 @@
 // bytes for inline initializers (small models) or appends them to the external data file, so converting a 7B
 // checkpoint holds one tensor (or one fused group) in memory at a time, not the model.
 import { BYTES_PER_ELEMENT, ExternalDataFile, type ExternalTensorRef, type OnnxDtype, type OnnxModel } from '../../formats/onnx.js';
-import { CancelledError, InvalidFileError, InvalidInputError } from '../../errors.js';
-import { f32ToF16 } from '../../formats/dtype.js';
+import { CancelledError, InvalidFileError } from '../../errors.js';
 import { FUSE_GROUPS, archSpec, archTargets, fusableGroups, modulePath, type ArchSpec } from './arch.js';
 import { projectionFeatures, type ModelConfig } from './config.js';
 import { LM_HEAD, fusedModule, rope, weightName, type LoraTarget } from './naming.js';
-import { quantizeInt4, type Int4ScaleDtype, type Int4Weight } from './quantize.js';
+import { quantizeInt4, type Int4Weight } from './quantize.js';
 import { ropeCaches } from './rope.js';
 
 export type WeightDtype = 'fp32' | 'int4';
@@ -195,8 +194,6 @@ export async function convertWeights(
     fuse?: boolean;
     /** int4 block size along the input dim (default INT4_BLOCK_SIZE) */
     blockSize?: number;
-    /** the scales of int4 projections (default float32); the embedding's and the head's stay float32 */
-    projectionScales?: Int4ScaleDtype;
     onProgress?: (p: ConvertProgress) => void;
     signal?: AbortSignal;
   },
@@ -214,25 +211,13 @@ export async function convertWeights(
     if (data.byteLength !== dims.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[onnxDtype]) throw new Error(`size mismatch converting ${name}`);
     return sink.add(name, onnxDtype, dims, data);
   };
-  const projectionScales = options.projectionScales ?? 'float32';
-  const quantize = (module: string, w: Float32Array, n: number, k: number, scaleDtype: Int4ScaleDtype): Int4Weight => {
-    try {
-      return quantizeInt4(w, n, k, blockSize, scaleDtype);
-    } catch (err) {
-      if (err instanceof RangeError) throw new InvalidInputError(`${module}.weight: ${err.message}`);
-      throw err;
-    }
-  };
-  const addQuantized = async (module: string, q: Int4Weight, scaleDtype: Int4ScaleDtype, scalesDims?: number[]) => {
+  const addQuantized = async (module: string, q: Int4Weight, scalesDims?: number[]) => {
     await add(weightName.qweight(module), 'uint8', [q.n, q.blocksPerRow, blockSize / 2], q.qweight);
-    const dims = scalesDims ?? [q.n * q.blocksPerRow];
-    if (scaleDtype === 'float16') await add(weightName.scales(module), 'float16', dims, f32ToF16(q.scales));
-    else await add(weightName.scales(module), 'float32', dims, q.scales);
+    await add(weightName.scales(module), 'float32', scalesDims ?? [q.n * q.blocksPerRow], q.scales);
     return q;
   };
-  /** An int4 weight; a projection's scales are `projectionScales`, the embedding's and the head's float32. */
-  const addInt4 = (module: string, w: Float32Array, n: number, k: number, scaleDtype: Int4ScaleDtype, scalesDims?: number[]) =>
-    addQuantized(module, quantize(module, w, n, k, scaleDtype), scaleDtype, scalesDims);
+  const addInt4 = (module: string, w: Float32Array, n: number, k: number, scalesDims?: number[]) =>
+    addQuantized(module, quantizeInt4(w, n, k, blockSize), scalesDims);
   const int4Embedding = dtype === 'int4' && d % blockSize === 0;
 
   tasks.push({
@@ -241,14 +226,14 @@ export async function convertWeights(
       const w = await read(`${embed}.weight`);
       if (int4Embedding) {
         // GatherBlockQuantized wants scales of the data's rank
-        const q = await addInt4(embed, w, config.vocabSize, d, 'float32', [config.vocabSize, Math.ceil(d / blockSize), 1]);
+        const q = await addInt4(embed, w, config.vocabSize, d, [config.vocabSize, Math.ceil(d / blockSize), 1]);
         // MatMulNBits cannot read [V, blocks, 1] scales: the tied head gets its own flat copy (1/8 of the table)
         if (tied) await add(weightName.scales(LM_HEAD), 'float32', [config.vocabSize * q.blocksPerRow], q.scales);
       } else {
         await add(weightName.plain(embed), 'float32', [config.vocabSize, d], w);
       }
       // fp32 tied head: Gemm(transB=1) reads the embedding table as it is, no copy
-      if (tied && dtype === 'int4' && !int4Embedding) await addInt4(LM_HEAD, w, config.vocabSize, d, 'float32');
+      if (tied && dtype === 'int4' && !int4Embedding) await addInt4(LM_HEAD, w, config.vocabSize, d);
     },
   });
   if (arch.names.positionTable) {
@@ -262,7 +247,7 @@ export async function convertWeights(
       const { inFeatures: k, outFeatures: n } = projectionFeatures(config, target);
       const w = await read(`${module}.weight`);
       // Conv1D stores [in, out], which is what MatMul reads; MatMulNBits wants [out, in]
-      if (dtype === 'int4') await addInt4(module, arch.conv1d ? transpose(w, k, n) : w, n, k, projectionScales);
+      if (dtype === 'int4') await addInt4(module, arch.conv1d ? transpose(w, k, n) : w, n, k);
       else await add(weightName.transposed(module), 'float32', [k, n], arch.conv1d ? w : transpose(w, n, k));
       if (has(`${module}.bias`)) {
         checkBias(module, n);
@@ -292,7 +277,7 @@ export async function convertWeights(
         const w = await read(`${modulePath(arch, l, t)}.weight`);
         const r = arch.conv1d ? transpose(w, k, outs[i]!) : w;
         if (transposed) transposeInto(transposed, n, column, r, outs[i]!, k);
-        else quantized.push(quantize(module, r, outs[i]!, k, projectionScales));
+        else quantized.push(quantizeInt4(r, outs[i]!, k, blockSize));
         column += outs[i]!;
       }
       if (transposed) {
@@ -300,7 +285,7 @@ export async function convertWeights(
       } else {
         const qweight = concat(new Uint8Array(n * quantized[0]!.qweight.length / outs[0]!), quantized.map((q) => q.qweight));
         const scales = concat(new Float32Array(n * quantized[0]!.blocksPerRow), quantized.map((q) => q.scales));
-        await addQuantized(module, { n, k, blockSize, blocksPerRow: quantized[0]!.blocksPerRow, qweight, scales }, projectionScales);
+        await addQuantized(module, { n, k, blockSize, blocksPerRow: quantized[0]!.blocksPerRow, qweight, scales });
       }
       // one bias for the fused output, zeros for a part without one
       const biased = parts.map((t) => has(`${modulePath(arch, l, t)}.bias`));
@@ -344,7 +329,7 @@ export async function convertWeights(
       name: `${LM_HEAD}.weight`,
       run: async () => {
         const w = await read(`${LM_HEAD}.weight`);
-        if (dtype === 'int4') await addInt4(LM_HEAD, w, config.vocabSize, d, 'float32');
+        if (dtype === 'int4') await addInt4(LM_HEAD, w, config.vocabSize, d);
         else await add(weightName.plain(LM_HEAD), 'float32', [config.vocabSize, d], w);
       },
     });

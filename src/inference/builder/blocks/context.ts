@@ -5,7 +5,6 @@ import { OnnxModel, type Dim, type OnnxDtype } from '../../../formats/onnx.js';
 import { FUSE_GROUPS, archSpec, fusableGroups, modulePath, type ArchSpec, type FuseGroup } from '../arch.js';
 import { projectionFeatures, type ModelConfig } from '../config.js';
 import { fusedModule, io, weightName, type LoraTarget } from '../naming.js';
-import type { Int4ScaleDtype } from '../quantize.js';
 import type { WeightDtype, WeightSink } from '../weights.js';
 
 export type HeadKind = 'generate' | 'score';
@@ -25,11 +24,6 @@ export interface GraphSpec {
   accuracyLevel: number;
   /** int4 block size along the input dim */
   blockSize: number;
-  /**
-   * the scales of int4 projections: float16 runs each projection's MatMulNBits in half precision (its input cast
-   * once, its output cast back to float32; the LoRA branch stays float32), 10% fewer bytes per decoded token
-   */
-  projectionScales?: Int4ScaleDtype;
   /** q/k/v and gate/up were converted as one fused weight each where the checkpoint stores them apart */
   fuse?: boolean;
   head: HeadKind;
@@ -97,29 +91,19 @@ export class GraphContext {
     return this.m.node(op, inputs, [output], attrs, ms ? MS : {});
   }
 
-  /** `x` cast to float16, once however many projections read it. */
-  private half(x: string): string {
-    const name = `${x}/f16`;
-    return this.m.has(name) ? name : this.m.node('Cast', [x], [name], { to: 10 /* float16 */ });
-  }
-
   /** x @ W (+ bias) for the weights of `module`, [.., k] → [.., n]. */
   private linear(module: string, k: number, n: number, src: string, p: string): string {
     const { m, spec } = this;
-    let out: string;
-    if (spec.dtype === 'int4') {
-      const half = spec.projectionScales === 'float16';
-      const product = m.node(
-        'MatMulNBits',
-        [half ? this.half(src) : src, this.weight(weightName.qweight(module)), this.weight(weightName.scales(module))],
-        [half ? `${p}/base_f16` : `${p}/base`],
-        { K: k, N: n, bits: 4, block_size: spec.blockSize, accuracy_level: spec.accuracyLevel },
-        MS,
-      );
-      out = half ? m.node('Cast', [product], [`${p}/base`], { to: 1 /* float32 */ }) : product;
-    } else {
-      out = m.node('MatMul', [src, this.weight(weightName.transposed(module))], [`${p}/base`]);
-    }
+    const out =
+      spec.dtype === 'int4'
+        ? m.node(
+            'MatMulNBits',
+            [src, this.weight(weightName.qweight(module)), this.weight(weightName.scales(module))],
+            [`${p}/base`],
+            { K: k, N: n, bits: 4, block_size: spec.blockSize, accuracy_level: spec.accuracyLevel },
+            MS,
+          )
+        : m.node('MatMul', [src, this.weight(weightName.transposed(module))], [`${p}/base`]);
     return this.has(weightName.bias(module)) ? m.node('Add', [out, weightName.bias(module)], [`${p}/biased`]) : out;
   }
 
