@@ -14,13 +14,15 @@
 // flagged). Medians of BENCH_ROUNDS (default 5), the ratios against the issue's targets, memory read bandwidth of
 // the same sitting and each engine's decode as a share of its bound; every sample in bench/out/vs-llamacpp.json.
 // Settings: LORAFORGE_DATA_DIR (default ./data), LLAMA_THREADS (default: every core, as ours), BENCH_VARIANT (engine
-// settings as JSON, e.g. '{"spinning":true}': a second loraforge engine with them, sampled beside the first).
+// settings as JSON, e.g. '{"spinning":true}': a second loraforge engine with them, sampled beside the first),
+// BENCH_VARIANT_BUILD (build options as JSON, e.g. '{"int4BlockSize":128}': the second engine serves a build
+// with them).
 import { withoutOurTunables } from './user-env.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildModel } from '../src/inference/builder/index.js';
+import { buildModel, type BuildOptions } from '../src/inference/builder/index.js';
 import type { Delta, GenerateRequest, InferenceEngine } from '../src/inference/engine/index.js';
 import { readBandwidth } from './bandwidth.js';
 import { startBenchEngine } from './engine.js';
@@ -36,6 +38,7 @@ const IDLE_TRIES = Number(process.env.BENCH_IDLE_TRIES ?? 3);
 const THREADS = Number(process.env.LLAMA_THREADS ?? os.availableParallelism());
 /** Engine settings of a second loraforge engine measured beside the first in every round, e.g. {"spinning":true}. */
 const VARIANT = process.env.BENCH_VARIANT ? (JSON.parse(process.env.BENCH_VARIANT) as Parameters<typeof startBenchEngine>[2]) : null;
+const VARIANT_BUILD = process.env.BENCH_VARIANT_BUILD ? (JSON.parse(process.env.BENCH_VARIANT_BUILD) as Partial<BuildOptions>) : null;
 const dataDir = path.resolve(process.env.LORAFORGE_DATA_DIR ?? 'data');
 
 if (!LLAMA_BENCH || !LLAMA_GGUF || !existsSync(LLAMA_BENCH) || !existsSync(LLAMA_GGUF)) {
@@ -137,10 +140,12 @@ async function main(): Promise<void> {
   const bench = await ensureBenchCheckpoint(path.join(dataDir, 'bench', 'llama-1b-shaped'), log);
   const checkpoint = process.env.LORAFORGE_CHECKPOINT ?? bench.checkpoint;
   const layers = Number(JSON.parse(readFileSync(path.join(checkpoint, 'config.json'), 'utf8')).num_hidden_layers);
-  const built = await buildModel(checkpoint, { dataDir, dtype: 'int4', targets: ['q', 'k', 'v', 'o'], maxRank: 64, slots: 8, heads: ['generate'] });
+  const options: BuildOptions = { dataDir, dtype: 'int4', targets: ['q', 'k', 'v', 'o'], maxRank: 64, slots: 8, heads: ['generate'] };
+  const built = await buildModel(checkpoint, options);
   const adapters = bench.adapters.map((dir, i) => ({ dir, name: ADAPTER_NAMES[i]! }));
   const engine = await startBenchEngine(built.dir, adapters);
-  const alt = VARIANT ? await startBenchEngine(built.dir, adapters, VARIANT) : null;
+  const altDir = VARIANT_BUILD ? (await buildModel(checkpoint, { ...options, ...VARIANT_BUILD })).dir : built.dir;
+  const alt = VARIANT || VARIANT_BUILD ? await startBenchEngine(altDir, adapters, VARIANT ?? undefined) : null;
   const base = engine.modelId;
   const parallel = existsSync(BATCHED);
   const tests: Array<[string, (round: number) => Promise<number> | number]> = [];
@@ -207,17 +212,17 @@ async function main(): Promise<void> {
     `decode as a share of its read-bandwidth bound: llama.cpp ${share(med('llama.cpp decode'), llamaBound)} (of ${llamaBound.toFixed(1)} tok/s), ` +
       `loraforge ${share(med('loraforge decode, base'), oursBound)}${oursBound === null ? '' : ` (of ${oursBound.toFixed(1)} tok/s)`}`,
   );
-  if (VARIANT) {
+  if (alt) {
     const cmp = ([label, name]: [string, string]) => `${label} ${med(`variant ${name}`).toFixed(1)} vs ${med(`loraforge ${name}`).toFixed(1)} (${(med(`variant ${name}`) / med(`loraforge ${name}`)).toFixed(3)}x)`;
     const pairs: Array<[string, string]> = [['decode', 'decode, base'], ['prefill 128', 'prefill 128'], ['4 streams', '4 adapter streams']];
-    console.log(`loraforge with ${JSON.stringify(VARIANT)} against the usual settings, tok/s: ${pairs.map(cmp).join('; ')}`);
+    console.log(`loraforge with ${JSON.stringify({ ...VARIANT, ...VARIANT_BUILD })} against the usual settings, tok/s: ${pairs.map(cmp).join('; ')}`);
   }
   const outDir = path.resolve('bench/out');
   mkdirSync(outDir, { recursive: true });
   const samples = Object.fromEntries([...results].map(([name, xs]) => [name, xs.map((x) => ({ value: +x.value.toFixed(2), others: +x.others.toFixed(3) }))]));
   writeFileSync(
     path.join(outDir, 'vs-llamacpp.json'),
-    `${JSON.stringify({ at: new Date().toISOString(), gguf: LLAMA_GGUF, threads: THREADS, rounds: ROUNDS, bandwidthGBs: bandwidth / 1e9, variant: VARIANT, busySamples: busy, load, llamaBound, oursBound, table, samples }, null, 2)}\n`,
+    `${JSON.stringify({ at: new Date().toISOString(), gguf: LLAMA_GGUF, threads: THREADS, rounds: ROUNDS, bandwidthGBs: bandwidth / 1e9, variant: VARIANT, variantBuild: VARIANT_BUILD, busySamples: busy, load, llamaBound, oursBound, table, samples }, null, 2)}\n`,
   );
   console.log('written: bench/out/vs-llamacpp.json');
 }
