@@ -1,12 +1,13 @@
 // Prompts encoded in a worker thread. Tokenizing costs 1–5 µs a character and rendering a chat template ~15 µs a
 // message: a long prompt encoded on the server's main thread would hold every other request (and every stream's
-// next token) for as long. The thread loads its own copy of the tokenizer; one that dies fails what it held
+// next token) for as long. A text router's feature of a long prompt (0.1–0.3 µs a character) is computed there too. The thread loads its own copy of the tokenizer; one that dies fails what it held
 // (503, retry) and the next prompt starts a new one.
 import type { Worker } from 'node:worker_threads';
 import { CancelledError, UnavailableError } from '../errors.js';
 import { startWorker, siblingModule } from '../util/worker.js';
 import { deserializeError } from './engine/protocol.js';
 import type { SerializedError } from './engine/types.js';
+import type { TextFeature } from './engine/text-features.js';
 import type { ChatMessage, ScoreContext } from './tokenizer.js';
 
 export interface EncodeThreadData {
@@ -17,17 +18,23 @@ export interface EncodeThreadData {
 type EncodeWork =
   | { kind: 'chat'; messages: ChatMessage[]; limit: number }
   | { kind: 'text'; text: string; addSpecialTokens: boolean; limit: number }
-  | { kind: 'score'; context: ScoreContext; continuation: string; limit: number };
+  | { kind: 'score'; context: ScoreContext; continuation: string; limit: number }
+  | { kind: 'text-feature'; text: string };
 export type EncodeJob = EncodeWork & { id: number };
 
 /** `targetStart`: where a scored row's continuation starts in `ids` (0 for prompts) */
-export type EncodeReply = { id: number; ids: Uint32Array; targetStart: number } | { id: number; error: SerializedError } | { ready: true } | { failed: SerializedError };
+export type EncodeReply =
+  | { id: number; ids: Uint32Array; targetStart: number }
+  | ({ id: number } & TextFeature)
+  | { id: number; error: SerializedError }
+  | { ready: true }
+  | { failed: SerializedError };
 
 interface Encoded {
   ids: number[];
   targetStart: number;
 }
-type Pending = { resolve: (encoded: Encoded) => void; reject: (err: Error) => void };
+type Pending = { resolve: (result: Encoded | TextFeature) => void; reject: (err: Error) => void };
 
 export class OffThreadTokenizer {
   private worker: Worker | null = null;
@@ -47,17 +54,22 @@ export class OffThreadTokenizer {
 
   /** Chat prompt ids, as ModelTokenizer.encodeChat gives them. */
   async encodeChat(messages: ChatMessage[], limit: number): Promise<number[]> {
-    return (await this.run({ kind: 'chat', messages, limit })).ids;
+    return ((await this.run({ kind: 'chat', messages, limit })) as Encoded).ids;
   }
 
   /** Text ids, as ModelTokenizer.encode gives them (with the tokenizer's special tokens). */
   async encode(text: string, limit: number): Promise<number[]> {
-    return (await this.run({ kind: 'text', text, addSpecialTokens: true, limit })).ids;
+    return ((await this.run({ kind: 'text', text, addSpecialTokens: true, limit })) as Encoded).ids;
   }
 
   /** A scored row's ids, as ModelTokenizer.encodeForScoring gives them. */
-  encodeForScoring(context: ScoreContext, continuation: string, limit: number): Promise<Encoded> {
-    return this.run({ kind: 'score', context, continuation, limit });
+  async encodeForScoring(context: ScoreContext, continuation: string, limit: number): Promise<Encoded> {
+    return (await this.run({ kind: 'score', context, continuation, limit })) as Encoded;
+  }
+
+  /** The text routing rule's feature of `text`, as text-features.ts's textFeature gives it. */
+  async textFeature(text: string): Promise<TextFeature> {
+    return (await this.run({ kind: 'text-feature', text })) as TextFeature;
   }
 
   async close(): Promise<void> {
@@ -68,10 +80,10 @@ export class OffThreadTokenizer {
     this.failPending(new CancelledError('the engine was closed'));
   }
 
-  private async run(job: EncodeWork): Promise<Encoded> {
+  private async run(job: EncodeWork): Promise<Encoded | TextFeature> {
     const worker = await this.thread();
     const id = this.nextId++;
-    return new Promise<Encoded>((resolve, reject) => {
+    return new Promise<Encoded | TextFeature>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ ...job, id } satisfies EncodeJob);
     });
@@ -102,6 +114,7 @@ export class OffThreadTokenizer {
           const p = this.pending.get(reply.id);
           this.pending.delete(reply.id);
           if ('ids' in reply) p?.resolve({ ids: Array.from(reply.ids), targetStart: reply.targetStart });
+          else if ('buckets' in reply) p?.resolve({ buckets: reply.buckets, weights: reply.weights });
           else p?.reject(deserializeError(reply.error));
         }
       });

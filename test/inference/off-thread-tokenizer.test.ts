@@ -5,6 +5,7 @@ import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, LoraforgeError, NotFoundError, UnavailableError } from '../../src/errors.js';
+import { textFeature } from '../../src/inference/engine/text-features.js';
 import { OffThreadTokenizer } from '../../src/inference/off-thread-tokenizer.js';
 import { ModelTokenizer, type ChatMessage } from '../../src/inference/tokenizer.js';
 import { fixture, haveFixtures } from '../helpers/fixtures.js';
@@ -24,6 +25,11 @@ describe('OffThreadTokenizer', () => {
   });
   afterAll(async () => {
     await thread?.close();
+  });
+
+  it("computes a text router's feature as the main thread does", async () => {
+    const long = Array.from({ length: 3000 }, (_, i) => `step ${i}: run ls -la /srv/${i % 37}`).join('\n');
+    for (const text of ['Kill the process with PID 4321', '', long]) expect(await thread.textFeature(text)).toEqual(textFeature(text));
   });
 
   it('gives the ids the main thread gives, for chats and texts', async () => {

@@ -248,6 +248,8 @@ interface Pending {
 const MAX_ALTERNATIVES = 20;
 /** a few suites' worth of scored rows */
 const SCORE_ENCODINGS_KEPT = 4096;
+/** characters of a prompt whose text-routing feature is computed on the main thread: at most about a millisecond */
+const MAIN_THREAD_TEXT_FEATURE = 4096;
 
 export class InferenceEngine {
   readonly modelId: string;
@@ -507,7 +509,10 @@ export class InferenceEngine {
     let feature: ArrayLike<number>;
     if (router.rule === 'text') {
       if (!router.fitted.dims) throw new InvalidInputError(`router '${router.name}' has no text buckets stored: recreate it`);
-      feature = projectText(textFeature(this.promptText(input)), router.fitted.dims);
+      const text = this.promptText(input);
+      // a long prompt's n-grams in the tokenizer thread; a short one's here, where they cost less than the hop
+      const sparse = text.length > MAIN_THREAD_TEXT_FEATURE ? await this.encoder.textFeature(text) : textFeature(text);
+      feature = projectText(sparse, router.fitted.dims);
     } else {
       feature = await this.routeFeatures(input, router.rule, { signal: hooks.signal });
     }

@@ -3,7 +3,7 @@
 //
 // Feature: the bag of character 3-, 4- and 5-grams of the prompt (lower case, runs of white space as one space, a
 // space at either end so word starts and ends count), log(1 + count), hashed (FNV-1a) into 2^20 buckets, scaled to
-// unit length. Centroids are kept only on the buckets the calibration prompts use (`dims`); a prompt's weight in
+// unit length; kept sparse, buckets ascending, so comparing and projecting features are merge joins. Centroids are kept only on the buckets the calibration prompts use (`dims`); a prompt's weight in
 // any other bucket becomes one extra coordinate that is 0 in the centre and in every centroid, so cosines computed
 // on `dims` + 1 coordinates equal those of the full vectors, and routing.ts's nearest-centroid rule applies as is.
 import { InvalidInputError } from '../../errors.js';
@@ -14,8 +14,11 @@ const GRAMS = [3, 4, 5];
 /** Most buckets a router's calibration prompts may use (the demo's 5 prompts per skill use about 2000). */
 export const MAX_TEXT_DIMS = 1 << 16;
 
-/** Bucket → weight, unit length. */
-export type TextFeature = Map<number, number>;
+/** Sparse weights, unit length: `weights[i]` is bucket `buckets[i]`'s, buckets ascending. */
+export interface TextFeature {
+  buckets: Uint32Array;
+  weights: Float64Array;
+}
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
@@ -36,38 +39,48 @@ export function textFeature(text: string): TextFeature {
       if (counts[bucket]++ === 0) touched.push(bucket);
     }
   }
-  const feature: TextFeature = new Map();
+  const buckets = Uint32Array.from(touched).sort();
+  const weights = new Float64Array(buckets.length);
   let norm = 0;
-  for (const b of touched) {
+  buckets.forEach((b, i) => {
     const w = Math.log1p(counts[b]!);
     counts[b] = 0;
-    feature.set(b, w);
+    weights[i] = w;
     norm += w * w;
-  }
+  });
   norm = Math.sqrt(norm);
-  if (norm > 0) for (const [b, w] of feature) feature.set(b, w / norm);
-  return feature;
+  if (norm > 0) for (let i = 0; i < weights.length; i++) weights[i]! /= norm;
+  return { buckets, weights };
 }
 
 /** Cosine similarity of two features (both unit length). */
 export function textSimilarity(a: TextFeature, b: TextFeature): number {
-  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
   let dot = 0;
-  for (const [bucket, w] of small) dot += w * (large.get(bucket) ?? 0);
+  for (let i = 0, j = 0; i < a.buckets.length && j < b.buckets.length; ) {
+    const x = a.buckets[i]!;
+    const y = b.buckets[j]!;
+    if (x === y) dot += a.weights[i++]! * b.weights[j++]!;
+    else if (x < y) i++;
+    else j++;
+  }
   return dot;
 }
 
-/** The feature on `dims`, then its length outside them (see the header). */
+/** The feature on `dims` (ascending), then its length outside them (see the header). */
 export function projectText(feature: TextFeature, dims: readonly number[]): Float64Array {
   const out = new Float64Array(dims.length + 1);
+  const { buckets, weights } = feature;
   let inside = 0;
-  dims.forEach((d, i) => {
-    const w = feature.get(d) ?? 0;
-    out[i] = w;
-    inside += w * w;
-  });
   let total = 0;
-  for (const w of feature.values()) total += w * w;
+  for (let i = 0, j = 0; i < buckets.length; i++) {
+    const w = weights[i]!;
+    total += w * w;
+    while (j < dims.length && dims[j]! < buckets[i]!) j++;
+    if (j < dims.length && dims[j] === buckets[i]) {
+      out[j] = w;
+      inside += w * w;
+    }
+  }
   out[dims.length] = Math.sqrt(Math.max(0, total - inside));
   return out;
 }
@@ -80,7 +93,7 @@ export function projectText(feature: TextFeature, dims: readonly number[]): Floa
  */
 export function fitTextCentroids(perMember: ReadonlyArray<ReadonlyArray<TextFeature>>): Centroids & { dims: number[] } {
   const used = new Set<number>();
-  for (const features of perMember) for (const f of features) for (const b of f.keys()) used.add(b);
+  for (const features of perMember) for (const f of features) for (const b of f.buckets) used.add(b);
   if (used.size === 0) throw new InvalidInputError('the calibration prompts have no text to route on (each needs at least 3 characters)');
   if (used.size > MAX_TEXT_DIMS) {
     throw new InvalidInputError(

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferenceEngine} from '../../../src/inference/engine/index.js';
 import type { RouterSpec } from '../../../src/inference/engine/index.js';
 import { chooseMember, featureRequest, fitCentroids } from '../../../src/inference/engine/routing.js';
-import { fitTextCentroids, projectText, textFeature } from '../../../src/inference/engine/text-features.js';
+import { fitTextCentroids, projectText, textFeature, textSimilarity, type TextFeature } from '../../../src/inference/engine/text-features.js';
 import { SeededRandom } from '../../../src/inference/rng.js';
 import { readAdapter, writeAdapter } from '../../../src/formats/peft.js';
 import { mergeAdapters } from '../../../src/merge/engine.js';
@@ -150,15 +150,20 @@ const topicText = (topic: number, seed: number) => {
   return `${words[rng.int(words.length)]} ${OBJECTS[rng.int(OBJECTS.length)]}, then ${words[rng.int(words.length)]}`;
 };
 
+/** A text feature as bucket → weight. */
+const asMap = (f: TextFeature) => new Map([...f.buckets].map((b, i) => [b, f.weights[i]!]));
+
 describe('the text rule', () => {
-  it('weighs character 3- to 5-grams, log(1 + count), at unit length', () => {
+  it('weighs character 3- to 5-grams, log(1 + count), at unit length, buckets ascending', () => {
     // " ab " has the 3-grams " ab" and "ab ", and the 4-gram " ab ", each once
     const f = textFeature('  AB\n');
-    expect(f.size).toBe(3);
-    for (const w of f.values()) expect(w).toBeCloseTo(1 / Math.sqrt(3), 12);
+    expect(f.buckets.length).toBe(3);
+    for (const w of f.weights) expect(w).toBeCloseTo(1 / Math.sqrt(3), 12);
     expect(textFeature('Ab')).toEqual(f);
     const twice = textFeature('abab abab');
-    expect([...twice.values()].reduce((s, w) => s + w * w, 0)).toBeCloseTo(1, 12);
+    expect(twice.weights.reduce((s, w) => s + w * w, 0)).toBeCloseTo(1, 12);
+    const long = textFeature(topicText(2, 9));
+    expect([...long.buckets]).toEqual([...long.buckets].sort((a, b) => a - b));
   });
 
   it('hashes each gram as FNV-1a of `${n}${gram}` into 2^20 buckets, the buckets stored routers were fitted on', () => {
@@ -174,7 +179,7 @@ describe('the text rule', () => {
       return counts;
     };
     for (const text of ['Kill the process with PID 4321', 'Ünïcödé ✓ 🤖 日本語\n\tand tabs', topicText(1, 7), 'ab']) {
-      const f = textFeature(text);
+      const f = asMap(textFeature(text));
       const counts = reference(text);
       expect([...f.keys()].sort()).toEqual([...counts.keys()].sort());
       const norm = Math.sqrt([...counts.values()].reduce((s, c) => s + Math.log1p(c) ** 2, 0));
@@ -189,8 +194,8 @@ describe('the text rule', () => {
     for (let i = 0; i < 60; i++) {
       const query = textFeature(i % 7 === 0 ? 'an unrelated question about the weather' : topicText(i % 3, 100 + i));
       // the reference works on dense vectors over every bucket the calibration and the query use
-      const buckets = [...new Set([...perMember.flat().flatMap((f) => [...f.keys()]), ...query.keys()])];
-      const dense = (f: Map<number, number>) => buckets.map((b) => f.get(b) ?? 0);
+      const buckets = [...new Set([...perMember.flat().flatMap((f) => [...f.buckets]), ...query.buckets])];
+      const dense = (f: TextFeature) => buckets.map((b) => asMap(f).get(b) ?? 0);
       for (const margin of [0, 0.1]) {
         const got = chooseMember(fitted, projectText(query, fitted.dims), margin);
         expect(got.member, `query ${i}, margin ${margin}`).toBe(referenceChoice(perMember.map((fs) => fs.map(dense)), dense(query), margin));
@@ -198,6 +203,18 @@ describe('the text rule', () => {
       if (i % 7 !== 0 && chooseMember(fitted, projectText(query, fitted.dims), 0).member === i % 3) right++;
     }
     expect(right).toBeGreaterThanOrEqual(45); // of 51 topic prompts: the words tell the topics apart
+  });
+
+  it('measures similarity as the dot product on shared buckets', () => {
+    const texts = ['Kill the process with PID 4321', 'kill process 99', topicText(0, 3), topicText(1, 4), '', 'ab'];
+    for (const a of texts) {
+      for (const b of texts) {
+        const [fa, fb] = [asMap(textFeature(a)), asMap(textFeature(b))];
+        const plain = [...fa].reduce((s, [bucket, w]) => s + w * (fb.get(bucket) ?? 0), 0);
+        expect(textSimilarity(textFeature(a), textFeature(b))).toBeCloseTo(plain, 12);
+      }
+    }
+    expect(textSimilarity(textFeature('same words'), textFeature('Same  words'))).toBeCloseTo(1, 12);
   });
 
   it('refuses calibration with no text', () => {
@@ -316,6 +333,16 @@ describe('an engine serving a router', () => {
       expect(after.prefillTokens - before.prefillTokens).toBe(routed.promptIds.length); // the answer's prefill only
       const direct = await engine.generate({ model: NAMES[t]!, input, maxTokens: 5, temperature: 0, ignoreEos: true });
       expect(routed.choices[0]!.tokenIds).toEqual(direct.choices[0]!.tokenIds);
+    }
+    // a prompt longer than the main thread's share (its n-grams counted in the tokenizer thread): the same choice
+    for (let t = 0; t < 3; t++) {
+      const long = Array.from({ length: 120 }, (_, k) => topicText(t, 200 + k)).join('. ');
+      expect(long.length).toBeGreaterThan(4096);
+      const input = { kind: 'chat' as const, messages: [{ role: 'user', content: long }] };
+      const expected = chooseMember(fitted, projectText(textFeature(engine.promptText(input)), fitted.dims!), 0);
+      const routed = await engine.route(routers.get('words')!, input);
+      expect(routed.model).toBe(NAMES[expected.nearest]);
+      expect(routed.lead).toBeCloseTo(expected.lead, 12);
     }
     const { dims: _dims, ...noBuckets } = fitted;
     routers.set('old', { name: 'old', rule: 'text', margin: 0, members: NAMES.map((model) => ({ model })), fallback: null, fitted: noBuckets });
