@@ -4,6 +4,7 @@
 // started, so the process exits with its one-line error instead of idling on open connections.
 import { createServer } from 'node:net';
 import type { Command } from 'commander';
+import { InvalidInputError } from '../errors.js';
 import type { Config } from '../config/index.js';
 import type { Lifecycle } from '../util/lifecycle.js';
 import type { Logger } from '../util/log.js';
@@ -85,7 +86,7 @@ export function untilSignal(lifecycle: Lifecycle, log: Logger): Promise<void> {
 export function intOption(name: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, got "${value}"`);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidInputError(`${name} must be a whole number, got "${value}"`);
     return n;
   };
 }

@@ -39,6 +39,9 @@ describe('config', () => {
     // ORT's threads spin during runs unless told not to
     expect(loadConfig({ env: {}, configDir: emptyDir() }).inference.spinning).toBe(true);
     expect(loadConfig({ env: { LORAFORGE_SPINNING: 'false' }, configDir: emptyDir() }).inference.spinning).toBe(false);
+    expect(loadConfig({ env: {}, configDir: emptyDir() }).builder.int4BlockSize).toBe(32);
+    expect(loadConfig({ env: { LORAFORGE_BUILD_INT4_BLOCK_SIZE: '128' }, configDir: emptyDir() }).builder.int4BlockSize).toBe(128);
+    expect(() => loadConfig({ env: { LORAFORGE_BUILD_INT4_BLOCK_SIZE: '48' }, configDir: emptyDir() })).toThrow(/builder\.int4BlockSize.*a power of 2 from 16 to 256/);
   });
 
   it('documents every environment variable in docs/CONFIG.md', () => {

@@ -17,6 +17,12 @@ function parseTargets(value: string): LoraTarget[] {
   return targets as LoraTarget[];
 }
 
+function parseBlockSize(value: string): number {
+  const n = intOption('--int4-block-size')(value);
+  if (n < 16 || n > 256 || (n & (n - 1)) !== 0) throw new InvalidInputError(`--int4-block-size must be a power of 2 from 16 to 256 (default 32), got ${value}`);
+  return n;
+}
+
 /** Progress on stderr: one rewritten line on a terminal, a line per phase (and per 10%) otherwise. */
 export function progressPrinter(): { update(p: BuildProgress): void; done(): void } {
   const tty = process.stderr.isTTY === true;
@@ -49,6 +55,7 @@ export function buildModelCommand(program: Command): void {
     .option('--targets <list>', `projections that take adapters, from ${LORA_TARGETS.join(',')} (LORAFORGE_LORA_TARGETS)`, parseTargets)
     .option('--max-rank <r>', 'largest adapter rank the serving pool holds (LORAFORGE_LORA_MAX_RANK)', intOption('--max-rank'))
     .option('--slots <n>', 'adapter slots in the serving pool, slot 0 = no adapter (LORAFORGE_LORA_SLOTS)', intOption('--slots'))
+    .option('--int4-block-size <n>', 'int4 weights in blocks of n: 32 (as Q4_0) or 64, 128 (faster, less exact) (LORAFORGE_BUILD_INT4_BLOCK_SIZE)', parseBlockSize)
     .option('--data-dir <dir>', 'where models are cached, under models/ (LORAFORGE_DATA_DIR)')
     .option('--json', 'print the result (dir, manifest summary, sizes) as JSON')
     .addHelpText(
@@ -58,7 +65,7 @@ export function buildModelCommand(program: Command): void {
         'manifest.json (every input and output) and the tokenizer files. Supported: Llama 2/3 (TinyLlama, SmolLM),\n' +
         'Mistral and Qwen2 checkpoints in safetensors.',
     )
-    .action(async (checkpoint: string, opts: { dtype?: string; targets?: LoraTarget[]; maxRank?: number; slots?: number; dataDir?: string; json?: boolean }) => {
+    .action(async (checkpoint: string, opts: { dtype?: string; targets?: LoraTarget[]; maxRank?: number; slots?: number; int4BlockSize?: number; dataDir?: string; json?: boolean }) => {
       const [{ loadConfig }, { buildModel }] = await Promise.all([import('../../config/index.js'), import('../../inference/builder/index.js')]);
       const config = loadConfig({
         overrides: {
@@ -68,6 +75,7 @@ export function buildModelCommand(program: Command): void {
             ...(opts.targets ? { targets: opts.targets } : {}),
             ...(opts.maxRank !== undefined ? { maxRank: opts.maxRank } : {}),
             ...(opts.slots !== undefined ? { slots: opts.slots } : {}),
+            ...(opts.int4BlockSize !== undefined ? { int4BlockSize: opts.int4BlockSize } : {}),
           },
         },
       });
@@ -98,14 +106,14 @@ export function buildModelCommand(program: Command): void {
       const total = Object.values(manifest.files.bytes).reduce((a, b) => a + b, 0);
       if (opts.json) {
         process.stdout.write(
-          `${JSON.stringify({ dir, cached, seconds, bytes: total, baseModel: manifest.baseModel, dtype: manifest.dtype, targets: manifest.lora.targets, files: manifest.files.bytes, warnings: manifest.warnings }, null, 2)}\n`,
+          `${JSON.stringify({ dir, cached, seconds, bytes: total, baseModel: manifest.baseModel, dtype: manifest.dtype, quantization: manifest.quantization, targets: manifest.lora.targets, files: manifest.files.bytes, warnings: manifest.warnings }, null, 2)}\n`,
         );
         return;
       }
       const c = manifest.config;
       process.stdout.write(
         `${cached ? 'already built' : `built in ${seconds.toFixed(1)} s`}: ${manifest.baseModel} (${manifest.sourceArchitecture}, ${c.numLayers} layers, ` +
-          `hidden ${c.hiddenSize}, vocab ${c.vocabSize}), ${manifest.dtype}, LoRA on ${manifest.lora.targets.join(',')} ` +
+          `hidden ${c.hiddenSize}, vocab ${c.vocabSize}), ${manifest.dtype}${manifest.quantization ? ` in blocks of ${manifest.quantization.blockSize}` : ''}, LoRA on ${manifest.lora.targets.join(',')} ` +
           `(rank ≤ ${manifest.lora.maxRank}, ${manifest.lora.slots} slots)\n${dir}\n` +
           Object.entries(manifest.files.bytes)
             .map(([name, bytes]) => `  ${name.padEnd(24)} ${formatBytes(bytes)}\n`)
