@@ -4,7 +4,7 @@
 // started, so the process exits with its one-line error instead of idling on open connections.
 import { createServer } from 'node:net';
 import type { Command } from 'commander';
-import { InvalidInputError } from '../errors.js';
+import { integerOption } from './options.js';
 import type { Config } from '../config/index.js';
 import type { Lifecycle } from '../util/lifecycle.js';
 import type { Logger } from '../util/log.js';
@@ -19,7 +19,7 @@ export interface ServerFlags {
 export function addServerFlags(command: Command): Command {
   return command
     .option('--host <host>', 'address to listen on (LORAFORGE_HOST)')
-    .option('--port <port>', 'port to listen on (PORT)', intOption('--port'))
+    .option('--port <port>', 'port to listen on (PORT)', integerOption('--port'))
     .option('--model <dir>', 'Hugging Face checkpoint (or built model) dir to serve (LORAFORGE_MODEL; default: the demo model)');
 }
 
@@ -83,10 +83,3 @@ export function untilSignal(lifecycle: Lifecycle, log: Logger): Promise<void> {
 }
 
 /** commander option parser for ports and counts */
-export function intOption(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidInputError(`${name} must be a whole number, got "${value}"`);
-    return n;
-  };
-}

@@ -1,5 +1,5 @@
-// `loraforge build-model` as a user runs it: the int4 block size from its flag, and bad numbers refused by name
-// (exit 2, one line, no stack trace).
+// `loraforge build-model` as a user runs it: the int4 block size from its flag, and a bad one refused by name. Number
+// flags of every command are refused the same way (exit 2, one line, no stack trace) before anything runs.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,13 +26,17 @@ describe('loraforge build-model', () => {
     expect(result.dir.startsWith(path.join(dataDir, 'models'))).toBe(true);
   });
 
-  it('refuses a block size that is not a power of 2 and a rank that is not a number, naming the flag', async () => {
+  it('refuses numbers that are not, naming the flag', async () => {
     for (const [args, message] of [
-      [['--int4-block-size', '48'], '--int4-block-size must be a power of 2 from 16 to 256 (default 32), got 48'],
-      [['--max-rank', 'abc'], '--max-rank must be a whole number, got "abc"'],
+      [['build-model', demo, '--int4-block-size', '48', '--data-dir', dataDir], '--int4-block-size must be a power of 2 from 16 to 256 (default 32), got 48'],
+      [['build-model', demo, '--max-rank', 'abc', '--data-dir', dataDir], '--max-rank must be a whole number >= 1, got "abc"'],
+      // these went to the server as NaN, or (--port) were an internal error
+      [['merges', 'create', 'a', 'b', '--method', 'ties', '--density', 'most'], '--density must be a number, got "most"'],
+      [['sweep', 'a', 'b', '--random', 'ten'], '--random must be a whole number >= 1, got "ten"'],
+      [['serve', '--port', 'x'], '--port must be a whole number >= 0, got "x"'],
     ] as const) {
-      const { code, stderr } = await runCli(['build-model', demo, ...args, '--data-dir', dataDir]);
-      expect(code).toBe(2);
+      const { code, stderr } = await runCli([...args]);
+      expect(code, args.join(' ')).toBe(2);
       expect(stderr.trim()).toBe(`loraforge: ${message}`);
     }
   });

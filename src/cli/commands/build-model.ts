@@ -5,8 +5,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.js';
 import type { BuildProgress } from '../../inference/builder/index.js';
 import { LORA_TARGETS, isLoraTarget, type LoraTarget } from '../../inference/builder/naming.js';
-import { intOption } from '../daemon.js';
-import { formatBytes } from '../options.js';
+import { formatBytes, integerOption } from '../options.js';
 
 function parseTargets(value: string): LoraTarget[] {
   const targets = value.split(',').map((t) => t.trim()).filter(Boolean);
@@ -18,8 +17,8 @@ function parseTargets(value: string): LoraTarget[] {
 }
 
 function parseBlockSize(value: string): number {
-  const n = intOption('--int4-block-size')(value);
-  if (n < 16 || n > 256 || (n & (n - 1)) !== 0) throw new InvalidInputError(`--int4-block-size must be a power of 2 from 16 to 256 (default 32), got ${value}`);
+  const n = integerOption('--int4-block-size', 16)(value);
+  if (n > 256 || (n & (n - 1)) !== 0) throw new InvalidInputError(`--int4-block-size must be a power of 2 from 16 to 256 (default 32), got ${value}`);
   return n;
 }
 
@@ -53,8 +52,8 @@ export function buildModelCommand(program: Command): void {
     .argument('<checkpoint>', 'checkpoint directory: config.json, *.safetensors, tokenizer.json, tokenizer_config.json')
     .option('--dtype <dtype>', 'weights: int4 (4-bit, fast on CPU) or fp32 (LORAFORGE_BUILD_DTYPE)')
     .option('--targets <list>', `projections that take adapters, from ${LORA_TARGETS.join(',')} (LORAFORGE_LORA_TARGETS)`, parseTargets)
-    .option('--max-rank <r>', 'largest adapter rank the serving pool holds (LORAFORGE_LORA_MAX_RANK)', intOption('--max-rank'))
-    .option('--slots <n>', 'adapter slots in the serving pool, slot 0 = no adapter (LORAFORGE_LORA_SLOTS)', intOption('--slots'))
+    .option('--max-rank <r>', 'largest adapter rank the serving pool holds (LORAFORGE_LORA_MAX_RANK)', integerOption('--max-rank', 1))
+    .option('--slots <n>', 'adapter slots in the serving pool, slot 0 = no adapter (LORAFORGE_LORA_SLOTS)', integerOption('--slots', 2))
     .option('--int4-block-size <n>', 'int4 weights in blocks of n: 32 (as Q4_0) or 64, 128 (faster, less exact) (LORAFORGE_BUILD_INT4_BLOCK_SIZE)', parseBlockSize)
     .option('--data-dir <dir>', 'where models are cached, under models/ (LORAFORGE_DATA_DIR)')
     .option('--json', 'print the result (dir, manifest summary, sizes) as JSON')

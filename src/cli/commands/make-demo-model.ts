@@ -2,14 +2,14 @@
 // end to end without downloading anything.
 import path from 'node:path';
 import type { Command } from 'commander';
-import { intOption } from '../daemon.js';
+import { integerOption } from '../options.js';
 
 export function makeDemoModelCommand(program: Command): void {
   program
     .command('make-demo-model')
     .description('write a small random Llama checkpoint and four PEFT adapters (its text is nonsense: for trying loraforge out)')
     .argument('<dir>', 'new directory to create: <dir>/base is the checkpoint, <dir>/adapters/<skill> the adapters')
-    .option('--seed <n>', 'random seed: the same seed writes the same weights', intOption('--seed'), 0)
+    .option('--seed <n>', 'random seed: the same seed writes the same weights', integerOption('--seed'), 0)
     .action(async (dir: string, opts: { seed: number }) => {
       const { DEMO_SKILLS, makeDemoModel } = await import('../../inference/demo.js');
       const started = performance.now();

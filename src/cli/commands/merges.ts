@@ -8,7 +8,7 @@ import { InvalidInputError } from '../../errors.js';
 import { DEFAULT_WEIGHTS_TEXT, defaultWeights, listMethods, MERGE_METHODS, PRUNING_METHODS, type MergeMethod } from '../../merge/methods.js';
 import type { MergeRequestInput, MergeStatus } from '../../queue/types.js';
 import { addServerOptions, clientFrom, printJson, type ServerOptions } from '../api-client.js';
-import { formatRetention } from '../options.js';
+import { formatRetention, integerOption, numberOption } from '../options.js';
 
 type Common = ServerOptions & { json?: boolean };
 
@@ -75,11 +75,11 @@ export function mergesCommand(program: Command): void {
   addServerOptions(merges.command('create <adapters...>').description('queue a merge of registered adapters and follow it'))
     .requiredOption('--method <method>', listMethods(MERGE_METHODS))
     .option('--weights <list>', `one weight per adapter, comma-separated (default: ${DEFAULT_WEIGHTS_TEXT})`, numberList('--weights'))
-    .option('--density <d>', `share of entries kept (${listMethods(PRUNING_METHODS)}; default 0.2)`, Number)
-    .option('--rank <r>', 'rank of the result', Number)
-    .option('--energy <e>', 'keep this share of the energy (0..1]', Number)
+    .option('--density <d>', `share of entries kept (${listMethods(PRUNING_METHODS)}; default 0.2)`, numberOption('--density'))
+    .option('--rank <r>', 'rank of the result', integerOption('--rank', 1))
+    .option('--energy <e>', 'keep this share of the energy (0..1]', numberOption('--energy'))
     .option('--space <space>', 'delta (default) or factors (PEFT add_weighted_adapter)')
-    .option('--seed <n>', 'seed of DARE masks and randomized SVD', Number)
+    .option('--seed <n>', 'seed of DARE masks and randomized SVD', integerOption('--seed'))
     .option('--dtype <dtype>', 'F32, F16 or BF16')
     .option('--name <name>', 'name of the result (default: <method>-<recipe hash>)')
     .option('--description <text>', 'what the merge is for')

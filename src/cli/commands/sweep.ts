@@ -10,7 +10,7 @@ import type { SweepRequestInput } from '../../eval/requests.js';
 import { DEFAULT_BUDGET } from '../../eval/tune-start.js';
 import { listMethods, PRUNING_METHODS } from '../../merge/methods.js';
 import { addServerOptions, clientFrom, printJson, table, type ServerOptions } from '../api-client.js';
-import { formatRetention } from '../options.js';
+import { formatRetention, integerOption } from '../options.js';
 import { parseExperts, progressLine, readSuiteFiles } from './eval.js';
 
 type Common = ServerOptions & { json?: boolean };
@@ -102,14 +102,14 @@ export function sweepCommand(program: Command): void {
     .option('--density <list>', `densities for ${listMethods(PRUNING_METHODS)}, e.g. 0.2,0.5 or 0.1:0.9 with --random (default 0.3,0.6)`, collect)
     .option('--weights <list>', 'weights: 0.25 (every adapter) or 0.4/0.2/0.2/0.2 (one each), comma-separated; lo:hi with --random (default 1/n,2/n)', collect)
     .option('--rank <list>', 'ranks of the result to try', collect)
-    .option('--random <n>', 'random search: try n distinct points of the space instead of the whole grid (all of them when it has fewer)', Number)
+    .option('--random <n>', 'random search: try n distinct points of the space instead of the whole grid (all of them when it has fewer)', integerOption('--random', 1))
     .option('--tune <optimizer>', 'tune the weights instead of a grid: cmaes (maximises the worst retention on the suites\' tune part, calibration and dev, and reports the best on the test part)')
-    .option('--budget <n>', `with --tune: merges to evaluate (default ${DEFAULT_BUDGET})`, Number)
+    .option('--budget <n>', `with --tune: merges to evaluate (default ${DEFAULT_BUDGET})`, integerOption('--budget', 1))
     .option('--per-layer', 'with --tune: a weight per adapter per layer group (early, middle, late blocks)')
-    .option('--layer-groups <n>', 'with --per-layer: groups of blocks (default 3)', Number)
-    .option('--seed <n>', 'random search or --tune seed (same seed, same points)', Number)
+    .option('--layer-groups <n>', 'with --per-layer: groups of blocks (default 3)', integerOption('--layer-groups', 1))
+    .option('--seed <n>', 'random search or --tune seed (same seed, same points)', integerOption('--seed'))
     .option('--space <space>', 'merge space for every point: delta (default) or factors')
-    .option('--max-points <n>', 'refuse a grid larger than this (default 64)', Number)
+    .option('--max-points <n>', 'refuse a grid larger than this (default 64)', integerOption('--max-points', 1))
     .option('--suite <names>', 'suites of the server to score on (default: all)', collect)
     .option('--suite-file <path>', 'a local JSONL suite file or directory (repeatable)', collect)
     .option('--expert <category=adapter>', 'the expert of a category', collect)
@@ -177,7 +177,7 @@ export function sweepCommand(program: Command): void {
     process.stdout.write(formatSweep(await (await clientFrom(opts)).sweeps.cancel(id)));
   });
   addServerOptions(sweeps.command('register <id> <name>').description("register the sweep's best merge (or --point's) under a name"))
-    .option('--point <index>', 'a point index instead of the best', Number)
+    .option('--point <index>', 'a point index instead of the best', integerOption('--point'))
     .option('--description <text>', 'what the merge is for')
     .option('--replace', 'replace other content registered under the name')
     .option('--json', 'print JSON')
