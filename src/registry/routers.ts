@@ -41,8 +41,11 @@ export const RouterRecordSchema = z.object({
   /** the fitted router: centring vector and one unit centroid per member */
   center: z.array(z.number()),
   centroids: z.array(z.array(z.number())),
-  /** `text` rule: the hash buckets the vectors' coordinates stand for */
-  dims: z.array(z.number().int()).optional(),
+  /** `text` rule: the hash buckets of the centroids' coordinates, ascending (text-features.ts projects by merge join) */
+  dims: z
+    .array(z.number().int())
+    .refine((d) => d.every((b, i) => i === 0 || d[i - 1]! < b), 'text buckets out of order: recreate the router')
+    .optional(),
 });
 export type RouterRecord = z.infer<typeof RouterRecordSchema>;
 

@@ -81,4 +81,10 @@ describe('RouterStore.current', () => {
     expect(await redis.hget(`${prefix}:registry:routers:rev`, 'old')).toMatch(/^[0-9a-f-]{36}$/);
     expect(await server.current('old')).toBe(first);
   });
+
+  it('refuses text buckets out of order: routing projects prompts onto them by merge join', async () => {
+    const server = new RouterStore(redis, prefix);
+    await expect(server.save({ ...record('unsorted', 0.02), center: [0, 0, 0], centroids: [[1, 0, 0], [0, 1, 0]], dims: [9, 3] })).rejects.toThrow(/text buckets out of order/);
+    expect(await redis.hexists(`${prefix}:registry:routers`, 'unsorted')).toBe(0);
+  });
 });

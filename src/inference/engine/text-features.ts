@@ -3,9 +3,10 @@
 //
 // Feature: the bag of character 3-, 4- and 5-grams of the prompt (lower case, runs of white space as one space, a
 // space at either end so word starts and ends count), log(1 + count), hashed (FNV-1a) into 2^20 buckets, scaled to
-// unit length; kept sparse, buckets ascending, so comparing and projecting features are merge joins. Centroids are kept only on the buckets the calibration prompts use (`dims`); a prompt's weight in
-// any other bucket becomes one extra coordinate that is 0 in the centre and in every centroid, so cosines computed
-// on `dims` + 1 coordinates equal those of the full vectors, and routing.ts's nearest-centroid rule applies as is.
+// unit length; kept sparse, buckets ascending, so comparing and projecting features are merge joins. Centroids are
+// kept only on the buckets the calibration prompts use (`dims`, ascending); a prompt's weight in any other bucket
+// becomes one extra coordinate that is 0 in the centre and in every centroid, so cosines computed on `dims` + 1
+// coordinates equal those of the full vectors, and routing.ts's nearest-centroid rule applies as is.
 import { InvalidInputError } from '../../errors.js';
 import { fitCentroids, type Centroids } from './routing.js';
 
