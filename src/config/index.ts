@@ -123,7 +123,7 @@ export const ConfigSchema = z.object({
       slots: z.coerce.number().int().min(2).max(1024).default(8),
       /**
        * int4 weights in blocks of this many (16–256, a power of 2): 32 has llama.cpp Q4_0's block; 128 runs prefill
-       * 1.2–1.4× and batched decode 1.1–1.2× faster on CPU, at about 1.2× the quantization error (docs/BENCHMARKS.md)
+       * 1.2–1.4× and decode up to 1.2× faster on CPU, at about 1.2× the quantization error (docs/BENCHMARKS.md)
        */
       int4BlockSize: z.coerce
         .number()
