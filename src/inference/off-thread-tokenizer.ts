@@ -1,7 +1,8 @@
 // Prompts encoded in a worker thread. Tokenizing costs 1–5 µs a character and rendering a chat template ~15 µs a
 // message: a long prompt encoded on the server's main thread would hold every other request (and every stream's
-// next token) for as long. A text router's feature of a long prompt (0.1–0.3 µs a character) is computed there too. The thread loads its own copy of the tokenizer; one that dies fails what it held
-// (503, retry) and the next prompt starts a new one.
+// next token) for as long. A text router's feature of a long prompt (0.1–0.3 µs a character) is computed there too.
+// The thread loads its own copy of the tokenizer; one that dies fails what it held (503, retry) and the next prompt
+// starts a new one.
 import type { Worker } from 'node:worker_threads';
 import { CancelledError, UnavailableError } from '../errors.js';
 import { startWorker, siblingModule } from '../util/worker.js';

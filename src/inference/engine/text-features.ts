@@ -24,12 +24,16 @@ export interface TextFeature {
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
-/** Gram counts per bucket, zero between calls: counting in place is several times faster than a Map per gram. */
-const counts = new Uint32Array(BUCKETS);
+/**
+ * Gram counts per bucket, zero between calls: counting in place is several times faster than a Map per gram.
+ * Allocated (4 MB) at the first prompt, not when a process imports this module.
+ */
+let counts: Uint32Array | undefined;
 
 export function textFeature(text: string): TextFeature {
   const t = ` ${text.toLowerCase().replace(/\s+/g, ' ').trim()} `;
   const touched: number[] = [];
+  const tally = (counts ??= new Uint32Array(BUCKETS));
   for (const n of GRAMS) {
     // FNV-1a of `${n}${gram}`, hashed in place: the buckets stored routers were fitted on, without a string per gram
     const seed = Math.imul(FNV_OFFSET ^ (48 + n), FNV_PRIME);
@@ -37,15 +41,15 @@ export function textFeature(text: string): TextFeature {
       let h = seed;
       for (let j = i; j < i + n; j++) h = Math.imul(h ^ t.charCodeAt(j), FNV_PRIME);
       const bucket = (h >>> 0) % BUCKETS;
-      if (counts[bucket]++ === 0) touched.push(bucket);
+      if (tally[bucket]++ === 0) touched.push(bucket);
     }
   }
   const buckets = Uint32Array.from(touched).sort();
   const weights = new Float64Array(buckets.length);
   let norm = 0;
   buckets.forEach((b, i) => {
-    const w = Math.log1p(counts[b]!);
-    counts[b] = 0;
+    const w = Math.log1p(tally[b]!);
+    tally[b] = 0;
     weights[i] = w;
     norm += w * w;
   });
