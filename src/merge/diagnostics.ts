@@ -6,7 +6,7 @@ import type { Mat32, MatmulKernel } from './kernels/matmul.js';
 import type { Precision, Stacked } from './kernels/lowrank-svd.js';
 import type { PruneStats } from './primitives.js';
 import { catStack, type ModuleInput } from './factors.js';
-import type { DispatchedModule } from './dispatch.js';
+import type { DispatchedModule } from './module-step.js';
 import type { ModuleError } from './measure.js';
 
 export interface ModuleDiagnostics {

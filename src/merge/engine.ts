@@ -1,16 +1,15 @@
 // mergeAdapters: in-memory adapters in, merged adapter and report out. The planner checks the inputs, then each
-// module is merged on its own (dispatch.ts picks factors space, delta-space exact low-rank, or delta-space dense),
-// cast to the output dtype, measured against the exact weighted sum (measure.ts) and described (diagnostics.ts);
-// report.ts writes it all up. The signal is checked between modules.
+// module is merged on its own (module-step.ts: by the path its method takes, cast to the output dtype, measured
+// against the exact weighted sum and described; dispatch.ts runs it in-process or on worker threads); report.ts
+// writes it all up. The signal is checked between modules.
 import { CancelledError } from '../errors.js';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../formats/dtype.js';
 import type { AdapterConfig, LoraAdapter, LoraModule } from '../formats/peft.js';
 import { MatmulKernel, physicalCores, type ComputeOptions } from './kernels/matmul.js';
 import { ModuleDispatch } from './dispatch.js';
-import { measureModule } from './measure.js';
-import { moduleDiagnostics, overall, type ModuleDiagnostics, type ModuleTotals } from './diagnostics.js';
+import { overall, type ModuleDiagnostics, type ModuleTotals } from './diagnostics.js';
 import { planMerge, type ModuleWork } from './plan.js';
 import type { MergedFactors } from './factors.js';
+import type { OutputDtype } from './module-step.js';
 import { parseMergeOptions, traitsOf } from './options.js';
 import { buildReport, type MergeReport } from './report.js';
 
@@ -58,6 +57,7 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
       options,
       method: plan.method,
       modules: plan.modules,
+      dtype,
       cacheBytes: hooks.denseCacheBytes ?? 1 << 30,
       workers: hooks.compute?.workers,
       cores: physicalCores(),
@@ -75,14 +75,9 @@ export async function mergeAdapters(adapters: LoraAdapter[], optionsInput: unkno
       const work = plan.modules[idx]!;
       hooks.onProgress?.({ phase: 'merge', done: idx, total, module: work.name });
       checkCancel();
-      const t0 = performance.now();
       const m = await dispatch.merge(idx);
-      roundTo(m.merged.B.data, dtype);
-      roundTo(m.merged.A.data, dtype);
-      const error = await measureModule(kernel, m);
-      const d = moduleDiagnostics(m, error, options.space, electSigns, (performance.now() - t0) / 1000);
-      diagnostics.push(d.diagnostics);
-      totals.push(d.totals);
+      diagnostics.push(m.diagnostics);
+      totals.push(m.totals);
       modules.set(work.name, outputModule(work, m.merged));
     }
     hooks.onProgress?.({ phase: 'merge', done: total, total });
@@ -114,22 +109,16 @@ function outputModule(work: ModuleWork, merged: MergedFactors): LoraModule {
   return { name, kind, rank: merged.rank, alpha: merged.rank, scaling: 1, inFeatures, outFeatures, A: merged.A.data, B: merged.B.data };
 }
 
-function commonDtype(adapters: LoraAdapter[]): 'F32' | 'F16' | 'BF16' {
+function commonDtype(adapters: LoraAdapter[]): OutputDtype {
   const set = new Set(adapters.map((a) => a.dtype));
   const only = set.size === 1 ? [...set][0] : undefined;
   return only === 'F16' || only === 'BF16' ? only : 'F32';
 }
 
-/** Rounds float32 values to what the output dtype will store, so the diagnostics describe the written file. */
-function roundTo(values: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): void {
-  if (dtype === 'F16') f16ToF32(f32ToF16(values), values);
-  else if (dtype === 'BF16') bf16ToF32(f32ToBf16(values), values);
-}
-
 /** Config fields a merged adapter must not inherit: its scaling is baked in, and DoRA/bias state is not merged. */
 const NOT_INHERITED = ['use_rslora', 'use_dora', 'lora_bias', 'rank_pattern', 'alpha_pattern', 'r', 'lora_alpha', 'target_modules', 'layers_to_transform', 'layers_pattern', 'modules_to_save'];
 
-function buildAdapter(inputs: LoraAdapter[], modules: Map<string, LoraModule>, baseModel: string | null, dtype: 'F32' | 'F16' | 'BF16'): LoraAdapter {
+function buildAdapter(inputs: LoraAdapter[], modules: Map<string, LoraModule>, baseModel: string | null, dtype: OutputDtype): LoraAdapter {
   const ranks = [...modules.values()].map((m) => m.rank);
   const r = Math.max(...ranks);
   const rankPattern: Record<string, number> = {};

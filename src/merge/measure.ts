@@ -3,7 +3,7 @@
 import type { MatmulKernel } from './kernels/matmul.js';
 import { innerProducts, stackedGrams, weightedNormSq } from './kernels/lowrank-svd.js';
 import { catRoundoffSq, distanceSq } from './diagnostics.js';
-import type { DispatchedModule } from './dispatch.js';
+import type { DispatchedModule } from './module-step.js';
 
 export interface ModuleError {
   errSq: number;

@@ -158,15 +158,23 @@ describe('delta space, dense path', () => {
     expect(res.report.warnings.some((x) => /overshoot/.test(x))).toBe(false); // ties averages: scale ≈ max weight
   });
 
-  it('merges the same in worker threads as in-process, module order kept, and stops when aborted', async () => {
+  it('merges the same in worker threads as in-process, on every path, module order kept, and stops when aborted', async () => {
     const adapters = [1, 2, 3].map((s) =>
       makeAdapter([
         { name: Q, out: 40, inn: 30, r: 4, seed: s },
         { name: V, out: 20, inn: 30, r: 3, seed: s + 10 },
       ]),
     );
-    for (const method of ['ties', 'dare_ties', 'magnitude_prune'] as const) {
-      const recipe = { method, weights: [1, 0.5, 1], density: 0.4, rank: 6 };
+    // the dense path, the exact low-rank paths (svd, the cat form, a truncated linear), factors space, and F16 output
+    const recipes = [
+      ...(['ties', 'dare_ties', 'magnitude_prune'] as const).map((method) => ({ method, weights: [1, 0.5, 1], density: 0.4, rank: 6 })),
+      { method: 'svd', weights: [0.3, 0.5, 0.2] },
+      { method: 'linear', weights: [0.3, 0.5, 0.2] },
+      { method: 'linear', weights: [0.3, 0.5, 0.2], rank: 5, dtype: 'F16' },
+      { method: 'ties', space: 'factors', weights: [1, 1, 1], density: 0.5 },
+      { method: 'svd', space: 'factors', weights: [1, 1, 1] },
+    ];
+    for (const recipe of recipes) {
       const inProcess = await mergeAdapters(adapters, recipe, { compute: { workers: 0 } });
       const threaded = await mergeAdapters(adapters, recipe, { compute: { workers: 2 } });
       for (const name of [Q, V]) {

@@ -1,22 +1,36 @@
-// Worker threads for the dense path: the elementwise passes of TIES, DARE and magnitude pruning are JS loops on
-// one core, so whole modules go to threads of their own, as many as the cores (each with a one-thread ORT
-// kernel). The engine keeps a few modules in flight and takes the results in module order, so a merge's numbers
-// do not depend on the number of threads.
+// Worker threads for a large merge: a module's elementwise passes (TIES, DARE, magnitude pruning), its stacking
+// and its small float64 cores are JS on one core, so whole modules go to threads of their own, as many as the
+// cores (each with a one-thread ORT kernel). The dispatch keeps a few modules in flight and takes the results in
+// module order, so a merge's numbers do not depend on the number of threads.
 import type { Worker } from 'node:worker_threads';
 import { siblingModule, startWorker } from '../util/worker.js';
 import type { Device } from './kernels/matmul.js';
-import type { DenseModuleJob, DenseModuleResult } from './dense.js';
-import type { DenseThreadData, DenseThreadMessage, DenseThreadReply } from './dense-thread.js';
+import type { ModuleJob, ModuleOutcome } from './module-step.js';
+import type { ModuleThreadData, ModuleThreadMessage, ModuleThreadReply } from './module-thread.js';
 
 const CLOSE_GRACE_MS = 60_000;
 
 interface Task {
-  job: DenseModuleJob;
-  resolve(r: DenseModuleResult): void;
+  job: ModuleJob;
+  resolve(r: ModuleOutcome): void;
   reject(err: Error): void;
 }
 
-export class DensePool {
+/**
+ * The array as it should travel to a thread: a message clones a view's whole buffer, and an adapter is read in
+ * one piece, one buffer for all its tensors (a module's job once cloned all four 8B-shaped adapters, 218 MB). So
+ * a view travels as a copy of itself alone. (Views of a SharedArrayBuffer would need no copy, but
+ * onnxruntime-node refuses them as tensor data.)
+ */
+export function portable(x: Float32Array): Float32Array {
+  return x.byteLength === x.buffer.byteLength ? x : x.slice();
+}
+
+function portableJob(job: ModuleJob): ModuleJob {
+  return { ...job, inputs: job.inputs.map((x) => ({ ...x, module: { ...x.module, A: portable(x.module.A), B: portable(x.module.B) } })) };
+}
+
+export class ModulePool {
   private readonly idle: Worker[] = [];
   private readonly all: Worker[] = [];
   private readonly queue: Task[] = [];
@@ -24,7 +38,7 @@ export class DensePool {
 
   constructor(size: number, device: Device) {
     for (let i = 0; i < size; i++) {
-      const worker = startWorker(siblingModule(import.meta.url, 'dense-thread'), { workerData: { device } satisfies DenseThreadData });
+      const worker = startWorker(siblingModule(import.meta.url, 'module-thread'), { workerData: { device } satisfies ModuleThreadData });
       worker.on('error', (err) => this.fail(err));
       this.all.push(worker);
       this.idle.push(worker);
@@ -35,7 +49,7 @@ export class DensePool {
     return this.all.length;
   }
 
-  run(job: DenseModuleJob): Promise<DenseModuleResult> {
+  run(job: ModuleJob): Promise<ModuleOutcome> {
     return new Promise((resolve, reject) => {
       if (this.failure) return reject(this.failure);
       this.queue.push({ job, resolve, reject });
@@ -49,7 +63,7 @@ export class DensePool {
    * not left after CLOSE_GRACE_MS is terminated.
    */
   async close(): Promise<void> {
-    this.fail(new Error('dense pool closed'));
+    this.fail(new Error('module pool closed'));
     await Promise.all(
       this.all.map(
         (w) =>
@@ -60,7 +74,7 @@ export class DensePool {
               clearTimeout(timer);
               resolve();
             });
-            w.postMessage({ type: 'close' } satisfies DenseThreadMessage);
+            w.postMessage({ type: 'close' } satisfies ModuleThreadMessage);
           }),
       ),
     );
@@ -70,16 +84,16 @@ export class DensePool {
     while (this.idle.length > 0 && this.queue.length > 0) {
       const worker = this.idle.pop()!;
       const task = this.queue.shift()!;
-      const onExit = () => task.reject(this.failure ?? new Error('a dense merge thread stopped'));
+      const onExit = () => task.reject(this.failure ?? new Error('a merge thread stopped'));
       worker.once('exit', onExit);
-      worker.once('message', (reply: DenseThreadReply) => {
+      worker.once('message', (reply: ModuleThreadReply) => {
         worker.off('exit', onExit);
         this.idle.push(worker);
-        if (reply.type === 'done') task.resolve(reply.result);
+        if (reply.type === 'done') task.resolve(reply.outcome);
         else task.reject(new Error(reply.message));
         this.pump();
       });
-      worker.postMessage({ type: 'job', job: task.job } satisfies DenseThreadMessage);
+      worker.postMessage({ type: 'job', job: portableJob(task.job) } satisfies ModuleThreadMessage);
     }
   }
 
