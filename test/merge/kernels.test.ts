@@ -1,7 +1,7 @@
 import ort from '../../src/util/onnxruntime.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { symmetricEigen } from '../../src/merge/kernels/eigen.js';
-import { cholesky, pivotedCholesky, pseudoInverse, multiply } from '../../src/merge/kernels/small.js';
+import { cholesky, pivotedCholesky, solveRowsCholesky, multiply } from '../../src/merge/kernels/small.js';
 import { MagnitudeSelector, keepTopK, selectMagnitude, TopKFilter } from '../../src/merge/kernels/select.js';
 import { keepThreshold, mix32, randomBits, streamKey, fillGaussian } from '../../src/merge/kernels/prng.js';
 import { MatmulKernel, gemmReference } from '../../src/merge/kernels/matmul.js';
@@ -60,15 +60,44 @@ describe('Cholesky', () => {
     for (let i = 0; i < 36; i++) expect(back[i]!).toBeCloseTo(g[i]!, 10);
   });
 
-  it('plain Cholesky and the pseudo-inverse', () => {
+  it('plain Cholesky, and rows solved against it', () => {
     const x = Float64Array.from(randn(7 * 4, 5));
     const c = cholesky(multiply(x, 7, 4, x, 7, 4, true, false), 4);
     const back = multiply(c, 4, 4, c, 4, 4, false, true);
     const g = multiply(x, 7, 4, x, 7, 4, true, false);
     for (let i = 0; i < 16; i++) expect(back[i]!).toBeCloseTo(g[i]!, 10);
-    const pinv = pseudoInverse(x, 7, 4); // 4×7, pinv·x = I
-    const id = multiply(pinv, 4, 7, x, 7, 4);
-    for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) expect(id[i * 4 + j]!).toBeCloseTo(i === j ? 1 : 0, 10);
+    const r = Float64Array.from(randn(3 * 4, 6)); // 3 rows: X·G = R
+    const xs = solveRowsCholesky(c, 4, r, 3);
+    const again = multiply(xs, 3, 4, g, 4, 4);
+    for (let i = 0; i < 12; i++) expect(again[i]!).toBeCloseTo(r[i]!, 10);
+  });
+});
+
+describe('multiply', () => {
+  it.each([
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ])('equals a plain triple loop, every entry summed in order of the inner index (transA %s, transB %s)', (transA, transB) => {
+    // odd sizes take the paths past the 2×2 blocks
+    for (const [m, k, n] of [
+      [5, 7, 3],
+      [6, 4, 8],
+      [1, 9, 1],
+    ] as const) {
+      const a = Float64Array.from(randn(m * k, m + k));
+      const b = Float64Array.from(randn(k * n, k + n));
+      const [ar, ac] = transA ? [k, m] : [m, k];
+      const [br, bc] = transB ? [n, k] : [k, n];
+      const got = multiply(a, ar, ac, b, br, bc, transA, transB);
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++) s += (transA ? a[p * ac + i]! : a[i * ac + p]!) * (transB ? b[j * bc + p]! : b[p * bc + j]!);
+          expect(got[i * n + j]).toBe(s);
+        }
+    }
   });
 });
 

@@ -6,7 +6,7 @@
 // one small eigensolve, and the two projections that write the result: B' = B̃·T_B, A' = T_Aᵀ·Ã.
 import type { Mat32, MatmulKernel } from './matmul.js';
 import { symmetricEigen } from './eigen.js';
-import { multiply, pivotedCholesky, pseudoInverse } from './small.js';
+import { cholesky, multiply, pivotedCholesky, solveRowsCholesky } from './small.js';
 
 export interface Factor {
   /** out×r */
@@ -157,26 +157,26 @@ export async function lowRankSvd(
   const cap = Math.min(opts.cap, R, s.B.rows, s.A.cols);
   const rank = chooseRank(sigma, cap, totalEnergy, opts.energy);
 
-  // T_B = D_w·F·V_k·S^(e-1) (R×rank), T_Aᵀ = S^(1-e)·V_kᵀ·F⁺ (rank×R); singular values at round-off level get
-  // zero columns rather than a division by ~0.
+  // T_B = D_w·F·V_k·S^(e-1) (R×rank), T_Aᵀ = S^(1-e)·V_kᵀ·F⁺ (rank×R) with F⁺ = (FᵀF)⁻¹·Fᵀ: the rows of
+  // V_kᵀ·(FᵀF)⁻¹ are Cholesky solves, then one product with Fᵀ. Singular values at round-off level get zero
+  // columns rather than a division by ~0.
   const e = opts.split === 'peft' ? 1 : 0.5;
   const floor = (sigma[0] ?? 0) * 1e-7;
-  const fPinv = rho > 0 ? pseudoInverse(f, R, rho) : new Float64Array(0); // rho×R
+  const kept = Math.min(rank, rho);
   const fv = multiply(f, R, rho, eig.vectors, rho, rho); // R×rho
+  const vt = new Float64Array(kept * rho); // rows j of V_kᵀ, zero where σ_j is dropped
   const tb = new Float32Array(R * rank);
-  const ta = new Float32Array(rank * R);
-  for (let j = 0; j < Math.min(rank, rho); j++) {
+  for (let j = 0; j < kept; j++) {
     const sj = sigma[j]!;
     if (!(sj > floor) || sj === 0) continue;
     const colScale = sj ** (e - 1);
     const rowScale = sj ** (1 - e);
     for (let p = 0; p < R; p++) tb[p * rank + j] = rowWeight[p]! * fv[p * rho + j]! * colScale;
-    for (let p = 0; p < R; p++) {
-      let t = 0;
-      for (let q = 0; q < rho; q++) t += eig.vectors[q * rho + j]! * fPinv[q * R + p]!;
-      ta[j * R + p] = rowScale * t;
-    }
+    for (let q = 0; q < rho; q++) vt[j * rho + q] = rowScale * eig.vectors[q * rho + j]!;
   }
+  const z = kept > 0 ? solveRowsCholesky(cholesky(multiply(f, R, rho, f, R, rho, true, false), rho), rho, vt, kept) : vt;
+  const ta = new Float32Array(rank * R);
+  ta.set(multiply(z, kept, rho, f, R, rho, false, true)); // kept×R; rows past ρ stay zero
   const B = await kernel.gemm(s.B, { data: tb, rows: R, cols: rank });
   const A = await kernel.gemm({ data: ta, rows: rank, cols: R }, s.A);
   let keptEnergy = 0;

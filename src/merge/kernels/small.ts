@@ -57,29 +57,37 @@ export function cholesky(a: Float64Array, n: number): Float64Array {
   return c;
 }
 
-/** X = (FᵀF)⁻¹Fᵀ for F (m×n, full column rank): the pseudo-inverse, n×m. */
-export function pseudoInverse(f: Float64Array, m: number, n: number): Float64Array {
-  const g = multiply(f, m, n, f, m, n, true, false); // FᵀF
-  const c = cholesky(g, n);
-  const x = new Float64Array(n * m);
-  // solve C·Cᵀ·X = Fᵀ column by column of Fᵀ (i.e. for each of the m rows of F)
+/**
+ * X = R·(C·Cᵀ)⁻¹ for the lower Cholesky factor C (n×n) of a symmetric positive definite matrix and R (count×n):
+ * each row of R solved by forward then back substitution, both along contiguous rows (of C and of Cᵀ).
+ */
+export function solveRowsCholesky(c: Float64Array, n: number, r: Float64Array, count: number): Float64Array {
+  const ct = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) ct[j * n + i] = c[i * n + j]!;
+  const x = new Float64Array(count * n);
   const y = new Float64Array(n);
-  for (let col = 0; col < m; col++) {
+  for (let row = 0; row < count; row++) {
+    const o = row * n;
     for (let i = 0; i < n; i++) {
-      let s = f[col * n + i]!;
-      for (let k = 0; k < i; k++) s -= c[i * n + k]! * y[k]!;
+      let s = r[o + i]!;
+      for (let q = 0; q < i; q++) s -= c[i * n + q]! * y[q]!;
       y[i] = s / c[i * n + i]!;
     }
     for (let i = n - 1; i >= 0; i--) {
       let s = y[i]!;
-      for (let k = i + 1; k < n; k++) s -= c[k * n + i]! * x[k * m + col]!;
-      x[i * m + col] = s / c[i * n + i]!;
+      for (let q = i + 1; q < n; q++) s -= ct[i * n + q]! * x[o + q]!;
+      x[o + i] = s / ct[i * n + i]!;
     }
   }
   return x;
 }
 
-/** op(a)·op(b) for small float64 matrices; a is ar×ac, b is br×bc as stored. */
+/**
+ * op(a)·op(b) for small float64 matrices; a is ar×ac, b is br×bc as stored. Both operands are laid out as rows
+ * along the inner dimension (transposed copies where needed: O(k·(m+n)) against the product's O(m·n·k)), then
+ * each 2×2 block of the result is four dot products sharing their loads: four independent sums, where a single
+ * running sum waits on each addition. Every entry is still one sum in order of the inner index.
+ */
 export function multiply(
   a: Float64Array,
   ar: number,
@@ -94,18 +102,54 @@ export function multiply(
   const k = transA ? ar : ac;
   const n = transB ? br : bc;
   if ((transB ? bc : br) !== k) throw new Error(`multiply: inner dimensions differ (${k} vs ${transB ? bc : br})`);
+  const x = transA ? transpose(a, ar, ac) : a; // m×k
+  const y = transB ? b : transpose(b, br, bc); // n×k
   const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let p = 0; p < k; p++) {
-      const av = transA ? a[p * ac + i]! : a[i * ac + p]!;
-      if (av === 0) continue;
-      const o = i * n;
-      if (transB) for (let j = 0; j < n; j++) out[o + j] = out[o + j]! + av * b[j * bc + p]!;
-      else {
-        const bo = p * bc;
-        for (let j = 0; j < n; j++) out[o + j] = out[o + j]! + av * b[bo + j]!;
+  const m2 = m & ~1;
+  const n2 = n & ~1;
+  for (let i = 0; i < m2; i += 2) {
+    const x0 = i * k;
+    const x1 = x0 + k;
+    for (let j = 0; j < n2; j += 2) {
+      const y0 = j * k;
+      const y1 = y0 + k;
+      let s00 = 0;
+      let s01 = 0;
+      let s10 = 0;
+      let s11 = 0;
+      for (let p = 0; p < k; p++) {
+        const a0 = x[x0 + p]!;
+        const a1 = x[x1 + p]!;
+        const b0 = y[y0 + p]!;
+        const b1 = y[y1 + p]!;
+        s00 += a0 * b0;
+        s01 += a0 * b1;
+        s10 += a1 * b0;
+        s11 += a1 * b1;
       }
+      out[i * n + j] = s00;
+      out[i * n + j + 1] = s01;
+      out[(i + 1) * n + j] = s10;
+      out[(i + 1) * n + j + 1] = s11;
+    }
+    if (n2 < n) {
+      out[i * n + n2] = dot(x, x0, y, n2 * k, k);
+      out[(i + 1) * n + n2] = dot(x, x1, y, n2 * k, k);
     }
   }
+  if (m2 < m) for (let j = 0; j < n; j++) out[m2 * n + j] = dot(x, m2 * k, y, j * k, k);
   return out;
+}
+
+function dot(x: Float64Array, xo: number, y: Float64Array, yo: number, k: number): number {
+  let s = 0;
+  for (let p = 0; p < k; p++) s += x[xo + p]! * y[yo + p]!;
+  return s;
+}
+
+/** The r×c row-major matrix transposed (c×r). */
+function transpose(a: Float64Array, r: number, c: number): Float64Array {
+  const t = new Float64Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = a[i * c + j]!;
+  return t;
 }
