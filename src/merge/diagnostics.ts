@@ -57,8 +57,8 @@ export interface ModuleTotals {
 
 /**
  * ‖B'A' − Σ w_i·B̃_i·Ã_i‖² by Gram products (B̃ holding the scaled B_i): ‖X‖² − 2⟨X,Y⟩ + ‖Y‖², with
- * ‖X‖² = tr(B'ᵀB'·A'A'ᵀ) and ⟨X,Y⟩ = Σ_q w_q·(B'ᵀB̃)_pq·(ÃA'ᵀ)_qp: four products on the factors as they are
- * (concatenating [B' B̃] to do it in two cost more in copying than the two extra products). In float32
+ * ‖X‖² = tr(B'ᵀB'·A'A'ᵀ) and ⟨X,Y⟩ = Σ_q w_q·(B'ᵀB̃)_pq·(ÃA'ᵀ)_qp: four products on the factors as they are, in
+ * one run (concatenating [B' B̃] to do it in two cost more in copying than the two extra products). In float32
  * the cancellation leaves ~1e-7·‖ΔW*‖² of noise, so a small error must be measured in float64 (the caller retries).
  */
 export async function distanceSq(
@@ -71,11 +71,18 @@ export async function distanceSq(
 ): Promise<{ errSq: number; mergedNormSq: number }> {
   const k = merged.A.rows;
   const R = s.B.cols;
-  const gemm = precision === 'f64' ? kernel.gemm64.bind(kernel) : kernel.gemm.bind(kernel);
-  const bb = (await gemm(merged.B, merged.B, { transA: true })).data; // k×k
-  const bs = (await gemm(merged.B, s.B, { transA: true })).data; // k×R
-  const aa = (await gemm(merged.A, merged.A, { transB: true })).data; // k×k
-  const as = (await gemm(s.A, merged.A, { transB: true })).data; // R×k
+  const [bb, bs, aa, as] = (
+    await kernel.products(
+      [merged.B, s.B, merged.A, s.A],
+      [
+        { a: 0, b: 0, transA: true }, // k×k
+        { a: 0, b: 1, transA: true }, // k×R
+        { a: 2, b: 2, transB: true }, // k×k
+        { a: 3, b: 2, transB: true }, // R×k
+      ],
+      precision,
+    )
+  ).map((p) => p.data);
   let mergedNormSq = 0;
   for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) mergedNormSq += bb[p * k + q]! * aa[q * k + p]!;
   const rowWeight = new Float64Array(R);

@@ -296,6 +296,32 @@ describe('ONNX Runtime matmul graph', () => {
     expect([...into]).toEqual([...c32.data]);
   });
 
+  it('runs several products of the same inputs in one graph, each as the plain triple loop', async () => {
+    const x = { data: randn(9 * 4, 3), rows: 9, cols: 4 };
+    const y = { data: randn(9 * 6, 4), rows: 9, cols: 6 };
+    const z = { data: randn(5 * 4, 5), rows: 5, cols: 4 };
+    const products = [
+      { a: 0, b: 0, transA: true },
+      { a: 0, b: 1, transA: true },
+      { a: 2, b: 0, transB: true },
+      { a: 1, b: 1, transA: true, transB: false },
+    ];
+    for (const precision of ['f32', 'f64'] as const) {
+      const got = await kernel.products([x, y, z], products, precision);
+      products.forEach((p, i) => {
+        const ref = gemmReference([x, y, z][p.a]!, [x, y, z][p.b]!, p);
+        expect([got[i]!.rows, got[i]!.cols]).toEqual([ref.rows, ref.cols]);
+        expect(got[i]!.data).toBeInstanceOf(precision === 'f64' ? Float64Array : Float32Array);
+        expect(relError(got[i]!.data, ref.data)).toBeLessThan(precision === 'f64' ? 1e-14 : 1e-6);
+      });
+    }
+    // an empty inner dimension gives zeros, as gemm does
+    const empty = { data: new Float32Array(0), rows: 3, cols: 0 };
+    const [zeros] = await kernel.products([empty], [{ a: 0, b: 0, transB: true }], 'f64');
+    expect([...zeros!.data]).toEqual(new Array(9).fill(0));
+    await expect(kernel.products([x, z], [{ a: 0, b: 1 }], 'f32')).rejects.toThrow(/inner dimensions/);
+  });
+
   it('falls back to the CPU with a log line when the CUDA provider is not installed', async () => {
     const lines: string[] = [];
     const cuda = new MatmulKernel({ device: 'cuda', threads: 1, logger: { info: (m) => lines.push(m), warn: (m) => lines.push(m) } });

@@ -4,7 +4,7 @@
 // Δ = (B̃_w·F)·Q_Aᵀ and the singular values of Δ are those of the out×ρ matrix B̃_w·F, whose Gram
 // K = Fᵀ·(B̃ᵀB̃)_w·F is only ρ×ρ. So the whole SVD costs two Grams (O((out+in)R²), float64 in ONNX Runtime),
 // one small eigensolve, and the two projections that write the result: B' = B̃·T_B, A' = T_Aᵀ·Ã.
-import type { Mat32, MatmulKernel } from './matmul.js';
+import type { Mat32, MatmulKernel, Precision } from './matmul.js';
 import { symmetricEigen } from './eigen.js';
 import { cholesky, multiply, pivotedCholesky, solveRowsCholesky } from './small.js';
 
@@ -61,21 +61,22 @@ export interface Grams {
   size: number;
 }
 
-export type Precision = 'f32' | 'f64';
+export type { Precision };
 
 /**
  * B̃ᵀB̃ and ÃÃᵀ. float64 where small singular values or a cancellation matter (exact merges, the SVD);
  * float32 (MLAS sgemm, several times faster) is enough for norms and cosines.
  */
 export async function stackedGrams(kernel: MatmulKernel, s: Stacked, precision: Precision = 'f64'): Promise<Grams> {
-  if (precision === 'f32') {
-    const gb = await kernel.gemm(s.B, s.B, { transA: true });
-    const ga = await kernel.gemm(s.A, s.A, { transB: true });
-    return { gb: Float64Array.from(gb.data), ga: Float64Array.from(ga.data), size: s.B.cols };
-  }
-  const gb = await kernel.gemm64(s.B, s.B, { transA: true });
-  const ga = await kernel.gemm64(s.A, s.A, { transB: true });
-  return { gb: gb.data, ga: ga.data, size: s.B.cols };
+  const [gb, ga] = await kernel.products(
+    [s.B, s.A],
+    [
+      { a: 0, b: 0, transA: true },
+      { a: 1, b: 1, transB: true },
+    ],
+    precision,
+  );
+  return { gb: Float64Array.from(gb!.data), ga: Float64Array.from(ga!.data), size: s.B.cols };
 }
 
 /** ⟨Δ_i, Δ_j⟩_F = tr(B_iᵀB_j·A_jA_iᵀ) for every pair, from the block Grams (n×n, row-major). */

@@ -23,6 +23,12 @@ export interface GemmSpec {
 
 export type Device = 'cpu' | 'cuda';
 
+/** One product of `MatmulKernel.products`: op(inputs[a])·op(inputs[b]). */
+export interface Product extends GemmSpec {
+  a: number;
+  b: number;
+}
+
 /** The subset of a pino logger the merge uses, so callers can pass theirs. */
 export interface MergeLogger {
   info(msg: string): void;
@@ -59,7 +65,7 @@ export function physicalCores(): number {
   return os.availableParallelism();
 }
 
-type Precision = 'f32' | 'f64';
+export type Precision = 'f32' | 'f64';
 
 export class MatmulKernel {
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
@@ -91,6 +97,35 @@ export class MatmulKernel {
   async gemm64(a: Mat32, b: Mat32, spec: GemmSpec = {}): Promise<{ data: Float64Array; rows: number; cols: number }> {
     const { data, rows, cols } = await this.run(a, b, spec, 'f64');
     return { data: data as Float64Array, rows, cols };
+  }
+
+  /**
+   * Several products of the same inputs in one run, each input cast to float64 once (with 'f64'): a module's two
+   * Grams, or the four products that measure its error, cost a third less than as separate runs.
+   */
+  async products(inputs: Mat32[], products: Product[], precision: Precision): Promise<Array<{ data: Float32Array | Float64Array; rows: number; cols: number }>> {
+    const shapes = products.map(({ a, b, transA = false, transB = false }) => {
+      const x = inputs[a]!;
+      const y = inputs[b]!;
+      const [m, ka] = transA ? [x.cols, x.rows] : [x.rows, x.cols];
+      const [kb, n] = transB ? [y.cols, y.rows] : [y.rows, y.cols];
+      if (ka !== kb) throw new Error(`gemm: inner dimensions differ (${m}×${ka} · ${kb}×${n})`);
+      return { m, n, k: ka };
+    });
+    if (shapes.some((d) => d.m === 0 || d.n === 0 || d.k === 0)) {
+      // ORT's Gemm on an empty dimension is not worth a graph variant: products one by one (zeros where empty)
+      return Promise.all(products.map((p) => this.run(inputs[p.a]!, inputs[p.b]!, p, precision)));
+    }
+    for (const x of inputs) if (x.data.length !== x.rows * x.cols) throw new Error('gemm: data length does not match shape');
+    const key = `${precision}:${inputs.length}:${products.map((p) => `${p.a}.${p.b}.${+!!p.transA}${+!!p.transB}`).join(',')}`;
+    let session = this.sessions.get(key);
+    if (!session) {
+      session = this.create(productsGraph(inputs.length, products, precision));
+      this.sessions.set(key, session);
+    }
+    const feeds = Object.fromEntries(inputs.map((x, i) => [`X${i}`, new ort.Tensor('float32', x.data, [x.rows, x.cols])]));
+    const out = await (await session).run(feeds);
+    return products.map((_, i) => ({ data: out[`C${i}`]!.data as Float32Array | Float64Array, rows: shapes[i]!.m, cols: shapes[i]!.n }));
   }
 
   async release(): Promise<void> {
@@ -163,6 +198,21 @@ function gemmGraph(transA: boolean, transB: boolean, precision: Precision): Uint
   }
   g.node('Gemm', [a, b], ['C'], { transA: +transA, transB: +transB });
   g.output('C', precision === 'f64' ? 'float64' : 'float32', ['m', 'n']);
+  return g.encode();
+}
+
+function productsGraph(count: number, products: Product[], precision: Precision): Uint8Array {
+  const g = new OnnxModel({ opsets: { '': 17 }, graphName: 'merge-products' });
+  const used = new Set(products.flatMap((p) => [p.a, p.b]));
+  const x: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const input = g.input(`X${i}`, 'float32', [`x${i}r`, `x${i}c`]);
+    x.push(precision === 'f64' && used.has(i) ? g.node('Cast', [input], [`X${i}_64`], { to: 11 }) : input);
+  }
+  products.forEach((p, i) => {
+    g.node('Gemm', [x[p.a]!, x[p.b]!], [`C${i}`], { transA: +!!p.transA, transB: +!!p.transB });
+    g.output(`C${i}`, precision === 'f64' ? 'float64' : 'float32', [`c${i}r`, `c${i}c`]);
+  });
   return g.encode();
 }
 
