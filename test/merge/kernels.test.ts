@@ -370,6 +370,17 @@ describe('exact low-rank SVD', () => {
     expect(inner[1]!).toBeCloseTo(d0.reduce((s, x, i) => s + x * d1[i]!, 0), 8);
   });
 
+  it('takes both Grams of the stacked factors in one run (scales and ranks differing)', async () => {
+    const factors = makeFactors(14, 9, [3, 1, 4], 41).map((f, i) => ({ ...f, scale: [2, 0.5, 1.5][i] }));
+    const stacked = stackFactors(factors);
+    for (const precision of ['f32', 'f64'] as const) {
+      const grams = await stackedGrams(kernel, stacked, precision);
+      expect(grams.size).toBe(8);
+      expect(relError(grams.gb, gemmReference(stacked.B, stacked.B, { transA: true }).data)).toBeLessThan(precision === 'f64' ? 1e-14 : 1e-6);
+      expect(relError(grams.ga, gemmReference(stacked.A, stacked.A, { transB: true }).data)).toBeLessThan(precision === 'f64' ? 1e-14 : 1e-6);
+    }
+  });
+
   it('truncation error equals the dropped singular values', async () => {
     const out = 40, inn = 25;
     const factors = makeFactors(out, inn, [4, 4, 4], 21);
