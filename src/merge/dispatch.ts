@@ -65,8 +65,9 @@ export class ModuleDispatch {
   /** Module `idx` of the plan, merged, written as its output dtype stores it, measured and described. */
   merge(idx: number): Promise<ModuleOutcome> {
     if (this.pool) return this.inFlight(idx);
-    const filters = this.adapterFilters && this.job(idx).inputs.map((x) => this.adapterFilters![x.adapter]!);
-    return mergeModule(this.s.kernel, this.arena, this.job(idx), filters);
+    const job = this.job(idx);
+    const filters = this.adapterFilters && job.inputs.map((x) => this.adapterFilters![x.adapter]!);
+    return mergeModule(this.s.kernel, this.arena, job, filters);
   }
 
   private inputsOf(work: ModuleWork) {
