@@ -35,6 +35,13 @@ interface Encoded {
   ids: number[];
   targetStart: number;
 }
+/** What each kind of work gives back. */
+interface WorkResult {
+  chat: Encoded;
+  text: Encoded;
+  score: Encoded;
+  'text-feature': TextFeature;
+}
 type Pending = { resolve: (result: Encoded | TextFeature) => void; reject: (err: Error) => void };
 
 export class OffThreadTokenizer {
@@ -55,22 +62,22 @@ export class OffThreadTokenizer {
 
   /** Chat prompt ids, as ModelTokenizer.encodeChat gives them. */
   async encodeChat(messages: ChatMessage[], limit: number): Promise<number[]> {
-    return ((await this.run({ kind: 'chat', messages, limit })) as Encoded).ids;
+    return (await this.run({ kind: 'chat', messages, limit })).ids;
   }
 
   /** Text ids, as ModelTokenizer.encode gives them (with the tokenizer's special tokens). */
   async encode(text: string, limit: number): Promise<number[]> {
-    return ((await this.run({ kind: 'text', text, addSpecialTokens: true, limit })) as Encoded).ids;
+    return (await this.run({ kind: 'text', text, addSpecialTokens: true, limit })).ids;
   }
 
   /** A scored row's ids, as ModelTokenizer.encodeForScoring gives them. */
   async encodeForScoring(context: ScoreContext, continuation: string, limit: number): Promise<Encoded> {
-    return (await this.run({ kind: 'score', context, continuation, limit })) as Encoded;
+    return this.run({ kind: 'score', context, continuation, limit });
   }
 
   /** The text routing rule's feature of `text`, as text-features.ts's textFeature gives it. */
   async textFeature(text: string): Promise<TextFeature> {
-    return (await this.run({ kind: 'text-feature', text })) as TextFeature;
+    return this.run({ kind: 'text-feature', text });
   }
 
   async close(): Promise<void> {
@@ -81,11 +88,12 @@ export class OffThreadTokenizer {
     this.failPending(new CancelledError('the engine was closed'));
   }
 
-  private async run(job: EncodeWork): Promise<Encoded | TextFeature> {
+  private async run<W extends EncodeWork>(job: W): Promise<WorkResult[W['kind']]> {
     const worker = await this.thread();
     const id = this.nextId++;
-    return new Promise<Encoded | TextFeature>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+    return new Promise<WorkResult[W['kind']]>((resolve, reject) => {
+      // the thread answers each kind of work with its kind of result (encode-thread.ts)
+      this.pending.set(id, { resolve: resolve as Pending['resolve'], reject });
       worker.postMessage({ ...job, id } satisfies EncodeJob);
     });
   }
