@@ -1,7 +1,7 @@
-// Worker threads for a large merge: a module's elementwise passes (TIES, DARE, magnitude pruning), its stacking
-// and its small float64 cores are JS on one core, so whole modules go to threads of their own, as many as the
-// cores (each with a one-thread ORT kernel). The dispatch keeps a few modules in flight and takes the results in
-// module order, so a merge's numbers do not depend on the number of threads.
+// Worker threads for a large dense merge: its elementwise passes (TIES, DARE, magnitude pruning) are JS on one
+// core, so whole module steps go to threads of their own, as many as the cores (each with a one-thread ORT
+// kernel); any path runs there when a merge asks for threads. The dispatch keeps a few modules in flight and
+// takes the results in module order, so a merge's numbers do not depend on the number of threads.
 import type { Worker } from 'node:worker_threads';
 import { siblingModule, startWorker } from '../util/worker.js';
 import type { Device } from './kernels/matmul.js';
