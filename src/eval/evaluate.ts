@@ -7,7 +7,8 @@ import { aggregate, type ItemScore, type ScoredModel } from './metrics.js';
 import type { EvalReport } from './report.js';
 import { routingScore } from './routing.js';
 import type { EvalPart } from './split.js';
-import { passesChecks, type SuiteItem } from './suite.js';
+import type { SuiteItem } from './suite.js';
+import { CheckThread, hasRegex, passesChecks } from './checks.js';
 
 /** What an eval needs of the inference engine (InferenceEngine implements it). */
 export interface EvalEngine {
@@ -107,6 +108,8 @@ export async function checkItems(
   let done = 0;
   hooks.onProgress?.({ phase: 'generate', done, total: jobs.length });
   let next = 0;
+  // regexes run off this thread, which serves the API (checks.ts says why)
+  const thread = items.some((item) => hasRegex(item.checks)) ? new CheckThread() : null;
   const worker = async () => {
     while (next < jobs.length) {
       throwIfAborted(hooks.signal);
@@ -116,11 +119,16 @@ export async function checkItems(
         { model, input: promptInput(item, format), maxTokens, temperature: 0, seed: 0 },
         { signal: hooks.signal },
       );
-      out.get(model)![i] = passesChecks(answer.choices[0]!.text, item.checks);
+      const text = answer.choices[0]!.text;
+      out.get(model)![i] = thread && hasRegex(item.checks) ? await thread.passes(text, item.checks!) : passesChecks(text, item.checks);
       hooks.onProgress?.({ phase: 'generate', done: ++done, total: jobs.length });
     }
   };
-  await Promise.all(Array.from({ length: Math.min(GENERATIONS_IN_FLIGHT, jobs.length) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.min(GENERATIONS_IN_FLIGHT, jobs.length) }, worker));
+  } finally {
+    await thread?.close();
+  }
   return out;
 }
 

@@ -4,7 +4,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import vm from 'node:vm';
 import { z } from 'zod';
 import { InvalidFileError, InvalidInputError, NotFoundError } from '../errors.js';
 
@@ -170,28 +169,6 @@ export async function loadSuitePath(p: string): Promise<SuiteItem[]> {
     throw new NotFoundError(`suite path ${p} does not exist`);
   }
   return info.isDirectory() ? loadSuites([], p) : loadSuiteFile(p);
-}
-
-// Regex checks come from users (API bodies) and run on generated text: a pattern with catastrophic backtracking must
-// not freeze the process, so each test runs in a vm context with a time limit (V8 interrupts the backtracking).
-const REGEX_TIME_LIMIT_MS = 100;
-const regexContext = vm.createContext({ answer: '', pattern: '', flags: '' });
-const regexTest = new vm.Script('new RegExp(pattern, flags).test(answer)');
-
-/** Whether an answer passes one check. A regex that runs past its time limit counts as failed. */
-export function passesCheck(answer: string, check: Check): boolean {
-  if (typeof check === 'string') return answer.includes(check);
-  Object.assign(regexContext, { answer, pattern: check.regex, flags: check.flags ?? '' });
-  try {
-    return regexTest.runInContext(regexContext, { timeout: REGEX_TIME_LIMIT_MS }) === true;
-  } catch {
-    return false;
-  }
-}
-
-/** Whether an answer passes every check of an item (true when it has none). */
-export function passesChecks(answer: string, checks: readonly Check[] | undefined): boolean {
-  return (checks ?? []).every((c) => passesCheck(answer, c));
 }
 
 /** Items grouped by category, categories in first-seen order. */

@@ -9,10 +9,9 @@ import {
   loadSuitePath,
   loadSuites,
   parseSuite,
-  passesCheck,
-  passesChecks,
   validateItems,
 } from '../../src/eval/suite.js';
+import { CheckThread, passesCheck, passesChecks } from '../../src/eval/checks.js';
 
 const SKILLS = ['code', 'linux-commands', 'python-automation', 'troubleshooting'];
 
@@ -125,6 +124,29 @@ describe('checks', () => {
   it('a regex with catastrophic backtracking fails instead of freezing the process', () => {
     expect(passesCheck(`${'a'.repeat(40)}!`, { regex: '^(a+)+$' })).toBe(false);
     expect(passesCheck('aaa', { regex: '^(a+)+$' })).toBe(true);
+  });
+
+  it("an eval's regexes run in a thread: the same answers, and this thread keeps running meanwhile", async () => {
+    const thread = new CheckThread();
+    try {
+      const evil = [{ regex: '^(a+)+$' }];
+      const checks = [{ regex: 'chmod \\+x', flags: 'i' }, 'x'];
+      expect(await thread.passes('Use CHMOD +x', checks)).toBe(passesChecks('Use CHMOD +x', checks));
+      expect(await thread.passes('aaa', evil)).toBe(true);
+      // four patterns that each take their whole time limit: this thread's timer keeps ticking
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 5);
+      const t0 = performance.now();
+      const results = await Promise.all([1, 2, 3, 4].map(() => thread.passes(`${'a'.repeat(40)}!`, evil)));
+      const elapsed = performance.now() - t0;
+      clearInterval(timer);
+      expect(results).toEqual([false, false, false, false]);
+      expect(elapsed).toBeGreaterThanOrEqual(300); // they did run to their limits
+      expect(ticks).toBeGreaterThan(elapsed / 5 / 4); // on the main thread the timer could not have fired at all
+    } finally {
+      await thread.close();
+    }
+    await expect(thread.passes('a', ['a'])).rejects.toThrow(/closed/);
   });
 });
 
