@@ -81,5 +81,3 @@ export function untilSignal(lifecycle: Lifecycle, log: Logger): Promise<void> {
     process.on('SIGTERM', stop);
   });
 }
-
-/** commander option parser for ports and counts */

@@ -71,12 +71,12 @@ export class OffThreadTokenizer {
   }
 
   /** A scored row's ids, as ModelTokenizer.encodeForScoring gives them. */
-  async encodeForScoring(context: ScoreContext, continuation: string, limit: number): Promise<Encoded> {
+  encodeForScoring(context: ScoreContext, continuation: string, limit: number): Promise<Encoded> {
     return this.run({ kind: 'score', context, continuation, limit });
   }
 
   /** The text routing rule's feature of `text`, as text-features.ts's textFeature gives it. */
-  async textFeature(text: string): Promise<TextFeature> {
+  textFeature(text: string): Promise<TextFeature> {
     return this.run({ kind: 'text-feature', text });
   }
 

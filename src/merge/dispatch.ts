@@ -53,7 +53,7 @@ export class ModuleDispatch {
       );
       d.adapterFilters = thresholds.map((t) => new TopKFilter(t));
     }
-    const workers = !d.adapterFilters && kernel.activeDevice === 'cpu' ? (s.workers ?? defaultWorkers(s, dense)) : 0;
+    const workers = !d.adapterFilters && kernel.activeDevice === 'cpu' ? (s.workers ?? (dense ? defaultWorkers(s) : 0)) : 0;
     d.pool = workers > 1 ? new ModulePool(workers, kernel.activeDevice) : null;
     return d;
   }
@@ -102,8 +102,7 @@ export class ModuleDispatch {
  * in-process: four 8B-shaped adapters' svd or factor-space TIES (1–2 s) ran 1.3× slower on two threads of one
  * ORT thread each than in-process on two, the threads' start-up included.
  */
-function defaultWorkers(s: DispatchSetup, dense: boolean): number {
-  if (!dense) return 0;
+function defaultWorkers(s: DispatchSetup): number {
   const entries = s.modules.reduce((sum, w) => sum + w.present.length * w.outFeatures * w.inFeatures, 0);
   return entries >= 2 ** 26 ? s.cores : 0;
 }

@@ -496,7 +496,7 @@ describe('build cache, files and refusals', () => {
     await writeCheckpoint(gpt2, GPT2_CONFIG, randomCheckpointTensors(GPT2_CONFIG, 1));
     await expect(buildModel(gpt2, { dataDir, maxPositions: 65 })).rejects.toThrow("maxPositions 65 is beyond this gpt2 model's learned positions (64)");
     await expect(buildModel(gpt2, { dataDir, targets: ['gate'] })).rejects.toThrow('LoRA targets gate: a gpt2 model has none of them');
-    await expect(buildModel(gpt2, { dataDir, int4BlockSize: 48 })).rejects.toThrow('int4BlockSize must be a power of 2, not 48');
+    await expect(buildModel(gpt2, { dataDir, int4BlockSize: 48 })).rejects.toThrow('int4BlockSize must be a power of 2 from 16 to 256, not 48');
 
     const yarn = path.join(root, 'ckpt-yarn');
     await writeCheckpoint(yarn, { ...LLAMA_CONFIG, rope_scaling: { rope_type: 'yarn', factor: 4 } }, randomCheckpointTensors(LLAMA_CONFIG, 1));

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.js';
 import type { BuildProgress } from '../../inference/builder/index.js';
 import { LORA_TARGETS, isLoraTarget, type LoraTarget } from '../../inference/builder/naming.js';
+import { INT4_BLOCK_SIZE, isInt4BlockSize } from '../../inference/builder/quantize.js';
 import { formatBytes, integerOption } from '../options.js';
 
 function parseTargets(value: string): LoraTarget[] {
@@ -17,8 +18,8 @@ function parseTargets(value: string): LoraTarget[] {
 }
 
 function parseBlockSize(value: string): number {
-  const n = integerOption('--int4-block-size', 16)(value);
-  if (n > 256 || (n & (n - 1)) !== 0) throw new InvalidInputError(`--int4-block-size must be a power of 2 from 16 to 256 (default 32), got ${value}`);
+  const n = Number(value);
+  if (!isInt4BlockSize(n)) throw new InvalidInputError(`--int4-block-size must be a power of 2 from 16 to 256 (default ${INT4_BLOCK_SIZE}), got ${value}`);
   return n;
 }
 

@@ -14,7 +14,8 @@ import { normalizeConfig, projectionFeatures, type ModelConfig } from './config.
 import { buildDecoderGraph, type HeadKind } from './graph.js';
 import { BUILDER_VERSION, MANIFEST_FILE, readManifest, type GraphManifest, type ModelManifest } from './manifest.js';
 import { LORA_TARGETS, io, type LoraTarget } from './naming.js';
-import { INT4_BLOCK_SIZE, WeightSink, checkTensors, convertWeights, estimateBytes, type WeightDtype } from './weights.js';
+import { WeightSink, checkTensors, convertWeights, estimateBytes, type WeightDtype } from './weights.js';
+import { INT4_BLOCK_SIZE, isInt4BlockSize } from './quantize.js';
 
 export { checkManifest, readManifest, BUILDER_VERSION, type ModelManifest } from './manifest.js';
 export type { LoraTarget } from './naming.js';
@@ -135,8 +136,8 @@ function checkOptions(options: BuildOptions, config: ModelConfig) {
   const heads = [...new Set(options.heads ?? (['generate', 'score'] as HeadKind[]))];
   if (!heads.includes('generate')) throw new InvalidInputError('heads must include generate');
   const fuse = options.fuseProjections ?? true;
-  const blockSize = int('int4BlockSize', options.int4BlockSize ?? INT4_BLOCK_SIZE, 16, 256);
-  if ((blockSize & (blockSize - 1)) !== 0) throw new InvalidInputError(`int4BlockSize must be a power of 2, not ${blockSize}`);
+  const blockSize = options.int4BlockSize ?? INT4_BLOCK_SIZE;
+  if (!isInt4BlockSize(blockSize)) throw new InvalidInputError(`int4BlockSize must be a power of 2 from 16 to 256, not ${blockSize}`);
   const int4 = dtype === 'int4';
   return { dtype, targets, maxRank, slots, maxPositions, accuracyLevel: int4 ? accuracyLevel : 0, blockSize: int4 ? blockSize : INT4_BLOCK_SIZE, heads, fuse };
 }

@@ -6,6 +6,14 @@
 // float [N, ceil(K/bs)]; no zero points (the default 8 = symmetric). A row of an embedding table [vocab, hidden]
 // in this layout is also what GatherBlockQuantized reads with quantize_axis = 1.
 
+/** The builder's default block size: llama.cpp Q4_0's. */
+export const INT4_BLOCK_SIZE = 32;
+
+/** Block sizes a build takes: powers of 2 from 16 to 256. */
+export function isInt4BlockSize(n: number): boolean {
+  return Number.isInteger(n) && n >= 16 && n <= 256 && (n & (n - 1)) === 0;
+}
+
 export interface Int4Weight {
   n: number;
   k: number;
@@ -22,9 +30,9 @@ function nibble(x: number): number {
 }
 
 /** Quantizes `w` ([n, k] row-major) to 4 bits. A last partial block is padded with zeros. */
-export function quantizeInt4(w: Float32Array, n: number, k: number, blockSize = 32): Int4Weight {
+export function quantizeInt4(w: Float32Array, n: number, k: number, blockSize = INT4_BLOCK_SIZE): Int4Weight {
   if (w.length !== n * k) throw new RangeError(`quantizeInt4: ${w.length} values given for [${n}, ${k}]`);
-  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new RangeError(`block size ${blockSize} must be a power of 2 ≥ 16`);
+  if (!isInt4BlockSize(blockSize)) throw new RangeError(`block size ${blockSize} must be a power of 2 from 16 to 256`);
   const blocksPerRow = Math.ceil(k / blockSize);
   const blob = blockSize / 2;
   const qweight = new Uint8Array(n * blocksPerRow * blob);

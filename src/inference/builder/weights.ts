@@ -9,13 +9,10 @@ import { CancelledError, InvalidFileError } from '../../errors.js';
 import { FUSE_GROUPS, archSpec, archTargets, fusableGroups, modulePath, type ArchSpec } from './arch.js';
 import { projectionFeatures, type ModelConfig } from './config.js';
 import { LM_HEAD, fusedModule, rope, weightName, type LoraTarget } from './naming.js';
-import { quantizeInt4, type Int4Weight } from './quantize.js';
+import { INT4_BLOCK_SIZE, quantizeInt4, type Int4Weight } from './quantize.js';
 import { ropeCaches } from './rope.js';
 
 export type WeightDtype = 'fp32' | 'int4';
-
-/** MatMulNBits / GatherBlockQuantized block size along the input dim (the builder's default) */
-export const INT4_BLOCK_SIZE = 32;
 
 /** What the converter needs of a checkpoint (formats/checkpoint's `Checkpoint` has it). */
 export interface TensorSource {

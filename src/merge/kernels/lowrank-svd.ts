@@ -76,7 +76,8 @@ export async function stackedGrams(kernel: MatmulKernel, s: Stacked, precision: 
     ],
     precision,
   );
-  return { gb: Float64Array.from(gb!.data), ga: Float64Array.from(ga!.data), size: s.B.cols };
+  const f64 = (x: Float32Array | Float64Array) => (x instanceof Float64Array ? x : Float64Array.from(x));
+  return { gb: f64(gb!.data), ga: f64(ga!.data), size: s.B.cols };
 }
 
 /** ⟨Δ_i, Δ_j⟩_F = tr(B_iᵀB_j·A_jA_iᵀ) for every pair, from the block Grams (n×n, row-major). */

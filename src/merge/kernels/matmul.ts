@@ -1,6 +1,7 @@
 // Matrix products for the merge, run as tiny ONNX Runtime graphs: MLAS on the CPU is tens of times faster than a
 // JS loop (bench/matmul.ts measures it), and the same graphs run on CUDA where that provider is installed.
-// One graph per (transposes, precision), with symbolic dimensions, built and cached on first use.
+// One graph per list of products (which inputs, transposes) and precision, with symbolic dimensions, built and
+// cached on first use.
 // ORT reads inputs in place but copies every output into a new JS buffer (~0.5-1 ms/MiB), so callers keep
 // outputs small (Grams, projections) except where the dense ΔW itself is the result.
 import { readFileSync } from 'node:fs';
@@ -104,27 +105,12 @@ export class MatmulKernel {
    * Grams, or the four products that measure its error, cost a third less than as separate runs.
    */
   async products(inputs: Mat32[], products: Product[], precision: Precision): Promise<Array<{ data: Float32Array | Float64Array; rows: number; cols: number }>> {
-    const shapes = products.map(({ a, b, transA = false, transB = false }) => {
-      const x = inputs[a]!;
-      const y = inputs[b]!;
-      const [m, ka] = transA ? [x.cols, x.rows] : [x.rows, x.cols];
-      const [kb, n] = transB ? [y.cols, y.rows] : [y.rows, y.cols];
-      if (ka !== kb) throw new Error(`gemm: inner dimensions differ (${m}×${ka} · ${kb}×${n})`);
-      return { m, n, k: ka };
-    });
-    if (shapes.some((d) => d.m === 0 || d.n === 0 || d.k === 0)) {
-      // ORT's Gemm on an empty dimension is not worth a graph variant: products one by one (zeros where empty)
-      return Promise.all(products.map((p) => this.run(inputs[p.a]!, inputs[p.b]!, p, precision)));
-    }
+    const shapes = products.map((p) => productShape(inputs[p.a]!, inputs[p.b]!, p));
+    // ORT's Gemm on an empty dimension is not worth a graph variant: products one by one (run gives zeros)
+    if (shapes.some((d) => d.m === 0 || d.n === 0 || d.k === 0)) return Promise.all(products.map((p) => this.run(inputs[p.a]!, inputs[p.b]!, p, precision)));
     for (const x of inputs) if (x.data.length !== x.rows * x.cols) throw new Error('gemm: data length does not match shape');
-    const key = `${precision}:${inputs.length}:${products.map((p) => `${p.a}.${p.b}.${+!!p.transA}${+!!p.transB}`).join(',')}`;
-    let session = this.sessions.get(key);
-    if (!session) {
-      session = this.create(productsGraph(inputs.length, products, precision));
-      this.sessions.set(key, session);
-    }
-    const feeds = Object.fromEntries(inputs.map((x, i) => [`X${i}`, new ort.Tensor('float32', x.data, [x.rows, x.cols])]));
-    const out = await (await session).run(feeds);
+    const session = await this.session(inputs.length, products, precision);
+    const out = await session.run(Object.fromEntries(inputs.map((x, i) => [`X${i}`, new ort.Tensor('float32', x.data, [x.rows, x.cols])])));
     return products.map((_, i) => ({ data: out[`C${i}`]!.data as Float32Array | Float64Array, rows: shapes[i]!.m, cols: shapes[i]!.n }));
   }
 
@@ -135,32 +121,29 @@ export class MatmulKernel {
   }
 
   private async run(a: Mat32, b: Mat32, spec: GemmSpec, precision: Precision, into?: Float32Array) {
-    const transA = spec.transA ?? false;
-    const transB = spec.transB ?? false;
-    const [m, ka] = transA ? [a.cols, a.rows] : [a.rows, a.cols];
-    const [kb, n] = transB ? [b.cols, b.rows] : [b.rows, b.cols];
-    if (ka !== kb) throw new Error(`gemm: inner dimensions differ (${m}×${ka} · ${kb}×${n})`);
+    const { m, n, k } = productShape(a, b, spec);
     if (a.data.length !== a.rows * a.cols || b.data.length !== b.rows * b.cols) throw new Error('gemm: data length does not match shape');
     if (into && into.length !== m * n) throw new Error(`gemm: the output buffer holds ${into.length} values, not ${m}×${n}`);
-    if (m === 0 || n === 0 || ka === 0) {
+    if (m === 0 || n === 0 || k === 0) {
       const data = into?.fill(0) ?? (precision === 'f32' ? new Float32Array(m * n) : new Float64Array(m * n));
       return { data, rows: m, cols: n };
     }
-    const session = await this.session(transA, transB, precision);
-    const feeds = { A: new ort.Tensor('float32', a.data, [a.rows, a.cols]), B: new ort.Tensor('float32', b.data, [b.rows, b.cols]) };
+    const session = await this.session(2, [{ a: 0, b: 1, ...spec }], precision);
+    const feeds = { X0: new ort.Tensor('float32', a.data, [a.rows, a.cols]), X1: new ort.Tensor('float32', b.data, [b.rows, b.cols]) };
     if (into) {
-      await session.run(feeds, { C: new ort.Tensor('float32', into, [m, n]) });
+      await session.run(feeds, { C0: new ort.Tensor('float32', into, [m, n]) });
       return { data: into, rows: m, cols: n };
     }
-    const c = (await session.run(feeds)).C!;
+    const c = (await session.run(feeds)).C0!;
     return { data: c.data as Float32Array | Float64Array, rows: m, cols: n };
   }
 
-  private session(transA: boolean, transB: boolean, precision: Precision): Promise<ort.InferenceSession> {
-    const key = `${+transA}${+transB}${precision}`;
+  /** The session of a products graph, built and cached on first use. */
+  private session(count: number, products: Product[], precision: Precision): Promise<ort.InferenceSession> {
+    const key = `${precision}:${count}:${products.map((p) => `${p.a}.${p.b}.${+!!p.transA}${+!!p.transB}`).join(',')}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = this.create(gemmGraph(transA, transB, precision));
+      s = this.create(productsGraph(count, products, precision));
       this.sessions.set(key, s);
     }
     return s;
@@ -188,19 +171,15 @@ export class MatmulKernel {
   }
 }
 
-function gemmGraph(transA: boolean, transB: boolean, precision: Precision): Uint8Array {
-  const g = new OnnxModel({ opsets: { '': 17 }, graphName: 'merge-gemm' });
-  let a = g.input('A', 'float32', ['a0', 'a1']);
-  let b = g.input('B', 'float32', ['b0', 'b1']);
-  if (precision === 'f64') {
-    a = g.node('Cast', [a], ['A64'], { to: 11 });
-    b = g.node('Cast', [b], ['B64'], { to: 11 });
-  }
-  g.node('Gemm', [a, b], ['C'], { transA: +transA, transB: +transB });
-  g.output('C', precision === 'f64' ? 'float64' : 'float32', ['m', 'n']);
-  return g.encode();
+/** op(a)·op(b)'s m×n, and the inner dimension k; refuses inner dimensions that differ. */
+function productShape(a: Mat32, b: Mat32, spec: GemmSpec): { m: number; n: number; k: number } {
+  const [m, ka] = spec.transA ? [a.cols, a.rows] : [a.rows, a.cols];
+  const [kb, n] = spec.transB ? [b.cols, b.rows] : [b.rows, b.cols];
+  if (ka !== kb) throw new Error(`gemm: inner dimensions differ (${m}×${ka} · ${kb}×${n})`);
+  return { m, n, k: ka };
 }
 
+/** One graph for the products of `count` float32 inputs X0…, outputs C0… (float64 with 'f64': inputs cast once). */
 function productsGraph(count: number, products: Product[], precision: Precision): Uint8Array {
   const g = new OnnxModel({ opsets: { '': 17 }, graphName: 'merge-products' });
   const used = new Set(products.flatMap((p) => [p.a, p.b]));
