@@ -24,17 +24,18 @@ export interface DenseOptions {
 
 /**
  * Buffers reused from module to module: a fresh 64 MiB array per ΔW_i costs page faults, zeroing and garbage
- * collection, and ORT writes the tiles straight into these (no copy of its output).
+ * collection, and ORT writes the tiles straight into these (no copy of its output). Slots 0 … n are the dense
+ * path's tiles; named slots hold other per-module scratch (the stacked factors).
  */
 export class TileArena {
-  private readonly buffers: Float32Array[] = [];
+  private readonly buffers = new Map<number | string, Float32Array>();
 
-  /** `length` values of buffer `slot`, valid until the slot is asked for again. */
-  get(slot: number, length: number): Float32Array {
-    let b = this.buffers[slot];
+  /** `length` values of buffer `slot`, valid until the slot is asked for again; the contents are left over. */
+  get(slot: number | string, length: number): Float32Array {
+    let b = this.buffers.get(slot);
     if (!b || b.length < length) {
       b = new Float32Array(length);
-      this.buffers[slot] = b;
+      this.buffers.set(slot, b);
     }
     return b.subarray(0, length);
   }

@@ -27,6 +27,7 @@ export interface ModuleDiagnostics {
   keptFraction: number | null;
   /** share of entries with two or more non-zero inputs whose signs disagree (ties, dare_ties) */
   signConflict: number | null;
+  /** from the module's start to its end; low-rank modules run two at a time in-process, so these overlap */
   seconds: number;
 }
 

@@ -1,7 +1,8 @@
 // Module dispatch: each module's job (module-step.ts merges it by the path its method takes), and where it runs:
 // in-process, or on the module pool's threads with the next modules sent ahead, the results taken in module
-// order. Per-adapter trims (trimScope 'adapter') carry tie counts from module to module, so they set up their
-// thresholds first (two passes over every module) and run in-process.
+// order. In factor space the next module starts while one waits on ONNX Runtime's products, so the JS thread's
+// elementwise work fills those waits. Per-adapter trims (trimScope 'adapter') carry tie counts from
+// module to module, so they set up their thresholds first (two passes over every module) and run in turn.
 import type { LoraAdapter } from '../formats/peft.js';
 import type { MatmulKernel } from './kernels/matmul.js';
 import { TopKFilter } from './kernels/select.js';
@@ -31,6 +32,14 @@ export interface DispatchSetup {
 
 export class ModuleDispatch {
   private readonly arena = new TileArena();
+  /** the scratch of the module started ahead (in-process overlap; modules alternate between the two) */
+  private readonly nextArena = new TileArena();
+  /**
+   * in-process: modules merged two at a time. Only in factor space, where the JS thread's elementwise work is most
+   * of a module (its scratch is a few MB, not ΔW tiles); the exact svd is mostly products, and two at a time only
+   * shared ORT's threads (2.77 s against 2.75 s for four 8B-shaped adapters).
+   */
+  private overlap = false;
   private readonly ahead = new Map<number, Promise<ModuleOutcome>>();
   private adapterFilters: TopKFilter[] | null = null;
   private pool: ModulePool | null = null;
@@ -55,19 +64,27 @@ export class ModuleDispatch {
     }
     const workers = !d.adapterFilters && kernel.activeDevice === 'cpu' ? (s.workers ?? (dense ? defaultWorkers(s) : 0)) : 0;
     d.pool = workers > 1 ? new ModulePool(workers, kernel.activeDevice) : null;
+    d.overlap = !d.pool && options.space === 'factors';
     return d;
   }
 
+  /** Ends the threads, and waits for a module started ahead (its products must end before the kernel is released). */
   async close(): Promise<void> {
+    if (!this.pool) await Promise.allSettled(this.ahead.values());
     await this.pool?.close();
   }
 
   /** Module `idx` of the plan, merged, written as its output dtype stores it, measured and described. */
   merge(idx: number): Promise<ModuleOutcome> {
-    if (this.pool) return this.inFlight(idx);
+    if (this.pool) return this.inFlight(idx, (j) => this.pool!.run(this.job(j)), this.pool.size);
+    if (this.overlap) return this.inFlight(idx, (j) => this.inProcess(j, j % 2 === 0 ? this.arena : this.nextArena), 1);
+    return this.inProcess(idx, this.arena);
+  }
+
+  private inProcess(idx: number, arena: TileArena): Promise<ModuleOutcome> {
     const job = this.job(idx);
     const filters = this.adapterFilters && job.inputs.map((x) => this.adapterFilters![x.adapter]!);
-    return mergeModule(this.s.kernel, this.arena, job, filters);
+    return mergeModule(this.s.kernel, arena, job, filters);
   }
 
   private inputsOf(work: ModuleWork) {
@@ -80,13 +97,16 @@ export class ModuleDispatch {
     return { work, inputs: this.inputsOf(work), method, options, adapterCount: adapters.length, dtype, cacheBytes };
   }
 
-  /** Module idx's result from the threads, with the next modules sent ahead so that no thread waits. */
-  private inFlight(idx: number): Promise<ModuleOutcome> {
-    const pool = this.pool!;
+  /**
+   * Module idx's result, with the next `lookahead` modules started so that nothing waits. The engine awaits each
+   * result before asking for the next, so in-process module j + 2 starts after module j has ended (their arenas
+   * alternate).
+   */
+  private inFlight(idx: number, start: (j: number) => Promise<ModuleOutcome>, lookahead: number): Promise<ModuleOutcome> {
     const modules = this.s.modules;
-    for (let j = idx; j <= Math.min(modules.length - 1, idx + pool.size); j++) {
+    for (let j = idx; j <= Math.min(modules.length - 1, idx + lookahead); j++) {
       if (this.ahead.has(j)) continue;
-      const p = pool.run(this.job(j));
+      const p = start(j);
       p.catch(() => undefined); // awaited in turn; a failure ahead must not count as unhandled
       this.ahead.set(j, p);
     }

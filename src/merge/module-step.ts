@@ -76,6 +76,7 @@ async function dispatchModule(kernel: MatmulKernel, arena: TileArena, job: Modul
   const weights = inputs.map((x) => x.weight);
   const stacked = stackFactors(
     inputs.map(({ module: m }) => ({ B: { data: m.B, rows: m.outFeatures, cols: m.rank }, A: { data: m.A, rows: m.rank, cols: m.inFeatures }, scale: m.scaling })),
+    (which, length) => arena.get(`stack.${which}`, length), // read only while this module is merged and measured
   );
   const sumRank = stacked.B.cols;
   const catForm =

@@ -160,6 +160,23 @@ describe('radix select', () => {
     for (let o = 0; o < v.length; o += 777) f.apply(chunked.subarray(o, o + 777));
     expect(chunked).toEqual(whole);
   });
+
+  it('sorts a small bucket and histograms a large one, ties counted alike', () => {
+    // 3 values above, then 2^15 values in one high-15-bit bucket (|x| in [1, 1 + 2^-7)) on a grid of 2^-12 (many
+    // equal), so the k-th falls in a bucket too large to sort; a 100-value tensor's bucket is sorted
+    const large = Float32Array.from({ length: (1 << 15) + 3 }, (_, i) => (i < 3 ? 8 + i : (i % 2 ? -1 : 1) * (1 + ((i * 7919) % 32) / 4096)));
+    const small = Float32Array.from(large.subarray(0, 100));
+    for (const v of [large, small]) {
+      const ref = sortedDesc(v);
+      for (const k of [2, 3, 4, 50, 99, v.length - 1]) {
+        const t = selectMagnitude(v, k);
+        const value = new Float32Array(new Uint32Array([t.bits]).buffer)[0]!;
+        expect(value).toBe(ref[k - 1]);
+        expect(t.above).toBe(ref.filter((x) => x > value).length);
+        expect(t.above + t.ties).toBe(k);
+      }
+    }
+  });
 });
 
 describe('TIES elect and disjoint mean', () => {

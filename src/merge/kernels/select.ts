@@ -1,7 +1,8 @@
 // Exact k-th largest magnitude by radix select on the float bits: for non-negative floats the bit pattern orders
 // like the value, so |x| is (bits & 0x7fffffff) compared as an integer. Pass 1 histograms the high 15 bits and
-// finds the bucket holding the k-th largest; pass 2 histograms the low 16 bits inside that bucket. Two linear
-// passes, no sort, and the passes may be fed in chunks (tiles of a tensor, or every tensor of an adapter).
+// finds the bucket holding the k-th largest; pass 2 collects that bucket's values and sorts them (a bucket holds
+// a few hundred of a 65 536-value factor), or, past CANDIDATES, histograms their low 16 bits. Two linear passes,
+// and the passes may be fed in chunks (tiles of a tensor, or every tensor of an adapter).
 
 export interface Threshold {
   /** bit pattern of the k-th largest |x| (0x7f800001 when k = 0: nothing is kept) */
@@ -22,10 +23,18 @@ type Counts = Uint32Array | Float64Array;
 export interface SelectorCounts {
   high: Uint32Array;
   low: Uint32Array;
+  candidates: Uint32Array;
 }
 
+/**
+ * A bucket of at most this many values is sorted rather than histogrammed: clearing and scanning 2^16 counts cost
+ * more than the two passes over a factor of 16 384–65 536 values, which factor-space merges select on by the
+ * thousand.
+ */
+const CANDIDATES = 1 << 14;
+
 // thousands of small factor tensors: allocating (and collecting) 384 KiB of counts for each cost more than the passes
-const SHARED: SelectorCounts = { high: new Uint32Array(32768), low: new Uint32Array(65536) };
+const SHARED: SelectorCounts = { high: new Uint32Array(32768), low: new Uint32Array(65536), candidates: new Uint32Array(CANDIDATES) };
 
 /** Chunks at least this long histogram four ways (folding the four costs a pass over 2^17 counts). */
 const QUAD_MIN = 1 << 18;
@@ -34,9 +43,14 @@ const QUAD = new Uint32Array(4 * 0x8000); // used within one synchronous addPass
 export class MagnitudeSelector {
   private high: Counts;
   private low: Counts | null = null;
+  /** the bucket's values (pass 2), when it holds at most CANDIDATES */
+  private candidates: Uint32Array | null = null;
+  private found = 0;
   private bucket = -1;
   private aboveBucket = 0;
   private total = 0;
+  /** OR of every magnitude seen: no bucket above its top bits holds a value */
+  private seenBits = 0;
 
   /** Selects the k-th largest |x| (k >= 1 counts from the top), counting in `counts` when given (cleared here). */
   constructor(
@@ -51,20 +65,36 @@ export class MagnitudeSelector {
     if (this.total + chunk.length > 0xffffffff && this.high instanceof Uint32Array) this.high = Float64Array.from(this.high);
     const bits = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.length);
     const h = this.high;
+    let seen = this.seenBits;
     if (bits.length >= QUAD_MIN) {
       // four interleaved histograms: neighbouring values often share a bucket, and one histogram makes each
       // increment wait for the previous one (30% faster), folded into h afterwards
       const q = QUAD.fill(0);
       const n4 = bits.length & ~3;
       for (let j = 0; j < n4; j += 4) {
-        q[(bits[j]! >>> 16) & 0x7fff]!++;
-        q[0x8000 | ((bits[j + 1]! >>> 16) & 0x7fff)]!++;
-        q[0x10000 | ((bits[j + 2]! >>> 16) & 0x7fff)]!++;
-        q[0x18000 | ((bits[j + 3]! >>> 16) & 0x7fff)]!++;
+        const x0 = bits[j]!;
+        const x1 = bits[j + 1]!;
+        const x2 = bits[j + 2]!;
+        const x3 = bits[j + 3]!;
+        seen |= x0 | x1 | x2 | x3;
+        q[(x0 >>> 16) & 0x7fff]!++;
+        q[0x8000 | ((x1 >>> 16) & 0x7fff)]!++;
+        q[0x10000 | ((x2 >>> 16) & 0x7fff)]!++;
+        q[0x18000 | ((x3 >>> 16) & 0x7fff)]!++;
       }
-      for (let j = n4; j < bits.length; j++) q[(bits[j]! >>> 16) & 0x7fff]!++;
+      for (let j = n4; j < bits.length; j++) {
+        seen |= bits[j]!;
+        q[(bits[j]! >>> 16) & 0x7fff]!++;
+      }
       for (let b = 0; b < 0x8000; b++) h[b] = h[b]! + q[b]! + q[0x8000 | b]! + q[0x10000 | b]! + q[0x18000 | b]!;
-    } else for (let j = 0; j < bits.length; j++) h[(bits[j]! >>> 16) & 0x7fff]!++;
+    } else {
+      for (let j = 0; j < bits.length; j++) {
+        const x = bits[j]!;
+        seen |= x;
+        h[(x >>> 16) & 0x7fff]!++;
+      }
+    }
+    this.seenBits = seen & 0x7fffffff;
     this.total += chunk.length;
   }
 
@@ -72,24 +102,35 @@ export class MagnitudeSelector {
   startPass2(): boolean {
     if (this.k <= 0 || this.k >= this.total) return false;
     let seen = 0;
-    for (let b = 32767; b >= 0; b--) {
+    for (let b = this.seenBits >>> 16; b >= 0; b--) {
       const c = this.high[b]!;
       if (seen + c >= this.k) {
         this.bucket = b;
         this.aboveBucket = seen;
+        if (c <= CANDIDATES) this.candidates = this.counts ? this.counts.candidates.subarray(0, c) : new Uint32Array(c);
         break;
       }
       seen += c;
     }
-    this.low = this.total > 0xffffffff ? new Float64Array(65536) : (this.counts?.low.fill(0) ?? new Uint32Array(65536));
+    if (!this.candidates) this.low = this.total > 0xffffffff ? new Float64Array(65536) : (this.counts?.low.fill(0) ?? new Uint32Array(65536));
     return true;
   }
 
   /** Pass 2: feed every value again, in any order and chunking. */
   addPass2(chunk: Float32Array): void {
     const bits = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.length);
-    const h = this.low!;
     const want = this.bucket;
+    const c = this.candidates;
+    if (c) {
+      let found = this.found;
+      for (let j = 0; j < bits.length; j++) {
+        const m = bits[j]! & 0x7fffffff;
+        if (m >>> 16 === want) c[found++] = m;
+      }
+      this.found = found;
+      return;
+    }
+    const h = this.low!;
     for (let j = 0; j < bits.length; j++) {
       const m = bits[j]! & 0x7fffffff;
       if (m >>> 16 === want) h[m & 0xffff]!++;
@@ -99,6 +140,15 @@ export class MagnitudeSelector {
   result(): Threshold {
     if (this.k <= 0) return NONE_KEPT;
     if (this.k >= this.total) return { bits: 0, above: 0, ties: this.total }; // keep everything
+    const c = this.candidates;
+    if (c) {
+      if (this.found !== c.length) throw new Error('radix select: pass 2 saw other values than pass 1');
+      c.sort(); // ascending; the k-th largest overall is the (k − above)-th largest here
+      const bits = c[c.length - (this.k - this.aboveBucket)]!;
+      let above = this.aboveBucket;
+      for (let i = c.length - 1; i >= 0 && c[i]! > bits; i--) above++;
+      return { bits, above, ties: this.k - above };
+    }
     let seen = this.aboveBucket;
     const h = this.low!;
     for (let b = 65535; b >= 0; b--) {
