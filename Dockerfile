@@ -3,7 +3,7 @@
 # argument runs that CLI command, e.g. `docker run IMAGE register-commands --guild 123`.
 ARG NODE_IMAGE=node:20.19-bookworm-slim
 
-# ---- build: install everything, compile TypeScript, drop the dev dependencies
+# ---- build: install everything, compile TypeScript and bundle the CLI, drop the dev dependencies
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -12,6 +12,7 @@ COPY package.json package-lock.json ./
 # the root `prepare` build needs the sources copied below.
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 

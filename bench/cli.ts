@@ -21,7 +21,7 @@ const CASES: [string, string, string[]][] = [
   ['loraforge inspect (bad dir)', bin, ['inspect', '--no-norms', path.join(root, 'no-such-adapter')]],
 ];
 
-const main = path.join(root, 'dist/cli/main.js');
+const main = path.join(root, 'dist/bundle/main.js');
 if (!existsSync(main)) {
   console.error('bench:cli times the built CLI: run `npm run build` first');
   process.exit(2);

@@ -110,7 +110,7 @@ const CASES: Case[] = [
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(root, 'bin/loraforge.js');
-const HAVE_DIST = existsSync(path.join(root, 'dist/cli/main.js'));
+const HAVE_DIST = existsSync(path.join(root, 'dist/bundle/main.js'));
 const PYTHON = '/usr/bin/python3';
 
 /** The command line a user types for a case's options. */

@@ -1,5 +1,5 @@
 // The installed entry point as a shell runs it: bin/loraforge.js executed through its shebang (env -S, then node
-// on the built dist/, which `npm ci` builds), with glibc's malloc settings added to the user's own.
+// on the bundle in dist/, which `npm ci` builds), with glibc's malloc settings added to the user's own.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +15,7 @@ const bin = path.join(repoRoot, 'bin/loraforge.js');
 let work: string;
 
 beforeAll(async () => {
-  if (!existsSync(path.join(repoRoot, 'dist/cli/main.js'))) throw new Error('dist/ is missing: `npm run build` (npm ci runs it) before these tests');
+  if (!existsSync(path.join(repoRoot, 'dist/bundle/main.js'))) throw new Error('dist/ is missing: `npm run build` (npm ci runs it) before these tests');
   work = await mkdtemp(path.join(os.tmpdir(), 'lf-entry-'));
 });
 
