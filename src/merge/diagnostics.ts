@@ -2,8 +2,8 @@
 // sum ΔW* = Σ w_i·s_i·B_i·A_i, the energy kept by a rank cut, how much the adapters overlap (cosines of their
 // updates), and for the pruning methods how many entries survived and how often signs fought. Everything is
 // computed in low-rank form from r×r Gram products; no out×in matrix is formed for it.
-import type { Mat32, MatmulKernel } from './kernels/matmul.js';
-import type { Precision, Stacked } from './kernels/lowrank-svd.js';
+import type { Mat32, MatmulKernel, Precision } from './kernels/matmul.js';
+import type { Stacked } from './kernels/lowrank-svd.js';
 import type { PruneStats } from './primitives.js';
 import { catStack, type ModuleInput } from './factors.js';
 import type { DispatchedModule } from './module-step.js';
@@ -27,7 +27,7 @@ export interface ModuleDiagnostics {
   keptFraction: number | null;
   /** share of entries with two or more non-zero inputs whose signs disagree (ties, dare_ties) */
   signConflict: number | null;
-  /** from the module's start to its end; low-rank modules run two at a time in-process, so these overlap */
+  /** from the module's start to its end; factor-space modules run two at a time in-process, so theirs overlap */
   seconds: number;
 }
 

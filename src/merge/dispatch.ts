@@ -31,15 +31,8 @@ export interface DispatchSetup {
 }
 
 export class ModuleDispatch {
-  private readonly arena = new TileArena();
-  /** the scratch of the module started ahead (in-process overlap; modules alternate between the two) */
-  private readonly nextArena = new TileArena();
-  /**
-   * in-process: modules merged two at a time. Only in factor space, where the JS thread's elementwise work is most
-   * of a module (its scratch is a few MB, not ΔW tiles); the exact svd is mostly products, and two at a time only
-   * shared ORT's threads (2.77 s against 2.75 s for four 8B-shaped adapters).
-   */
-  private overlap = false;
+  /** in-process scratch: the first for every module, the second for the module started ahead (they alternate) */
+  private readonly arenas = [new TileArena(), new TileArena()] as const;
   private readonly ahead = new Map<number, Promise<ModuleOutcome>>();
   private adapterFilters: TopKFilter[] | null = null;
   private pool: ModulePool | null = null;
@@ -56,7 +49,7 @@ export class ModuleDispatch {
     const { options, kernel } = s;
     const dense = options.space === 'delta' && !traitsOf(s.method).exact;
     if (dense && traitsOf(s.method).sparsify === 'magnitude' && options.trimScope === 'adapter') {
-      const mods = s.modules.map((w) => ({ inputs: d.inputsOf(w), tiles: () => new DeltaTiles(kernel, d.inputsOf(w), s.cacheBytes, d.arena) }));
+      const mods = s.modules.map((w) => ({ inputs: d.inputsOf(w), tiles: () => new DeltaTiles(kernel, d.inputsOf(w), s.cacheBytes, d.arenas[0]) }));
       const thresholds = await adapterThresholds(mods, s.adapters.length, options.density!, (pass, done) =>
         s.onSelect?.((pass - 1) * mods.length + done, 2 * mods.length),
       );
@@ -64,8 +57,16 @@ export class ModuleDispatch {
     }
     const workers = !d.adapterFilters && kernel.activeDevice === 'cpu' ? (s.workers ?? (dense ? defaultWorkers(s) : 0)) : 0;
     d.pool = workers > 1 ? new ModulePool(workers, kernel.activeDevice) : null;
-    d.overlap = !d.pool && options.space === 'factors';
     return d;
+  }
+
+  /**
+   * In-process modules merged two at a time: only in factor space, where the JS thread's elementwise work is most of
+   * a module (its scratch is a few MB, not ΔW tiles); the exact svd is mostly products, and two at a time only
+   * shared ORT's threads (2.77 s against 2.75 s for four 8B-shaped adapters).
+   */
+  private get overlap(): boolean {
+    return !this.pool && this.s.options.space === 'factors';
   }
 
   /** Ends the threads, and waits for a module started ahead (its products must end before the kernel is released). */
@@ -77,8 +78,8 @@ export class ModuleDispatch {
   /** Module `idx` of the plan, merged, written as its output dtype stores it, measured and described. */
   merge(idx: number): Promise<ModuleOutcome> {
     if (this.pool) return this.inFlight(idx, (j) => this.pool!.run(this.job(j)), this.pool.size);
-    if (this.overlap) return this.inFlight(idx, (j) => this.inProcess(j, j % 2 === 0 ? this.arena : this.nextArena), 1);
-    return this.inProcess(idx, this.arena);
+    if (this.overlap) return this.inFlight(idx, (j) => this.inProcess(j, this.arenas[j % 2]!), 1);
+    return this.inProcess(idx, this.arenas[0]);
   }
 
   private inProcess(idx: number, arena: TileArena): Promise<ModuleOutcome> {

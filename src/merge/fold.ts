@@ -11,6 +11,7 @@ import { ShardedCheckpointWriter } from '../formats/checkpoint-writer.js';
 import { readAdapter, type LoraAdapter, type LoraModule } from '../formats/peft.js';
 import { scaled } from './kernels/lowrank-svd.js';
 import { MatmulKernel, type ComputeOptions } from './kernels/matmul.js';
+import { transpose } from './kernels/small.js';
 
 export interface FoldHooks {
   onProgress?(p: { phase: 'fold'; done: number; total: number }): void;
@@ -166,10 +167,4 @@ async function foldOne(kernel: MatmulKernel, w: Float32Array, { module: m, trans
     for (let i = 0; i < d.length; i++) w[base + i] = w[base + i]! + d[i]!;
   }
   return w;
-}
-
-function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(x.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = x[i * cols + j]!;
-  return t;
 }

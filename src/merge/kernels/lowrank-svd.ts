@@ -70,7 +70,6 @@ export interface Grams {
   size: number;
 }
 
-export type { Precision };
 
 /**
  * B̃ᵀB̃ and ÃÃᵀ. float64 where small singular values or a cancellation matter (exact merges, the SVD);

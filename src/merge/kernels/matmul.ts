@@ -108,7 +108,6 @@ export class MatmulKernel {
     const shapes = products.map((p) => productShape(inputs[p.a]!, inputs[p.b]!, p));
     // ORT's Gemm on an empty dimension is not worth a graph variant: products one by one (run gives zeros)
     if (shapes.some((d) => d.m === 0 || d.n === 0 || d.k === 0)) return Promise.all(products.map((p) => this.run(inputs[p.a]!, inputs[p.b]!, p, precision)));
-    for (const x of inputs) if (x.data.length !== x.rows * x.cols) throw new Error('gemm: data length does not match shape');
     const session = await this.session(inputs.length, products, precision);
     const out = await session.run(Object.fromEntries(inputs.map((x, i) => [`X${i}`, new ort.Tensor('float32', x.data, [x.rows, x.cols])])));
     return products.map((_, i) => ({ data: out[`C${i}`]!.data as Float32Array | Float64Array, rows: shapes[i]!.m, cols: shapes[i]!.n }));
@@ -122,7 +121,6 @@ export class MatmulKernel {
 
   private async run(a: Mat32, b: Mat32, spec: GemmSpec, precision: Precision, into?: Float32Array) {
     const { m, n, k } = productShape(a, b, spec);
-    if (a.data.length !== a.rows * a.cols || b.data.length !== b.rows * b.cols) throw new Error('gemm: data length does not match shape');
     if (into && into.length !== m * n) throw new Error(`gemm: the output buffer holds ${into.length} values, not ${m}×${n}`);
     if (m === 0 || n === 0 || k === 0) {
       const data = into?.fill(0) ?? (precision === 'f32' ? new Float32Array(m * n) : new Float64Array(m * n));
@@ -171,8 +169,9 @@ export class MatmulKernel {
   }
 }
 
-/** op(a)·op(b)'s m×n, and the inner dimension k; refuses inner dimensions that differ. */
+/** op(a)·op(b)'s m×n, and the inner dimension k; refuses inner dimensions that differ, and data of another size. */
 function productShape(a: Mat32, b: Mat32, spec: GemmSpec): { m: number; n: number; k: number } {
+  if (a.data.length !== a.rows * a.cols || b.data.length !== b.rows * b.cols) throw new Error('gemm: data length does not match shape');
   const [m, ka] = spec.transA ? [a.cols, a.rows] : [a.rows, a.cols];
   const [kb, n] = spec.transB ? [b.cols, b.rows] : [b.rows, b.cols];
   if (ka !== kb) throw new Error(`gemm: inner dimensions differ (${m}×${ka} · ${kb}×${n})`);

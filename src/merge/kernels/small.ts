@@ -62,8 +62,7 @@ export function cholesky(a: Float64Array, n: number): Float64Array {
  * each row of R solved by forward then back substitution, both along contiguous rows (of C and of Cᵀ).
  */
 export function solveRowsCholesky(c: Float64Array, n: number, r: Float64Array, count: number): Float64Array {
-  const ct = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) ct[j * n + i] = c[i * n + j]!;
+  const ct = transpose(c, n, n);
   const x = new Float64Array(count * n);
   const y = new Float64Array(n);
   for (let row = 0; row < count; row++) {
@@ -147,9 +146,9 @@ function dot(x: Float64Array, xo: number, y: Float64Array, yo: number, k: number
   return s;
 }
 
-/** The r×c row-major matrix transposed (c×r). */
-function transpose(a: Float64Array, r: number, c: number): Float64Array {
-  const t = new Float64Array(r * c);
+/** The r×c row-major matrix transposed (c×r), in an array of its own type. */
+export function transpose<T extends Float32Array | Float64Array>(a: T, r: number, c: number): T {
+  const t = new (a.constructor as new (n: number) => T)(r * c);
   for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = a[i * c + j]!;
   return t;
 }
