@@ -2,6 +2,7 @@
 // random pruning, majority-sign election and the disjoint mean. Factors space applies them to A and B; the
 // delta-space dense path runs the same rules fused over tiles of ΔW (dense.ts) and is tested against these.
 import { keepThreshold, type StreamKey } from './kernels/prng.js';
+import { combineTrimmed } from './kernels/combine.js';
 import { keepTopK, type TopKFilter } from './kernels/select.js';
 
 export type SignMethod = 'total' | 'frequency';
@@ -64,7 +65,8 @@ export function electAndMerge(pruned: Float32Array[], weights: number[], method:
  * electAndMerge with an optional top-k trim of each input fused in (filters[i] trims input i as TopKFilter.apply
  * would, carrying its tie count across the chunks of a tensor; the inputs are left as they are). One pass over
  * the elements, each input read once and no temporary arrays: the step-by-step version moved ten times the
- * memory. Float32 roundings are those of the step-by-step version (Math.fround), so results are bit-identical.
+ * memory. Float32 roundings are those of the step-by-step version (Math.fround), so results are bit-identical
+ * (kernels/combine.ts runs it, four elements at a time).
  */
 export function trimElectMerge(
   inputs: Float32Array[],
@@ -90,71 +92,16 @@ function trimCombine(
   out: Float32Array,
   stats?: PruneStats,
 ): void {
-  const n = inputs.length;
-  if (n > 0xffff) throw new Error('electAndMerge: at most 65535 inputs');
-  const len = out.length;
-  const bits = inputs.map((p) => new Uint32Array(p.buffer, p.byteOffset, len));
   // an untrimmed input keeps every |x| > 0 (threshold 0) and its zeros stay zeros (endless ties)
-  const tb = Uint32Array.from(inputs, (_, i) => filters?.[i]!.threshold.bits ?? 0);
+  const thresholds = Uint32Array.from(inputs, (_, i) => filters?.[i]!.threshold.bits ?? 0);
   const ties = Float64Array.from(inputs, (_, i) => filters?.[i]!.ties ?? Infinity);
-  const counts = new Float64Array(3);
-  electKernel(n, method)(inputs, bits, tb, ties, Float64Array.from(weights), out, counts);
+  const counts = combineTrimmed(inputs, thresholds, ties, Float64Array.from(weights), method, out);
   if (filters) filters.forEach((f, i) => f.consumeTies(f.ties - ties[i]!));
   if (stats) {
-    stats.kept += counts[0]!;
-    stats.contested += counts[1]!;
-    stats.conflicts += counts[2]!;
+    stats.kept += counts.kept;
+    stats.contested += counts.contested;
+    stats.conflicts += counts.conflicts;
   }
-}
-
-type ElectKernel = (f: Float32Array[], u: Uint32Array[], tb: Uint32Array, ties: Float64Array, w: Float64Array, out: Float32Array, counts: Float64Array) => void;
-const kernels = new Map<string, ElectKernel>();
-
-/**
- * The fused loop, generated for n inputs: with the inputs unrolled into locals V8 keeps everything in registers
- * (a loop over an array of inputs inside the element loop runs five times slower). Only n and the method vary.
- * Branch-free but for values equal to a threshold (rare): which entries survive a trim, and the signs, are
- * random, and mispredicted branches cost a fifth of the time. A zero is a zero kept or dropped, so a threshold
- * of 0 (keep everything, or no trim) counts no ties.
- */
-function electKernel(n: number, method: SignMethod | 'sum'): ElectKernel {
-  const key = `${n}${method}`;
-  let k = kernels.get(key);
-  if (k) return k;
-  const ids = Array.from({ length: n }, (_, i) => i);
-  const each = (f: (i: number) => string, sep = '\n') => ids.map(f).join(sep);
-  const chain = (term: (i: number) => string) => ids.reduce((acc, i) => `fr(${acc} + ${term(i)})`, '0');
-  const combineSum = `
-      out[j] = ${chain((i) => `w${i} * v${i}`)};
-      kept += ${each((i) => `+(v${i} !== 0)`, ' + ')};`;
-  const combineElect = `
-      const pos = ${each((i) => `+(v${i} > 0)`, ' + ')};
-      const neg = ${each((i) => `+(v${i} < 0)`, ' + ')};
-      const e = 1 - 2 * +(${method === 'total' ? `${chain((i) => `v${i}`)} < 0` : 'neg > pos'});
-      ${each((i) => `const a${i} = +(v${i} * e > 0);`)}
-      const c = ${each((i) => `a${i}`, ' + ')};
-      out[j] = ${chain((i) => `w${i} * v${i} * a${i}`)} / (c + +(c === 0));
-      kept += c;
-      contested += +(pos + neg > 1);
-      conflicts += +(pos > 0) & +(neg > 0);`;
-  const body = `
-    const fr = Math.fround;
-    ${each((i) => `const f${i} = f[${i}], u${i} = u[${i}], t${i} = tb[${i}], w${i} = w[${i}]; let r${i} = ties[${i}];`)}
-    let kept = 0, contested = 0, conflicts = 0;
-    for (let j = 0; j < out.length; j++) {
-      ${each((i) => `const m${i} = u${i}[j] & 0x7fffffff;
-      let v${i} = f${i}[j] * +(m${i} > t${i});
-      if (m${i} === t${i} && t${i} !== 0 && r${i} > 0) {
-        r${i}--;
-        v${i} = f${i}[j];
-      }`)}
-      ${method === 'sum' ? combineSum : combineElect}
-    }
-    ${each((i) => `ties[${i}] = r${i};`)}
-    counts[0] = kept; counts[1] = contested; counts[2] = conflicts;`;
-  k = new Function('f', 'u', 'tb', 'ties', 'w', 'out', 'counts', body) as ElectKernel;
-  kernels.set(key, k);
-  return k;
 }
 
 /** Σ w_i·t_i into out. */

@@ -215,6 +215,22 @@ describe('TIES elect and disjoint mean', () => {
     }
   });
 
+  it('over tensors longer than the kernel chunk, ties kept across chunks in element order', () => {
+    const inputs = Array.from({ length: 3 }, (_, i) => grid(40_003, 70 + i));
+    const weights = [0.75, -1, 1.5];
+    for (const k of [5_000, 17_000]) {
+      const ref = electReference(inputs.map((x) => topKReference(x, k)), weights, 'frequency');
+      const filters = inputs.map((x) => new TopKFilter(selectMagnitude(x, k)));
+      expect(filters[0]!.ties).toBeGreaterThan(0); // the grid's ties straddle the threshold
+      const out = new Float32Array(40_003);
+      const stats = { kept: 0, contested: 0, conflicts: 0 };
+      trimElectMerge(inputs, filters, weights, 'frequency', out, stats);
+      expect(bitsOf(out)).toEqual(bitsOf(ref.out));
+      expect(stats).toEqual(ref.stats);
+      expect(filters.map((f) => f.ties)).toEqual([0, 0, 0]);
+    }
+  });
+
   it('the weighted sum with the trim fused in equals top-k then Σ w_i·p_i in float32', () => {
     const inputs = Array.from({ length: 3 }, (_, i) => grid(1000, 60 + i));
     const weights = [0.5, -1.25, 2];
