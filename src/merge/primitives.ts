@@ -2,7 +2,7 @@
 // random pruning, majority-sign election and the disjoint mean. Factors space applies them to A and B; the
 // delta-space dense path runs the same rules fused over tiles of ΔW (dense.ts) and is tested against these.
 import { keepThreshold, type StreamKey } from './kernels/prng.js';
-import { combineTrimmed } from './kernels/combine.js';
+import { combineTrimmed } from './kernels/trim.js';
 import { keepTopK, type TopKFilter } from './kernels/select.js';
 
 export type SignMethod = 'total' | 'frequency';
@@ -66,7 +66,7 @@ export function electAndMerge(pruned: Float32Array[], weights: number[], method:
  * would, carrying its tie count across the chunks of a tensor; the inputs are left as they are). One pass over
  * the elements, each input read once and no temporary arrays: the step-by-step version moved ten times the
  * memory. Float32 roundings are those of the step-by-step version (Math.fround), so results are bit-identical
- * (kernels/combine.ts runs it, four elements at a time).
+ * (kernels/trim.ts runs it, four elements at a time).
  */
 export function trimElectMerge(
   inputs: Float32Array[],

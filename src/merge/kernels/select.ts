@@ -2,7 +2,9 @@
 // like the value, so |x| is (bits & 0x7fffffff) compared as an integer. Pass 1 histograms the high 15 bits and
 // finds the bucket holding the k-th largest; pass 2 collects that bucket's values and sorts them (a bucket holds
 // a few hundred of a 65 536-value factor), or, past CANDIDATES, histograms their low 16 bits. Two linear passes,
-// and the passes may be fed in chunks (tiles of a tensor, or every tensor of an adapter).
+// and the passes may be fed in chunks (tiles of a tensor, or every tensor of an adapter). A whole array is
+// selected on WebAssembly (trim.ts: the same passes, the second four values at a time).
+import { topKThreshold } from './trim.js';
 
 export interface Threshold {
   /** bit pattern of the k-th largest |x| (0x7f800001 when k = 0: nothing is kept) */
@@ -15,26 +17,12 @@ export interface Threshold {
 
 const NONE_KEPT: Threshold = { bits: 0x7f800001, above: 0, ties: 0 };
 
-// Counts are 32-bit (cheap to allocate and clear, which matters for the thousands of small factor tensors) and
-// widen to float64 only when a selection spans more than 2^32 - 1 values (trimScope "adapter" on a huge model).
+// Counts are 32-bit (cheap to allocate and clear) and widen to float64 only when a selection spans more than
+// 2^32 - 1 values (trimScope "adapter" on a huge model).
 type Counts = Uint32Array | Float64Array;
 
-/** Histograms lent to one selector at a time (selectMagnitude is synchronous, so it never holds them twice). */
-export interface SelectorCounts {
-  high: Uint32Array;
-  low: Uint32Array;
-  candidates: Uint32Array;
-}
-
-/**
- * A bucket of at most this many values is sorted rather than histogrammed: clearing and scanning 2^16 counts cost
- * more than the two passes over a factor of 16 384–65 536 values, which factor-space merges select on by the
- * thousand.
- */
+/** A bucket of at most this many values is sorted rather than histogrammed (clearing and scanning 2^16 counts costs more). */
 const CANDIDATES = 1 << 14;
-
-// thousands of small factor tensors: allocating (and collecting) 384 KiB of counts for each cost more than the passes
-const SHARED: SelectorCounts = { high: new Uint32Array(32768), low: new Uint32Array(65536), candidates: new Uint32Array(CANDIDATES) };
 
 /** Chunks at least this long histogram four ways (folding the four costs a pass over 2^17 counts). */
 const QUAD_MIN = 1 << 18;
@@ -52,12 +40,9 @@ export class MagnitudeSelector {
   /** OR of every magnitude fed in short chunks (all ones after a long one): no bucket above its top bits holds a value */
   private seenBits = 0;
 
-  /** Selects the k-th largest |x| (k >= 1 counts from the top), counting in `counts` when given (cleared here). */
-  constructor(
-    private readonly k: number,
-    private readonly counts?: SelectorCounts,
-  ) {
-    this.high = counts ? counts.high.fill(0) : new Uint32Array(32768);
+  /** Selects the k-th largest |x| (k >= 1 counts from the top). */
+  constructor(private readonly k: number) {
+    this.high = new Uint32Array(32768);
   }
 
   /** Pass 1: feed every value once. */
@@ -100,12 +85,12 @@ export class MagnitudeSelector {
       if (seen + c >= this.k) {
         this.bucket = b;
         this.aboveBucket = seen;
-        if (c <= CANDIDATES) this.candidates = this.counts ? this.counts.candidates.subarray(0, c) : new Uint32Array(c);
+        if (c <= CANDIDATES) this.candidates = new Uint32Array(c);
         break;
       }
       seen += c;
     }
-    if (!this.candidates) this.low = this.total > 0xffffffff ? new Float64Array(65536) : (this.counts?.low.fill(0) ?? new Uint32Array(65536));
+    if (!this.candidates) this.low = this.total > 0xffffffff ? new Float64Array(65536) : new Uint32Array(65536);
     return true;
   }
 
@@ -153,12 +138,11 @@ export class MagnitudeSelector {
   }
 }
 
-/** The k-th largest |x| of one array (both passes). */
+/** The k-th largest |x| of one array (both passes, on WebAssembly). */
 export function selectMagnitude(values: Float32Array, k: number): Threshold {
-  const s = new MagnitudeSelector(k, SHARED);
-  s.addPass1(values);
-  if (s.startPass2()) s.addPass2(values);
-  return s.result();
+  if (k <= 0) return NONE_KEPT;
+  if (k >= values.length) return { bits: 0, above: 0, ties: values.length }; // keep everything
+  return topKThreshold(values, k);
 }
 
 /**

@@ -1,6 +1,13 @@
-;; TIES' trim, sign election and disjoint mean, and the trimmed weighted sum, four elements at a time (WebAssembly
-;; SIMD). combine.ts lays out the memory and is the only caller; scripts/wasm.mjs assembles this file into
-;; combine-wasm.ts. Results are bit-identical to the scalar rules (primitives.ts documents them):
+;; The pruning methods' elementwise kernels on WebAssembly SIMD; trim.ts lays out the memory and is the only
+;; caller, and scripts/wasm.mjs assembles this file into trim-wasm.ts.
+;;
+;; Top-k by magnitude (radix select on the bits: for non-negative floats the bit pattern orders like the value):
+;; `histogram` counts the high 15 bits of |x|, `bucket` finds the bucket holding the k-th largest, `collect` gathers
+;; that bucket's magnitudes (a few hundred, sorted in JS) or, when it holds too many, `lowHistogram` counts their
+;; low 16 bits. MagnitudeSelector (select.ts) is the same select fed in chunks, in JS.
+;;
+;; TIES' trim, sign election and disjoint mean (`elect`), and the trimmed weighted sum (`sum`), four elements at a
+;; time, bit-identical to the scalar rules (primitives.ts documents them):
 ;; - a value is kept when its magnitude bits exceed the input's threshold bits, or equal them while the input's
 ;;   tie count lasts, in element order (the rare case, lane by lane in $keepTies);
 ;; - the 'total' vote adds the kept values in f32 (f32 sums rounded through f64 are f32 sums: 53 >= 2*24 + 2);
@@ -10,6 +17,91 @@
 ;; 4. stats receives three i32x4 of per-lane counts: entries combined, contested elements, sign conflicts.
 (module
   (memory (export "memory") 1)
+
+  ;; adds the high 15 bits of each |x| of $len values at $src to the 2^15 i32 counts at $hist; returns the OR of
+  ;; the magnitudes (no bucket above its high bits holds a value)
+  (func (export "histogram") (param $src i32) (param $len i32) (param $hist i32) (result i32)
+    (local $end i32) (local $m i32) (local $seen i32) (local $at i32)
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $len) (i32.const 2))))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $m (i32.and (i32.load (local.get $src)) (i32.const 0x7fffffff)))
+        (local.set $seen (i32.or (local.get $seen) (local.get $m)))
+        (local.set $at (i32.add (local.get $hist) (i32.shl (i32.shr_u (local.get $m) (i32.const 16)) (i32.const 2))))
+        (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+        (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (br $each)))
+    (local.get $seen))
+
+  ;; the highest bucket at or below $top whose counts, with those above it, reach $k (>= 1, at most the total);
+  ;; the count above it goes to $above
+  (func (export "bucket") (param $hist i32) (param $top i32) (param $k i32) (param $above i32) (result i32)
+    (local $b i32) (local $seen i32) (local $c i32)
+    (local.set $b (local.get $top))
+    (loop $each
+      (local.set $c (i32.load (i32.add (local.get $hist) (i32.shl (local.get $b) (i32.const 2)))))
+      (if (i32.ge_u (i32.add (local.get $seen) (local.get $c)) (local.get $k))
+        (then
+          (i32.store (local.get $above) (local.get $seen))
+          (return (local.get $b))))
+      (local.set $seen (i32.add (local.get $seen) (local.get $c)))
+      (local.set $b (i32.sub (local.get $b) (i32.const 1)))
+      (br_if $each (i32.ge_s (local.get $b) (i32.const 0))))
+    (unreachable))
+
+  ;; the values from $src to $end one by one: see collect
+  (func $collectEach (param $src i32) (param $end i32) (param $bucket i32) (param $dst i32) (param $cap i32)
+    (param $found i32) (result i32)
+    (local $m i32)
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $m (i32.and (i32.load (local.get $src)) (i32.const 0x7fffffff)))
+        (if (i32.eq (i32.shr_u (local.get $m) (i32.const 16)) (local.get $bucket))
+          (then
+            (if (i32.lt_u (local.get $found) (local.get $cap))
+              (then (i32.store (i32.add (local.get $dst) (i32.shl (local.get $found) (i32.const 2))) (local.get $m))))
+            (local.set $found (i32.add (local.get $found) (i32.const 1)))))
+        (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (br $each)))
+    (local.get $found))
+
+  ;; appends the magnitudes of the $len values at $src whose high 15 bits are $bucket to the $found already at
+  ;; $dst, while fewer than $cap are there; returns how many there are in all (which may pass $cap)
+  (func (export "collect") (param $src i32) (param $len i32) (param $bucket i32) (param $dst i32) (param $cap i32)
+    (param $found i32) (result i32)
+    (local $end4 i32) (local $want v128)
+    (local.set $end4 (i32.add (local.get $src) (i32.shl (i32.and (local.get $len) (i32.const -4)) (i32.const 2))))
+    (local.set $want (i32x4.splat (local.get $bucket)))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end4)))
+        (if (v128.any_true (i32x4.eq (local.get $want) (i32x4.shr_u
+              (v128.and (v128.load (local.get $src)) (v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff))
+              (i32.const 16))))
+          (then
+            (local.set $found (call $collectEach (local.get $src) (i32.add (local.get $src) (i32.const 16))
+              (local.get $bucket) (local.get $dst) (local.get $cap) (local.get $found)))))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (br $each)))
+    (call $collectEach (local.get $src) (i32.add (local.get $src) (i32.shl (i32.and (local.get $len) (i32.const 3)) (i32.const 2)))
+      (local.get $bucket) (local.get $dst) (local.get $cap) (local.get $found)))
+
+  ;; adds the low 16 bits of the magnitudes whose high 15 bits are $bucket to the 2^16 i32 counts at $hist
+  (func (export "lowHistogram") (param $src i32) (param $len i32) (param $bucket i32) (param $hist i32)
+    (local $end i32) (local $m i32) (local $at i32)
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $len) (i32.const 2))))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $m (i32.and (i32.load (local.get $src)) (i32.const 0x7fffffff)))
+        (if (i32.eq (i32.shr_u (local.get $m) (i32.const 16)) (local.get $bucket))
+          (then
+            (local.set $at (i32.add (local.get $hist) (i32.shl (i32.and (local.get $m) (i32.const 0xffff)) (i32.const 2))))
+            (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))))
+        (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (br $each))))
 
   ;; lanes whose magnitude equals the threshold are kept, in lane order, while the input's tie count lasts
   (func $keepTies (param $k v128) (param $eq v128) (param $ties i32) (result v128)
