@@ -4,7 +4,7 @@
 // merge runs.
 import { CancelledError } from '../errors.js';
 import { openAdapterFiles, readAdapter, writeAdapter } from '../formats/peft.js';
-import { mergeAdapters, type MergeHooks, type MergeResult } from './engine.js';
+import type { MergeHooks, MergeResult } from './engine.js';
 import { parseMergeOptions } from './options.js';
 import { REPORT_FILE, type MergeReport } from './report.js';
 import { siblingModule, startWorker } from '../util/worker.js';
@@ -25,6 +25,10 @@ export async function mergeToDirectory(inputDirs: string[], outDir: string, opti
   const options = parseMergeOptions(optionsInput);
   const started = performance.now();
   if (hooks.signal?.aborted) throw new CancelledError('merge cancelled');
+  // the engine (ONNX Runtime, the ONNX writer) loads while the inputs are read: the main thread waits on the reads,
+  // and loading it took a command about 0.1 s
+  const engine = import('./engine.js');
+  engine.catch(() => undefined); // awaited below, once the reads succeed
   const total = inputDirs.length;
   let done = 0;
   hooks.onProgress?.({ phase: 'read', done, total });
@@ -45,6 +49,7 @@ export async function mergeToDirectory(inputDirs: string[], outDir: string, opti
   const hasher = hashInThread(inputs.map((files) => files.weights));
   let result: MergeResult & { sha: string[] };
   try {
+    const { mergeAdapters } = await engine;
     const merged = await mergeAdapters(adapters, options, { ...hooks, labels: hooks.labels ?? inputDirs });
     result = { ...merged, sha: await hasher.hashes };
   } finally {

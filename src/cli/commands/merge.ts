@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.js';
 import { DEFAULT_WEIGHTS_TEXT, defaultWeights, listMethods, MERGE_METHODS, METHODS, PRUNING_METHODS, type MergeMethod } from '../../merge/methods.js';
 import type { MergeReport } from '../../merge/report.js';
+import type { Logger } from '../../util/log.js';
 import { mergeWarnings } from '../../merge/warnings.js';
 import { clientFrom } from '../api-client.js';
 import { choiceOption, formatCount, integerOption, numberListOption, numberOption, numberRowsOption } from '../options.js';
@@ -109,14 +110,21 @@ export function mergeCommand(program: Command): void {
         'Example:\n  loraforge merge --method ties --weights 0.4,0.2,0.2,0.2 --density 0.2 ./code ./linux ./python ./debug --out ./merged',
     )
     .action(async (adapters: string[], flags: MergeFlags) => {
-      const [{ loadConfig }, { createLogger }, { mergeToDirectory, parseMergeOptions, REPORT_FILE }] = await Promise.all([
+      // the merge's own modules only: the engine loads while the inputs are read (directory.ts)
+      const [{ loadConfig }, { mergeToDirectory }, { parseMergeOptions }, { REPORT_FILE }] = await Promise.all([
         import('../../config/index.js'),
-        import('../../util/log.js'),
-        import('../../merge/index.js'),
+        import('../../merge/directory.js'),
+        import('../../merge/options.js'),
+        import('../../merge/report.js'),
       ]);
       choiceOption('--method', MERGE_METHODS)(flags.method);
       const config = loadConfig({ overrides: flags.device ? { merge: { device: flags.device } } : {} });
-      const log = createLogger({ level: config.log.level, format: config.log.format });
+      // pino loads only if the merge logs (a CUDA fallback): loading it cost every merge ~40 ms
+      let logger: Promise<Logger> | null = null;
+      const log = (level: 'info' | 'warn') => (message: string) => {
+        logger ??= import('../../util/log.js').then(({ createLogger }) => createLogger({ level: config.log.level, format: config.log.format }));
+        void logger.then((l) => l[level](message));
+      };
       const options = {
         method: flags.method,
         weights: flags.weights ?? defaultWeights(flags.method, adapters.length),
@@ -150,7 +158,7 @@ export function mergeCommand(program: Command): void {
         report = await mergeToDirectory(adapters, out, recipe, {
           overwrite: flags.force ?? false,
           denseCacheBytes: config.merge.denseCacheMiB * 2 ** 20,
-          compute: { device: config.merge.device, threads: config.merge.threads, logger: log },
+          compute: { device: config.merge.device, threads: config.merge.threads, logger: { info: log('info'), warn: log('warn') } },
           onProgress: (p) => p.phase !== 'read' && printer.update({ phase: p.phase, done: p.done, total: p.total, detail: p.module }),
         });
       } finally {
