@@ -2,7 +2,7 @@
 // random pruning, majority-sign election and the disjoint mean. Factors space applies them to A and B; the
 // delta-space dense path runs the same rules fused over tiles of ΔW (dense.ts) and is tested against these.
 import { keepThreshold, type StreamKey } from './kernels/prng.js';
-import { combineTrimmed } from './kernels/trim.js';
+import { combineTrimmed, dareInPlace } from './kernels/trim.js';
 import { keepTopK, type TopKFilter } from './kernels/select.js';
 
 export type SignMethod = 'total' | 'frequency';
@@ -29,27 +29,7 @@ export function magnitudePrune(t: Float32Array, density: number): void {
  */
 export function darePrune(t: Float32Array, density: number, key: StreamKey, offset = 0): void {
   if (density >= 1) return;
-  const cut = keepThreshold(density);
-  const scale = density > 0 ? 1 / density : 0;
-  // mix32(mix32(i ^ k0) + k1) < cut, inlined in int32 arithmetic: unsigned values (>>> 0) above 2^31 would be
-  // doubles in V8, several times slower; the unsigned comparison is a signed one with the top bits flipped
-  const k0 = key.k0 | 0;
-  const k1 = key.k1 | 0;
-  const cutFlipped = (cut ^ 0x80000000) | 0;
-  for (let j = 0; j < t.length; j++) {
-    let x = (offset + j) ^ k0;
-    x ^= x >>> 16;
-    x = Math.imul(x, 0x7feb352d);
-    x ^= x >>> 15;
-    x = Math.imul(x, 0x846ca68b);
-    x = ((x ^ (x >>> 16)) + k1) | 0;
-    x ^= x >>> 16;
-    x = Math.imul(x, 0x7feb352d);
-    x ^= x >>> 15;
-    x = Math.imul(x, 0x846ca68b);
-    x ^= x >>> 16;
-    t[j] = (x ^ 0x80000000) < cutFlipped ? t[j]! * scale : 0;
-  }
+  dareInPlace(t, offset, key.k0, key.k1, keepThreshold(density), density > 0 ? 1 / density : 0);
 }
 
 /**

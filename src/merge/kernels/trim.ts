@@ -1,5 +1,6 @@
-// The pruning methods' elementwise kernels on WebAssembly SIMD (trim.wat): the top-k threshold of one tensor, and
-// the fused trim + combine of many same-shaped inputs (TIES' elect and disjoint mean, or a trimmed weighted sum).
+// The pruning methods' elementwise kernels on WebAssembly SIMD (trim.wat): the top-k threshold of one tensor, DARE's
+// random drop, and the fused trim + combine of many same-shaped inputs (TIES' elect and disjoint mean, or a trimmed
+// weighted sum).
 // In JS these took 1–2 ns per value for the select's two passes and 18–30 ns per element of four inputs for the
 // combination, most of a factor-space TIES merge. Inputs are copied into the module's memory a chunk at a time,
 // so any Float32Array can be an input; calls are synchronous and never interleave, so they share that memory.
@@ -40,6 +41,7 @@ interface Exports {
   bucket(hist: number, top: number, k: number, above: number): number;
   collect(src: number, len: number, bucket: number, dst: number, cap: number, found: number): number;
   lowHistogram(src: number, len: number, bucket: number, hist: number): void;
+  dare(at: number, len: number, offset: number, k0: number, k1: number, cut: number, scale: number): void;
   elect(n: number, len: number, byFrequency: number, params: number, input: number, out: number, stats: number): void;
   sum(n: number, len: number, params: number, input: number, out: number, stats: number): void;
 }
@@ -97,6 +99,22 @@ export function topKThreshold(values: Float32Array, k: number): Threshold {
   const low = x.bucket(hist, LOW - 1, k - aboveBucket, slot);
   const above = aboveBucket + u32[slot >> 2]!;
   return { bits: ((bucket << 16) | low) >>> 0, above, ties: k - above };
+}
+
+/**
+ * DARE in place: element j of t (element offset + j of its tensor) is kept, times scale, when mix32(mix32((offset
+ * + j) ^ k0) + k1) is below cut as an unsigned number (prng.ts's randomBits), and zeroed otherwise.
+ */
+export function dareInPlace(t: Float32Array, offset: number, k0: number, k1: number, cut: number, scale: number): void {
+  const piece = Math.min(SELECT_CHUNK, (t.length + 3) & ~3);
+  const x = kernel(4 * piece);
+  const f32 = new Float32Array(x.memory.buffer);
+  for (let at = 0; at < t.length; at += piece) {
+    const len = Math.min(piece, t.length - at);
+    f32.set(t.subarray(at, at + len));
+    x.dare(0, (len + 3) & ~3, offset + at, k0, k1, cut, scale); // lanes past len are never copied back
+    t.set(f32.subarray(0, len), at);
+  }
 }
 
 /**

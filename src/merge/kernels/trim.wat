@@ -6,8 +6,8 @@
 ;; that bucket's magnitudes (a few hundred, sorted in JS) or, when it holds too many, `lowHistogram` counts their
 ;; low 16 bits. MagnitudeSelector (select.ts) is the same select fed in chunks, in JS.
 ;;
-;; TIES' trim, sign election and disjoint mean (`elect`), and the trimmed weighted sum (`sum`), four elements at a
-;; time, bit-identical to the scalar rules (primitives.ts documents them):
+;; DARE's random drop and rescale (`dare`), TIES' trim, sign election and disjoint mean (`elect`), and the trimmed
+;; weighted sum (`sum`), four elements at a time, bit-identical to the scalar rules (primitives.ts documents them):
 ;; - a value is kept when its magnitude bits exceed the input's threshold bits, or equal them while the input's
 ;;   tie count lasts, in element order (the rare case, lane by lane in $keepTies);
 ;; - the 'total' vote adds the kept values in f32 (f32 sums rounded through f64 are f32 sums: 53 >= 2*24 + 2);
@@ -101,6 +101,43 @@
             (local.set $at (i32.add (local.get $hist) (i32.shl (i32.and (local.get $m) (i32.const 0xffff)) (i32.const 2))))
             (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))))
         (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (br $each))))
+
+  ;; DARE in place on the $len values at $at ($len a multiple of 4): value j, element $offset + j of its tensor, is
+  ;; kept times $scale when mix32(mix32(index ^ $k0) + $k1) is below $cut (unsigned), and zeroed otherwise;
+  ;; prng.ts's randomBits is that mix, and primitives.ts's darePrune the rule
+  (func (export "dare") (param $at i32) (param $len i32) (param $offset i32) (param $k0 i32) (param $k1 i32)
+    (param $cut i32) (param $scale f64)
+    (local $end i32) (local $index v128) (local $x v128) (local $v v128) (local $s v128)
+    (local.set $end (i32.add (local.get $at) (i32.shl (local.get $len) (i32.const 2))))
+    (local.set $index (i32x4.add (i32x4.splat (local.get $offset)) (v128.const i32x4 0 1 2 3)))
+    (local.set $s (f64x2.splat (local.get $scale)))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
+        ;; x = mix32(index ^ k0) + k1
+        (local.set $x (v128.xor (local.get $index) (i32x4.splat (local.get $k0))))
+        (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 16))))
+        (local.set $x (i32x4.mul (local.get $x) (v128.const i32x4 0x7feb352d 0x7feb352d 0x7feb352d 0x7feb352d)))
+        (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 15))))
+        (local.set $x (i32x4.mul (local.get $x) (v128.const i32x4 0x846ca68b 0x846ca68b 0x846ca68b 0x846ca68b)))
+        (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 16))))
+        (local.set $x (i32x4.add (local.get $x) (i32x4.splat (local.get $k1))))
+        ;; x = mix32(x)
+        (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 16))))
+        (local.set $x (i32x4.mul (local.get $x) (v128.const i32x4 0x7feb352d 0x7feb352d 0x7feb352d 0x7feb352d)))
+        (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 15))))
+        (local.set $x (i32x4.mul (local.get $x) (v128.const i32x4 0x846ca68b 0x846ca68b 0x846ca68b 0x846ca68b)))
+        (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 16))))
+        ;; f32(v * scale), the product in f64 as JS takes it, where kept
+        (local.set $v (v128.load (local.get $at)))
+        (local.set $v (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+          (f32x4.demote_f64x2_zero (f64x2.mul (f64x2.promote_low_f32x4 (local.get $v)) (local.get $s)))
+          (f32x4.demote_f64x2_zero (f64x2.mul (f64x2.promote_low_f32x4
+            (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v))) (local.get $s)))))
+        (v128.store (local.get $at) (v128.and (local.get $v) (i32x4.lt_u (local.get $x) (i32x4.splat (local.get $cut)))))
+        (local.set $index (i32x4.add (local.get $index) (v128.const i32x4 4 4 4 4)))
+        (local.set $at (i32.add (local.get $at) (i32.const 16)))
         (br $each))))
 
   ;; lanes whose magnitude equals the threshold are kept, in lane order, while the input's tie count lasts
