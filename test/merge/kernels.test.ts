@@ -231,6 +231,33 @@ describe('TIES elect and disjoint mean', () => {
     }
   });
 
+  it('matches the references on extreme values (subnormals, huge, zeros of both signs), any count and length', () => {
+    const extreme = (n: number, seed: number) =>
+      randn(n, seed).map((x, i) => [x, x * 1e-40, x * 1e30, 0, -0, Math.round(x * 2) / 2, x * 1e-3][(i * 7 + seed) % 7]!);
+    const weights = [0.5, -1.25, 2, 0, 1e-3, 3.5, -0.75, 1];
+    for (const n of [1, 2, 3, 6, 8]) {
+      for (const len of [1, 3, 4, 5, 17, 16_385]) {
+        const inputs = Array.from({ length: n }, (_, i) => extreme(len, 100 * n + len + i));
+        const k = Math.max(1, Math.floor(len * 0.3));
+        const pruned = inputs.map((x) => topKReference(x, k));
+        const filters = () => inputs.map((x) => new TopKFilter(selectMagnitude(x, k)));
+        for (const method of ['total', 'frequency'] as const) {
+          const ref = electReference(pruned, weights.slice(0, n), method);
+          const out = new Float32Array(len);
+          const stats = { kept: 0, contested: 0, conflicts: 0 };
+          trimElectMerge(inputs, filters(), weights.slice(0, n), method, out, stats);
+          expect(bitsOf(out)).toEqual(bitsOf(ref.out));
+          expect(stats).toEqual(ref.stats);
+        }
+        const sum = new Float32Array(len);
+        pruned.forEach((p, i) => p.forEach((x, j) => (sum[j] = Math.fround(sum[j]! + weights[i]! * x))));
+        const out = new Float32Array(len);
+        trimWeightedSum(inputs, filters(), weights.slice(0, n), out);
+        expect(bitsOf(out)).toEqual(bitsOf(sum));
+      }
+    }
+  });
+
   it('the weighted sum with the trim fused in equals top-k then Σ w_i·p_i in float32', () => {
     const inputs = Array.from({ length: 3 }, (_, i) => grid(1000, 60 + i));
     const weights = [0.5, -1.25, 2];
