@@ -6,8 +6,8 @@ import { InvalidInputError } from '../../errors.js';
 import { HEARTBEAT_EVERY_MS, heartbeatAgeSeconds } from '../../util/heartbeat.js';
 
 const ROLES = ['api', 'worker', 'bot', 'all'] as const;
-/** where the container's entrypoint notes which role it runs */
-const ROLE_FILE = '/tmp/loraforge-role';
+/** where the container's entrypoint (docker/entrypoint.sh) notes which role it runs */
+const roleFile = () => process.env.LORAFORGE_ROLE_FILE ?? '/tmp/loraforge-role';
 
 async function check(role: (typeof ROLES)[number]): Promise<string> {
   const { loadConfig } = await import('../../config/index.js');
@@ -43,7 +43,7 @@ export function healthcheckCommand(program: Command): void {
     .command('healthcheck [role]')
     .description(`check that this container's process works (role: ${ROLES.join(', ')}; default: the one the container runs)`)
     .action(async (given?: string) => {
-      const role = given ?? (await readFile(ROLE_FILE, 'utf8').catch(() => '')).trim();
+      const role = given ?? (await readFile(roleFile(), 'utf8').catch(() => '')).trim();
       if (!(ROLES as readonly string[]).includes(role)) throw new InvalidInputError(`give the role to check: one of ${ROLES.join(', ')}`);
       try {
         process.stdout.write(`healthy: ${await check(role as (typeof ROLES)[number])}\n`);
