@@ -109,7 +109,8 @@ export async function checkItems(
   hooks.onProgress?.({ phase: 'generate', done, total: jobs.length });
   let next = 0;
   // regexes run off this thread, which serves the API (checks.ts says why)
-  const thread = items.some((item) => hasRegex(item.checks)) ? new CheckThread() : null;
+  const regex = items.map((item) => hasRegex(item.checks));
+  const thread = regex.some(Boolean) ? new CheckThread() : null;
   const worker = async () => {
     while (next < jobs.length) {
       throwIfAborted(hooks.signal);
@@ -120,7 +121,7 @@ export async function checkItems(
         { signal: hooks.signal },
       );
       const text = answer.choices[0]!.text;
-      out.get(model)![i] = thread && hasRegex(item.checks) ? await thread.passes(text, item.checks!) : passesChecks(text, item.checks);
+      out.get(model)![i] = thread && regex[i] ? await thread.passes(text, item.checks!) : passesChecks(text, item.checks);
       hooks.onProgress?.({ phase: 'generate', done: ++done, total: jobs.length });
     }
   };
