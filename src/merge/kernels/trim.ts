@@ -67,9 +67,9 @@ export function topKThreshold(values: Float32Array, k: number): Threshold {
   const candidates = hist + 4 * LOW;
   const data = candidates + 4 * CANDIDATES;
   const piece = Math.min(SELECT_CHUNK, total);
-  const x = kernel(data + 4 * piece);
-  const u32 = new Uint32Array(x.memory.buffer);
-  const f32 = new Float32Array(x.memory.buffer);
+  const wasm = kernel(data + 4 * piece);
+  const u32 = new Uint32Array(wasm.memory.buffer);
+  const f32 = new Float32Array(wasm.memory.buffer);
   // each pass copies the values in, piece by piece, but a tensor that fits one piece is copied once
   let resident = false;
   const pass = (each: (len: number) => void) => {
@@ -82,11 +82,11 @@ export function topKThreshold(values: Float32Array, k: number): Threshold {
   };
   u32.fill(0, hist >> 2, (hist >> 2) + HIGH);
   let seen = 0;
-  pass((len) => (seen |= x.histogram(data, len, hist)));
-  const bucket = x.bucket(hist, (seen & INT32_MAX) >>> 16, k, slot);
+  pass((len) => (seen |= wasm.histogram(data, len, hist)));
+  const bucket = wasm.bucket(hist, (seen & INT32_MAX) >>> 16, k, slot);
   const aboveBucket = u32[slot >> 2]!;
   let found = 0;
-  pass((len) => (found = x.collect(data, len, bucket, candidates, CANDIDATES, found)));
+  pass((len) => (found = wasm.collect(data, len, bucket, candidates, CANDIDATES, found)));
   if (found <= CANDIDATES) {
     const c = u32.subarray(candidates >> 2, (candidates >> 2) + found).sort(); // the k-th largest is the (k − above)-th largest here
     const bits = c[found - (k - aboveBucket)]!;
@@ -95,8 +95,8 @@ export function topKThreshold(values: Float32Array, k: number): Threshold {
     return { bits, above, ties: k - above };
   }
   u32.fill(0, hist >> 2, (hist >> 2) + LOW);
-  pass((len) => x.lowHistogram(data, len, bucket, hist));
-  const low = x.bucket(hist, LOW - 1, k - aboveBucket, slot);
+  pass((len) => wasm.lowHistogram(data, len, bucket, hist));
+  const low = wasm.bucket(hist, LOW - 1, k - aboveBucket, slot);
   const above = aboveBucket + u32[slot >> 2]!;
   return { bits: ((bucket << 16) | low) >>> 0, above, ties: k - above };
 }
@@ -107,12 +107,12 @@ export function topKThreshold(values: Float32Array, k: number): Threshold {
  */
 export function dareInPlace(t: Float32Array, offset: number, k0: number, k1: number, cut: number, scale: number): void {
   const piece = Math.min(SELECT_CHUNK, (t.length + 3) & ~3);
-  const x = kernel(4 * piece);
-  const f32 = new Float32Array(x.memory.buffer);
+  const wasm = kernel(4 * piece);
+  const f32 = new Float32Array(wasm.memory.buffer);
   for (let at = 0; at < t.length; at += piece) {
     const len = Math.min(piece, t.length - at);
     f32.set(t.subarray(at, at + len));
-    x.dare(0, (len + 3) & ~3, offset + at, k0, k1, cut, scale); // lanes past len are never copied back
+    wasm.dare(0, (len + 3) & ~3, offset + at, k0, k1, cut, scale); // lanes past len are never copied back
     t.set(f32.subarray(0, len), at);
   }
 }
@@ -139,8 +139,8 @@ export function combineTrimmed(
   const stats = 32 * n;
   const input = stats + 48;
   const output = input + 4 * n * chunk;
-  const k = kernel(output + 4 * chunk);
-  const mem = k.memory.buffer;
+  const wasm = kernel(output + 4 * chunk);
+  const mem = wasm.memory.buffer;
   const i32 = new Int32Array(mem);
   const f64 = new Float64Array(mem);
   const f32 = new Float32Array(mem);
@@ -160,8 +160,8 @@ export function combineTrimmed(
       left.push(Math.min(ties[i]!, INT32_MAX));
       i32[(params >> 2) + 4 * i + 1] = left[i]!;
     }
-    if (rule === 'sum') k.sum(n, padded, params, input, output, stats);
-    else k.elect(n, padded, rule === 'frequency' ? 1 : 0, params, input, output, stats);
+    if (rule === 'sum') wasm.sum(n, padded, params, input, output, stats);
+    else wasm.elect(n, padded, rule === 'frequency' ? 1 : 0, params, input, output, stats);
     out.set(f32.subarray(output >> 2, (output >> 2) + m), at);
     for (let i = 0; i < n; i++) ties[i] = ties[i]! - (left[i]! - i32[(params >> 2) + 4 * i + 1]!);
     const s = stats >> 2;
