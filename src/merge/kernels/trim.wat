@@ -12,7 +12,7 @@
 ;;   tie count lasts, in element order (the rare case, lane by lane in $keepTies);
 ;; - the 'total' vote adds the kept values in f32 (f32 sums rounded through f64 are f32 sums: 53 >= 2*24 + 2);
 ;; - weighted sums run in f64 and round to f32 after every addition, as Math.fround does.
-;; Layout, all offsets in bytes: params holds per input {threshold bits i32, ties left i32, weight f64} (16 bytes),
+;; Layout of `elect` and `sum`, offsets in bytes: params holds per input {threshold bits i32, ties left i32, weight f64} (16 bytes),
 ;; then per input a 16-byte scratch for the kept mask; input i's values start at in + i*len*4; len is a multiple of
 ;; 4. stats receives three i32x4 of per-lane counts: entries combined, contested elements, sign conflicts.
 (module
