@@ -1,9 +1,9 @@
 // Exact k-th largest magnitude by radix select on the float bits: for non-negative floats the bit pattern orders
 // like the value, so |x| is (bits & 0x7fffffff) compared as an integer. Pass 1 histograms the high 15 bits and
-// finds the bucket holding the k-th largest; pass 2 collects that bucket's values and sorts them (a bucket holds
-// a few hundred of a 65 536-value factor), or, past CANDIDATES, histograms their low 16 bits. Two linear passes,
-// and the passes may be fed in chunks (tiles of a tensor, or every tensor of an adapter). A whole array is
-// selected on WebAssembly (trim.ts: the same passes, the second four values at a time).
+// finds the bucket holding the k-th largest; pass 2 histograms the low 16 bits inside that bucket. Two linear
+// passes, no sort. MagnitudeSelector takes the passes in chunks (the tiles of a dense ΔW, or every tensor of an
+// adapter); a whole array is selected on WebAssembly (trim.ts), where the second pass collects the bucket's few
+// hundred values and sorts them instead, which suits the thousands of small factor tensors of a factor-space merge.
 import { topKThreshold } from './trim.js';
 
 export interface Threshold {
@@ -21,9 +21,6 @@ const NONE_KEPT: Threshold = { bits: 0x7f800001, above: 0, ties: 0 };
 // 2^32 - 1 values (trimScope "adapter" on a huge model).
 type Counts = Uint32Array | Float64Array;
 
-/** A bucket of at most this many values is sorted rather than histogrammed (clearing and scanning 2^16 counts costs more). */
-const CANDIDATES = 1 << 14;
-
 /** Chunks at least this long histogram four ways (folding the four costs a pass over 2^17 counts). */
 const QUAD_MIN = 1 << 18;
 const QUAD = new Uint32Array(4 * 0x8000); // used within one synchronous addPass1 call only
@@ -31,14 +28,9 @@ const QUAD = new Uint32Array(4 * 0x8000); // used within one synchronous addPass
 export class MagnitudeSelector {
   private high: Counts;
   private low: Counts | null = null;
-  /** the bucket's values (pass 2), when it holds at most CANDIDATES */
-  private candidates: Uint32Array | null = null;
-  private found = 0;
   private bucket = -1;
   private aboveBucket = 0;
   private total = 0;
-  /** OR of every magnitude fed in short chunks (all ones after a long one): no bucket above its top bits holds a value */
-  private seenBits = 0;
 
   /** Selects the k-th largest |x| (k >= 1 counts from the top). */
   constructor(private readonly k: number) {
@@ -50,7 +42,6 @@ export class MagnitudeSelector {
     if (this.total + chunk.length > 0xffffffff && this.high instanceof Uint32Array) this.high = Float64Array.from(this.high);
     const bits = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.length);
     const h = this.high;
-    let seen = this.seenBits;
     if (bits.length >= QUAD_MIN) {
       // four interleaved histograms: neighbouring values often share a bucket, and one histogram makes each
       // increment wait for the previous one (30% faster), folded into h afterwards
@@ -64,15 +55,7 @@ export class MagnitudeSelector {
       }
       for (let j = n4; j < bits.length; j++) q[(bits[j]! >>> 16) & 0x7fff]!++;
       for (let b = 0; b < 0x8000; b++) h[b] = h[b]! + q[b]! + q[0x8000 | b]! + q[0x10000 | b]! + q[0x18000 | b]!;
-      seen = 0x7fffffff; // no bound: on long chunks the OR cost more (8%) than a full scan of the counts
-    } else {
-      for (let j = 0; j < bits.length; j++) {
-        const x = bits[j]!;
-        seen |= x;
-        h[(x >>> 16) & 0x7fff]!++;
-      }
-    }
-    this.seenBits = seen & 0x7fffffff;
+    } else for (let j = 0; j < bits.length; j++) h[(bits[j]! >>> 16) & 0x7fff]!++;
     this.total += chunk.length;
   }
 
@@ -80,35 +63,24 @@ export class MagnitudeSelector {
   startPass2(): boolean {
     if (this.k <= 0 || this.k >= this.total) return false;
     let seen = 0;
-    for (let b = this.seenBits >>> 16; b >= 0; b--) {
+    for (let b = 32767; b >= 0; b--) {
       const c = this.high[b]!;
       if (seen + c >= this.k) {
         this.bucket = b;
         this.aboveBucket = seen;
-        if (c <= CANDIDATES) this.candidates = new Uint32Array(c);
         break;
       }
       seen += c;
     }
-    if (!this.candidates) this.low = this.total > 0xffffffff ? new Float64Array(65536) : new Uint32Array(65536);
+    this.low = this.total > 0xffffffff ? new Float64Array(65536) : new Uint32Array(65536);
     return true;
   }
 
   /** Pass 2: feed every value again, in any order and chunking. */
   addPass2(chunk: Float32Array): void {
     const bits = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.length);
-    const want = this.bucket;
-    const c = this.candidates;
-    if (c) {
-      let found = this.found;
-      for (let j = 0; j < bits.length; j++) {
-        const m = bits[j]! & 0x7fffffff;
-        if (m >>> 16 === want) c[found++] = m;
-      }
-      this.found = found;
-      return;
-    }
     const h = this.low!;
+    const want = this.bucket;
     for (let j = 0; j < bits.length; j++) {
       const m = bits[j]! & 0x7fffffff;
       if (m >>> 16 === want) h[m & 0xffff]!++;
@@ -118,15 +90,6 @@ export class MagnitudeSelector {
   result(): Threshold {
     if (this.k <= 0) return NONE_KEPT;
     if (this.k >= this.total) return { bits: 0, above: 0, ties: this.total }; // keep everything
-    const c = this.candidates;
-    if (c) {
-      if (this.found !== c.length) throw new Error('radix select: pass 2 saw other values than pass 1');
-      c.sort(); // ascending; the k-th largest overall is the (k − above)-th largest here
-      const bits = c[c.length - (this.k - this.aboveBucket)]!;
-      let above = this.aboveBucket;
-      for (let i = c.length - 1; i >= 0 && c[i]! > bits; i--) above++;
-      return { bits, above, ties: this.k - above };
-    }
     let seen = this.aboveBucket;
     const h = this.low!;
     for (let b = 65535; b >= 0; b--) {
