@@ -4,7 +4,7 @@
 // likely, which needs a score pass per member) a router over one adapter per category is calibrated on at most 5
 // calibration items per category and asked the dev and test items (never the calibration ones): routing accuracy
 // (the item's category against the member's), the share sent to the fallback at the default margin, and the lead
-// of right and wrong choices. With LORAFORGE_ROUTER_RETENTION=1 it also scores the references of the test part
+// of right and wrong choices; and the text rule's ceiling on the suites: each item routed by all the others. With LORAFORGE_ROUTER_RETENTION=1 it also scores the references of the test part
 // under base, experts and the router: retention per category, as evals compute it; and for the text router with
 // blends (the two nearest members answering when none is clearly nearest) over a grid of weights and margins, chosen
 // on the dev part, reported on the test part; each grid point's greedy answers to the test part (128 tokens) are also
@@ -84,6 +84,15 @@ async function main(): Promise<void> {
       routers.set(rule, { name: rule, rule: rule as RoutingRule, margin: 0, members: categories.map((model) => ({ model })), fallback: null, fitted });
       log(`${rule}: ${JSON.stringify(results[rule])}`);
     }
+    // How far labels carry the text rule on these suites: every item, of every part, routed by the centroids of all
+    // the other items (the whole suite but itself as calibration). What this misses, no budget of ≤ 5 prompts gets.
+    const allText = all.map(text);
+    const looRight = all.filter((item, i) => {
+      const fitted = fitTextCentroids(categories.map((c) => all.flatMap((other, j) => (j !== i && other.category === c ? [allText[j]!] : []))));
+      return categories[chooseMember(fitted, projectText(allText[i]!, fitted.dims), 0).nearest] === item.category;
+    });
+    results.textLeaveOneOut = { accuracy: looRight.length / all.length, items: all.length, wrong: all.filter((i) => !looRight.includes(i)).map((i) => `${i.category}: ${i.prompt}`) };
+    log(`text, leave one out over all ${all.length} items: ${looRight.length} right`);
     if (!haveAdapters) {
       log('adapters missing: likelihood, retention and TTFT skipped');
       process.stdout.write(`${JSON.stringify({ model: checkpoint, items: asked.length, results }, null, 2)}\n`);
