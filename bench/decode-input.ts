@@ -12,9 +12,8 @@ export function decodeInput(slots: number[], context: number): RunInput {
     seqlensK: new Int32Array(batch).fill(context),
     totalSeqLen: context + 1,
     logitsIndex: BigInt64Array.from(slots, (_, r) => BigInt(r)),
-    adapterIdx: BigInt64Array.from(slots.map(BigInt)),
+    slots,
     pastStart: 0,
-    anyAdapter: slots.some((s) => s !== 0),
   };
 }
 
@@ -28,8 +27,7 @@ export function prefillInput(slot: number, length: number): RunInput {
     seqlensK: Int32Array.of(length - 1),
     totalSeqLen: length,
     logitsIndex: BigInt64Array.of(BigInt(length - 1)),
-    adapterIdx: BigInt64Array.of(BigInt(slot)),
+    slots: [slot],
     pastStart: null,
-    anyAdapter: slot !== 0,
   };
 }

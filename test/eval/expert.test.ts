@@ -10,7 +10,7 @@ import { buildModel, type ModelManifest } from '../../src/inference/builder/inde
 import { makeDemoModel } from '../../src/inference/demo.js';
 import { ScoreRunner, planScorePasses, type ScoreRowInput } from '../../src/inference/engine/scorer.js';
 import { ModelTokenizer } from '../../src/inference/tokenizer.js';
-import { loraPool } from '../inference/runner.js';
+import { loraPool, rowFactors } from '../inference/runner.js';
 import { makeExperts, type Expert } from './expert.js';
 
 describe('experts on the demo model', () => {
@@ -45,7 +45,8 @@ describe('experts on the demo model', () => {
     const all: ScoreRowInput[] = slots.flatMap((slot) => rows.map((r) => ({ ...r, slot })));
     const out = new Array<number>(all.length);
     for (const pass of planScorePasses(all.map((r) => r.ids.length), { maxBatch: 16, maxTokens: 2048 })) {
-      const results = await runner.run(pass.map((i) => all[i]!), lora);
+      const batch = pass.map((i) => all[i]!);
+      const results = await runner.run(batch, rowFactors(lora, batch.map((r) => r.slot)));
       pass.forEach((i, k) => (out[i] = -results[k]!.logprobSum / results[k]!.tokens));
     }
     return slots.map((_, s) => out.slice(s * rows.length, (s + 1) * rows.length));

@@ -52,7 +52,6 @@ export async function oProjInputs(session: ort.InferenceSession, manifest: Model
       seqlens_k: new ort.Tensor('int32', Int32Array.of(n - 1), [1]),
       total_seq_len: new ort.Tensor('int32', Int32Array.of(n), []),
       logits_index: new ort.Tensor('int64', BigInt64Array.of(BigInt(n - 1)), [1]),
-      [manifest.lora.adapterIndexInput]: new ort.Tensor('int64', BigInt64Array.of(0n), [1]),
     };
     for (const l of manifest.lora.inputs) {
       feeds[l.a] = new ort.Tensor('float32', new Float32Array(l.inFeatures), [1, l.inFeatures, 1]);

@@ -11,7 +11,7 @@ import { buildModel, checkManifest, type ModelManifest } from '../../src/inferen
 import { ScoreRunner, checkScoreRow, planScorePasses, tokensForLogitBudget, type ScoreRowInput } from '../../src/inference/engine/scorer.js';
 import { LLAMA_CONFIG, randomCheckpointTensors, randomLora, readCheckpointTensors, writeCheckpoint } from '../inference/checkpoints.js';
 import { referenceLogits, type ReferenceLora } from '../inference/reference.js';
-import { loraPool } from '../inference/runner.js';
+import { loraPool, rowFactors } from '../inference/runner.js';
 
 /** Σ log softmax(logits_t)[ids[t+1]] over the scored tokens, in float64. */
 function referenceLogprobSum(logits: Float64Array[], ids: readonly number[], targetStart: number): number {
@@ -111,7 +111,7 @@ describe('ScoreRunner', () => {
       adapters,
       manifest.lora.maxRank,
     );
-    const results = await runner.run(rows, lora);
+    const results = await runner.run(rows, rowFactors(lora, rows.map((r) => r.slot)));
     const tensor = (name: string) => weights.get(name);
     rows.forEach((row, i) => {
       const adapter = row.slot === 0 ? undefined : adapters[row.slot - 1];
@@ -122,7 +122,7 @@ describe('ScoreRunner', () => {
 
     // the same rows alone give the same numbers: padding and neighbours do not leak into a row
     for (const [i, row] of rows.entries()) {
-      const [alone] = await runner.run([row], lora);
+      const [alone] = await runner.run([row], rowFactors(lora, [row.slot]));
       expect(alone!.logprobSum).toBeCloseTo(results[i]!.logprobSum, 4);
     }
   });

@@ -32,7 +32,7 @@ import {
   writeCheckpoint,
 } from './checkpoints.js';
 import { argmax, referenceLogits, relativeError, type RawConfig, type ReferenceLora } from './reference.js';
-import { GraphRunner, loraPool } from './runner.js';
+import { GraphRunner, loraPool, rowFactors } from './runner.js';
 
 const SESSION: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, logSeverityLevel: 3 };
 /** fp32 graph vs float64 reference: the issue's bound; observed values are around 1e-6 */
@@ -161,6 +161,20 @@ describe.each(CASES)('fp32 graph matches the float64 reference: $name', ({ cfg, 
     expect(Math.max(...errors)).toBeLessThan(FP32_TOLERANCE);
   });
 
+  it('rows that share an adapter, fed its factors once ([1, in, r], broadcast over the batch)', async () => {
+    const runner = new GraphRunner(session, runnerShape(manifest), loraPool(runnerShape(manifest), adapters, 4), 2, 16, true);
+    const prompts = [
+      [5, 9, 17, 3],
+      [100, 42, 7, 7, 9, 1],
+    ];
+    const seqs = prompts.map((p) => [...p]);
+    const errors = (await runner.prefill(prompts, [2, 2])).map((logits, b) => relativeError(logits, reference(seqs[b]!, adapters[1]).at(-1)!));
+    const next = [11, 22];
+    next.forEach((t, b) => seqs[b]!.push(t));
+    (await runner.decode(next)).forEach((logits, b) => errors.push(relativeError(logits, reference(seqs[b]!, adapters[1]).at(-1)!)));
+    expect(Math.max(...errors)).toBeLessThan(FP32_TOLERANCE);
+  });
+
   it('single-row chunked prefill on top of a cache', async () => {
     const runner = new GraphRunner(session, runnerShape(manifest), loraPool(runnerShape(manifest), adapters, 4), 1, 16);
     await runner.prefill([[3, 1, 4, 1]], [2]);
@@ -173,13 +187,12 @@ describe.each(CASES)('fp32 graph matches the float64 reference: $name', ({ cfg, 
     const tokens = [7, 3, 9, 12, 5];
     const targets = [3, 9, 12, 5, 1];
     const shape = runnerShape(manifest);
-    const feeds: Record<string, ort.Tensor> = { ...loraPool(shape, adapters, 4) };
+    const feeds: Record<string, ort.Tensor> = rowFactors(loraPool(shape, adapters, 4), [1]);
     feeds.input_ids = new ort.Tensor('int64', BigInt64Array.from(tokens.map(BigInt)), [1, tokens.length]);
     feeds.target_ids = new ort.Tensor('int64', BigInt64Array.from(targets.map(BigInt)), [1, tokens.length]);
     feeds.position_ids = new ort.Tensor('int64', BigInt64Array.from(tokens.map((_, i) => BigInt(i))), [1, tokens.length]);
     feeds.seqlens_k = new ort.Tensor('int32', Int32Array.from([tokens.length - 1]), [1]);
     feeds.total_seq_len = new ort.Tensor('int32', Int32Array.from([tokens.length]), []);
-    feeds.adapter_idx = new ort.Tensor('int64', BigInt64Array.from([1n]), [1]);
     for (let l = 0; l < shape.numLayers; l++) {
       const empty = new ort.Tensor('float32', new Float32Array(0), [1, shape.numKvHeads, 0, shape.headDim]);
       feeds[`past_key_values.${l}.key`] = empty;

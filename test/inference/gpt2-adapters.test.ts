@@ -14,7 +14,7 @@ import { LoraPool, prepareAdapter, type LoraSite } from '../../src/inference/eng
 import { fixture, fixturesSkipReason, haveFixtures } from '../helpers/fixtures.js';
 import { GPT2_CONFIG, randomCheckpointTensors, readCheckpointTensors, writeCheckpoint } from './checkpoints.js';
 import { referenceLogits, relativeError, type ReferenceLora } from './reference.js';
-import { GraphRunner } from './runner.js';
+import { GraphRunner, poolTensors } from './runner.js';
 
 const CFG = { ...GPT2_CONFIG, n_embd: 768, n_head: 12, n_layer: 2, vocab_size: 64, n_positions: 32, n_ctx: 32 };
 const CAUSAL = ['si-rui126-text-gen-app-first-two-layers', 'gurvineet-peft-implementation-causal', 'blackspy369-story-generator'];
@@ -62,7 +62,7 @@ describe.skipIf(!haveFixtures)(`real GPT-2 adapters on a built GPT-2 graph ${hav
     const adapter = firstTwoLayers(await readAdapter(fixture(`peft/gpt2/${name}`)));
     const pool = new LoraPool(sites, 3, 8);
     pool.write(1, prepareAdapter(adapter, sites, limits(), name));
-    const feeds = Object.fromEntries(pool.feeds(true).map((f) => [f.name, new ort.Tensor('float32', f.data, f.dims)]));
+    const feeds = poolTensors(pool);
     const shape = { numLayers: 2, numKvHeads: 12, headDim: 64, vocabSize: 64, lora: manifest.lora.inputs };
     const runner = new GraphRunner(session, shape, feeds, 2, 12);
     const lora: ReferenceLora = new Map([...adapter.modules].map(([n, m]) => [n, { A: m.A, B: m.B, rank: m.rank, scaling: m.scaling }]));

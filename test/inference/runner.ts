@@ -1,7 +1,8 @@
 // A minimal driver of the generate graph for tests: right-padded batched prefill, cached decode steps with a
-// JS-owned cache that scatters `kv_new` rows, a LoRA slot pool. The real engine (inference/engine) does the same
-// with a scheduler; this one exists so the builder's graph is tested on its own.
+// JS-owned cache that scatters `kv_new` rows, a LoRA slot pool whose rows' factors are fed per run. The real engine
+// (inference/engine) does the same with a scheduler; this one exists so the builder's graph is tested on its own.
 import ort from '../../src/util/onnxruntime.js';
+import type { LoraPool } from '../../src/inference/engine/lora-pool.js';
 import type { ReferenceLora } from './reference.js';
 
 export interface RunnerShape {
@@ -35,6 +36,38 @@ export function loraPool(shape: RunnerShape, adapters: ReferenceLora[], rank: nu
   return feeds;
 }
 
+/** The engine's LoRA pool as slot-pool tensors, [slots, in, r] per input (what loraPool builds). */
+export function poolTensors(pool: LoraPool): Record<string, ort.Tensor> {
+  const slots = Array.from({ length: pool.slots }, (_, s) => s);
+  return Object.fromEntries(
+    pool.sites.flatMap((site, i) => {
+      const A = slots.map((s) => pool.slotFactors(i, s).A);
+      const B = slots.map((s) => pool.slotFactors(i, s).B);
+      const concat = (parts: Float32Array[]) => Float32Array.from(parts.flatMap((p) => Array.from(p)));
+      return [
+        [site.inputA, new ort.Tensor('float32', concat(A), [pool.slots, site.inFeatures, pool.rank])],
+        [site.inputB, new ort.Tensor('float32', concat(B), [pool.slots, pool.rank, site.outFeatures])],
+      ];
+    }),
+  );
+}
+
+/**
+ * The LoRA inputs of rows on `slots`, picked from a slot pool in plain JS: [rows, in, r] each, or with `shared` the
+ * first row's slot once, [1, in, r], which the graph broadcasts (what the engine feeds when every row shares a slot).
+ */
+export function rowFactors(pool: Record<string, ort.Tensor>, slots: readonly number[], shared = false): Record<string, ort.Tensor> {
+  const picked = shared ? slots.slice(0, 1) : slots;
+  return Object.fromEntries(
+    Object.entries(pool).map(([name, t]) => {
+      const [, x, y] = t.dims as [number, number, number];
+      const rows = new Float32Array(picked.length * x * y);
+      picked.forEach((slot, r) => rows.set((t.data as Float32Array).subarray(slot * x * y, (slot + 1) * x * y), r * x * y));
+      return [name, new ort.Tensor('float32', rows, [picked.length, x, y])];
+    }),
+  );
+}
+
 export class GraphRunner {
   private readonly keys: Float32Array[];
   private readonly values: Float32Array[];
@@ -47,6 +80,8 @@ export class GraphRunner {
     private readonly pool: Record<string, ort.Tensor>,
     private readonly batch: number,
     private readonly capacity: number,
+    /** feed the first row's factors once for every row (all rows on one slot), as the engine does */
+    private readonly shared = false,
   ) {
     const size = batch * shape.numKvHeads * capacity * shape.headDim;
     this.keys = Array.from({ length: shape.numLayers }, () => new Float32Array(size));
@@ -57,13 +92,12 @@ export class GraphRunner {
     const { numLayers, numKvHeads, headDim } = this.shape;
     const b = tokens.length;
     const s = tokens[0]!.length;
-    const feeds: Record<string, ort.Tensor> = { ...this.pool };
+    const feeds: Record<string, ort.Tensor> = rowFactors(this.pool, this.slots, this.shared);
     feeds.input_ids = new ort.Tensor('int64', BigInt64Array.from(tokens.flat().map(BigInt)), [b, s]);
     feeds.position_ids = new ort.Tensor('int64', BigInt64Array.from(positions.flat().map(BigInt)), [b, s]);
     feeds.seqlens_k = new ort.Tensor('int32', Int32Array.from(newTotals.map((t) => t - 1)), [b]);
     feeds.total_seq_len = new ort.Tensor('int32', Int32Array.from([Math.max(...newTotals)]), []);
     feeds.logits_index = new ort.Tensor('int64', BigInt64Array.from(logitRows.map(BigInt)), [b]);
-    if (this.shape.lora.length > 0) feeds.adapter_idx = new ort.Tensor('int64', BigInt64Array.from(this.slots.map(BigInt)), [b]);
     const dims = [b, numKvHeads, this.capacity, headDim];
     const rowSize = numKvHeads * this.capacity * headDim;
     for (let l = 0; l < numLayers; l++) {

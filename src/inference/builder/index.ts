@@ -269,7 +269,6 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
             targets: opts.targets,
             maxRank: opts.maxRank,
             slots: opts.slots,
-            adapterIndexInput: io.adapterIdx,
             inputs: Array.from({ length: config.numLayers }, (_, layer) =>
               opts.targets.map((target) => ({
                 layer,

@@ -9,7 +9,7 @@ import { ARCHS, type Architecture } from './arch.js';
 import { LORA_TARGETS } from './naming.js';
 
 /** Bumped whenever the graph or the manifest changes: model dirs are cached per builder version. */
-export const BUILDER_VERSION = 3;
+export const BUILDER_VERSION = 4;
 export const MANIFEST_FILE = 'manifest.json';
 
 const Dim = z.union([z.number().int().nonnegative(), z.string()]);
@@ -72,7 +72,7 @@ const LoraInputSchema = z.object({
   module: z.string(),
   inFeatures: z.number().int(),
   outFeatures: z.number().int(),
-  /** input names: A [lora_slots, in, lora_rank], B [lora_slots, lora_rank, out] */
+  /** input names: A [lora_rows, in, lora_rank], B [lora_rows, lora_rank, out] (lora_rows: the batch, or 1 for all rows) */
   a: z.string(),
   b: z.string(),
 });
@@ -96,11 +96,12 @@ export const ModelManifestSchema = z.object({
   maxPositions: z.number().int(),
   lora: z.object({
     targets: z.array(z.enum(LORA_TARGETS)),
-    /** pool shape the engine should allocate (the graph's dims are symbolic: any slots/rank run) */
+    /**
+     * the engine's slot pool (slot 0: no adapter) and the ranks it takes; the graph's dims are symbolic: it is fed each
+     * run's rows' factors, at any rank
+     */
     maxRank: z.number().int(),
     slots: z.number().int(),
-    /** adapter_idx selects a slot per row; slot 0 holds zeros and means "no adapter" */
-    adapterIndexInput: z.string(),
     inputs: z.array(LoraInputSchema),
   }),
   kvCache: z.object({

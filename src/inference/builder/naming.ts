@@ -42,7 +42,6 @@ export const io = {
   seqlensK: 'seqlens_k',
   totalSeqLen: 'total_seq_len',
   logitsIndex: 'logits_index',
-  adapterIdx: 'adapter_idx',
   targetIds: 'target_ids',
   pastKey: (layer: number) => `past_key_values.${layer}.key`,
   pastValue: (layer: number) => `past_key_values.${layer}.value`,

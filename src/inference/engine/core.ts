@@ -30,11 +30,10 @@ export interface RunInput {
   seqlensK: Int32Array;
   totalSeqLen: number;
   logitsIndex: BigInt64Array;
-  adapterIdx: BigInt64Array;
+  /** each row's adapter slot (0: none) */
+  slots: number[];
   /** first cache row of the batch (rows start..start+batch-1 are the past), or null for fresh prompts (empty past) */
   pastStart: number | null;
-  /** false when every row is on slot 0: the pool is fed at rank 0 and the LoRA math vanishes */
-  anyAdapter: boolean;
 }
 
 export interface RunOutput {
@@ -521,7 +520,7 @@ export class EngineCore {
     const positionIds = new BigInt64Array(batch);
     const seqlensK = new Int32Array(batch);
     const logitsIndex = new BigInt64Array(batch);
-    const adapterIdx = new BigInt64Array(batch);
+    const slots: number[] = [];
     for (let r = 0; r < batch; r++) {
       const row = this.rows[r]!;
       const len = this.kv.length(r);
@@ -529,10 +528,10 @@ export class EngineCore {
       positionIds[r] = BigInt(len);
       seqlensK[r] = len;
       logitsIndex[r] = BigInt(r);
-      adapterIdx[r] = BigInt(row.slot);
+      slots.push(row.slot);
     }
     const out = await this.run(
-      { batch, seq: 1, inputIds, positionIds, seqlensK, totalSeqLen: maxLen + 1, logitsIndex, adapterIdx, pastStart: 0, anyAdapter: adapterIdx.some((s) => s !== 0n) },
+      { batch, seq: 1, inputIds, positionIds, seqlensK, totalSeqLen: maxLen + 1, logitsIndex, slots, pastStart: 0 },
       this.kv,
       this.pool,
     );
@@ -553,7 +552,7 @@ export class EngineCore {
     const positionIds = new BigInt64Array(batch * seq);
     const seqlensK = new Int32Array(batch);
     const logitsIndex = new BigInt64Array(batch);
-    const adapterIdx = new BigInt64Array(batch);
+    const slots = rowIds.map((r) => this.rows[r]!.slot);
     rowIds.forEach((r, j) => {
       const row = this.rows[r]!;
       const len = row.prompt.length;
@@ -564,10 +563,9 @@ export class EngineCore {
       }
       seqlensK[j] = len - 1;
       logitsIndex[j] = BigInt(j * seq + len - 1);
-      adapterIdx[j] = BigInt(row.slot);
     });
     const out = await this.run(
-      { batch, seq, inputIds, positionIds, seqlensK, totalSeqLen: seq, logitsIndex, adapterIdx, pastStart: null, anyAdapter: adapterIdx.some((s) => s !== 0n) },
+      { batch, seq, inputIds, positionIds, seqlensK, totalSeqLen: seq, logitsIndex, slots, pastStart: null },
       this.kv,
       this.pool,
     );
@@ -603,9 +601,8 @@ export class EngineCore {
         seqlensK: Int32Array.of(past + length - 1),
         totalSeqLen: past + length,
         logitsIndex: BigInt64Array.of(BigInt(length - 1)),
-        adapterIdx: BigInt64Array.of(BigInt(row.slot)),
+        slots: [row.slot],
         pastStart: past > 0 ? r : null,
-        anyAdapter: row.slot !== 0,
       },
       this.kv,
       this.pool,

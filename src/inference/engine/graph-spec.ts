@@ -21,8 +21,6 @@ export interface GraphSpec {
     seqlensK: string;
     totalSeqLen: string;
     logitsIndex: string;
-    /** absent when the graph was built without LoRA targets */
-    adapterIdx: string | null;
     pastKey: string[];
     pastValue: string[];
   };

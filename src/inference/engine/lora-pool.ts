@@ -1,10 +1,10 @@
-// The LoRA slot pool the graph reads its adapters from: for every LoRA site (a layer's target projection) one
-// A tensor [slots, in, rank] and one B tensor [slots, rank, out], with PEFT's scaling folded into B. A row of a
-// batch picks its slot with `adapter_idx`; slot 0 stays zero ("no adapter").
+// The LoRA slot pool the graph's adapters come from: for every LoRA site (a layer's target projection) one A array
+// [slots, in, rank] and one B array [slots, rank, out], with PEFT's scaling folded into B. A row of a batch is on
+// one slot; slot 0 stays zero ("no adapter"). Each run is fed its rows' factors (`RowFeeds`).
 //
-// The fed rank is the largest rank among the loaded adapters (not the graph's max rank): the graph gathers each
-// row's A and B every step, so padding rank-8 adapters to 64 would multiply that traffic by 8. When no row uses an
-// adapter the pool is fed with rank 0 and the LoRA matmuls cost nothing.
+// The fed rank is the largest rank among the loaded adapters (not the graph's max rank): the graph multiplies by
+// the padding too, so padding rank-8 adapters to 64 would multiply that work by 8. When no row uses an adapter
+// the graph is fed rank 0 and the LoRA matmuls cost nothing.
 import type { LoraAdapter } from '../../formats/peft.js';
 import { UnsupportedError } from '../../errors.js';
 
@@ -203,15 +203,12 @@ export class LoraPool {
     this.version++;
   }
 
-  /** The graph inputs for one run: the pool at its rank, or rank 0 when no row of the batch uses an adapter. */
-  feeds(anyAdapter: boolean): PoolFeed[] {
-    const R = anyAdapter ? this.currentRank : 0;
-    const out: PoolFeed[] = [];
-    this.sites.forEach((site, i) => {
-      out.push({ name: site.inputA, data: R ? this.As[i]! : new Float32Array(0), dims: [this.slots, site.inFeatures, R] });
-      out.push({ name: site.inputB, data: R ? this.Bs[i]! : new Float32Array(0), dims: [this.slots, R, site.outFeatures] });
-    });
-    return out;
+  /** Site `site`'s A and B of one slot, at the pool's rank (views, nothing copied). */
+  slotFactors(site: number, slot: number): { A: Float32Array; B: Float32Array } {
+    const { inFeatures, outFeatures } = this.sites[site]!;
+    const a = inFeatures * this.currentRank;
+    const b = this.currentRank * outFeatures;
+    return { A: this.As[site]!.subarray(slot * a, (slot + 1) * a), B: this.Bs[site]!.subarray(slot * b, (slot + 1) * b) };
   }
 
   /** Re-lays every slot at rank `next`, keeping the first min(old, next) rank columns (the rest are zero padding). */
@@ -236,5 +233,78 @@ export class LoraPool {
       this.Bs[i] = B;
     });
     this.currentRank = next;
+  }
+}
+
+/**
+ * The LoRA inputs of runs whose rows are on `slots` (one per row), for one runner. When every row is on one adapter:
+ * views of its slot, [1, in, R], which the graph broadcasts over the rows (nothing copied); on several: each row's
+ * factors in [rows, in, R] buffers kept between runs and copied again only for rows whose slot changed, so steady
+ * decoding, which repeats its batch's slots, copies nothing; on none: rank 0, and the LoRA math vanishes. `key`
+ * names the arrays and shapes fed (not their contents): equal keys, equal arrays, so wrappers can be reused.
+ */
+export class RowFeeds {
+  private version = -1;
+  private rank = -1;
+  private generation = 0;
+  private capacity = 0;
+  /** the slot each buffer row holds, -1 when stale */
+  private held: number[] = [];
+  private A: Float32Array[] = [];
+  private B: Float32Array[] = [];
+
+  constructor(readonly pool: LoraPool) {}
+
+  feeds(slots: readonly number[]): { key: string; feeds: PoolFeed[] } {
+    const { pool } = this;
+    const sites = pool.sites;
+    const R = pool.rank;
+    if (slots.every((s) => s === 0) || R === 0) {
+      return { key: `none:${sites.length}`, feeds: sites.flatMap((site) => [
+        { name: site.inputA, data: new Float32Array(0), dims: [1, site.inFeatures, 0] },
+        { name: site.inputB, data: new Float32Array(0), dims: [1, 0, site.outFeatures] },
+      ]) };
+    }
+    if (slots.every((s) => s === slots[0])) {
+      const slot = slots[0]!;
+      return {
+        key: `slot:${pool.version}:${slot}`,
+        feeds: sites.flatMap((site, i) => {
+          const { A, B } = pool.slotFactors(i, slot);
+          return [
+            { name: site.inputA, data: A, dims: [1, site.inFeatures, R] },
+            { name: site.inputB, data: B, dims: [1, R, site.outFeatures] },
+          ];
+        }),
+      };
+    }
+    if (pool.version !== this.version || R !== this.rank || slots.length > this.capacity) {
+      if (R !== this.rank || slots.length > this.capacity) {
+        this.capacity = Math.max(slots.length, this.capacity);
+        this.A = sites.map((site) => new Float32Array(this.capacity * site.inFeatures * R));
+        this.B = sites.map((site) => new Float32Array(this.capacity * R * site.outFeatures));
+        this.generation++;
+      }
+      this.version = pool.version;
+      this.rank = R;
+      this.held = [];
+    }
+    slots.forEach((slot, r) => {
+      if (this.held[r] === slot) return;
+      sites.forEach((site, i) => {
+        const { A, B } = pool.slotFactors(i, slot);
+        this.A[i]!.set(A, r * A.length);
+        this.B[i]!.set(B, r * B.length);
+      });
+      this.held[r] = slot;
+    });
+    const rows = slots.length;
+    return {
+      key: `rows:${this.generation}:${rows}`,
+      feeds: sites.flatMap((site, i) => [
+        { name: site.inputA, data: this.A[i]!.subarray(0, rows * site.inFeatures * R), dims: [rows, site.inFeatures, R] },
+        { name: site.inputB, data: this.B[i]!.subarray(0, rows * R * site.outFeatures), dims: [rows, R, site.outFeatures] },
+      ]),
+    };
   }
 }

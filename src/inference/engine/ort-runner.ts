@@ -1,11 +1,11 @@
 // The ONNX Runtime session of a built model and the feeds of one run. Inputs are zero-copy views of the JS-owned
-// KV cache and LoRA pool; only the outputs we read are fetched, because every fetched output is copied.
+// KV cache and LoRA pool (a batch on several adapters gets its rows' factors copied once, while it lasts); only the outputs we read are fetched, because every fetched output is copied.
 import os from 'node:os';
 import ort from '../../util/onnxruntime.js';
 import type { RunInput, RunOutput, Runner } from './core.js';
 import { requiredOutputs, type GraphSpec } from './graph-spec.js';
 import type { KvCache } from './kv-cache.js';
-import type { LoraPool } from './lora-pool.js';
+import { RowFeeds, type LoraPool } from './lora-pool.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -59,9 +59,32 @@ export async function openSession(modelPath: string, settings: SessionSettings, 
   return { session, provider: 'cpu', threads, fallbackReason: null };
 }
 
+/** A runner's LoRA feeds (RowFeeds) as tensors, wrapped once per array and shape. */
+export class LoraFeedCache {
+  private rows: RowFeeds | null = null;
+  private version = -1;
+  private readonly wrapped = new Map<string, Record<string, ort.Tensor>>();
+
+  feeds(pool: LoraPool, slots: readonly number[]): Record<string, ort.Tensor> {
+    if (this.rows?.pool !== pool) this.rows = new RowFeeds(pool);
+    // a changed pool may have new arrays: wrappers of the old ones would keep them alive
+    if (pool.version !== this.version) this.wrapped.clear();
+    this.version = pool.version;
+    const { key, feeds } = this.rows.feeds(slots);
+    let tensors = this.wrapped.get(key);
+    if (!tensors) {
+      // a few keys are live at once (the decoding batch's rows, slots being prefilled)
+      if (this.wrapped.size >= 16) this.wrapped.clear();
+      tensors = Object.fromEntries(feeds.map((f) => [f.name, new ort.Tensor('float32', f.data, f.dims)]));
+      this.wrapped.set(key, tensors);
+    }
+    return tensors;
+  }
+}
+
 export class OrtRunner implements Runner {
   private readonly fetches: string[];
-  private loraCache: { version: number; anyAdapter: boolean; feeds: Record<string, ort.Tensor> } | null = null;
+  private readonly lora = new LoraFeedCache();
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -78,14 +101,13 @@ export class OrtRunner implements Runner {
     const names = spec.inputs;
     const feeds: Record<string, ort.Tensor> = {
       ...this.extraFeeds,
-      ...this.loraFeeds(pool, input.anyAdapter),
+      ...this.lora.feeds(pool, input.slots),
       [names.inputIds]: new ort.Tensor('int64', input.inputIds, [batch, seq]),
       [names.positionIds]: new ort.Tensor('int64', input.positionIds, [batch, seq]),
       [names.seqlensK]: new ort.Tensor('int32', input.seqlensK, [batch]),
       [names.totalSeqLen]: new ort.Tensor('int32', Int32Array.of(input.totalSeqLen), []),
       [names.logitsIndex]: new ort.Tensor('int64', input.logitsIndex, [batch]),
     };
-    if (names.adapterIdx) feeds[names.adapterIdx] = new ort.Tensor('int64', input.adapterIdx, [batch]);
     const { kvHeads, headDim } = spec;
     const cap = input.pastStart === null ? 0 : kv.capacity;
     const empty = new Float32Array(0);
@@ -102,16 +124,6 @@ export class OrtRunner implements Runner {
       newKeys: spec.outputs.newKey.map(data),
       newValues: spec.outputs.newValue.map(data),
     };
-  }
-
-  /** LoRA tensors are rebuilt only when the pool changed (they wrap its arrays; nothing is copied). */
-  private loraFeeds(pool: LoraPool, anyAdapter: boolean): Record<string, ort.Tensor> {
-    const cached = this.loraCache;
-    if (cached && cached.version === pool.version && cached.anyAdapter === anyAdapter) return cached.feeds;
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const f of pool.feeds(anyAdapter)) feeds[f.name] = new ort.Tensor('float32', f.data, f.dims);
-    this.loraCache = { version: pool.version, anyAdapter, feeds };
-    return feeds;
   }
 
   async release(): Promise<void> {

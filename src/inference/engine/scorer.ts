@@ -2,7 +2,7 @@
 // the text being scored; one run returns log p(token t+1 | tokens ≤ t) at every position as [batch, seq] floats, so
 // only those numbers are copied out of ONNX Runtime, never [batch, seq, vocab] logits.
 //
-// Rows of one run are right-padded to the longest; each row picks its LoRA slot by `adapter_idx`, so the base model,
+// Rows of one run are right-padded to the longest; each row is fed its slot's LoRA factors, so the base model,
 // adapters and merges are scored side by side in one pass. The caller plans the passes (planScorePasses) and feeds
 // the engine's LoRA pool; this module only builds feeds and reduces the output.
 import ort from '../../util/onnxruntime.js';
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { checkManifest, type ModelManifest } from '../builder/manifest.js';
 import { io } from '../builder/naming.js';
 import type { LoraPool } from './lora-pool.js';
-import { openSession, type SessionSettings } from './ort-runner.js';
+import { LoraFeedCache, openSession, type SessionSettings } from './ort-runner.js';
 
 export interface ScoreRowInput {
   /** the whole sequence: context, then the scored continuation */
@@ -105,7 +105,7 @@ export function checkScoreRow(row: ScoreRowInput, maxPositions: number): void {
 
 /** The feeds of one scoring run, and the reduction of its output. */
 export class ScoreRunner {
-  private loraCache: { version: number; anyAdapter: boolean; feeds: Record<string, ort.Tensor> } | null = null;
+  private readonly lora = new LoraFeedCache();
 
   private readonly names: {
     inputIds: string;
@@ -113,7 +113,6 @@ export class ScoreRunner {
     seqlensK: string;
     totalSeqLen: string;
     targetIds: string;
-    adapterIdx: string | null;
     pastKey: string[];
     pastValue: string[];
     output: string;
@@ -133,7 +132,6 @@ export class ScoreRunner {
       seqlensK: io.seqlensK,
       totalSeqLen: io.totalSeqLen,
       targetIds: io.targetIds,
-      adapterIdx: manifest.lora.targets.length > 0 ? manifest.lora.adapterIndexInput : null,
       pastKey: Array.from({ length: numLayers }, (_, l) => layerName(manifest.kvCache.pastKey, l)),
       pastValue: Array.from({ length: numLayers }, (_, l) => layerName(manifest.kvCache.pastValue, l)),
       output: graph.outputs[0]!.name,
@@ -148,7 +146,6 @@ export class ScoreRunner {
     const positionIds = new BigInt64Array(b * s);
     const targetIds = new BigInt64Array(b * s);
     const seqlensK = new Int32Array(b);
-    const adapterIdx = new BigInt64Array(b);
     rows.forEach((row, r) => {
       const { ids } = row;
       const n = ids.length;
@@ -160,7 +157,6 @@ export class ScoreRunner {
         if (t + 1 < n) targetIds[at + t] = BigInt(ids[t + 1]!);
       }
       seqlensK[r] = n - 1;
-      adapterIdx[r] = BigInt(row.slot);
     });
     const n = this.names;
     const feeds: Record<string, ort.Tensor> = {
@@ -171,7 +167,6 @@ export class ScoreRunner {
       [n.seqlensK]: new ort.Tensor('int32', seqlensK, [b]),
       [n.totalSeqLen]: new ort.Tensor('int32', Int32Array.of(s), []),
     };
-    if (n.adapterIdx) feeds[n.adapterIdx] = new ort.Tensor('int64', adapterIdx, [b]);
     const { numKvHeads, headDim } = this.manifest.kvCache;
     const empty = new ort.Tensor('float32', new Float32Array(0), [b, numKvHeads, 0, headDim]);
     for (let l = 0; l < n.pastKey.length; l++) {
@@ -188,18 +183,9 @@ export class ScoreRunner {
     });
   }
 
-  /** One pass with the engine's LoRA pool as the adapters (its tensors are wrapped, not copied, and cached). */
+  /** One pass with the engine's LoRA pool as the adapters (the rows' factors, see LoraPool.rowFeeds). */
   runOnPool(rows: readonly ScoreRowInput[], pool: LoraPool): Promise<ScoreRowResult[]> {
-    const anyAdapter = rows.some((r) => r.slot !== 0);
-    const cached = this.loraCache;
-    let feeds: Record<string, ort.Tensor>;
-    if (cached && cached.version === pool.version && cached.anyAdapter === anyAdapter) feeds = cached.feeds;
-    else {
-      feeds = {};
-      for (const f of pool.feeds(anyAdapter)) feeds[f.name] = new ort.Tensor('float32', f.data, f.dims);
-      this.loraCache = { version: pool.version, anyAdapter, feeds };
-    }
-    return this.run(rows, feeds);
+    return this.run(rows, this.lora.feeds(pool, rows.map((r) => r.slot)));
   }
 
   async release(): Promise<void> {

@@ -32,7 +32,6 @@ export function graphSpec(manifest: ModelManifest): GraphSpec {
       seqlensK: 'seqlens_k',
       totalSeqLen: 'total_seq_len',
       logitsIndex: 'logits_index',
-      adapterIdx: lora.targets.length > 0 ? lora.adapterIndexInput : null,
       pastKey: perLayer(kvCache.pastKey, kvCache.numLayers),
       pastValue: perLayer(kvCache.pastValue, kvCache.numLayers),
     },

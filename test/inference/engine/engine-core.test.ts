@@ -167,6 +167,20 @@ describe('engine core scheduling limits', () => {
     }
   });
 
+  it("a row's adapter changing under a running batch: the row gets the new adapter's factors, the others keep theirs", async () => {
+    const harness = await CoreHarness.open(model, { maxBatch: 2 });
+    try {
+      // one long row on adapter 1 while its neighbour row goes from adapter 2 to the base model to adapter 2 again
+      const long = harness.submit([{ prompt: prompt(60, 4), adapter: 1 }], { maxTokens: 24 });
+      const short = [2, 0, 2].map((adapter, i) => ({ adapter, i, request: harness.submit([{ prompt: prompt(61 + i, 3), adapter }], { maxTokens: 4 }) }));
+      await Promise.all([long, ...short.map((r) => r.request)].map((r) => r.result.done));
+      expect(long.result.tokens[0]).toEqual(referenceGreedy(prompt(60, 4), 24, model.adapters[1]).tokens);
+      for (const { adapter, i, request } of short) expect(request.result.tokens[0]).toEqual(referenceGreedy(prompt(61 + i, 3), 4, model.adapters[adapter]).tokens);
+    } finally {
+      await harness.close();
+    }
+  });
+
   it('more requests than rows wait their turn', async () => {
     const harness = await CoreHarness.open(model, { maxBatch: 2 });
     try {

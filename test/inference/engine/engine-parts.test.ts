@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KvCache } from '../../../src/inference/engine/kv-cache.js';
 import { SeededRandom } from '../../../src/inference/rng.js';
-import { blendPrepared, LoraPool, transposeFactors, type LoraSite } from '../../../src/inference/engine/lora-pool.js';
+import { blendPrepared, LoraPool, RowFeeds, transposeFactors, type LoraSite } from '../../../src/inference/engine/lora-pool.js';
 import { SlotTable } from '../../../src/inference/engine/slot-table.js';
 import { StopMatcher } from '../../../src/inference/engine/stop.js';
 
@@ -208,7 +208,7 @@ describe('lora pool', () => {
     expect(() => blendPrepared([a, b], 0.6, 4, 'a+b')).toThrow(/the blend a\+b has rank 5, above the served graph's max rank 4: rebuild the model with --max-rank 5 or more \(loraforge build-model <checkpoint> --max-rank 8\), or give the router a fallback/);
   });
 
-  it('pads to the pool rank, grows and shrinks it, and feeds rank 0 when unused', () => {
+  it('pads to the pool rank, grows and shrinks it', () => {
     const pool = new LoraPool(sites, 3, 8);
     const a = { rank: 1, sites: [transposeFactors(Float32Array.from([1, 2, 3]), Float32Array.from([4, 5]), 1, 3, 2, 1), null] };
     pool.write(1, a);
@@ -219,22 +219,67 @@ describe('lora pool', () => {
     };
     pool.write(2, b);
     expect(pool.rank).toBe(2);
-    const feeds = Object.fromEntries(pool.feeds(true).map((f) => [f.name, f]));
-    expect(feeds['q.A']!.dims).toEqual([3, 3, 2]);
-    // slot 1, q: A' = [[1],[2],[3]] padded with a zero column
-    expect(Array.from(feeds['q.A']!.data.subarray(6, 12))).toEqual([1, 0, 2, 0, 3, 0]);
-    expect(Array.from(feeds['q.B']!.data.subarray(4, 8))).toEqual([4, 5, 0, 0]);
+    // site 0 is q [3 → 2], site 1 is o [2 → 4]; slot 1, q: A' = [[1],[2],[3]] padded with a zero column
+    expect(Array.from(pool.slotFactors(0, 1).A)).toEqual([1, 0, 2, 0, 3, 0]);
+    expect(Array.from(pool.slotFactors(0, 1).B)).toEqual([4, 5, 0, 0]);
     // slot 2 has nothing on q, and slot 0 is all zeros
-    expect(Array.from(feeds['q.A']!.data.subarray(0, 6)).every((v) => v === 0)).toBe(true);
-    expect(Array.from(feeds['q.A']!.data.subarray(12, 18)).every((v) => v === 0)).toBe(true);
-    expect(Array.from(feeds['o.B']!.data.subarray(2 * 2 * 4, 3 * 2 * 4))).toEqual([2, 6, 10, 14, 4, 8, 12, 16]);
-    expect(pool.feeds(false).every((f) => f.dims[2] === 0 || f.dims[1] === 0)).toBe(true);
+    expect(Array.from(pool.slotFactors(0, 0).A).every((v) => v === 0)).toBe(true);
+    expect(Array.from(pool.slotFactors(0, 2).A).every((v) => v === 0)).toBe(true);
+    expect(Array.from(pool.slotFactors(1, 2).B)).toEqual([2, 6, 10, 14, 4, 8, 12, 16]);
     const v = pool.version;
     pool.clear(2);
     expect(pool.version).toBeGreaterThan(v);
     expect(pool.rank).toBe(1);
-    const after = Object.fromEntries(pool.feeds(true).map((f) => [f.name, f]));
-    expect(Array.from(after['q.A']!.data.subarray(3, 6))).toEqual([1, 2, 3]);
+    expect(Array.from(pool.slotFactors(0, 1).A)).toEqual([1, 2, 3]);
     expect(() => pool.write(1, { rank: 9, sites: [null, null] })).toThrow(/exceeds/);
+  });
+
+  it("feeds each run its rows' factors: views of a shared slot, rows copied only when their slot changed, rank 0 unused", () => {
+    const rng = new SeededRandom(7);
+    const adapter = (rank: number) => ({
+      rank,
+      sites: sites.map((site) => ({
+        A: Float32Array.from({ length: site.inFeatures * rank }, () => rng.uniform() - 0.5),
+        B: Float32Array.from({ length: rank * site.outFeatures }, () => rng.uniform() - 0.5),
+        rank,
+      })),
+    });
+    const pool = new LoraPool(sites, 4, 8);
+    pool.write(1, adapter(2));
+    pool.write(2, adapter(2));
+    pool.write(3, adapter(1));
+    const rows = new RowFeeds(pool);
+    // the plain reference: each row's slot, at the pool's rank
+    const gathered = (slots: number[]) =>
+      sites.flatMap((site, i) => [
+        slots.flatMap((s) => Array.from(pool.slotFactors(i, s).A)),
+        slots.flatMap((s) => Array.from(pool.slotFactors(i, s).B)),
+      ]);
+    const check = (slots: number[]) => {
+      const { key, feeds } = rows.feeds(slots);
+      expect(feeds.map((f) => Array.from(f.data))).toEqual(gathered(slots));
+      expect(feeds.map((f) => f.dims)).toEqual(sites.flatMap((s) => [[slots.length, s.inFeatures, 2], [slots.length, 2, s.outFeatures]]));
+      return { key, feeds };
+    };
+    const first = check([1, 2, 0, 3]);
+    // the same batch again: the same arrays, nothing copied; another order: the same buffers, refilled
+    const again = rows.feeds([1, 2, 0, 3]);
+    expect(again.key).toBe(first.key);
+    again.feeds.forEach((f, i) => expect(f.data.buffer).toBe(first.feeds[i]!.data.buffer));
+    expect(check([3, 1, 2, 0]).key).toBe(first.key);
+    // a changed slot is copied again
+    pool.write(2, adapter(2));
+    check([3, 1, 2, 0]);
+    // every row on one slot: views of it, [1, in, r], broadcast by the graph
+    const shared = rows.feeds([2, 2, 2]);
+    expect(shared.feeds.map((f) => f.dims[0])).toEqual([1, 1, 1, 1]);
+    expect(shared.feeds.map((f) => Array.from(f.data))).toEqual(gathered([2]));
+    // no row on an adapter: rank 0, whatever the pool holds
+    expect(rows.feeds([0, 0]).feeds.map((f) => f.dims)).toEqual([[1, 3, 0], [1, 0, 2], [1, 2, 0], [1, 0, 4]]);
+    // a larger batch, and a pool whose rank grew, get new buffers
+    pool.write(1, adapter(4));
+    const grown = rows.feeds([1, 2, 3, 0, 1]);
+    expect(grown.key).not.toBe(first.key);
+    expect(grown.feeds.map((f) => Array.from(f.data))).toEqual(gathered([1, 2, 3, 0, 1]));
   });
 });

@@ -1,6 +1,6 @@
 // What every block of the decoder graph shares: the model being written, the architecture's switches, the
-// converted weights, constant helpers, and the projections every block uses (base weight, bias, the row's LoRA
-// from the slot pool), alone or as a group fused at build time (one matmul, split, each part's LoRA on its slice).
+// converted weights, constant helpers, and the projections every block uses (base weight, bias, the rows' LoRA
+// factors), alone or as a group fused at build time (one matmul, split, each part's LoRA on its slice).
 import { OnnxModel, type Dim, type OnnxDtype } from '../../../formats/onnx.js';
 import { FUSE_GROUPS, archSpec, fusableGroups, modulePath, type ArchSpec, type FuseGroup } from '../arch.js';
 import { projectionFeatures, type ModelConfig } from '../config.js';
@@ -107,22 +107,21 @@ export class GraphContext {
     return this.has(weightName.bias(module)) ? m.node('Add', [out, weightName.bias(module)], [`${p}/biased`]) : out;
   }
 
-  /** `base` plus the row's adapter on `target` (gathered from the slot pool), when the graph takes one there. */
+  /** `base` plus the rows' adapter on `target`, when the graph takes one there. */
   private lora(l: number, target: LoraTarget, src: string, base: string): string {
     if (!this.spec.targets.includes(target)) return base;
     const { m } = this;
     const p = `/L${l}/${target}`;
-    // Gather each row's A/B from the pool, then two batched MatMuls: [b,s,in]@[b,in,r]@[b,r,out]. On a module the
+    // Two batched MatMuls, [b,s,in]@[rows,in,r]@[rows,r,out], on factors fed per row (rows = b), or once for every
+    // row (rows = 1, broadcast): no copy in the graph, the engine feeds each batch's factors. On a module the
     // checkpoint stores fused (qkv, gate_up) the delta lands on the fused output, before the split, as PEFT
     // applies it; on parts fused at build time, on each part's slice.
-    m.node('Gather', [io.loraA(l, target), io.adapterIdx], [`${p}/lora_A`], { axis: 0 });
-    m.node('Gather', [io.loraB(l, target), io.adapterIdx], [`${p}/lora_B`], { axis: 0 });
-    m.node('MatMul', [src, `${p}/lora_A`], [`${p}/lora_xa`]);
-    m.node('MatMul', [`${p}/lora_xa`, `${p}/lora_B`], [`${p}/lora_delta`]);
+    m.node('MatMul', [src, io.loraA(l, target)], [`${p}/lora_xa`]);
+    m.node('MatMul', [`${p}/lora_xa`, io.loraB(l, target)], [`${p}/lora_delta`]);
     return m.node('Add', [base, `${p}/lora_delta`], [`${p}/out`]);
   }
 
-  /** One projection: base weight (+ bias) (+ the row's adapter from the slot pool). */
+  /** One projection: base weight (+ bias) (+ the rows' adapter). */
   projection(l: number, target: LoraTarget, src: string): string {
     const { inFeatures: k, outFeatures: n } = projectionFeatures(this.config, target);
     return this.lora(l, target, src, this.linear(modulePath(this.arch, l, target), k, n, src, `/L${l}/${target}`));

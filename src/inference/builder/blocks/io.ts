@@ -8,13 +8,13 @@ export const DIMS = {
   batch: 'batch',
   seq: 'seq',
   pastCapacity: 'past_capacity',
-  loraSlots: 'lora_slots',
+  loraRows: 'lora_rows',
   loraRank: 'lora_rank',
 } as const;
 
 export function declareIo(c: GraphContext): void {
   const { config, spec } = c;
-  const { batch, seq, pastCapacity, loraSlots, loraRank } = DIMS;
+  const { batch, seq, pastCapacity, loraRows, loraRank } = DIMS;
   const kvDim = config.numKvHeads * config.headDim;
   c.input(io.inputIds, 'int64', [batch, seq]);
   c.input(io.positionIds, 'int64', [batch, seq]);
@@ -26,12 +26,11 @@ export function declareIo(c: GraphContext): void {
     c.input(io.pastKey(l), 'float32', [batch, config.numKvHeads, pastCapacity, config.headDim]);
     c.input(io.pastValue(l), 'float32', [batch, config.numKvHeads, pastCapacity, config.headDim]);
   }
-  if (spec.targets.length > 0) c.input(io.adapterIdx, 'int64', [batch]);
   for (let l = 0; l < config.numLayers; l++) {
     for (const t of spec.targets) {
       const { inFeatures, outFeatures } = projectionFeatures(config, t);
-      c.input(io.loraA(l, t), 'float32', [loraSlots, inFeatures, loraRank]);
-      c.input(io.loraB(l, t), 'float32', [loraSlots, loraRank, outFeatures]);
+      c.input(io.loraA(l, t), 'float32', [loraRows, inFeatures, loraRank]);
+      c.input(io.loraB(l, t), 'float32', [loraRows, loraRank, outFeatures]);
     }
   }
 
