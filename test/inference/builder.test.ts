@@ -2,7 +2,7 @@
 // onnxruntime-node sessions: every supported architecture, with and without adapters, batched prefill, cached
 // decode steps and chunked prefill; per-row adapters in one batch; the scoring head; int4; caching; refusals.
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ort from '../../src/util/onnxruntime.js';
@@ -482,6 +482,28 @@ describe('build cache, files and refusals', () => {
     const again = await buildModel(ckpt, { dataDir, dtype: 'fp32', slots: 5 });
     expect(again).toMatchObject({ dir: first.dir, cached: false });
     await expect(stat(stale)).rejects.toThrow(/ENOENT/);
+  });
+
+  it("removes this checkpoint's builds by older builder versions once a new one is made, and nothing else", async () => {
+    const models = path.join(dataDir, 'models');
+    const first = await buildModel(ckpt, { dataDir, dtype: 'fp32', slots: 6 });
+    await rm(first.dir, { recursive: true });
+    const [hash] = path.basename(first.dir).split('-');
+    const version = Number(/-b(\d+)-/.exec(path.basename(first.dir))![1]);
+    const older = [`${hash}-b${version - 1}-fp32-0000aaaa`, `${hash}-b1-int4-0000bbbb`];
+    const kept = [`${hash}-b${version + 1}-fp32-0000cccc`, `0123456789abcdef-b${version - 1}-fp32-0000dddd`];
+    for (const name of [...older, ...kept]) {
+      await mkdir(path.join(models, name));
+      await writeFile(path.join(models, name, 'model.onnx'), 'x');
+    }
+    const again = await buildModel(ckpt, { dataDir, dtype: 'fp32', slots: 6 });
+    expect(again.cached).toBe(false);
+    expect(again.removed.sort()).toEqual([...older].sort());
+    const left = await readdir(models);
+    for (const name of older) expect(left).not.toContain(name);
+    for (const name of kept) expect(left).toContain(name);
+    expect((await buildModel(ckpt, { dataDir, dtype: 'fp32', slots: 6 })).removed).toEqual([]);
+    for (const name of kept) await rm(path.join(models, name), { recursive: true });
   });
 
   it('writes weights to an external data file when large, and both graphs share it', async () => {

@@ -102,11 +102,11 @@ export function buildModelCommand(program: Command): void {
         process.off('SIGINT', onSignal);
       }
       const seconds = (performance.now() - started) / 1000;
-      const { dir, manifest, cached } = result;
+      const { dir, manifest, cached, removed } = result;
       const total = Object.values(manifest.files.bytes).reduce((a, b) => a + b, 0);
       if (opts.json) {
         process.stdout.write(
-          `${JSON.stringify({ dir, cached, seconds, bytes: total, baseModel: manifest.baseModel, dtype: manifest.dtype, quantization: manifest.quantization, targets: manifest.lora.targets, files: manifest.files.bytes, warnings: manifest.warnings }, null, 2)}\n`,
+          `${JSON.stringify({ dir, cached, removed, seconds, bytes: total, baseModel: manifest.baseModel, dtype: manifest.dtype, quantization: manifest.quantization, targets: manifest.lora.targets, files: manifest.files.bytes, warnings: manifest.warnings }, null, 2)}\n`,
         );
         return;
       }
@@ -120,6 +120,7 @@ export function buildModelCommand(program: Command): void {
             .join('') +
           `  ${'total'.padEnd(24)} ${formatBytes(total)}\n`,
       );
+      if (removed.length > 0) process.stdout.write(`removed ${removed.length} build${removed.length > 1 ? 's' : ''} of this checkpoint by older loraforge versions: ${removed.join(', ')}\n`);
       for (const w of manifest.warnings) process.stderr.write(`warning: ${w}\n`);
     });
 }

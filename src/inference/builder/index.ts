@@ -61,6 +61,8 @@ export interface BuildResult {
   manifest: ModelManifest;
   /** true when an identical build was already there */
   cached: boolean;
+  /** builds of this checkpoint by older builder versions, which no longer load, removed after this one was made */
+  removed: string[];
 }
 
 const GRAPH_FILES: Record<HeadKind, string> = { generate: 'model.onnx', score: 'score.onnx' };
@@ -152,6 +154,24 @@ async function fileSizes(dir: string): Promise<Record<string, number>> {
  * Removes what builds of `target` killed mid-way left: the hidden temp dirs writeDirAtomic names
  * `.<name>.tmp-<pid>-<random>`, when that process is gone. A live build's temp dir is left alone.
  */
+/**
+ * Removes the builds of the same checkpoint by older builder versions (`<hash>-b<older>-…`): this loraforge refuses to
+ * load them, and each holds a copy of the weights (a gigabyte for a 1B model), so an upgrade would otherwise leave one
+ * behind per version. Builds by newer versions (a newer loraforge sharing the data dir) are left alone.
+ */
+async function removeOlderBuilds(target: string): Promise<string[]> {
+  const parent = path.dirname(target);
+  const hash = path.basename(target).split('-')[0]!;
+  const removed: string[] = [];
+  for (const name of await readdir(parent).catch(() => [] as string[])) {
+    const version = /^([0-9a-f]+)-b(\d+)-/.exec(name);
+    if (!version || version[1] !== hash || Number(version[2]) >= BUILDER_VERSION) continue;
+    await rm(path.join(parent, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
 async function removeStaleTemps(target: string): Promise<void> {
   const parent = path.dirname(target);
   const prefix = `.${path.basename(target)}.tmp-`;
@@ -196,7 +216,7 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
     const dir = path.resolve(options.dataDir, 'models', `${checkpointHash.slice(0, 16)}-b${BUILDER_VERSION}-${opts.dtype}-${variant}`);
 
     const cached = await readManifest(dir).catch(() => null);
-    if (cached) return { dir, manifest: cached, cached: true };
+    if (cached) return { dir, manifest: cached, cached: true, removed: [] };
     await removeStaleTemps(dir);
 
     let manifest: ModelManifest | undefined;
@@ -305,11 +325,11 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
       // another process finished the same build first: theirs is as good as ours
       if (err instanceof ConflictError) {
         const theirs = await readManifest(dir).catch(() => null);
-        if (theirs) return { dir, manifest: theirs, cached: true };
+        if (theirs) return { dir, manifest: theirs, cached: true, removed: [] };
       }
       throw err;
     }
-    return { dir, manifest: manifest!, cached: false };
+    return { dir, manifest: manifest!, cached: false, removed: await removeOlderBuilds(dir) };
   } finally {
     await checkpoint.close();
   }
