@@ -11,7 +11,7 @@ import type { AnswerGenerator, ArenaAdapterSource } from './arena/types.js';
 import { LoraforgeBot } from './bot/bot.js';
 import { LoraforgeClient } from './client/index.js';
 import type { Config } from './config/index.js';
-import { InvalidInputError, UnavailableError } from './errors.js';
+import { InvalidInputError, NotFoundError, UnavailableError } from './errors.js';
 import { RouterService, storedRouters } from './eval/routers.js';
 import { MergeAutoEvals } from './eval/auto-eval.js';
 import { EvalService } from './eval/service.js';
@@ -184,7 +184,14 @@ export function registryAdapters(registry: Registry): AdapterResolver {
   return {
     resolve: async (name) => {
       const record = await registry.find(name);
-      return record ? resolved(record) : null;
+      if (!record) return null;
+      if (!(await registry.store.has(record.sha256))) {
+        throw new NotFoundError(
+          `adapter "${name}" is registered but its files are gone from ${registry.store.pathOf(record.sha256)} (the data dir was ` +
+            `wiped or changed under the same Redis): register it again (loraforge adapters register <dir> --name ${name}) or remove it (loraforge adapters rm ${name})`,
+        );
+      }
+      return resolved(record);
     },
     list: async () => (await registry.list()).map(resolved),
   };
@@ -203,7 +210,9 @@ async function ensureDemoModel(registry: Registry): Promise<{ checkpointDir: str
     if (existing && existing.registeredBy !== 'loraforge demo') continue;
     // checkDemoAssets has just checked the weights against this hash: the usual start copies and hashes nothing
     const weightsSha256 = demo.manifest.files[`adapters/${skill}/adapter_model.safetensors`]!.sha256;
-    if (existing && existing.sha256 === (await contentHash(demo.adapterDirs[skill], weightsSha256))) continue;
+    // registered and stored: nothing to do (a data dir wiped under the same Redis has the records but not the files)
+    const shipped = existing && existing.sha256 === (await contentHash(demo.adapterDirs[skill], weightsSha256));
+    if (shipped && (await registry.store.has(existing.sha256))) continue;
     const staged = await stageFromPath(registry.store, path.join(demo.dir, 'adapters'), skill);
     await registry.registerStaged(staged, {
       name: skill,

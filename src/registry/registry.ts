@@ -159,7 +159,14 @@ export class Registry {
     const sha256 = await contentHash(stagedDir, weightsSha256);
     const existing = await this.find(name);
     if (existing && existing.sha256 !== sha256 && !meta.replace) throw conflict(existing);
-    if (existing && existing.sha256 === sha256) return { status: 'unchanged', adapter: existing };
+    if (existing && existing.sha256 === sha256) {
+      // the record outlived its files (a data dir wiped or swapped under the same Redis): this registration has them
+      if (!(await this.store.has(sha256))) {
+        await withLock(this.redis, `${this.k.lock}:${sha256}`, () => this.store.put(sha256, stagedDir));
+        this.log.warn({ name, sha256 }, 'adapter files were missing from the data dir: restored from this registration');
+      }
+      return { status: 'unchanged', adapter: existing };
+    }
 
     const { moduleShapes, ...recordFacts } = facts;
     const record: AdapterRecord = {

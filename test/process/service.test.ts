@@ -1,10 +1,11 @@
 // The service as `npm start` composes it (registry, merge queue and worker, engine, arena) with the demo model:
 // built on first start, its four adapters registered (an older demo's replaced, a user's kept), a merge servable by
 // name as soon as it is done.
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEngine } from '../../src/app.js';
+import { registryAdapters, startEngine } from '../../src/app.js';
 import { DEMO_MODEL_NAME, DEMO_SKILLS } from '../../src/inference/demo.js';
 import { DEMO_ASSETS_DIR } from '../../src/inference/demo-assets.js';
 import { stageFromPath } from '../../src/registry/ingest.js';
@@ -56,7 +57,7 @@ describe('npm start composition', () => {
     expect(response.status).toBeLessThan(300);
   });
 
-  it('a second engine on the same data dir starts from the cached model and the registry, with the shipped demo adapters', async () => {
+  it('a second engine on the same data dir starts from the cached model and the registry, with the shipped demo adapters and their files', async () => {
     // `code` as an older demo left it: other weights, registered by the demo; a user's adapter under a skill stays
     const shipped = (await svc.registry.get('code')).sha256;
     const older = await stageFromPath(svc.registry.store, path.join(DEMO_ASSETS_DIR, 'adapters'), 'linux-commands');
@@ -64,13 +65,29 @@ describe('npm start composition', () => {
     const users = await stageFromPath(svc.registry.store, path.join(DEMO_ASSETS_DIR, 'adapters'), 'code');
     await svc.registry.registerStaged(users, { name: 'troubleshooting', registeredBy: 'alice', category: 'troubleshooting', replace: true });
     expect((await svc.registry.get('code')).sha256).not.toBe(shipped);
+    // `linux-commands` registered but its files gone (a data dir wiped under the same Redis)
+    const linux = (await svc.registry.get('linux-commands')).sha256;
+    await rm(svc.registry.store.pathOf(linux), { recursive: true });
     const engine = await startEngine(svc.rt, svc.registry);
     try {
       expect((await svc.registry.get('code')).sha256).toBe(shipped);
+      expect(await svc.registry.store.has(linux)).toBe(true);
       expect((await svc.registry.get('troubleshooting')).registeredBy).toBe('alice');
       expect((await engine.models()).length).toBe(DEMO_SKILLS.length + 2);
     } finally {
       await engine.close();
     }
+  });
+
+  it('says what to do about an adapter whose files are gone, and takes them back from a new registration of it', async () => {
+    const { sha256 } = await svc.registry.get('python-automation');
+    await rm(svc.registry.store.pathOf(sha256), { recursive: true });
+    const adapters = registryAdapters(svc.registry);
+    await expect(adapters.resolve('python-automation')).rejects.toThrow(
+      /adapter "python-automation" is registered but its files are gone from .*: register it again \(loraforge adapters register <dir> --name python-automation\) or remove it/,
+    );
+    const again = await stageFromPath(svc.registry.store, path.join(DEMO_ASSETS_DIR, 'adapters'), 'python-automation');
+    expect((await svc.registry.registerStaged(again, { name: 'python-automation', registeredBy: 'loraforge demo', category: 'python-automation' })).status).toBe('unchanged');
+    expect((await adapters.resolve('python-automation'))?.dir).toBe(svc.registry.store.pathOf(sha256));
   });
 });

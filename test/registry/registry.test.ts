@@ -65,6 +65,10 @@ describe('Registry', () => {
     const first = await register('a', 'alpha');
     expect(first.status).toBe('created');
     expect((await register('a', 'alpha')).status).toBe('unchanged');
+    // the record outlived its files (data dir wiped under the same Redis): the same registration brings them back
+    await rm(registry.store.pathOf(first.adapter.sha256), { recursive: true });
+    expect((await register('a', 'alpha')).status).toBe('unchanged');
+    expect((await readdir(registry.store.pathOf(first.adapter.sha256))).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     const keysBefore = await redisKeys();
     await expect(register('b', 'alpha')).rejects.toThrow(ConflictError);
     expect(await registry.store.list()).toEqual([first.adapter.sha256]);
