@@ -4,11 +4,12 @@
 // likely, which needs a score pass per member) a router over one adapter per category is calibrated on at most 5
 // calibration items per category and asked the dev and test items (never the calibration ones): routing accuracy
 // (the item's category against the member's), the share sent to the fallback at the default margin, and the lead
-// of right and wrong choices; and the text rule's ceiling on the suites: each item routed by all the others. With LORAFORGE_ROUTER_RETENTION=1 it also scores the references of the test part
-// under base, experts and the router: retention per category, as evals compute it; and for the text router with
-// blends (the two nearest members answering when none is clearly nearest) over a grid of weights and margins, chosen
-// on the dev part, reported on the test part; each grid point's greedy answers to the test part (128 tokens) are also
-// checked, as `loraforge eval --checks` does, since a blend can keep perplexity and lose answers.
+// of right and wrong choices; and the text rule's ceiling on the suites: each item routed by all the others. With
+// LORAFORGE_ROUTER_RETENTION=1 it also scores the references of the test part under base, experts and the router:
+// retention per category, as evals compute it; and for the text router with blends (the two nearest members
+// answering when none is clearly nearest) over a grid of weights and margins, chosen on the dev part, reported on
+// the test part; each grid point's greedy answers to the test part (128 tokens) are also checked, as
+// `loraforge eval --checks` does, since a blend can keep perplexity and lose answers.
 // TTFT: a 128-token prompt, one token, the text and value-last routers against the plain adapter each routes to,
 // interleaved, medians.
 //

@@ -1,6 +1,7 @@
-// `loraforge build-model` as a user runs it: the int4 block size from its flag, and a bad one refused by name. Number
-// flags of every command are refused the same way (exit 2, one line, no stack trace) before anything runs.
-import { mkdtemp, rm } from 'node:fs/promises';
+// `loraforge build-model` as a user runs it: the int4 block size from its flag, older builds it removed named, and a
+// bad number refused by name. Number flags of every command are refused the same way (exit 2, one line, no stack
+// trace) before anything runs.
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +25,18 @@ describe('loraforge build-model', () => {
     const result = JSON.parse(stdout) as { dir: string; quantization: { blockSize: number } };
     expect(result.quantization.blockSize).toBe(64);
     expect(result.dir.startsWith(path.join(dataDir, 'models'))).toBe(true);
+  });
+
+  it("names the builds by older loraforge versions that a new build removed", async () => {
+    const first = JSON.parse((await runCli(['build-model', demo, '--json', '--data-dir', dataDir])).stdout) as { dir: string; removed: string[] };
+    const [hash, version] = /^([0-9a-f]+)-b(\d+)-/.exec(path.basename(first.dir))!.slice(1);
+    const older = `${hash}-b${Number(version) - 1}-int4-0badc0de`;
+    await mkdir(path.join(dataDir, 'models', older));
+    await rm(first.dir, { recursive: true });
+    const { code, stdout, stderr } = await runCli(['build-model', demo, '--data-dir', dataDir]);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toContain(`removed 1 build of this checkpoint by older loraforge versions: ${older}\n`);
+    expect(await readdir(path.join(dataDir, 'models'))).not.toContain(older);
   });
 
   it('refuses numbers that are not, naming the flag', async () => {

@@ -151,27 +151,25 @@ async function fileSizes(dir: string): Promise<Record<string, number>> {
 }
 
 /**
- * Removes what builds of `target` killed mid-way left: the hidden temp dirs writeDirAtomic names
- * `.<name>.tmp-<pid>-<random>`, when that process is gone. A live build's temp dir is left alone.
- */
-/**
  * Removes the builds of the same checkpoint by older builder versions (`<hash>-b<older>-…`): this loraforge refuses to
  * load them, and each holds a copy of the weights (a gigabyte for a 1B model), so an upgrade would otherwise leave one
  * behind per version. Builds by newer versions (a newer loraforge sharing the data dir) are left alone.
  */
-async function removeOlderBuilds(target: string): Promise<string[]> {
-  const parent = path.dirname(target);
-  const hash = path.basename(target).split('-')[0]!;
+async function removeOlderBuilds(models: string, hash: string): Promise<string[]> {
   const removed: string[] = [];
-  for (const name of await readdir(parent).catch(() => [] as string[])) {
+  for (const name of await readdir(models).catch(() => [] as string[])) {
     const version = /^([0-9a-f]+)-b(\d+)-/.exec(name);
     if (!version || version[1] !== hash || Number(version[2]) >= BUILDER_VERSION) continue;
-    await rm(path.join(parent, name), { recursive: true, force: true });
+    await rm(path.join(models, name), { recursive: true, force: true });
     removed.push(name);
   }
   return removed;
 }
 
+/**
+ * Removes what builds of `target` killed mid-way left: the hidden temp dirs writeDirAtomic names
+ * `.<name>.tmp-<pid>-<random>`, when that process is gone. A live build's temp dir is left alone.
+ */
 async function removeStaleTemps(target: string): Promise<void> {
   const parent = path.dirname(target);
   const prefix = `.${path.basename(target)}.tmp-`;
@@ -213,7 +211,9 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
     progress({ phase: 'fingerprint', done: 1, total: 1, detail: checkpoint.dir });
     const external = estimateBytes(config, opts.dtype, checkpoint, opts.maxPositions, opts.blockSize) > (options.externalDataThreshold ?? 64 * 1024 ** 2);
     const variant = createHash('sha256').update(JSON.stringify({ ...opts, external })).digest('hex').slice(0, 8);
-    const dir = path.resolve(options.dataDir, 'models', `${checkpointHash.slice(0, 16)}-b${BUILDER_VERSION}-${opts.dtype}-${variant}`);
+    const models = path.resolve(options.dataDir, 'models');
+    const hash = checkpointHash.slice(0, 16);
+    const dir = path.join(models, `${hash}-b${BUILDER_VERSION}-${opts.dtype}-${variant}`);
 
     const cached = await readManifest(dir).catch(() => null);
     if (cached) return { dir, manifest: cached, cached: true, removed: [] };
@@ -329,7 +329,7 @@ export async function buildModel(checkpointDir: string, options: BuildOptions): 
       }
       throw err;
     }
-    return { dir, manifest: manifest!, cached: false, removed: await removeOlderBuilds(dir) };
+    return { dir, manifest: manifest!, cached: false, removed: await removeOlderBuilds(models, hash) };
   } finally {
     await checkpoint.close();
   }

@@ -241,40 +241,39 @@ export class LoraPool {
  * views of its slot, [1, in, R], which the graph broadcasts over the rows (nothing copied); on several: each row's
  * factors in [rows, in, R] buffers kept between runs and copied again only for rows whose slot changed, so steady
  * decoding, which repeats its batch's slots, copies nothing; on none: rank 0, and the LoRA math vanishes. `key`
- * names the arrays and shapes fed (not their contents): equal keys, equal arrays, so wrappers can be reused.
+ * names the arrays and shapes fed (not their contents): equal keys, equal arrays, so a caller that kept what `build`
+ * gave for a key need not call it again (a decode step would otherwise make two views per site).
  */
 export class RowFeeds {
   private version = -1;
   private rank = -1;
   private generation = 0;
   private capacity = 0;
-  /** the slot each buffer row holds, -1 when stale */
+  /** the slot each buffer row holds (none: stale) */
   private held: number[] = [];
   private A: Float32Array[] = [];
   private B: Float32Array[] = [];
 
   constructor(readonly pool: LoraPool) {}
 
-  feeds(slots: readonly number[]): { key: string; feeds: PoolFeed[] } {
+  feeds(slots: readonly number[]): { key: string; build: () => PoolFeed[] } {
     const { pool } = this;
     const sites = pool.sites;
     const R = pool.rank;
+    const feed = (site: LoraSite, rows: number, rank: number, A: Float32Array, B: Float32Array): PoolFeed[] => [
+      { name: site.inputA, data: A, dims: [rows, site.inFeatures, rank] },
+      { name: site.inputB, data: B, dims: [rows, rank, site.outFeatures] },
+    ];
     if (slots.every((s) => s === 0) || R === 0) {
-      return { key: `none:${sites.length}`, feeds: sites.flatMap((site) => [
-        { name: site.inputA, data: new Float32Array(0), dims: [1, site.inFeatures, 0] },
-        { name: site.inputB, data: new Float32Array(0), dims: [1, 0, site.outFeatures] },
-      ]) };
+      return { key: 'none', build: () => sites.flatMap((site) => feed(site, 1, 0, new Float32Array(0), new Float32Array(0))) };
     }
     if (slots.every((s) => s === slots[0])) {
       const slot = slots[0]!;
       return {
         key: `slot:${pool.version}:${slot}`,
-        feeds: sites.flatMap((site, i) => {
+        build: () => sites.flatMap((site, i) => {
           const { A, B } = pool.slotFactors(i, slot);
-          return [
-            { name: site.inputA, data: A, dims: [1, site.inFeatures, R] },
-            { name: site.inputB, data: B, dims: [1, R, site.outFeatures] },
-          ];
+          return feed(site, 1, R, A, B);
         }),
       };
     }
@@ -291,7 +290,7 @@ export class RowFeeds {
     }
     slots.forEach((slot, r) => {
       if (this.held[r] === slot) return;
-      sites.forEach((site, i) => {
+      sites.forEach((_, i) => {
         const { A, B } = pool.slotFactors(i, slot);
         this.A[i]!.set(A, r * A.length);
         this.B[i]!.set(B, r * B.length);
@@ -301,10 +300,7 @@ export class RowFeeds {
     const rows = slots.length;
     return {
       key: `rows:${this.generation}:${rows}`,
-      feeds: sites.flatMap((site, i) => [
-        { name: site.inputA, data: this.A[i]!.subarray(0, rows * site.inFeatures * R), dims: [rows, site.inFeatures, R] },
-        { name: site.inputB, data: this.B[i]!.subarray(0, rows * R * site.outFeatures), dims: [rows, R, site.outFeatures] },
-      ]),
+      build: () => sites.flatMap((site, i) => feed(site, rows, R, this.A[i]!.subarray(0, rows * site.inFeatures * R), this.B[i]!.subarray(0, rows * R * site.outFeatures))),
     };
   }
 }

@@ -1,5 +1,6 @@
 // The ONNX Runtime session of a built model and the feeds of one run. Inputs are zero-copy views of the JS-owned
-// KV cache and LoRA pool (a batch on several adapters gets its rows' factors copied once, while it lasts); only the outputs we read are fetched, because every fetched output is copied.
+// KV cache and LoRA pool (a batch on several adapters gets its rows' factors copied once, while it lasts); only the
+// outputs we read are fetched, because every fetched output is copied.
 import os from 'node:os';
 import ort from '../../util/onnxruntime.js';
 import type { RunInput, RunOutput, Runner } from './core.js';
@@ -70,12 +71,12 @@ export class LoraFeedCache {
     // a changed pool may have new arrays: wrappers of the old ones would keep them alive
     if (pool.version !== this.version) this.wrapped.clear();
     this.version = pool.version;
-    const { key, feeds } = this.rows.feeds(slots);
+    const { key, build } = this.rows.feeds(slots);
     let tensors = this.wrapped.get(key);
     if (!tensors) {
       // a few keys are live at once (the decoding batch's rows, slots being prefilled)
       if (this.wrapped.size >= 16) this.wrapped.clear();
-      tensors = Object.fromEntries(feeds.map((f) => [f.name, new ort.Tensor('float32', f.data, f.dims)]));
+      tensors = Object.fromEntries(build().map((f) => [f.name, new ort.Tensor('float32', f.data, f.dims)]));
       this.wrapped.set(key, tensors);
     }
     return tensors;

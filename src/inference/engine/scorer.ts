@@ -183,7 +183,7 @@ export class ScoreRunner {
     });
   }
 
-  /** One pass with the engine's LoRA pool as the adapters (the rows' factors, see LoraPool.rowFeeds). */
+  /** One pass with the engine's LoRA pool as the adapters (the rows' factors, see RowFeeds). */
   runOnPool(rows: readonly ScoreRowInput[], pool: LoraPool): Promise<ScoreRowResult[]> {
     return this.run(rows, this.lora.feeds(pool, rows.map((r) => r.slot)));
   }

@@ -256,30 +256,34 @@ describe('lora pool', () => {
         slots.flatMap((s) => Array.from(pool.slotFactors(i, s).B)),
       ]);
     const check = (slots: number[]) => {
-      const { key, feeds } = rows.feeds(slots);
+      const { key, build } = rows.feeds(slots);
+      const feeds = build();
       expect(feeds.map((f) => Array.from(f.data))).toEqual(gathered(slots));
       expect(feeds.map((f) => f.dims)).toEqual(sites.flatMap((s) => [[slots.length, s.inFeatures, 2], [slots.length, 2, s.outFeatures]]));
       return { key, feeds };
     };
     const first = check([1, 2, 0, 3]);
-    // the same batch again: the same arrays, nothing copied; another order: the same buffers, refilled
+    // the same batch again: the same key and arrays; another order: the same key, and the arrays built for it
+    // before (what a caller keeps per key) now hold the new rows
     const again = rows.feeds([1, 2, 0, 3]);
     expect(again.key).toBe(first.key);
-    again.feeds.forEach((f, i) => expect(f.data.buffer).toBe(first.feeds[i]!.data.buffer));
-    expect(check([3, 1, 2, 0]).key).toBe(first.key);
-    // a changed slot is copied again
+    again.build().forEach((f, i) => expect(f.data.buffer).toBe(first.feeds[i]!.data.buffer));
+    expect(rows.feeds([3, 1, 2, 0]).key).toBe(first.key);
+    expect(first.feeds.map((f) => Array.from(f.data))).toEqual(gathered([3, 1, 2, 0]));
+    // a changed slot is copied again, into the same arrays
     pool.write(2, adapter(2));
-    check([3, 1, 2, 0]);
+    expect(rows.feeds([3, 1, 2, 0]).key).toBe(first.key);
+    expect(first.feeds.map((f) => Array.from(f.data))).toEqual(gathered([3, 1, 2, 0]));
     // every row on one slot: views of it, [1, in, r], broadcast by the graph
-    const shared = rows.feeds([2, 2, 2]);
-    expect(shared.feeds.map((f) => f.dims[0])).toEqual([1, 1, 1, 1]);
-    expect(shared.feeds.map((f) => Array.from(f.data))).toEqual(gathered([2]));
+    const shared = rows.feeds([2, 2, 2]).build();
+    expect(shared.map((f) => f.dims[0])).toEqual([1, 1, 1, 1]);
+    expect(shared.map((f) => Array.from(f.data))).toEqual(gathered([2]));
     // no row on an adapter: rank 0, whatever the pool holds
-    expect(rows.feeds([0, 0]).feeds.map((f) => f.dims)).toEqual([[1, 3, 0], [1, 0, 2], [1, 2, 0], [1, 0, 4]]);
+    expect(rows.feeds([0, 0]).build().map((f) => f.dims)).toEqual([[1, 3, 0], [1, 0, 2], [1, 2, 0], [1, 0, 4]]);
     // a larger batch, and a pool whose rank grew, get new buffers
     pool.write(1, adapter(4));
     const grown = rows.feeds([1, 2, 3, 0, 1]);
     expect(grown.key).not.toBe(first.key);
-    expect(grown.feeds.map((f) => Array.from(f.data))).toEqual(gathered([1, 2, 3, 0, 1]));
+    expect(grown.build().map((f) => Array.from(f.data))).toEqual(gathered([1, 2, 3, 0, 1]));
   });
 });
